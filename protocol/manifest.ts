@@ -1,0 +1,35 @@
+// Content addressing shared by the packager and the agent: both sides must compute the same hashes from the same
+// bytes, so the rules live here once. Hashes never depend on mtimes, walk order or the machine.
+
+import { createHash } from 'node:crypto';
+
+import type { ManifestEntry } from './messages';
+
+const FILE_DOMAIN = 'tslab-remote/file/v1\0';
+const SNAPSHOT_DOMAIN = 'tslab-remote/snapshot/v1\0';
+
+/** SHA-256 of a file's relative path and bytes: a file's identity in a snapshot and the blob store's key. */
+export function fileHash(path: string, bytes: Uint8Array): string {
+  return createHash('sha256').update(FILE_DOMAIN).update(path).update('\0').update(bytes).digest('hex');
+}
+
+/** The snapshot's identity: SHA-256 of its manifest sorted by path. */
+export function snapshotHash(files: readonly ManifestEntry[]): string {
+  const hash = createHash('sha256').update(SNAPSHOT_DOMAIN);
+  for (const file of sortManifest(files)) hash.update(`${file.path}\0${file.size}\0${file.hash}\n`);
+  return hash.digest('hex');
+}
+
+export function sortManifest(files: readonly ManifestEntry[]): ManifestEntry[] {
+  return [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/**
+ * A path that stays inside the directory it is joined to on every platform: relative, POSIX separators, no `..`,
+ * `.` or empty segments, no backslashes, drive letters or NUL bytes.
+ */
+export function isSafeRelativePath(path: string): boolean {
+  if (path.length === 0 || path.length > 4096) return false;
+  if (path.startsWith('/') || path.includes('\\') || path.includes('\0') || /^[a-zA-Z]:/.test(path)) return false;
+  return path.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..');
+}

@@ -1,0 +1,235 @@
+// Runtime checks for everything received from the wire: a header is parsed into a typed message only through
+// these functions, never through a cast. A failure throws AgentError('BAD_MESSAGE') naming the offending field.
+
+import { AgentError, ERROR_CODES, WireError } from './errors';
+import { isSafeRelativePath } from './manifest';
+import { PROTOCOL_VERSION, Reply, Request } from './messages';
+
+/** Bounds on what a header may hold, so a hostile message cannot make the agent allocate without limit. */
+export interface HeaderLimits {
+  maxHeaderBytes: number;
+  maxFiles: number;
+  maxSourceBytes: number;
+}
+
+export const DEFAULT_HEADER_LIMITS: HeaderLimits = {
+  maxHeaderBytes: 16 * 1024 * 1024,
+  maxFiles: 100_000,
+  maxSourceBytes: 8 * 1024 * 1024,
+};
+
+type Obj = Record<string, unknown>;
+
+function fail(path: string, expected: string, got?: unknown): never {
+  const shown = got === undefined ? 'nothing' : JSON.stringify(got)?.slice(0, 60) ?? typeof got;
+  throw new AgentError('BAD_MESSAGE', `invalid message: ${path} should be ${expected}, got ${shown}`);
+}
+
+function obj(value: unknown, path: string): Obj {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(path, 'an object', value);
+  return value as Obj;
+}
+function str(o: Obj, key: string, path: string, maxLength = 1024): string {
+  const v = o[key];
+  if (typeof v !== 'string' || v.length === 0) fail(`${path}.${key}`, 'a non-empty string', v);
+  if (v.length > maxLength) fail(`${path}.${key}`, `at most ${maxLength} characters`, `${v.length} characters`);
+  return v;
+}
+function optStr(o: Obj, key: string, path: string, maxLength = 1024): string | undefined {
+  return o[key] === undefined ? undefined : str(o, key, path, maxLength);
+}
+function num(o: Obj, key: string, path: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    fail(`${path}.${key}`, `an integer in [${min}, ${max}]`, v);
+  }
+  return v;
+}
+function optNum(o: Obj, key: string, path: string, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  return o[key] === undefined ? undefined : num(o, key, path, min, max);
+}
+function bool(o: Obj, key: string, path: string): boolean {
+  if (typeof o[key] !== 'boolean') fail(`${path}.${key}`, 'a boolean', o[key]);
+  return o[key] as boolean;
+}
+function arr(o: Obj, key: string, path: string, maxLength: number): unknown[] {
+  const v = o[key];
+  if (!Array.isArray(v)) fail(`${path}.${key}`, 'an array', v);
+  if (v.length > maxLength) {
+    throw new AgentError('TOO_LARGE', `${path}.${key} has ${v.length} items; the agent accepts at most ${maxLength}`);
+  }
+  return v;
+}
+
+const HASH = /^[0-9a-f]{64}$/;
+function hash(o: Obj, key: string, path: string): string {
+  const v = o[key];
+  if (typeof v !== 'string' || !HASH.test(v)) fail(`${path}.${key}`, 'a SHA-256 hex digest', v);
+  return v;
+}
+
+/** Parses frame 0 as JSON and checks the protocol version; returns the raw object for the typed checks below. */
+export function parseHeader(frame: Buffer | undefined, limits: HeaderLimits = DEFAULT_HEADER_LIMITS): Obj {
+  if (!frame || frame.length === 0) fail('frame 0', 'a JSON header', undefined);
+  if (frame.length > limits.maxHeaderBytes) {
+    throw new AgentError('TOO_LARGE', `header of ${frame.length} bytes exceeds the bound of ${limits.maxHeaderBytes}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(frame.toString('utf8'));
+  } catch {
+    throw new AgentError('BAD_MESSAGE', 'invalid message: frame 0 is not JSON');
+  }
+  const header = obj(parsed, 'header');
+  if (header.v !== PROTOCOL_VERSION) {
+    throw new AgentError(
+      'UNSUPPORTED_VERSION',
+      `this side speaks protocol version ${PROTOCOL_VERSION}, the message has ${JSON.stringify(header.v)}: ` +
+        'install the same tslab-remote version on the kernel and the agent',
+    );
+  }
+  return header;
+}
+
+/** The request id if the header has a usable one, so even a rejected request gets a reply it can match. */
+export function requestIdOf(header: Obj | undefined): string | null {
+  const id = header?.id;
+  return typeof id === 'string' && id.length > 0 && id.length <= 128 ? id : null;
+}
+
+function expectFrames(type: string, count: number, exact: number | 'atLeast1'): void {
+  const ok = exact === 'atLeast1' ? count >= 1 : count === exact;
+  if (!ok) {
+    const wanted = exact === 'atLeast1' ? 'at least 1' : String(exact);
+    fail(`${type} message`, `followed by ${wanted} binary frame(s)`, `${count}`);
+  }
+}
+
+function manifest(o: Obj, limits: HeaderLimits): { snapshot: string; files: { path: string; size: number; hash: string }[] } {
+  const snapshot = hash(o, 'snapshot', 'header');
+  const files = arr(o, 'files', 'header', limits.maxFiles).map((item, i) => {
+    const entry = obj(item, `files[${i}]`);
+    const path = str(entry, 'path', `files[${i}]`, 4096);
+    if (!isSafeRelativePath(path)) {
+      throw new AgentError('UNSAFE_ARCHIVE', `files[${i}].path ${JSON.stringify(path)} is not a safe relative path`);
+    }
+    return { path, size: num(entry, 'size', `files[${i}]`), hash: hash(entry, 'hash', `files[${i}]`) };
+  });
+  return { snapshot, files };
+}
+
+/** Validates a request header and its frame count (the frames after the header). */
+export function validateRequest(header: Obj, frameCount: number, limits: HeaderLimits = DEFAULT_HEADER_LIMITS): Request {
+  const v = PROTOCOL_VERSION;
+  const id = str(header, 'id', 'header', 128);
+  const type = str(header, 'type', 'header', 64);
+  switch (type) {
+    case 'hello':
+      expectFrames(type, frameCount, 0);
+      return { v, type, id, client: str(header, 'client', 'header', 256) };
+    case 'ping':
+    case 'status':
+      expectFrames(type, frameCount, 0);
+      return { v, type, id };
+    case 'snapshot.check':
+      expectFrames(type, frameCount, 0);
+      return { v, type, id, ...manifest(header, limits) };
+    case 'snapshot.upload':
+      expectFrames(type, frameCount, 1);
+      return { v, type, id, ...manifest(header, limits) };
+    case 'call': {
+      expectFrames(type, frameCount, 'atLeast1');
+      const snapshot = header.snapshot === null ? null : hash(header, 'snapshot', 'header');
+      const code = obj(header.code, 'header.code');
+      if (code.kind !== 'source') fail('header.code.kind', '"source"', code.kind);
+      const source = str(code, 'source', 'header.code', limits.maxSourceBytes);
+      const filename = optStr(code, 'filename', 'header.code', 256);
+      const options = obj(header.options ?? {}, 'header.options');
+      const cwd = optStr(options, 'cwd', 'header.options', 4096);
+      if (cwd !== undefined && cwd !== '.' && !isSafeRelativePath(cwd)) fail('header.options.cwd', 'a relative path', cwd);
+      return {
+        v,
+        type,
+        id,
+        snapshot,
+        code: { kind: 'source', source, ...(filename ? { filename } : {}) },
+        options: {
+          timeoutMs: optNum(options, 'timeoutMs', 'header.options', 1, 2 ** 31 - 1),
+          worker: optNum(options, 'worker', 'header.options', 0, 4096),
+          cwd,
+        },
+      };
+    }
+    case 'cancel':
+      expectFrames(type, frameCount, 0);
+      return { v, type, id, job: str(header, 'job', 'header', 128) };
+    default:
+      fail('header.type', 'a request type (hello, ping, status, snapshot.check, snapshot.upload, call, cancel)', type);
+  }
+}
+
+function wireError(value: unknown, path: string, depth = 0): WireError {
+  const o = obj(value, path);
+  const code = o.code;
+  if (typeof code !== 'string' || !(ERROR_CODES as readonly string[]).includes(code)) fail(`${path}.code`, 'an error code', code);
+  const error: WireError = {
+    code: code as WireError['code'],
+    name: typeof o.name === 'string' ? o.name : 'Error',
+    message: typeof o.message === 'string' ? o.message : '',
+  };
+  if (typeof o.stack === 'string') error.stack = o.stack;
+  if (o.cause !== undefined && depth < 8) error.cause = wireError(o.cause, `${path}.cause`, depth + 1);
+  if (o.props !== undefined) error.props = obj(o.props, `${path}.props`);
+  return error;
+}
+
+/** Validates a reply header on the client side: the agent is a peer, not a trusted party. */
+export function validateReply(header: Obj, frameCount: number): Reply {
+  const v = PROTOCOL_VERSION;
+  const type = str(header, 'type', 'header', 64);
+  const re = (): string => str(header, 're', 'header', 128);
+  switch (type) {
+    case 'welcome':
+    case 'status': {
+      const agent = obj(header.agent, 'header.agent');
+      const info = {
+        name: 'remote-agent' as const,
+        version: str(agent, 'version', 'agent'),
+        protocol: v,
+        instance: str(agent, 'instance', 'agent'),
+        hostname: str(agent, 'hostname', 'agent'),
+        node: str(agent, 'node', 'agent'),
+        pid: num(agent, 'pid', 'agent'),
+        workers: num(agent, 'workers', 'agent'),
+      };
+      if (type === 'welcome') return { v, type, re: re(), agent: info };
+      const workers = arr(header, 'workers', 'header', 4096).map((w) => w as never);
+      return { v, type, re: re(), agent: info, workers, store: obj(header.store, 'header.store') as never };
+    }
+    case 'pong':
+      return { v, type, re: re(), instance: str(header, 'instance', 'header') };
+    case 'snapshot.status': {
+      const missing = arr(header, 'missing', 'header', Number.MAX_SAFE_INTEGER).map((h, i) => {
+        if (typeof h !== 'string' || !HASH.test(h)) fail(`missing[${i}]`, 'a hash', h);
+        return h;
+      });
+      return { v, type, re: re(), snapshot: hash(header, 'snapshot', 'header'), ready: bool(header, 'ready', 'header'), missing };
+    }
+    case 'output': {
+      const stream = header.stream;
+      if (stream !== 'stdout' && stream !== 'stderr') fail('header.stream', '"stdout" or "stderr"', stream);
+      const text = header.text;
+      if (typeof text !== 'string') fail('header.text', 'a string', text);
+      return { v, type, re: re(), stream, text };
+    }
+    case 'result':
+      expectFrames(type, frameCount, 'atLeast1');
+      return { v, type, re: re(), worker: num(header, 'worker', 'header'), elapsedMs: num(header, 'elapsedMs', 'header') };
+    case 'error':
+      return { v, type, re: header.re === null ? null : re(), error: wireError(header.error, 'header.error') };
+    case 'ack':
+      return { v, type, re: re() };
+    default:
+      fail('header.type', 'a reply type', type);
+  }
+}
