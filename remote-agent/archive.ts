@@ -1,0 +1,193 @@
+// Safe reading of an uploaded snapshot archive (a jszip zip holding the files the agent lacks). Nothing here touches
+// the file system: entry names are only ever used to look files up in the manifest, and every byte handed back has
+// been checked against the manifest's size and hash. The store decides where verified bytes go.
+
+import JSZip from 'jszip';
+
+import { AgentError } from '../protocol/errors';
+import { fileHash, isSafeRelativePath } from '../protocol/manifest';
+import type { ManifestEntry } from '../protocol/messages';
+
+/** One archive entry that passed the name, type and membership checks; its bytes are not read yet. */
+export interface ArchiveFile {
+  entry: ManifestEntry;
+  object: JSZip.JSZipObject;
+}
+
+// File type bits of a Unix mode (st_mode & S_IFMT) as zip tools store them in the external attributes.
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+
+// jszip documents `internalStream` but its typings omit it; this is the part we use.
+interface InternalStreamObject {
+  internalStream(type: 'nodebuffer'): JSZip.JSZipStreamHelper<Buffer>;
+}
+
+/** An AgentError with own properties, which `toWireError` carries to the client as `props`. */
+export function agentError(code: AgentError['code'], message: string, props: Record<string, unknown> = {}): AgentError {
+  return Object.assign(new AgentError(code, message), props);
+}
+
+/**
+ * Parses the archive and checks every entry's name, type and manifest membership before any byte is inflated, so a
+ * bad entry anywhere refuses the whole upload before anything is written.
+ */
+export async function openArchive(
+  archive: Buffer,
+  manifest: ReadonlyMap<string, ManifestEntry>,
+  maxArchiveBytes: number,
+): Promise<ArchiveFile[]> {
+  if (archive.length > maxArchiveBytes) {
+    throw agentError(
+      'TOO_LARGE',
+      `the upload archive is ${archive.length} bytes, over the agent's bound maxArchiveBytes = ${maxArchiveBytes}: ` +
+        'upload the missing files in several smaller archives, exclude large files, or raise maxArchiveBytes on the agent',
+      { bound: 'maxArchiveBytes', limit: maxArchiveBytes, value: archive.length },
+    );
+  }
+  const zip = await loadZip(archive);
+  const files: ArchiveFile[] = [];
+  for (const object of Object.values(zip.files)) {
+    const file = checkEntry(object, manifest);
+    if (file) files.push(file);
+  }
+  return files;
+}
+
+// jszip rejects anything that is not a zip with a plain Error; the client needs our code and advice.
+async function loadZip(archive: Buffer): Promise<JSZip> {
+  try {
+    return await JSZip.loadAsync(archive, { createFolders: false });
+  } catch (error) {
+    throw new AgentError(
+      'BAD_MESSAGE',
+      `the upload archive (${archive.length} bytes) is not a readable zip file (${(error as Error).message}): ` +
+        'send the missing files as one zip archive in frame 1',
+      { cause: error },
+    );
+  }
+}
+
+/** The entry's checked manifest file, or undefined for a directory entry. */
+function checkEntry(object: JSZip.JSZipObject, manifest: ReadonlyMap<string, ManifestEntry>): ArchiveFile | undefined {
+  // Nothing is created from a directory entry (directories come from manifest paths), so its name cannot escape.
+  if (object.dir) return undefined;
+  // jszip resolves `..` in `name` (so "../evil" would look like "evil"); judge the name as the archive spelled it.
+  const name = object.unsafeOriginalName ?? object.name;
+  if (!isSafeRelativePath(name)) {
+    throw agentError(
+      'UNSAFE_ARCHIVE',
+      `archive entry ${JSON.stringify(name)} is not a safe relative path (absolute, "..", ".", empty segment, ` +
+        'backslash or drive letter): name entries by their manifest paths, relative to the code root',
+      { path: name },
+    );
+  }
+  checkFileType(object, name);
+  const entry = manifest.get(name);
+  if (!entry) {
+    throw agentError(
+      'UNSAFE_ARCHIVE',
+      `archive entry ${JSON.stringify(name)} is not in the snapshot's manifest: upload only files the manifest lists`,
+      { path: name },
+    );
+  }
+  return { entry, object };
+}
+
+// Only regular files may be extracted: a symlink could point out of the snapshot, a device or FIFO could block.
+function checkFileType(object: JSZip.JSZipObject, name: string): void {
+  const mode = typeof object.unixPermissions === 'number' ? object.unixPermissions : 0;
+  const type = mode & S_IFMT;
+  if (type === 0 || type === S_IFREG) return;
+  const what = type === S_IFLNK ? 'a symbolic link' : `not a regular file (mode ${mode.toString(8)})`;
+  throw agentError(
+    'UNSAFE_ARCHIVE',
+    `archive entry ${JSON.stringify(name)} is ${what}: snapshots hold regular files only; ` +
+      'upload the file the link points to under its own path instead',
+    { path: name, mode },
+  );
+}
+
+/**
+ * Inflates one entry with a running byte count and stops as soon as it passes the manifest's size (a zip bomb is
+ * never inflated in full), then checks the exact size and the content hash.
+ */
+export function readVerified(file: ArchiveFile): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const { entry } = file;
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let settled = false;
+    const settle = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      fn();
+    };
+    const stream = (file.object as unknown as InternalStreamObject).internalStream('nodebuffer');
+    stream
+      .on('data', (chunk) => {
+        if (settled) return; // the inflater finishes its current input block synchronously after we pause; drop it
+        total += chunk.length;
+        if (total > entry.size) {
+          stream.pause();
+          settle(() => reject(oversizedEntry(entry, total)));
+          return;
+        }
+        chunks.push(chunk);
+      })
+      .on('error', (error) => settle(() => reject(corruptEntry(entry, error))))
+      .on('end', () => settle(() => verifyBytes(entry, Buffer.concat(chunks, total), resolve, reject)));
+    stream.resume();
+  });
+}
+
+// Bytes that match the manifest resolve; anything else rejects with HASH_MISMATCH naming the path.
+function verifyBytes(entry: ManifestEntry, bytes: Buffer, resolve: (b: Buffer) => void, reject: (e: Error) => void): void {
+  if (bytes.length !== entry.size) {
+    reject(
+      agentError(
+        'HASH_MISMATCH',
+        `archive entry ${JSON.stringify(entry.path)} holds ${bytes.length} bytes but the manifest says ${entry.size}: ` +
+          'the file probably changed while it was packaged; run the call again to re-package it',
+        { path: entry.path, expected: entry.size, value: bytes.length },
+      ),
+    );
+    return;
+  }
+  const actual = fileHash(entry.path, bytes);
+  if (actual !== entry.hash) {
+    reject(
+      agentError(
+        'HASH_MISMATCH',
+        `archive entry ${JSON.stringify(entry.path)} hashes to ${actual.slice(0, 12)}, the manifest says ` +
+          `${entry.hash.slice(0, 12)}: the file probably changed while it was packaged; run the call again to re-package it`,
+        { path: entry.path, expected: entry.hash, value: actual },
+      ),
+    );
+    return;
+  }
+  resolve(bytes);
+}
+
+function oversizedEntry(entry: ManifestEntry, inflated: number): AgentError {
+  return agentError(
+    'TOO_LARGE',
+    `archive entry ${JSON.stringify(entry.path)} inflates to more than its manifest size of ${entry.size} bytes ` +
+      `(stopped after ${inflated} bytes): the archive does not match its manifest (a changed file or a zip bomb); ` +
+      'run the call again to re-package the snapshot',
+    { path: entry.path, limit: entry.size, inflatedBytes: inflated },
+  );
+}
+
+function corruptEntry(entry: ManifestEntry, error: unknown): AgentError {
+  return Object.assign(
+    new AgentError(
+      'BAD_MESSAGE',
+      `archive entry ${JSON.stringify(entry.path)} cannot be inflated (${(error as Error).message}): ` +
+        'the archive is corrupt; run the call again to re-package the snapshot',
+      { cause: error },
+    ),
+    { path: entry.path },
+  );
+}

@@ -1,0 +1,62 @@
+import { expect } from 'chai';
+import JSZip from 'jszip';
+
+import { AgentError } from '../../protocol/errors';
+import { fileHash } from '../../protocol/manifest';
+import type { ManifestEntry } from '../../protocol/messages';
+import { openArchive, readVerified } from '../../remote-agent/archive';
+
+function entryOf(path: string, bytes: Buffer): ManifestEntry {
+  return { path, size: bytes.length, hash: fileHash(path, bytes) };
+}
+
+async function caught(promise: Promise<unknown>): Promise<AgentError> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).to.be.instanceOf(AgentError);
+    return error as AgentError;
+  }
+  expect.fail('expected the promise to reject');
+}
+
+describe('remote-agent/archive', () => {
+  it('skips directory entries and returns verified bytes of each file', async () => {
+    const content = Buffer.from('export const deep = true;\n');
+    const zip = new JSZip();
+    zip.folder('a')!.folder('b')!.file('c.ts', content); // jszip writes entries "a/", "a/b/" and "a/b/c.ts"
+    const archive = await zip.generateAsync({ type: 'nodebuffer', compression: 'DEFLATE', platform: 'UNIX' });
+    const manifest = new Map([['a/b/c.ts', entryOf('a/b/c.ts', content)]]);
+    const files = await openArchive(archive, manifest, 1 << 20);
+    expect(files.map((f) => f.entry.path)).to.deep.equal(['a/b/c.ts']);
+    expect(await readVerified(files[0]!)).to.deep.equal(content);
+  });
+
+  it('refuses an entry shorter than its manifest size with HASH_MISMATCH naming both sizes', async () => {
+    const full = Buffer.from('0123456789');
+    const archive = await new JSZip().file('f.txt', full.subarray(0, 4)).generateAsync({ type: 'nodebuffer' });
+    const [file] = await openArchive(archive, new Map([['f.txt', entryOf('f.txt', full)]]), 1 << 20);
+    const error = await caught(readVerified(file!));
+    expect(error.code).to.equal('HASH_MISMATCH');
+    expect(error.message).to.contain('"f.txt"').and.contain('4 bytes').and.contain('says 10');
+  });
+
+  it('stops reading a stored (uncompressed) entry as soon as it passes its manifest size', async () => {
+    const big = Buffer.alloc(4 * 1024 * 1024, 7);
+    const archive = await new JSZip().file('big.bin', big).generateAsync({ type: 'nodebuffer', compression: 'STORE' });
+    const declared = entryOf('big.bin', big.subarray(0, 100));
+    const [file] = await openArchive(archive, new Map([['big.bin', declared]]), 8 * 1024 * 1024);
+    const error = await caught(readVerified(file!));
+    expect(error.code).to.equal('TOO_LARGE');
+    expect((error as unknown as { inflatedBytes: number }).inflatedBytes).to.be.below(big.length);
+  });
+
+  it('refuses a device-like entry type (not a regular file) with UNSAFE_ARCHIVE', async () => {
+    const archive = await new JSZip()
+      .file('fifo', 'x', { unixPermissions: 0o010644 })
+      .generateAsync({ type: 'nodebuffer', platform: 'UNIX' });
+    const error = await caught(openArchive(archive, new Map([['fifo', entryOf('fifo', Buffer.from('x'))]]), 1 << 20));
+    expect(error.code).to.equal('UNSAFE_ARCHIVE');
+    expect(error.message).to.contain('"fifo"').and.contain('not a regular file');
+  });
+});
