@@ -1,0 +1,192 @@
+// The agent ↔ worker channel: message types and their runtime checks. Both ends use the frame layout of
+// protocol/frames.ts (frame 0 = JSON header, then binary frames); values stay encoded (protocol/values.ts) from the
+// client through the pool to the worker and back, so the pool never decodes a job's arguments or result.
+//
+//   pool → worker   run     {job, snapshot, code, options}        frames 1..n: the arguments (encodeValue)
+//                   cancel  {job, reason}                          (the pool also sends SIGINT: see worker/main.ts)
+//   worker → pool   ready   {pid, heapLimitMb}
+//                   output  {job | null, stream, text}            in the order the job wrote
+//                   result  {job, elapsedMs, inUse}                frames 1..n: the return value (encodeValue)
+//                   error   {job, error, interrupted, inUse}       interrupted: stopped by a cancel request
+//                   log     {line}                                 the worker's own diagnostics
+//
+// A crash cannot wait for a socket: the worker writes the uncaught exception to its stderr as one line starting
+// with FATAL_MARKER (synchronously, before exiting), and the pool reads it from the pipe.
+
+import { AgentError, ERROR_CODES, WireError } from '../../protocol/errors';
+import type { JobCode, JobOptions } from '../../protocol/messages';
+
+/** What the pool passes to a worker process in the environment variable WORKER_CONFIG_ENV (JSON). */
+export interface WorkerConfig {
+  index: number;
+  endpoint: string;
+  routingId: string;
+  snapshotsRoot: string;
+  compileCacheDir: string;
+  nodePaths: string[];
+  agentName: string;
+}
+
+export const WORKER_CONFIG_ENV = 'TSLAB_REMOTE_WORKER_CONFIG';
+export const FATAL_MARKER = '\u0000tslab-remote-fatal ';
+
+export interface RunMessage {
+  type: 'run';
+  job: string;
+  snapshot: string | null;
+  code: JobCode;
+  options: JobOptions;
+}
+export type CancelReason = 'CANCELLED' | 'TIMEOUT' | 'SHUTTING_DOWN';
+export interface CancelMessage {
+  type: 'cancel';
+  job: string;
+  reason: CancelReason;
+}
+export type ToWorker = RunMessage | CancelMessage;
+
+export interface ReadyMessage {
+  type: 'ready';
+  pid: number;
+  heapLimitMb: number;
+}
+export interface OutputMessage {
+  type: 'output';
+  job: string | null;
+  stream: 'stdout' | 'stderr';
+  text: string;
+}
+export interface ResultMessage {
+  type: 'result';
+  job: string;
+  elapsedMs: number;
+  inUse: string[];
+}
+export interface ErrorMessage {
+  type: 'error';
+  job: string;
+  error: WireError;
+  interrupted: boolean;
+  inUse: string[];
+}
+export interface LogMessage {
+  type: 'log';
+  line: string;
+}
+export type FromWorker = ReadyMessage | OutputMessage | ResultMessage | ErrorMessage | LogMessage;
+
+type Obj = Record<string, unknown>;
+
+function bad(what: string): never {
+  throw new AgentError('INTERNAL', `worker channel: ${what}`);
+}
+function parse(frame: Uint8Array | undefined): Obj {
+  if (!frame) bad('message without a header frame');
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength).toString('utf8'));
+  } catch {
+    bad('header is not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) bad('header is not an object');
+  return value as Obj;
+}
+function str(o: Obj, key: string): string {
+  const v = o[key];
+  if (typeof v !== 'string') bad(`${String(o.type)}.${key} should be a string`);
+  return v;
+}
+function int(o: Obj, key: string): number {
+  const v = o[key];
+  if (typeof v !== 'number' || !Number.isFinite(v)) bad(`${String(o.type)}.${key} should be a number`);
+  return v;
+}
+function strings(o: Obj, key: string): string[] {
+  const v = o[key];
+  if (!Array.isArray(v) || !v.every((s): s is string => typeof s === 'string')) bad(`${String(o.type)}.${key} should be strings`);
+  return v;
+}
+function stream(o: Obj): 'stdout' | 'stderr' {
+  const v = o.stream;
+  if (v !== 'stdout' && v !== 'stderr') bad('output.stream should be stdout or stderr');
+  return v;
+}
+
+/** Checks a WireError coming from a worker (user code shapes its content, so trust nothing). */
+export function checkWireError(value: unknown, depth = 0): WireError {
+  if (typeof value !== 'object' || value === null) bad('error should be an object');
+  const o = value as Obj;
+  const code = o.code;
+  if (typeof code !== 'string' || !(ERROR_CODES as readonly string[]).includes(code)) bad('error.code is not an error code');
+  const error: WireError = {
+    code: code as WireError['code'],
+    name: typeof o.name === 'string' ? o.name : 'Error',
+    message: typeof o.message === 'string' ? o.message : '',
+  };
+  if (typeof o.stack === 'string') error.stack = o.stack;
+  if (o.cause !== undefined && depth < 8) error.cause = checkWireError(o.cause, depth + 1);
+  if (typeof o.props === 'object' && o.props !== null && !Array.isArray(o.props)) error.props = o.props as Obj;
+  return error;
+}
+
+/** Parses a message received by the pool (the frames after the routing id). */
+export function parseFromWorker(frames: readonly Uint8Array[]): { message: FromWorker; payload: Uint8Array[] } {
+  const o = parse(frames[0]);
+  const payload = frames.slice(1);
+  switch (o.type) {
+    case 'ready':
+      return { message: { type: 'ready', pid: int(o, 'pid'), heapLimitMb: int(o, 'heapLimitMb') }, payload };
+    case 'output':
+      return {
+        message: { type: 'output', job: o.job === null ? null : str(o, 'job'), stream: stream(o), text: str(o, 'text') },
+        payload,
+      };
+    case 'result':
+      if (payload.length === 0) bad('result without value frames');
+      return { message: { type: 'result', job: str(o, 'job'), elapsedMs: int(o, 'elapsedMs'), inUse: strings(o, 'inUse') }, payload };
+    case 'error':
+      return {
+        message: {
+          type: 'error',
+          job: str(o, 'job'),
+          error: checkWireError(o.error),
+          interrupted: o.interrupted === true,
+          inUse: strings(o, 'inUse'),
+        },
+        payload,
+      };
+    case 'log':
+      return { message: { type: 'log', line: str(o, 'line') }, payload };
+    default:
+      bad(`unknown message type ${JSON.stringify(o.type)}`);
+  }
+}
+
+/** Parses a message received by a worker. The pool built it from an already validated call, so checks are light. */
+export function parseToWorker(frames: readonly Uint8Array[]): { message: ToWorker; payload: Uint8Array[] } {
+  const o = parse(frames[0]);
+  const payload = frames.slice(1);
+  switch (o.type) {
+    case 'run': {
+      const code = o.code as Obj | undefined;
+      if (!code || code.kind !== 'source' || typeof code.source !== 'string') bad('run.code should be source code');
+      const filename = code.filename === undefined ? undefined : str(code, 'filename');
+      const options = (typeof o.options === 'object' && o.options !== null ? o.options : {}) as JobOptions;
+      const snapshot = o.snapshot === null ? null : str(o, 'snapshot');
+      const message: RunMessage = {
+        type: 'run',
+        job: str(o, 'job'),
+        snapshot,
+        code: { kind: 'source', source: code.source, ...(filename !== undefined ? { filename } : {}) },
+        options,
+      };
+      return { message, payload };
+    }
+    case 'cancel': {
+      const reason = o.reason === 'TIMEOUT' || o.reason === 'SHUTTING_DOWN' ? o.reason : 'CANCELLED';
+      return { message: { type: 'cancel', job: str(o, 'job'), reason }, payload };
+    }
+    default:
+      bad(`unknown message type ${JSON.stringify(o.type)}`);
+  }
+}

@@ -1,0 +1,344 @@
+// A worker process: connects a DEALER to the pool's ROUTER and runs one job at a time, staying alive between jobs
+// so module-level state (a loaded model, a GPU context) survives. Started by worker-pool.ts as
+// `node dist/remote-agent/worker/main.js` with its configuration in the environment (channel.ts).
+//
+// Cancellation: the pool sends a `cancel` message and SIGINT. The synchronous part of a job runs inside a vm
+// script with `breakOnSigint`, so SIGINT stops even `while (true) {}` there and the worker lives on with its state.
+// Once the job awaits, the `cancel` message aborts the job's AbortSignal (see JOB_CONTEXT) and the worker reports
+// the job cancelled as soon as its promise settles; a job that ignores both is killed by the pool after a grace
+// period. A SIGINT outside the synchronous part is swallowed, so it never kills the worker.
+
+import * as fs from 'node:fs';
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
+
+import * as zmq from 'zeromq';
+
+import { AgentError, toWireError, WireError } from '../../protocol/errors';
+import { encodeMessage, SendQueue } from '../../protocol/frames';
+import { isSafeRelativePath } from '../../protocol/manifest';
+import { decodeValue, encodeValue } from '../../protocol/values';
+import { FATAL_MARKER, parseToWorker, RunMessage, WORKER_CONFIG_ENV, WorkerConfig } from './channel';
+import { ModuleSupport, notInstalledPackage } from './modules';
+import { StackRewriter, TRAMPOLINE_FILENAME } from './stack';
+
+/** `globalThis[JOB_CONTEXT]` while a job runs: `{ id, worker, signal }`; the signal aborts on cancel. */
+export const JOB_CONTEXT = Symbol.for('tslab-remote.job');
+const ENTER = Symbol.for('tslab-remote.enter');
+
+interface RunningJob {
+  id: string;
+  cancelRequested: boolean;
+  abort: AbortController;
+}
+
+function readConfig(): WorkerConfig {
+  const text = process.env[WORKER_CONFIG_ENV];
+  if (!text) throw new Error(`${WORKER_CONFIG_ENV} is not set: workers are started by the agent's worker pool`);
+  delete process.env[WORKER_CONFIG_ENV]; // user code has no business with it
+  const config = JSON.parse(text) as WorkerConfig; // written by our own pool in the parent process
+  return config;
+}
+
+function realpathOr(dir: string): string {
+  try {
+    return fs.realpathSync(dir);
+  } catch {
+    return path.resolve(dir);
+  }
+}
+
+/** Writes the job's console output into `send`, coalescing consecutive writes to one stream within a tick. */
+class OutputCapture {
+  private pending: { job: string | null; stream: 'stdout' | 'stderr'; text: string } | null = null;
+  private scheduled = false;
+  private readonly decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+
+  constructor(
+    private readonly currentJob: () => string | null,
+    private readonly send: (job: string | null, stream: 'stdout' | 'stderr', text: string) => void,
+  ) {}
+
+  install(): void {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const capture = this;
+      const replacement = function (chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
+        const done = typeof encoding === 'function' ? encoding : callback;
+        const text =
+          typeof chunk === 'string'
+            ? chunk
+            : chunk instanceof Uint8Array
+              ? capture.decoders[stream].write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+              : String(chunk);
+        capture.write(stream, text);
+        if (typeof done === 'function') process.nextTick(done as () => void);
+        return true;
+      };
+      process[stream].write = replacement as typeof process.stdout.write;
+    }
+  }
+
+  write(stream: 'stdout' | 'stderr', text: string): void {
+    if (text.length === 0) return;
+    const job = this.currentJob();
+    if (this.pending && (this.pending.stream !== stream || this.pending.job !== job)) this.flush();
+    if (this.pending) this.pending.text += text;
+    else this.pending = { job, stream, text };
+    if (this.pending.text.length >= 64 * 1024) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  flush(): void {
+    const pending = this.pending;
+    this.pending = null;
+    if (pending) this.send(pending.job, pending.stream, pending.text);
+  }
+}
+
+class Worker {
+  private readonly dealer: zmq.Dealer;
+  private readonly queue: SendQueue;
+  private readonly modules: ModuleSupport;
+  private readonly rewriter: StackRewriter;
+  private readonly output: OutputCapture;
+  private readonly trampoline = new vm.Script(`globalThis[Symbol.for('tslab-remote.enter')]()`, { filename: TRAMPOLINE_FILENAME });
+  private readonly initialCwd = process.cwd();
+  private current: RunningJob | null = null;
+  private loadedSnapshot: string | null = null;
+
+  constructor(private readonly config: WorkerConfig) {
+    const roots = [config.snapshotsRoot, realpathOr(config.snapshotsRoot)];
+    this.modules = new ModuleSupport({
+      snapshotRoots: roots,
+      compileCacheDir: config.compileCacheDir,
+      nodePaths: config.nodePaths,
+      agentName: config.agentName,
+    });
+    // Our frames appear under dist/ or, through our own source maps, under the TypeScript sources.
+    this.rewriter = new StackRewriter(roots, [__dirname, path.resolve(__dirname, '../../../remote-agent/worker')]);
+    this.dealer = new zmq.Dealer({ routingId: config.routingId, linger: 2000 });
+    this.queue = new SendQueue(this.dealer);
+    this.output = new OutputCapture(
+      () => this.current?.id ?? null,
+      (job, stream, text) => this.send({ type: 'output', job, stream, text }),
+    );
+  }
+
+  async start(): Promise<void> {
+    this.modules.install();
+    this.output.install();
+    process.on('SIGINT', () => {
+      // Outside a job's synchronous part: cancellation arrives as a `cancel` message, so nothing to do here.
+    });
+    process.on('uncaughtException', (err, origin) => this.fatal(err, origin));
+    // The agent died without stopping us: do not linger as an orphan (nobody is left to read what is pending).
+    process.on('disconnect', () => {
+      this.dealer.linger = 0;
+      this.dealer.close();
+      process.exit(0);
+    });
+    this.dealer.connect(this.config.endpoint);
+    const heapLimitMb = Math.round(v8.getHeapStatistics().heap_size_limit / (1024 * 1024));
+    this.send({ type: 'ready', pid: process.pid, heapLimitMb });
+    for await (const frames of this.dealer) this.receive(frames);
+  }
+
+  private receive(frames: Buffer[]): void {
+    let parsed: ReturnType<typeof parseToWorker>;
+    try {
+      parsed = parseToWorker(frames);
+    } catch (err) {
+      this.log(`dropped a bad message from the pool: ${(err as Error).message}`);
+      return;
+    }
+    const { message, payload } = parsed;
+    if (message.type === 'cancel') {
+      const job = this.current;
+      if (job && job.id === message.job && !job.cancelRequested) {
+        job.cancelRequested = true;
+        const why = message.reason === 'TIMEOUT' ? 'ran past its timeout' : message.reason === 'SHUTTING_DOWN' ? 'was stopped: the agent is stopping' : 'was cancelled';
+        job.abort.abort(new AgentError(message.reason, `job ${job.id} ${why}`));
+      }
+      return;
+    }
+    if (this.current) {
+      // The pool sends one job at a time; answer rather than drop, so the job does not hang.
+      const error = toWireError(new AgentError('INTERNAL', `worker ${this.config.index} got job ${message.job} while running ${this.current.id}`));
+      this.send({ type: 'error', job: message.job, error, interrupted: false, inUse: this.inUse() });
+      return;
+    }
+    void this.run(message, payload);
+  }
+
+  private async run(message: RunMessage, args: Uint8Array[]): Promise<void> {
+    const job: RunningJob = { id: message.job, cancelRequested: false, abort: new AbortController() };
+    this.current = job;
+    Object.defineProperty(globalThis, JOB_CONTEXT, {
+      value: Object.freeze({ id: job.id, worker: this.config.index, signal: job.abort.signal }),
+      configurable: true,
+      enumerable: false,
+    });
+    const started = performance.now();
+    try {
+      let value = this.execute(message, args);
+      if (isThenable(value)) value = await value;
+      let frames: Uint8Array[];
+      try {
+        frames = encodeValue(value);
+      } catch (err) {
+        throw new Error(`the job's return value cannot be sent back: ${(err as Error).message}`, { cause: err });
+      }
+      this.output.flush();
+      const header = { type: 'result', job: job.id, elapsedMs: Math.round(performance.now() - started), inUse: this.inUse() };
+      this.sendFrames(encodeMessage(header, frames));
+    } catch (err) {
+      const interrupted = isInterrupt(err);
+      if (interrupted) this.modules.purgeUnloaded();
+      this.output.flush();
+      const error = this.toWire(err);
+      this.send({ type: 'error', job: job.id, error, interrupted: interrupted || job.cancelRequested, inUse: this.inUse() });
+    } finally {
+      this.current = null;
+      delete (globalThis as Record<symbol, unknown>)[JOB_CONTEXT];
+    }
+  }
+
+  /** Evaluates the job's function and calls it; the synchronous part runs where SIGINT can interrupt it. */
+  private execute(message: RunMessage, frames: Uint8Array[]): unknown {
+    const dir = this.enterDirectory(message);
+    const name = message.code.filename ?? 'remote-job.js';
+    if (!isSafeRelativePath(name)) throw new AgentError('BAD_MESSAGE', `code.filename ${JSON.stringify(name)} is not a safe relative path`);
+    const filename = path.join(dir, name);
+    const args = decodeArguments(frames);
+    if (!Array.isArray(args)) throw new AgentError('BAD_MESSAGE', 'the job arguments must encode an array');
+    const wrapper = new vm.Script(`(function (require, module, exports, __filename, __dirname) { return (\n${message.code.source}\n); })`, {
+      filename,
+      lineOffset: -1,
+    });
+    const jobRequire = createRequire(filename);
+    const jobModule = { id: filename, filename, exports: {}, require: jobRequire, loaded: true };
+    return this.interruptible(() => {
+      const make: unknown = wrapper.runInThisContext({ displayErrors: false });
+      if (typeof make !== 'function') throw new AgentError('INTERNAL', 'job wrapper did not evaluate to a function');
+      const fn: unknown = make(jobRequire, jobModule, jobModule.exports, filename, path.dirname(filename));
+      if (typeof fn !== 'function') throw new TypeError(`the job's code must be a function expression; it evaluated to ${typeof fn}`);
+      return fn(...args);
+    });
+  }
+
+  /** Switches to the job's snapshot (purging the old one's modules) and its working directory. */
+  private enterDirectory(message: RunMessage): string {
+    if (message.snapshot === null) {
+      // No snapshot: the modules loaded last stay as they are; run where the worker started.
+      process.chdir(this.initialCwd);
+      return this.initialCwd;
+    }
+    const root = path.join(this.config.snapshotsRoot, message.snapshot);
+    if (!fs.existsSync(root)) throw new AgentError('SNAPSHOT_MISSING', `snapshot ${message.snapshot} is not on agent ${this.config.agentName}`);
+    if (message.snapshot !== this.loadedSnapshot) {
+      const purged = this.modules.purgeSnapshotsExcept(message.snapshot);
+      if (this.loadedSnapshot !== null) this.log(`switched from snapshot ${this.loadedSnapshot.slice(0, 12)} to ${message.snapshot.slice(0, 12)}: ${purged} modules purged`);
+      this.loadedSnapshot = message.snapshot;
+    }
+    const cwd = message.options.cwd;
+    if (cwd !== undefined && cwd !== '.' && !isSafeRelativePath(cwd)) throw new AgentError('BAD_MESSAGE', `options.cwd ${JSON.stringify(cwd)} is not a relative path`);
+    const dir = cwd && cwd !== '.' ? path.join(root, cwd) : root;
+    try {
+      process.chdir(dir);
+    } catch (err) {
+      throw new AgentError('BAD_MESSAGE', `options.cwd ${JSON.stringify(cwd)} is not a directory of the snapshot`, { cause: err });
+    }
+    return dir;
+  }
+
+  /** Runs `thunk` inside a vm script with breakOnSigint, so a SIGINT throws ERR_SCRIPT_EXECUTION_INTERRUPTED. */
+  private interruptible<T>(thunk: () => T): T {
+    Object.defineProperty(globalThis, ENTER, { value: thunk, configurable: true, enumerable: false });
+    try {
+      return this.trampoline.runInThisContext({ breakOnSigint: true, displayErrors: false }) as T;
+    } finally {
+      delete (globalThis as Record<symbol, unknown>)[ENTER];
+    }
+  }
+
+  private toWire(err: unknown): WireError {
+    let wire: WireError;
+    try {
+      wire = toWireError(err, 'REMOTE_EXCEPTION');
+      markNotInstalled(err, wire);
+    } catch (failure) {
+      wire = { code: 'REMOTE_EXCEPTION', name: 'Error', message: `the job threw something that cannot be described: ${String(failure)}` };
+    }
+    return this.rewriter.wire(wire);
+  }
+
+  private inUse(): string[] {
+    const hashes = new Set(this.modules.snapshotsInUse());
+    if (this.loadedSnapshot) hashes.add(this.loadedSnapshot); // the working directory and deferred requires
+    return [...hashes].sort();
+  }
+
+  /** Uncaught exception (a job's timer, a stray rejection): tell the pool through stderr, synchronously, and exit. */
+  private fatal(err: unknown, origin: string): void {
+    try {
+      const error = this.toWire(err);
+      fs.writeSync(2, `${FATAL_MARKER}${JSON.stringify({ origin, job: this.current?.id ?? null, error })}\n`);
+    } finally {
+      process.exit(70);
+    }
+  }
+
+  private send(header: object): void {
+    this.sendFrames(encodeMessage(header));
+  }
+
+  private sendFrames(frames: Uint8Array[]): void {
+    this.queue.send(frames).catch((err: unknown) => {
+      fs.writeSync(2, `worker ${this.config.index}: cannot send to the pool: ${String(err)}\n`);
+    });
+  }
+
+  private log(line: string): void {
+    this.send({ type: 'log', line });
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+function isInterrupt(err: unknown): boolean {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED';
+}
+
+/** The MODULE_NOT_INSTALLED mark survives conversion: on the error itself and on each cause. */
+function markNotInstalled(err: unknown, wire: WireError, depth = 0): void {
+  if (notInstalledPackage(err) !== null) wire.code = 'MODULE_NOT_INSTALLED';
+  if (wire.cause && err instanceof Error && depth < 8) markNotInstalled(err.cause, wire.cause, depth + 1);
+}
+
+if (require.main === module) {
+  process.setSourceMapsEnabled(true);
+  new Worker(readConfig()).start().catch((err: unknown) => {
+    fs.writeSync(2, `worker failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  });
+}
+
+/** Arguments that do not decode are the sender's fault, not the user's code's: say so with BAD_MESSAGE. */
+function decodeArguments(frames: Uint8Array[]): unknown {
+  try {
+    return decodeValue(frames);
+  } catch (err) {
+    throw new AgentError('BAD_MESSAGE', `the job's arguments could not be decoded: ${(err as Error).message}`);
+  }
+}
