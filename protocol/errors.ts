@@ -16,6 +16,7 @@ export const ERROR_CODES = [
   'TIMEOUT', // the job ran past its timeout
   'AGENT_UNREACHABLE', // the client got no answer or heartbeat from the agent in time
   'AGENT_RESTARTED', // the agent answering is not the one that took the job
+  'AUTH_FAILED', // the CURVE handshake failed: the agent refused our key, or we hold the wrong agent key
   'SHUTTING_DOWN', // the agent is stopping
   'CLIENT_CLOSED', // the local client was closed with requests pending
   'INTERNAL', // a bug in the agent: the message says where

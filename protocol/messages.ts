@@ -38,9 +38,11 @@ export interface HelloRequest extends Base {
   id: string;
   client: string;
 }
+/** `waiting`: ids of the calls this client still awaits; the agent re-sends their final replies if they ended. */
 export interface PingRequest extends Base {
   type: 'ping';
   id: string;
+  waiting?: string[];
 }
 export interface StatusRequest extends Base {
   type: 'status';
@@ -85,6 +87,16 @@ export type Request =
 
 // ---- agent → client --------------------------------------------------------------------------------------------
 
+/** The agent's bounds, sent in its welcome so a client can refuse an oversize request before sending it. */
+export interface AgentLimits {
+  maxMessageBytes: number;
+  maxArchiveBytes: number;
+  maxFileBytes: number;
+  maxSnapshotBytes: number;
+  maxFiles: number;
+  maxJobsPerClient: number;
+}
+
 export interface AgentInfo {
   name: 'remote-agent';
   version: string;
@@ -95,6 +107,7 @@ export interface AgentInfo {
   node: string;
   pid: number;
   workers: number;
+  limits: AgentLimits;
 }
 
 export interface WorkerStatus {
@@ -174,6 +187,9 @@ export type Reply =
   | ResultReply
   | ErrorReply
   | AckReply;
+
+/** A message as code builds it: the sender adds the version. */
+export type Unversioned<T> = T extends unknown ? Omit<T, 'v'> : never;
 
 /** Replies after which no more replies come for the same request. */
 export const FINAL_REPLIES: ReadonlySet<Reply['type']> = new Set([

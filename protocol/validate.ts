@@ -3,7 +3,7 @@
 
 import { AgentError, ERROR_CODES, WireError } from './errors';
 import { isSafeRelativePath } from './manifest';
-import { PROTOCOL_VERSION, Reply, Request } from './messages';
+import { AgentLimits, PROTOCOL_VERSION, Reply, Request } from './messages';
 
 /** Bounds on what a header may hold, so a hostile message cannot make the agent allocate without limit. */
 export interface HeaderLimits {
@@ -127,7 +127,15 @@ export function validateRequest(header: Obj, frameCount: number, limits: HeaderL
     case 'hello':
       expectFrames(type, frameCount, 0);
       return { v, type, id, client: str(header, 'client', 'header', 256) };
-    case 'ping':
+    case 'ping': {
+      expectFrames(type, frameCount, 0);
+      if (header.waiting === undefined) return { v, type, id };
+      const waiting = arr(header, 'waiting', 'header', 10_000).map((item, i) => {
+        if (typeof item !== 'string' || item.length === 0 || item.length > 128) fail(`waiting[${i}]`, 'a job id', item);
+        return item;
+      });
+      return { v, type, id, waiting };
+    }
     case 'status':
       expectFrames(type, frameCount, 0);
       return { v, type, id };
@@ -183,6 +191,11 @@ function wireError(value: unknown, path: string, depth = 0): WireError {
   return error;
 }
 
+function limits(o: Obj): AgentLimits {
+  const keys = ['maxMessageBytes', 'maxArchiveBytes', 'maxFileBytes', 'maxSnapshotBytes', 'maxFiles', 'maxJobsPerClient'] as const;
+  return Object.fromEntries(keys.map((key) => [key, num(o, key, 'agent.limits')])) as unknown as AgentLimits;
+}
+
 /** Validates a reply header on the client side: the agent is a peer, not a trusted party. */
 export function validateReply(header: Obj, frameCount: number): Reply {
   const v = PROTOCOL_VERSION;
@@ -201,6 +214,7 @@ export function validateReply(header: Obj, frameCount: number): Reply {
         node: str(agent, 'node', 'agent'),
         pid: num(agent, 'pid', 'agent'),
         workers: num(agent, 'workers', 'agent'),
+        limits: limits(obj(agent.limits, 'agent.limits')),
       };
       if (type === 'welcome') return { v, type, re: re(), agent: info };
       const workers = arr(header, 'workers', 'header', 4096).map((w) => w as never);

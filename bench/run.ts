@@ -1,0 +1,143 @@
+// `npm run bench`: figures for the agent, each beside its baseline from the same run.
+//  1. Round trip of a trivial job on a cached snapshot vs a raw ZeroMQ DEALER/ROUTER echo (the floor), both over
+//     tcp loopback to another process.
+//  2. Switching to a snapshot that changed one file in a 2,000-file / 20 MB tree: upload of the edit, creation of
+//     the new snapshot directory, purge and first job on it; beside it the client's re-hash of the tree and a cold
+//     upload of the whole tree.
+
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import * as tmp from 'tmp-promise';
+import * as zmq from 'zeromq';
+
+import { connect } from '../kernel-ext/agent-client';
+import { snapshotDirectory } from '../kernel-ext/snapshot';
+import { startLocalAgent } from '../kernel-ext/local-agent';
+import { median, percentile, table, timeMany } from './stats';
+
+const ROUND_TRIPS = Number(process.env.BENCH_ROUND_TRIPS ?? 1000);
+const EDITS = Number(process.env.BENCH_EDITS ?? 7);
+
+async function startEcho(): Promise<{ endpoint: string; stop(): void }> {
+  const child = spawn(process.execPath, [path.join(__dirname, 'echo-server.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const endpoint = await new Promise<string>((resolve) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const match = /echo listening on (\S+)/.exec(chunk.toString());
+      if (match) resolve(match[1]!);
+    });
+  });
+  return { endpoint, stop: () => child.kill('SIGTERM') };
+}
+
+async function roundTrips(): Promise<void> {
+  const echo = await startEcho();
+  const dealer = new zmq.Dealer({ linger: 0 });
+  dealer.connect(echo.endpoint);
+  const message = Buffer.from(JSON.stringify({ v: 1, type: 'call', id: 'x', payload: 'tiny' }));
+  const raw = await timeMany(ROUND_TRIPS, 200, async () => {
+    await dealer.send(message);
+    await dealer.receive();
+  });
+  dealer.close();
+  echo.stop();
+
+  const agent = await startLocalAgent({ args: ['--workers', '1'] });
+  const client = await connect(agent.endpoint);
+  const root = await makeTree(3, 1024);
+  const snapshot = await snapshotDirectory(root);
+  await client.upload(snapshot);
+  const job = { source: '() => 1', snapshot: snapshot.hash };
+  const jobs = await timeMany(ROUND_TRIPS, 200, () => client.run(job));
+  await client.close();
+  await agent.stop();
+
+  console.log(`\nRound trip, tcp loopback, ${ROUND_TRIPS} runs after warm-up`);
+  console.log(
+    table([
+      ['', 'median', 'p99'],
+      ['raw ZeroMQ DEALER/ROUTER echo (floor)', median(raw), percentile(raw, 99)],
+      ['trivial job on a cached snapshot', median(jobs), percentile(jobs, 99)],
+    ]),
+  );
+  console.log(`ratio job / echo (medians): ${(median(jobs) / median(raw)).toFixed(2)}x   (target: within 2x)`);
+}
+
+/** A tree of `count` JavaScript files of about `bytes` each, plus a package.json. */
+async function makeTree(count: number, bytes: number): Promise<string> {
+  const root = (await tmp.dir({ unsafeCleanup: true, prefix: 'bench-tree-' })).path;
+  await fs.writeFile(path.join(root, 'package.json'), '{"name":"bench-tree"}\n');
+  for (let i = 0; i < count; i++) {
+    const dir = path.join(root, 'src', `pkg${i % 40}`);
+    await fs.mkdir(dir, { recursive: true });
+    const filler = randomBytes(Math.floor(bytes / 2)).toString('hex');
+    await fs.writeFile(path.join(dir, `m${i}.js`), `exports.id = ${i};\nexports.filler = '${filler}';\n`);
+  }
+  return root;
+}
+
+async function snapshotSwitch(): Promise<void> {
+  const agent = await startLocalAgent({ args: ['--workers', '1'] });
+  const client = await connect(agent.endpoint);
+  const root = await makeTree(2000, 10_000);
+  const edited = path.join(root, 'src', 'pkg7', 'm7.js');
+  const job = (hash: string) => client.run({ source: '() => require("./src/pkg7/m7.js").id', snapshot: hash });
+
+  let started = performance.now();
+  const first = await snapshotDirectory(root);
+  const hashCold = performance.now() - started;
+  started = performance.now();
+  const report = await client.upload(first);
+  const uploadCold = performance.now() - started;
+  await job(first.hash);
+
+  const rehash: number[] = [];
+  const upload: number[] = [];
+  const firstJob: number[] = [];
+  for (let edit = 1; edit <= EDITS; edit++) {
+    await fs.writeFile(edited, `exports.id = ${7000 + edit};\n`);
+    let t = performance.now();
+    const next = await snapshotDirectory(root);
+    rehash.push(performance.now() - t);
+    t = performance.now();
+    const sent = await client.upload(next);
+    upload.push(performance.now() - t);
+    if (sent.filesSent !== 1) throw new Error(`expected one file to travel, ${sent.filesSent} did`);
+    t = performance.now();
+    const id = await job(next.hash);
+    firstJob.push(performance.now() - t);
+    if (id !== 7000 + edit) throw new Error(`the new snapshot's code did not run: got ${id}`);
+  }
+  await client.close();
+  await agent.stop();
+
+  const switches = upload.map((u, i) => u + firstJob[i]!);
+  console.log(`\nSnapshot switch, 2,000 files / ${(report.bytesSent / 1e6).toFixed(1)} MB tree, one file edited, ${EDITS} edits`);
+  console.log(
+    table([
+      ['', 'median'],
+      ['cold: client hash of the tree', hashCold],
+      ['cold: upload of every file + snapshot creation', uploadCold],
+      ['edit: client re-hash (full read; stat cache is issue 4)', median(rehash)],
+      ['edit: upload of the one file + new snapshot directory', median(upload)],
+      ['edit: first job on the new snapshot (purge + load)', median(firstJob)],
+      ['edit: switch on the agent (upload + first job)', median(switches)],
+    ]),
+  );
+  console.log(`switch vs cold upload: ${(median(upload) / uploadCold * 100).toFixed(1)}% of the time   (target: switch under 100 ms)`);
+}
+
+async function main(): Promise<void> {
+  console.log(`tslab-remote bench: node ${process.version}, zeromq ${zmq.version}`);
+  await roundTrips();
+  await snapshotSwitch();
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,249 @@
+// `remote-agent serve`: parse flags, refuse unsafe set-ups, start the agent, print the bound endpoint as the first
+// line of stdout (scripts wait for it), and shut down cleanly on SIGINT/SIGTERM. `remote-agent keygen`: key files.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { readKeyFile, readKeyPair, writeKeyPair } from '../protocol/keys';
+import { Agent, AgentCurve, DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_RESULT_TTL_MS } from './server';
+import { AGENT_VERSION, PACKAGE_ROOT } from './version';
+
+const USAGE = `Usage: remote-agent serve [options]
+       remote-agent keygen [--out DIR] [--name NAME]
+
+serve runs code shipped from tslab-remote notebooks on this machine.
+keygen creates a CurveZMQ key pair: NAME.pub (hand it to the other side) and NAME.key (secret, owner-only);
+default DIR ~/.tslab-remote, NAME agent.
+
+Options of serve:
+  --bind ENDPOINT        ZeroMQ endpoint to listen on (default tcp://127.0.0.1:5555;
+                         tcp://127.0.0.1:* picks a free port)
+  --workdir DIR          where snapshots and compiled code are kept
+                         (default $XDG_CACHE_HOME/tslab-remote/agent or ~/.cache/tslab-remote/agent)
+  --workers N            long-lived worker processes (default 2)
+  --node-modules DIR     where bare imports resolve from; repeatable
+                         (default: node_modules of the current directory and of this package, with their parents)
+  --cancel-grace-ms MS   time a cancelled job gets before its worker is killed (default 2000)
+  --client-timeout-ms MS a client silent this long has its jobs cancelled (default 1800000: 30 min)
+  --result-ttl-ms MS     how long a finished job's reply waits for a disconnected client (default 1800000)
+  --worker-max-old-space-mb MB  heap limit of each worker (default: node's)
+
+Bounds (exceeding one is an error that names it):
+  --disk-budget MB       snapshot storage kept before old snapshots are evicted (default 10240)
+  --max-message-mb MB    one message frame (default 2048)
+  --max-archive-mb MB    one upload archive (default 1024)
+  --max-file-mb MB       one file of a snapshot (default 256)
+  --max-snapshot-mb MB   all files of a snapshot (default 1024)
+  --max-files N          files in a snapshot (default 100000)
+  --max-jobs-per-client N  jobs running or queued per client (default 64)
+  --keys DIR             encrypt and authenticate with DIR/agent.key and DIR/agent.pub (see keygen)
+  --allow FILE           a client public key (.pub) admitted with --keys, or a directory of them; repeatable
+  --insecure             allow a non-loopback --bind without keys (anyone who can reach the port can run code)
+  -h, --help             show this help
+  -v, --version          print the version`;
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseFlags(argv);
+  } catch (error) {
+    return fail(`${(error as Error).message}\n\n${USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  if (values.version) return print(AGENT_VERSION);
+  if (positionals[0] === 'keygen' && positionals.length === 1) return keygen(values);
+  return serve(values, positionals);
+}
+
+function parseFlags(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      bind: { type: 'string', default: 'tcp://127.0.0.1:5555' },
+      workdir: { type: 'string' },
+      workers: { type: 'string', default: '2' },
+      'node-modules': { type: 'string', multiple: true },
+      'disk-budget': { type: 'string', default: '10240' },
+      'max-message-mb': { type: 'string', default: '2048' },
+      'max-archive-mb': { type: 'string', default: '1024' },
+      'max-file-mb': { type: 'string', default: '256' },
+      'max-snapshot-mb': { type: 'string', default: '1024' },
+      'max-files': { type: 'string', default: '100000' },
+      'max-jobs-per-client': { type: 'string', default: '64' },
+      'cancel-grace-ms': { type: 'string', default: '2000' },
+      'client-timeout-ms': { type: 'string', default: String(DEFAULT_CLIENT_TIMEOUT_MS) },
+      'result-ttl-ms': { type: 'string', default: String(DEFAULT_RESULT_TTL_MS) },
+      'worker-max-old-space-mb': { type: 'string' },
+      insecure: { type: 'boolean', default: false },
+      keys: { type: 'string' },
+      allow: { type: 'string', multiple: true },
+      out: { type: 'string' },
+      name: { type: 'string', default: 'agent' },
+      help: { type: 'boolean', short: 'h', default: false },
+      version: { type: 'boolean', short: 'v', default: false },
+    },
+  });
+}
+
+async function serve(values: ReturnType<typeof parseFlags>['values'], positionals: string[]): Promise<number> {
+  if (values.help || positionals.length === 0) return print(USAGE);
+  if (positionals[0] !== 'serve' || positionals.length > 1) {
+    return fail(`unknown command ${JSON.stringify(positionals.join(' '))}\n\n${USAGE}`);
+  }
+
+  const bind = values.bind!;
+  let curve: AgentCurve | undefined;
+  try {
+    curve = values.keys ? loadCurve(values.keys, values.allow ?? []) : undefined;
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+  if (!curve && values.allow) return fail('--allow needs --keys DIR: the agent must have its own key pair to check clients');
+  if (!curve && !isLoopback(bind) && !values.insecure) {
+    return fail(
+      `refusing to serve on ${bind} without keys: anyone who can reach that address could run code on this machine.\n` +
+        'Create keys on this host and on the kernel\'s machine (remote-agent keygen --name agent; remote-agent keygen --name kernel),\n' +
+        `then serve with --keys ~/.tslab-remote --allow kernel.pub; or bind to loopback and use an SSH tunnel\n` +
+        '(ssh -L 5555:127.0.0.1:5555 HOST); or pass --insecure on a network you trust.',
+    );
+  }
+  if (!curve && !isLoopback(bind)) process.stderr.write(`WARNING: serving on ${bind} without keys: anyone who can reach it can run code here\n`);
+
+  const workdir = path.resolve(values.workdir ?? defaultWorkdir());
+  const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  let agent: Agent;
+  try {
+    agent = await Agent.start({
+      bind,
+      curve,
+      workdir,
+      workers: positiveInt(values.workers!, '--workers'),
+      nodePaths: values['node-modules']?.map((dir) => path.resolve(dir)) ?? defaultNodePaths(),
+      limits: {
+        diskBudgetBytes: megabytes(values['disk-budget']!, '--disk-budget'),
+        maxMessageBytes: megabytes(values['max-message-mb']!, '--max-message-mb'),
+        maxArchiveBytes: megabytes(values['max-archive-mb']!, '--max-archive-mb'),
+        maxFileBytes: megabytes(values['max-file-mb']!, '--max-file-mb'),
+        maxSnapshotBytes: megabytes(values['max-snapshot-mb']!, '--max-snapshot-mb'),
+        maxFiles: positiveInt(values['max-files']!, '--max-files'),
+        maxJobsPerClient: positiveInt(values['max-jobs-per-client']!, '--max-jobs-per-client'),
+      },
+      cancelGraceMs: positiveInt(values['cancel-grace-ms']!, '--cancel-grace-ms'),
+      clientTimeoutMs: positiveInt(values['client-timeout-ms']!, '--client-timeout-ms'),
+      resultTtlMs: positiveInt(values['result-ttl-ms']!, '--result-ttl-ms'),
+      workerMaxOldSpaceMb: values['worker-max-old-space-mb']
+        ? positiveInt(values['worker-max-old-space-mb'], '--worker-max-old-space-mb')
+        : undefined,
+      log,
+    });
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+  process.stdout.write(`remote-agent listening on ${agent.endpoint}\n`);
+  if (curve) log(`CURVE on: agent public key ${curve.publicKey}, ${curve.allowedClientKeys.length} client key(s) allowed`);
+  log(`remote-agent ${AGENT_VERSION} (node ${process.version}), workdir ${workdir}, ${agent.info.workers} worker(s)`);
+  await untilSignal();
+  log('shutting down: cancelling jobs and ending workers');
+  await agent.stop();
+  log('stopped');
+  return 0;
+}
+
+function keygen(values: ReturnType<typeof parseFlags>['values']): number {
+  const dir = path.resolve(values.out ?? path.join(os.homedir(), '.tslab-remote'));
+  try {
+    const { publicFile, secretFile, publicKey } = writeKeyPair(dir, values.name!);
+    return print(`${publicKey}\nwrote ${publicFile} (public: hand it to the other side) and ${secretFile} (secret, owner-only)`);
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+}
+
+/** The agent's key pair from DIR/agent.{key,pub} and the allowed client keys from files or directories of .pub. */
+function loadCurve(dir: string, allow: string[]): AgentCurve {
+  const pair = readKeyPair(path.resolve(dir), 'agent');
+  const files = allow.flatMap((entry) =>
+    fs.statSync(entry, { throwIfNoEntry: false })?.isDirectory()
+      ? fs.readdirSync(entry).filter((name) => name.endsWith('.pub')).map((name) => path.join(entry, name))
+      : [entry],
+  );
+  if (files.length === 0) {
+    throw new Error('--keys needs at least one --allow FILE: the public key of each kernel allowed to connect (remote-agent keygen --name kernel creates one)');
+  }
+  return { ...pair, allowedClientKeys: files.map(readKeyFile) };
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    const onSignal = (): void => {
+      // A second signal while shutting down means "now".
+      process.once('SIGINT', () => process.exit(130));
+      process.once('SIGTERM', () => process.exit(143));
+      resolve();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+}
+
+/** Loopback and host-local transports are reachable only from this machine. */
+export function isLoopback(endpoint: string): boolean {
+  if (endpoint.startsWith('ipc://') || endpoint.startsWith('inproc://')) return true;
+  const match = /^tcp:\/\/(\[[^\]]+\]|[^:]+):/.exec(endpoint);
+  if (!match) return false;
+  const host = match[1]!;
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function defaultWorkdir(): string {
+  const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
+  return path.join(cache, 'tslab-remote', 'agent');
+}
+
+/** The node_modules directories Node would search from the current directory and from this package. */
+function defaultNodePaths(): string[] {
+  const chain = (dir: string): string[] => {
+    const dirs: string[] = [];
+    for (let at = path.resolve(dir); ; at = path.dirname(at)) {
+      if (path.basename(at) !== 'node_modules') dirs.push(path.join(at, 'node_modules'));
+      if (path.dirname(at) === at) return dirs;
+    }
+  };
+  const all = [...chain(process.cwd()), ...chain(PACKAGE_ROOT)];
+  return [...new Set(all)].filter((dir) => fs.existsSync(dir));
+}
+
+function positiveInt(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value <= 0) throw new UsageError(`${flag} needs a positive whole number, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+function megabytes(text: string, flag: string): number {
+  return positiveInt(text, flag) * 1024 * 1024;
+}
+
+class UsageError extends Error {}
+
+function print(text: string): number {
+  process.stdout.write(`${text}\n`);
+  return 0;
+}
+
+function fail(message: string): number {
+  process.stderr.write(`remote-agent: ${message}\n`);
+  return 2;
+}
+
+/** Entry point of the `remote-agent` bin. */
+export function run(): void {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.exit(fail(error instanceof UsageError ? error.message : (error as Error).stack ?? String(error)));
+    },
+  );
+}

@@ -1,0 +1,369 @@
+// The agent's front door: one ZeroMQ ROUTER. Every message is validated; every request gets exactly one final
+// reply (an error reply included), and nothing a peer sends can stop the loop.
+
+import { randomBytes } from 'node:crypto';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as zmq from 'zeromq';
+
+import { AgentError, toWireError, WireError } from '../protocol/errors';
+import { encodeMessage, Frame, SendQueue } from '../protocol/frames';
+import {
+  AgentInfo,
+  AgentLimits,
+  CallRequest,
+  PROTOCOL_VERSION,
+  Reply,
+  Request,
+  Unversioned,
+} from '../protocol/messages';
+import { DEFAULT_HEADER_LIMITS, HeaderLimits, parseHeader, requestIdOf, validateRequest } from '../protocol/validate';
+import { DEFAULT_STORE_LIMITS, SnapshotStore } from './store';
+import { JobSink, WorkerPool } from './worker-pool';
+import { ZapHandler } from './zap';
+import { AGENT_VERSION } from './version';
+
+/** CurveZMQ: the agent's key pair and the client public keys it admits (Z85). */
+export interface AgentCurve {
+  publicKey: string;
+  secretKey: string;
+  allowedClientKeys: string[];
+}
+
+export interface AgentOptions {
+  bind: string;
+  /** Encrypt and authenticate; without it the agent must be on loopback (the CLI enforces that). */
+  curve?: AgentCurve;
+  workdir: string;
+  workers: number;
+  /** Directories bare imports of shipped code resolve from. */
+  nodePaths: string[];
+  /** Bounds on what a client may send and keep; defaults in DEFAULT_AGENT_LIMITS. */
+  limits?: Partial<AgentLimits & { diskBudgetBytes: number }>;
+  /** A client silent this long (no heartbeat) has its running jobs cancelled. */
+  clientTimeoutMs?: number;
+  /** How long the final reply of a job stays available to a client that was disconnected when it ended. */
+  resultTtlMs?: number;
+  /** Grace period between cancelling a job and killing its worker. */
+  cancelGraceMs?: number;
+  /** Worker heap limit in MB (node's --max-old-space-size); default: node's own. */
+  workerMaxOldSpaceMb?: number;
+  log?: (line: string) => void;
+}
+
+const MiB = 1024 * 1024;
+
+export const DEFAULT_AGENT_LIMITS: AgentLimits = {
+  maxMessageBytes: 2048 * MiB,
+  maxArchiveBytes: DEFAULT_STORE_LIMITS.maxArchiveBytes,
+  maxFileBytes: DEFAULT_STORE_LIMITS.maxFileBytes,
+  maxSnapshotBytes: DEFAULT_STORE_LIMITS.maxSnapshotBytes,
+  maxFiles: DEFAULT_STORE_LIMITS.maxFiles,
+  maxJobsPerClient: 64,
+};
+
+/** A job's final reply, kept until its client confirms it (by no longer waiting for it) or it expires. */
+interface Finished {
+  frames: Frame[];
+  endedAt: number;
+}
+
+interface ClientState {
+  identity: Buffer;
+  lastSeen: number;
+  jobs: Set<string>;
+  finished: Map<string, Finished>;
+}
+
+export class Agent {
+  readonly info: AgentInfo;
+  private readonly sendQueue: SendQueue;
+  private readonly clients = new Map<string, ClientState>();
+  private readonly log: (line: string) => void;
+  private readonly limits: AgentLimits;
+  private readonly headerLimits: HeaderLimits;
+  private livenessTimer?: NodeJS.Timeout;
+  private stopping?: Promise<void>;
+  private loop?: Promise<void>;
+
+  private constructor(
+    private readonly options: AgentOptions,
+    private readonly router: zmq.Router,
+    private readonly store: SnapshotStore,
+    private readonly pool: WorkerPool,
+    private readonly zap: ZapHandler | undefined,
+    readonly endpoint: string,
+  ) {
+    this.log = options.log ?? (() => undefined);
+    this.limits = agentLimits(options);
+    this.headerLimits = { ...DEFAULT_HEADER_LIMITS, maxFiles: this.limits.maxFiles };
+    this.sendQueue = new SendQueue(router);
+    this.info = {
+      name: 'remote-agent',
+      version: AGENT_VERSION,
+      protocol: PROTOCOL_VERSION,
+      instance: randomBytes(8).toString('hex'),
+      hostname: os.hostname(),
+      node: process.version,
+      pid: process.pid,
+      workers: options.workers,
+      limits: this.limits,
+    };
+  }
+
+  /** Opens the store, starts the workers, then binds: the agent answers only once it can run jobs. */
+  static async start(options: AgentOptions): Promise<Agent> {
+    const log = options.log ?? (() => undefined);
+    const workdir = path.resolve(options.workdir);
+    const limits = agentLimits(options);
+    const store = await SnapshotStore.open({
+      ...DEFAULT_STORE_LIMITS,
+      diskBudgetBytes: options.limits?.diskBudgetBytes ?? DEFAULT_STORE_LIMITS.diskBudgetBytes,
+      maxArchiveBytes: limits.maxArchiveBytes,
+      maxFileBytes: limits.maxFileBytes,
+      maxSnapshotBytes: limits.maxSnapshotBytes,
+      maxFiles: limits.maxFiles,
+      workdir,
+      log,
+    });
+    // The ZAP handler must be bound before the socket that consults it.
+    const zap = options.curve ? await ZapHandler.start(options.curve.allowedClientKeys, log) : undefined;
+    // maxMessageSize is the hard guard (an oversize peer is disconnected); clients check the same bound first and
+    // say so, since they learn it from the welcome. sendTimeout 0: a send to a vanished or stalled client fails at
+    // once instead of blocking the replies to everyone else (final replies are kept for redelivery).
+    const router = new zmq.Router({
+      mandatory: true,
+      linger: 0,
+      sendTimeout: 0,
+      sendHighWaterMark: 100_000,
+      maxMessageSize: limits.maxMessageBytes,
+      ...curveServerOptions(options.curve),
+    });
+    let endpoint: string;
+    try {
+      await router.bind(options.bind);
+      endpoint = router.lastEndpoint ?? options.bind;
+    } catch (error) {
+      router.close();
+      await zap?.close();
+      throw new AgentError('INTERNAL', `cannot bind ${options.bind}: ${(error as Error).message}`);
+    }
+    const pool = new WorkerPool({
+      size: options.workers,
+      runDir: path.join(workdir, 'run'),
+      snapshotsRoot: store.snapshotsRoot,
+      compileCacheDir: path.join(workdir, 'compiled'),
+      nodePaths: options.nodePaths,
+      agentName: `${os.hostname()} (${endpoint})`,
+      graceMs: options.cancelGraceMs,
+      maxOldSpaceMb: options.workerMaxOldSpaceMb,
+      log,
+      onInUseChange: (worker, snapshots) => store.setInUse(`worker-${worker}`, snapshots),
+    });
+    try {
+      await pool.start();
+    } catch (error) {
+      router.close();
+      await zap?.close();
+      await pool.stop();
+      throw error;
+    }
+    const agent = new Agent(options, router, store, pool, zap, endpoint);
+    agent.loop = agent.receiveLoop();
+    agent.watchClients();
+    return agent;
+  }
+
+  /** Cancels every job, ends every worker, sends the last replies, closes the socket. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      clearInterval(this.livenessTimer);
+      await this.pool.stop();
+      await this.sendQueue.drained();
+      this.router.close();
+      await this.loop?.catch(() => undefined);
+      await this.zap?.close();
+    })();
+    return this.stopping;
+  }
+
+  private async receiveLoop(): Promise<void> {
+    try {
+      for await (const [identity, ...frames] of this.router) {
+        if (identity) void this.handle(identity, frames);
+      }
+    } catch (error) {
+      if (!this.stopping) this.log(`receive loop ended: ${(error as Error).message}`);
+    }
+  }
+
+  /** One message in, one final reply out, whatever happens in between. */
+  private async handle(identity: Buffer, frames: Buffer[]): Promise<void> {
+    const client = identity.toString('hex');
+    this.seen(client, identity);
+    let header: Record<string, unknown> | undefined;
+    try {
+      header = parseHeader(frames[0], this.headerLimits);
+      const request = validateRequest(header, frames.length - 1, this.headerLimits);
+      if (this.stopping) throw new AgentError('SHUTTING_DOWN', 'the agent is shutting down; start it again and retry');
+      await this.dispatch(identity, client, request, frames.slice(1));
+    } catch (error) {
+      const wire = toWireError(error);
+      if (wire.code === 'INTERNAL') this.log(`internal error on a request from ${client}: ${(error as Error).stack}`);
+      else this.log(`refused a request from ${client}: ${wire.code}: ${wire.message}`);
+      void this.reply(identity, { type: 'error', re: requestIdOf(header), error: wire });
+    }
+  }
+
+  private async dispatch(identity: Buffer, client: string, request: Request, payload: Buffer[]): Promise<void> {
+    switch (request.type) {
+      case 'hello':
+        this.log(`client ${client} (${request.client}) connected`);
+        return this.reply(identity, { type: 'welcome', re: request.id, agent: this.info });
+      case 'ping':
+        this.redeliver(client, request.waiting ?? []);
+        return this.reply(identity, { type: 'pong', re: request.id, instance: this.info.instance });
+      case 'status':
+        return this.reply(identity, {
+          type: 'status',
+          re: request.id,
+          agent: this.info,
+          workers: this.pool.status(),
+          store: this.store.stats(),
+        });
+      case 'snapshot.check': {
+        const status = await this.store.check(request.snapshot, request.files);
+        return this.reply(identity, { type: 'snapshot.status', re: request.id, snapshot: request.snapshot, ...status });
+      }
+      case 'snapshot.upload': {
+        const status = await this.store.upload(request.snapshot, request.files, payload[0]!);
+        return this.reply(identity, { type: 'snapshot.status', re: request.id, snapshot: request.snapshot, ...status });
+      }
+      case 'call':
+        return this.call(identity, client, request, payload);
+      case 'cancel':
+        this.pool.cancel(jobKey(client, request.job), 'CANCELLED');
+        return this.reply(identity, { type: 'ack', re: request.id });
+    }
+  }
+
+  private call(identity: Buffer, client: string, request: CallRequest, args: Buffer[]): void {
+    const key = jobKey(client, request.id);
+    const state = this.clientState(client);
+    if (state.jobs.has(request.id) || state.finished.has(request.id)) {
+      throw new AgentError('BAD_MESSAGE', `job id ${request.id} was already used by this client; use a new id`);
+    }
+    if (state.jobs.size >= this.limits.maxJobsPerClient) {
+      throw new AgentError(
+        'TOO_LARGE',
+        `this client has ${state.jobs.size} jobs running or queued, the agent's bound (--max-jobs-per-client) is ` +
+          `${this.limits.maxJobsPerClient}: wait for some to finish or cancel them`,
+      );
+    }
+    if (request.snapshot !== null && !this.store.has(request.snapshot)) {
+      throw new AgentError(
+        'SNAPSHOT_MISSING',
+        `the agent does not hold snapshot ${request.snapshot.slice(0, 12)} (never uploaded, or evicted): upload it, then call again`,
+      );
+    }
+    const release = request.snapshot === null ? () => undefined : this.store.pin(request.snapshot);
+    if (request.snapshot !== null) this.store.touch(request.snapshot);
+    state.jobs.add(request.id);
+    // The final reply is kept until the client shows it has it: a client that was disconnected when the job ended
+    // (network blip, laptop asleep) gets it when it pings again, by the same routing id.
+    const finish = (reply: Unversioned<Reply>, payload: readonly Frame[] = []): void => {
+      release();
+      state.jobs.delete(request.id);
+      const frames = encodeMessage({ v: PROTOCOL_VERSION, ...reply }, payload);
+      state.finished.set(request.id, { frames, endedAt: Date.now() });
+      void this.send(state.identity, frames, reply.type);
+    };
+    const sink: JobSink = {
+      output: (stream, text) => void this.reply(identity, { type: 'output', re: request.id, stream, text }),
+      result: (frames, info) =>
+        finish({ type: 'result', re: request.id, worker: info.worker, elapsedMs: Math.round(info.elapsedMs) }, frames),
+      error: (error: WireError) => finish({ type: 'error', re: request.id, error }),
+    };
+    this.pool.submit(
+      { id: key, client, snapshot: request.snapshot, code: request.code, options: request.options, args },
+      sink,
+    );
+  }
+
+  private reply(identity: Buffer, reply: Unversioned<Reply>, payload: readonly Frame[] = []): Promise<void> {
+    return this.send(identity, encodeMessage({ v: PROTOCOL_VERSION, ...reply }, payload), reply.type);
+  }
+
+  private async send(identity: Buffer, frames: readonly Frame[], what: string): Promise<void> {
+    try {
+      await this.sendQueue.send([identity, ...frames]);
+    } catch (error) {
+      // The client is not connected (EHOSTUNREACH with a mandatory ROUTER); a job's final reply is kept for it.
+      this.log(`could not send ${what} to ${identity.toString('hex')}: ${(error as Error).message}`);
+    }
+  }
+
+  /** Re-sends final replies the client still waits for; forgets those it no longer waits for (it has them). */
+  private redeliver(client: string, waiting: readonly string[]): void {
+    const state = this.clientState(client);
+    const awaited = new Set(waiting);
+    for (const [job, finished] of state.finished) {
+      if (awaited.has(job)) void this.send(state.identity, finished.frames, 'a kept final reply');
+      else state.finished.delete(job);
+    }
+  }
+
+  private seen(client: string, identity: Buffer): void {
+    const state = this.clientState(client, identity);
+    state.lastSeen = Date.now();
+  }
+
+  private clientState(client: string, identity = Buffer.from(client, 'hex')): ClientState {
+    let state = this.clients.get(client);
+    if (!state) this.clients.set(client, (state = { identity, lastSeen: Date.now(), jobs: new Set(), finished: new Map() }));
+    return state;
+  }
+
+  /**
+   * A client that stopped sending heartbeats does not leave its jobs running forever, and final replies nobody
+   * collected are discarded after their time to live.
+   */
+  private watchClients(): void {
+    const timeout = this.options.clientTimeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
+    const ttl = this.options.resultTtlMs ?? DEFAULT_RESULT_TTL_MS;
+    this.livenessTimer = setInterval(() => {
+      const now = Date.now();
+      for (const [client, state] of this.clients) {
+        for (const [job, finished] of state.finished) {
+          if (now - finished.endedAt < ttl) continue;
+          state.finished.delete(job);
+          this.log(`discarded the final reply of job ${job} for client ${client}: not collected within ${Math.round(ttl / 1000)} s`);
+        }
+        if (now - state.lastSeen < timeout) continue;
+        if (state.jobs.size > 0) {
+          const cancelled = this.pool.cancelClient(client);
+          this.log(`client ${client} silent for ${Math.round((now - state.lastSeen) / 1000)} s: cancelled ${cancelled} job(s)`);
+        }
+        if (state.jobs.size === 0 && state.finished.size === 0) this.clients.delete(client);
+      }
+    }, Math.max(50, Math.min(timeout / 4, ttl / 4, 5_000)));
+    this.livenessTimer.unref();
+  }
+}
+
+export const DEFAULT_CLIENT_TIMEOUT_MS = 30 * 60_000;
+export const DEFAULT_RESULT_TTL_MS = 30 * 60_000;
+
+function agentLimits(options: AgentOptions): AgentLimits {
+  const { diskBudgetBytes: _ignored, ...limits } = options.limits ?? {};
+  return { ...DEFAULT_AGENT_LIMITS, ...limits };
+}
+
+function curveServerOptions(curve: AgentCurve | undefined): zmq.SocketOptions<zmq.Router> {
+  if (!curve) return {};
+  return { curveServer: true, curveSecretKey: curve.secretKey, curvePublicKey: curve.publicKey, zapDomain: 'tslab-remote' };
+}
+
+function jobKey(client: string, job: string): string {
+  return `${client}/${job}`;
+}

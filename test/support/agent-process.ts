@@ -1,0 +1,47 @@
+// Test helpers: real agent processes on free loopback ports (with the cancel grace shortened so tests stay fast),
+// file trees in temp directories, and process checks.
+
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import * as tmp from 'tmp-promise';
+
+import { LocalAgent, LocalAgentOptions, startLocalAgent } from '../../kernel-ext/local-agent';
+
+export type AgentProcess = LocalAgent;
+
+export function startAgent(options: LocalAgentOptions = {}): Promise<AgentProcess> {
+  return startLocalAgent({ ...options, args: ['--cancel-grace-ms', '500', ...(options.args ?? [])] });
+}
+
+/** Writes a tree of files under a new temp directory and returns its path. */
+export async function makeTree(files: Record<string, string>): Promise<string> {
+  const root = (await tmp.dir({ unsafeCleanup: true, prefix: 'tree-' })).path;
+  await writeTree(root, files);
+  return root;
+}
+
+export async function writeTree(root: string, files: Record<string, string>): Promise<void> {
+  for (const [relative, text] of Object.entries(files)) {
+    await fs.mkdir(path.dirname(path.join(root, relative)), { recursive: true });
+    await fs.writeFile(path.join(root, relative), text);
+  }
+}
+
+/** True while a process with this pid exists. */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    throw error;
+  }
+}
+
+export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 5_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
