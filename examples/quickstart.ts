@@ -26,7 +26,9 @@ async function main(): Promise<void> {
   if (!configured) local = await startLocalAgent();
   const endpoint = configured ?? local!.endpoint;
   const client = await connect(endpoint);
-  const show = (stream: string, text: string): void => void process.stdout.write(`  [remote ${stream}] ${text}`);
+  const show = (stream: string, text: string): void => {
+    for (const line of text.split('\n').filter(Boolean)) console.log(`  [remote ${stream}] ${line}`);
+  };
   try {
     step(`connected to ${endpoint}${local ? ' (a private agent on loopback)' : ''}`);
     console.log(`  agent ${client.agent.version} on ${client.agent.hostname}, node ${client.agent.node}, ${client.agent.workers} workers`);

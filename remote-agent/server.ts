@@ -285,7 +285,7 @@ export class Agent {
       error: (error: WireError) => finish({ type: 'error', re: request.id, error }),
     };
     this.pool.submit(
-      { id: key, client, snapshot: request.snapshot, code: request.code, options: request.options, args },
+      { id: key, label: request.id, client, snapshot: request.snapshot, code: request.code, options: request.options, args },
       sink,
     );
   }

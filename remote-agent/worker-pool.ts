@@ -35,7 +35,10 @@ export interface PoolOptions {
 }
 
 export interface JobSpec {
+  /** Unique in the agent. */
   id: string;
+  /** How errors name the job to its user (the client's own id); defaults to `id`. */
+  label?: string;
   client: string;
   snapshot: string | null;
   code: JobCode;
@@ -57,7 +60,7 @@ const CRASH_LOOP_WINDOW_MS = 10_000;
 const MAX_BACKOFF_MS = 10_000;
 /** After the process exits, wait this long at most for its pipes to drain (a grandchild may hold them open). */
 const DRAIN_MS = 300;
-const SIGINT_REPEAT_MS = 100;
+const SIGINT_AFTER_MS = 100;
 
 
 interface Job {
@@ -66,6 +69,8 @@ interface Job {
   slot: Slot;
   state: 'queued' | 'running' | 'done';
   stop: StopReason | null;
+  /** The worker took the cancel message: its event loop is free, so no SIGINT is sent. */
+  acknowledged?: boolean;
   timers: NodeJS.Timeout[];
 }
 
@@ -181,7 +186,7 @@ export class WorkerPool {
     const refuse = (code: ErrorCode, message: string): void => {
       safely(this.options.log, () => sink.error({ code, name: 'AgentError', message }, { worker: null }));
     };
-    if (this.stopping) return refuse('SHUTTING_DOWN', `agent ${this.options.agentName} is stopping; job ${spec.id} was not run`);
+    if (this.stopping) return refuse('SHUTTING_DOWN', `agent ${this.options.agentName} is stopping; job ${spec.label ?? spec.id} was not run`);
     if (this.jobs.has(spec.id)) return refuse('BAD_MESSAGE', `job id ${spec.id} is already in use on agent ${this.options.agentName}`);
     const pinned = spec.options.worker;
     let slot: Slot | undefined;
@@ -271,10 +276,10 @@ export class WorkerPool {
       queue.splice(queue.indexOf(job), 1);
       const message =
         reason === 'TIMEOUT'
-          ? `job ${job.spec.id} timed out before it started`
+          ? `job ${job.spec.label ?? job.spec.id} timed out before it started`
           : reason === 'SHUTTING_DOWN'
-            ? `agent ${this.options.agentName} is stopping; job ${job.spec.id} was not run`
-            : `job ${job.spec.id} was cancelled before it started`;
+            ? `agent ${this.options.agentName} is stopping; job ${job.spec.label ?? job.spec.id} was not run`
+            : `job ${job.spec.label ?? job.spec.id} was cancelled before it started`;
       this.fail(job, { code: reason, name: 'AgentError', message }, null);
       return;
     }
@@ -283,16 +288,16 @@ export class WorkerPool {
     const slot = job.slot;
     if (slot.running !== job || !slot.child) return; // its worker is dying; the exit handler reports the job
     this.sendTo(slot, encodeMessage({ type: 'cancel', job: job.spec.id, reason }));
-    // SIGINT interrupts only the job's synchronous part. One that lands before the worker has entered it (a cancel
-    // right after submit) is swallowed, so repeat it until the job answers. A late repeat does not hit the next
-    // job: that one is sent only after this job's answer has reached us, a round trip of ~100 us or more, while
-    // the kernel delivers the signal within microseconds, outside any job's synchronous part (a no-op).
+    // A worker whose event loop is free acknowledges the cancel (and the job's abort signal fires). One that does not
+    // within SIGINT_AFTER_MS is stuck in the job's synchronous part: SIGINT interrupts that (breakOnSigint), and is
+    // repeated in case it landed just before the worker entered it. Workers have no SIGINT listener, so a signal
+    // that lands outside a job's synchronous part ends the worker: the grace period would have, a little later.
     const child = slot.child;
-    child.kill('SIGINT');
-    const repeat = setInterval(() => {
-      if (slot.running === job && slot.child === child) child.kill('SIGINT');
-    }, Math.max(10, Math.min(SIGINT_REPEAT_MS, this.graceMs / 4)));
-    job.timers.push(repeat);
+    const interval = Math.max(10, Math.min(SIGINT_AFTER_MS, this.graceMs / 4));
+    const interrupt = setInterval(() => {
+      if (slot.running === job && slot.child === child && !job.acknowledged) child.kill('SIGINT');
+    }, interval);
+    job.timers.push(interrupt);
     job.timers.push(
       setTimeout(() => {
         if (slot.running !== job || !slot.child) return;
@@ -322,10 +327,10 @@ export class WorkerPool {
     const reason = job.stop ?? 'CANCELLED';
     const what =
       reason === 'TIMEOUT'
-        ? `job ${job.spec.id} ran past its timeout of ${job.spec.options.timeoutMs ?? '?'} ms`
+        ? `job ${job.spec.label ?? job.spec.id} ran past its timeout of ${job.spec.options.timeoutMs ?? '?'} ms`
         : reason === 'SHUTTING_DOWN'
-          ? `agent ${this.options.agentName} is stopping; job ${job.spec.id} was interrupted`
-          : `job ${job.spec.id} was cancelled`;
+          ? `agent ${this.options.agentName} is stopping; job ${job.spec.label ?? job.spec.id} was interrupted`
+          : `job ${job.spec.label ?? job.spec.id} was cancelled`;
     return { code: reason, name: 'AgentError', message: `${what}; ${how}`, ...(cause ? { cause } : {}) };
   }
 
@@ -418,6 +423,9 @@ export class WorkerPool {
         return;
       case 'log':
         this.options.log(`worker ${slot.index}: ${message.line}`);
+        return;
+      case 'cancel-ack':
+        if (slot.running?.spec.id === message.job) slot.running.acknowledged = true;
         return;
     }
   }
@@ -529,7 +537,10 @@ export class WorkerPool {
     this.clearSlotTimers(slot);
     const job = slot.running;
     slot.running = null;
-    const killedForCancel = job !== null && slot.killedFor === job;
+    // Killed after the grace period, or ended by the cancel's SIGINT landing outside the job's synchronous part
+    // (workers have no SIGINT listener): deliberate either way, not a crash.
+    const killedForGrace = job !== null && slot.killedFor === job;
+    const killedForCancel = killedForGrace || (job !== null && job.stop !== null && signal === 'SIGINT');
     const what = this.describeExit(slot, code, signal);
     this.setInUse(slot, []);
 
@@ -545,10 +556,13 @@ export class WorkerPool {
     }
 
     if (job && job.stop) {
-      const how = killedForCancel
+      const how = killedForGrace
         ? `it did not stop within ${this.graceMs} ms of the interrupt, so worker ${slot.index} was killed and restarted: ` +
           'its module state (loaded modules, caches) was lost'
-        : `worker ${slot.index} ${what} after the interrupt and was restarted: its module state was lost`;
+        : killedForCancel
+          ? `it was busy outside its interruptible part, so the interrupt ended worker ${slot.index}, which was restarted: ` +
+            'its module state (loaded modules, caches) was lost'
+          : `worker ${slot.index} ${what} after the interrupt and was restarted: its module state was lost`;
       this.fail(job, this.stoppedError(job, how), slot.index);
     } else if (job) {
       this.fail(job, this.crashError(slot, job, what, code, signal), slot.index);
@@ -592,7 +606,7 @@ export class WorkerPool {
 
   private crashError(slot: Slot, job: Job, what: string, code: number | null, signal: NodeJS.Signals | null): WireError {
     const message =
-      `worker ${slot.index} ${what} while running job ${job.spec.id}; it was restarted and its module state was lost` +
+      `worker ${slot.index} ${what} while running job ${job.spec.label ?? job.spec.id}; it was restarted and its module state was lost` +
       this.tailText(slot);
     const error: WireError = {
       code: 'WORKER_CRASHED',

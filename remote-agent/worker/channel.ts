@@ -73,7 +73,12 @@ export interface LogMessage {
   type: 'log';
   line: string;
 }
-export type FromWorker = ReadyMessage | OutputMessage | ResultMessage | ErrorMessage | LogMessage;
+/** The worker's event loop took the cancel: it is not stuck in synchronous code, so no SIGINT is needed. */
+export interface CancelAckMessage {
+  type: 'cancel-ack';
+  job: string;
+}
+export type FromWorker = ReadyMessage | OutputMessage | ResultMessage | ErrorMessage | LogMessage | CancelAckMessage;
 
 type Obj = Record<string, unknown>;
 
@@ -157,6 +162,8 @@ export function parseFromWorker(frames: readonly Uint8Array[]): { message: FromW
       };
     case 'log':
       return { message: { type: 'log', line: str(o, 'line') }, payload };
+    case 'cancel-ack':
+      return { message: { type: 'cancel-ack', job: str(o, 'job') }, payload };
     default:
       bad(`unknown message type ${JSON.stringify(o.type)}`);
   }

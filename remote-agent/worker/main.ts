@@ -104,6 +104,9 @@ class OutputCapture {
   }
 }
 
+/** Compiled job wrappers kept per worker (oldest dropped first). */
+const WRAPPER_CACHE_SIZE = 256;
+
 class Worker {
   private readonly dealer: zmq.Dealer;
   private readonly queue: SendQueue;
@@ -113,6 +116,7 @@ class Worker {
   private readonly trampoline = new vm.Script(`globalThis[Symbol.for('tslab-remote.enter')]()`, { filename: TRAMPOLINE_FILENAME });
   private readonly initialCwd = process.cwd();
   private current: RunningJob | null = null;
+  private readonly wrappers = new Map<string, vm.Script>();
   private loadedSnapshot: string | null = null;
 
   constructor(private readonly config: WorkerConfig) {
@@ -136,9 +140,9 @@ class Worker {
   async start(): Promise<void> {
     this.modules.install();
     this.output.install();
-    process.on('SIGINT', () => {
-      // Outside a job's synchronous part: cancellation arrives as a `cancel` message, so nothing to do here.
-    });
+    // No SIGINT listener on purpose: with one, every breakOnSigint call detaches and re-attaches it, which cost
+    // ~250 us per job. The pool sends SIGINT only when the worker did not acknowledge a cancel, i.e. when it is
+    // stuck in a job's synchronous part, where breakOnSigint turns it into an exception.
     process.on('uncaughtException', (err, origin) => this.fatal(err, origin));
     // The agent died without stopping us: do not linger as an orphan (nobody is left to read what is pending).
     process.on('disconnect', () => {
@@ -163,6 +167,7 @@ class Worker {
     const { message, payload } = parsed;
     if (message.type === 'cancel') {
       const job = this.current;
+      if (job && job.id === message.job) this.send({ type: 'cancel-ack', job: job.id });
       if (job && job.id === message.job && !job.cancelRequested) {
         job.cancelRequested = true;
         const why = message.reason === 'TIMEOUT' ? 'ran past its timeout' : message.reason === 'SHUTTING_DOWN' ? 'was stopped: the agent is stopping' : 'was cancelled';
@@ -220,10 +225,7 @@ class Worker {
     const filename = path.join(dir, name);
     const args = decodeArguments(frames);
     if (!Array.isArray(args)) throw new AgentError('BAD_MESSAGE', 'the job arguments must encode an array');
-    const wrapper = new vm.Script(`(function (require, module, exports, __filename, __dirname) { return (\n${message.code.source}\n); })`, {
-      filename,
-      lineOffset: -1,
-    });
+    const wrapper = this.compileWrapper(message.code.source, filename);
     const jobRequire = createRequire(filename);
     const jobModule = { id: filename, filename, exports: {}, require: jobRequire, loaded: true };
     return this.interruptible(() => {
@@ -235,11 +237,26 @@ class Worker {
     });
   }
 
+  /** Compiles a job's source once per (source, file name): repeated calls of one function skip V8's parse. */
+  private compileWrapper(source: string, filename: string): vm.Script {
+    const key = `${filename}\0${source}`;
+    let script = this.wrappers.get(key);
+    if (!script) {
+      script = new vm.Script(`(function (require, module, exports, __filename, __dirname) { return (\n${source}\n); })`, {
+        filename,
+        lineOffset: -1,
+      });
+      if (this.wrappers.size >= WRAPPER_CACHE_SIZE) this.wrappers.delete(this.wrappers.keys().next().value!);
+      this.wrappers.set(key, script);
+    }
+    return script;
+  }
+
   /** Switches to the job's snapshot (purging the old one's modules) and its working directory. */
   private enterDirectory(message: RunMessage): string {
     if (message.snapshot === null) {
       // No snapshot: the modules loaded last stay as they are; run where the worker started.
-      process.chdir(this.initialCwd);
+      if (process.cwd() !== this.initialCwd) process.chdir(this.initialCwd);
       return this.initialCwd;
     }
     const root = path.join(this.config.snapshotsRoot, message.snapshot);
@@ -253,7 +270,7 @@ class Worker {
     if (cwd !== undefined && cwd !== '.' && !isSafeRelativePath(cwd)) throw new AgentError('BAD_MESSAGE', `options.cwd ${JSON.stringify(cwd)} is not a relative path`);
     const dir = cwd && cwd !== '.' ? path.join(root, cwd) : root;
     try {
-      process.chdir(dir);
+      if (process.cwd() !== dir) process.chdir(dir);
     } catch (err) {
       throw new AgentError('BAD_MESSAGE', `options.cwd ${JSON.stringify(cwd)} is not a directory of the snapshot`, { cause: err });
     }

@@ -520,7 +520,10 @@ describe('remote-agent/worker-pool', function () {
       ['an async loop', `async () => { for (;;) await new Promise((r) => setImmediate(r)); }`],
       ['an endless loop started after an await', `async () => { await null; while (true) {} }`],
     ] as const) {
-      it(`kills a worker whose job ignores the interrupt (${what}) after graceMs, restarts it, runs the next job`, async () => {
+      // A loop that leaves the event loop free acknowledges the cancel and is killed after graceMs; one that blocks it
+      // outside the interruptible part is ended by the SIGINT itself.
+      const expected = what === 'an async loop' ? /killed and restarted/ : /the interrupt ended worker 0, which was restarted/;
+      it(`ends the worker of a job that ignores the interrupt (${what}), restarts it, runs the next job`, async () => {
         h = await Harness.create({ size: 1 });
         const pid = h.pid(0);
         const stuck = h.submit(source);
@@ -531,9 +534,9 @@ describe('remote-agent/worker-pool', function () {
         const outcome = await stuck.done;
         const took = Date.now() - cancelledAt;
         expect(outcome.error?.code).to.equal('CANCELLED');
-        expect(outcome.error?.message).to.include('killed and restarted');
+        expect(outcome.error?.message).to.match(expected);
         expect(outcome.error?.message).to.include('module state');
-        expect(took).to.be.within(GRACE_MS - 20, GRACE_MS + 1500);
+        expect(took).to.be.below(GRACE_MS + 1500);
         expect((await next.done).value).to.equal('next ran');
         expect(h.pid(0)).not.to.equal(pid);
       });
