@@ -1,4 +1,4 @@
-// `npm run bench`: figures for the agent, each beside its baseline from the same run.
+// Figures for the agent, each beside its baseline from the same run.
 //  1. Round trip of a trivial job on a cached snapshot vs a raw ZeroMQ DEALER/ROUTER echo (the floor), both over
 //     tcp loopback to another process.
 //  2. Switching to a snapshot that changed one file in a 2,000-file / 20 MB tree: upload of the edit, creation of

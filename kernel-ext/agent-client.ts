@@ -10,6 +10,7 @@ import {
   AgentInfo,
   AgentLimits,
   FINAL_REPLIES,
+  JobCode,
   JobOptions,
   ManifestEntry,
   PROTOCOL_VERSION,
@@ -20,6 +21,8 @@ import {
 } from '../protocol/messages';
 import { parseHeader, validateReply } from '../protocol/validate';
 import { decodeValue, encodeValue } from '../protocol/values';
+import { unpickle } from '../protocol/pickle';
+import { localRegistry, pickleCall, requireLoaded } from './pickle';
 import { LocalSnapshot, zipFiles } from './snapshot';
 
 export interface ConnectOptions {
@@ -43,18 +46,34 @@ export interface ClientCurve {
   secretKey: string;
 }
 
-export interface JobRequest {
-  /** A JavaScript function expression; it is called with `args` on the agent. */
-  source: string;
-  args?: unknown[];
+/** Where and how a job runs, for `start` and `call` alike. */
+export interface JobSettings {
   /** Snapshot to run in (uploaded first with `upload`); null runs outside any snapshot. */
   snapshot?: string | null;
   /** Shown as the job's file name in remote stacks. */
   filename?: string;
   timeoutMs?: JobOptions['timeoutMs'];
   worker?: JobOptions['worker'];
+  /** The job's working directory, relative to the snapshot root (the notebook's directory). */
   cwd?: JobOptions['cwd'];
   onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
+}
+
+export interface JobRequest extends JobSettings {
+  /** A JavaScript function expression; it is called with `args` on the agent. */
+  source: string;
+  args?: unknown[];
+}
+
+export interface CallOptions extends JobSettings {
+  /** The notebook's locals (tslab's executor.locals): a cell function's free `exports.X` read from them. */
+  locals?: Record<string, unknown>;
+  /** Absolute code root: modules inside it travel as requires of their path inside the snapshot. */
+  codeRoot?: string;
+  /** First segment of pickling error paths; default the function's name. */
+  label?: string;
+  /** A package whose version on the agent differs from the notebook's (shown once per package). */
+  onVersionMismatch?: (pkg: string, local: string, remote: string | undefined) => void;
 }
 
 export interface RunningJob<T> {
@@ -220,18 +239,37 @@ export class AgentClient {
     return this.start<T>(job).result;
   }
 
-  /** Starts a job and returns a handle to await or cancel it. */
+  /** Starts a job from source text and returns a handle to await or cancel it. */
   start<T = unknown>(job: JobRequest): RunningJob<T> {
+    const code: JobCode = { kind: 'source', source: job.source, ...(job.filename ? { filename: job.filename } : {}) };
+    return this.startJob<T>(code, () => encodeValue(job.args ?? []), job, (payload) => decodeValue(payload) as T);
+  }
+
+  /**
+   * Calls `fn(...args)` on the agent. The function travels with its closure by the pickler (free variables from
+   * its scopes and from the notebook's `locals`, local modules as requires inside the snapshot); the result comes
+   * back the same way, instances of notebook and local-module classes as instances of the local class. A value
+   * that cannot travel rejects before anything is sent, with a PickleError naming it.
+   */
+  call<T = unknown>(fn: Function, args: readonly unknown[], options: CallOptions = {}): RunningJob<T> {
+    const codeRoot = options.codeRoot ?? process.cwd();
+    const code: JobCode = { kind: 'pickle', ...(options.filename ? { filename: options.filename } : {}) };
+    const frames = () => pickleCall(fn, args, { locals: options.locals, codeRoot: options.codeRoot, label: options.label });
+    const decode = (payload: Buffer[]): T =>
+      unpickle(payload, {
+        requireModule: requireLoaded(codeRoot),
+        localClasses: localRegistry,
+        onVersionMismatch: options.onVersionMismatch,
+      }) as T;
+    return this.startJob<T>(code, frames, options, decode);
+  }
+
+  private startJob<T>(code: JobCode, encodeArgs: () => Uint8Array[], job: JobSettings, decode: (payload: Buffer[]) => T): RunningJob<T> {
     const id = this.newId();
     const options: JobOptions = { timeoutMs: job.timeoutMs, worker: job.worker, cwd: job.cwd };
-    const header = {
-      type: 'call' as const,
-      snapshot: job.snapshot ?? null,
-      code: { kind: 'source' as const, source: job.source, ...(job.filename ? { filename: job.filename } : {}) },
-      options,
-    };
+    const header = { type: 'call' as const, snapshot: job.snapshot ?? null, code, options };
     const result = new Promise<T>((resolve, reject) => {
-      const args = encodeValue(job.args ?? []);
+      const args = encodeArgs();
       for (const frame of args) this.checkBound('maxMessageBytes', frame.byteLength, 'an argument frame', '--max-message-mb');
       this.send(id, header, args, {
         isUpload: false,
@@ -239,7 +277,7 @@ export class AgentClient {
         fail: reject,
         onReply: (reply, payload) => {
           if (reply.type === 'output') job.onOutput?.(reply.stream, reply.text);
-          else if (reply.type === 'result') resolve(decodeValue(payload) as T);
+          else if (reply.type === 'result') resolve(decode(payload));
           else reject(unexpected(reply));
         },
       });

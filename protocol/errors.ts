@@ -10,6 +10,7 @@ export const ERROR_CODES = [
   'FILES_MISSING', // an upload lacks files the agent does not hold
   'SNAPSHOT_MISSING', // a call names a snapshot the agent does not hold
   'REMOTE_EXCEPTION', // the user's code threw
+  'UNPICKLABLE', // a value cannot travel (named with its path), or a pickled call cannot be rebuilt
   'MODULE_NOT_INSTALLED', // a bare import is not installed on the agent
   'WORKER_CRASHED', // the worker process died while running the job
   'CANCELLED', // the job was cancelled by its client

@@ -15,8 +15,12 @@ export interface ManifestEntry {
   hash: string;
 }
 
-/** What a job runs. `source` is a JavaScript function expression called with the job's arguments. */
-export type JobCode = { kind: 'source'; source: string; filename?: string };
+/**
+ * What a job runs. `source`: a JavaScript function expression, called with the arguments (frames: a value).
+ * `pickle`: the frames hold a pickled call, `[function, ...arguments]` (protocol/pickle); the result comes back
+ * pickled too. `filename` names the job's file in remote stacks.
+ */
+export type JobCode = { kind: 'source'; source: string; filename?: string } | { kind: 'pickle'; filename?: string };
 
 export interface JobOptions {
   /** Cancel the job after this many milliseconds. */

@@ -3,7 +3,7 @@
 
 import { AgentError, ERROR_CODES, WireError } from './errors';
 import { isSafeRelativePath } from './manifest';
-import { AgentLimits, PROTOCOL_VERSION, Reply, Request } from './messages';
+import { AgentLimits, CallRequest, PROTOCOL_VERSION, Reply, Request } from './messages';
 
 /** Bounds on what a header may hold, so a hostile message cannot make the agent allocate without limit. */
 export interface HeaderLimits {
@@ -149,9 +149,12 @@ export function validateRequest(header: Obj, frameCount: number, limits: HeaderL
       expectFrames(type, frameCount, 'atLeast1');
       const snapshot = header.snapshot === null ? null : hash(header, 'snapshot', 'header');
       const code = obj(header.code, 'header.code');
-      if (code.kind !== 'source') fail('header.code.kind', '"source"', code.kind);
-      const source = str(code, 'source', 'header.code', limits.maxSourceBytes);
+      if (code.kind !== 'source' && code.kind !== 'pickle') fail('header.code.kind', '"source" or "pickle"', code.kind);
       const filename = optStr(code, 'filename', 'header.code', 256);
+      const jobCode: CallRequest['code'] =
+        code.kind === 'source'
+          ? { kind: 'source', source: str(code, 'source', 'header.code', limits.maxSourceBytes), ...(filename ? { filename } : {}) }
+          : { kind: 'pickle', ...(filename ? { filename } : {}) };
       const options = obj(header.options ?? {}, 'header.options');
       const cwd = optStr(options, 'cwd', 'header.options', 4096);
       if (cwd !== undefined && cwd !== '.' && !isSafeRelativePath(cwd)) fail('header.options.cwd', 'a relative path', cwd);
@@ -160,7 +163,7 @@ export function validateRequest(header: Obj, frameCount: number, limits: HeaderL
         type,
         id,
         snapshot,
-        code: { kind: 'source', source, ...(filename ? { filename } : {}) },
+        code: jobCode,
         options: {
           timeoutMs: optNum(options, 'timeoutMs', 'header.options', 1, 2 ** 31 - 1),
           worker: optNum(options, 'worker', 'header.options', 0, 4096),

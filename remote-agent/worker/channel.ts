@@ -176,7 +176,8 @@ export function parseToWorker(frames: readonly Uint8Array[]): { message: ToWorke
   switch (o.type) {
     case 'run': {
       const code = o.code as Obj | undefined;
-      if (!code || code.kind !== 'source' || typeof code.source !== 'string') bad('run.code should be source code');
+      const isSource = code?.kind === 'source' && typeof code.source === 'string';
+      if (!code || (!isSource && code.kind !== 'pickle')) bad('run.code should be source code or a pickled call');
       const filename = code.filename === undefined ? undefined : str(code, 'filename');
       const options = (typeof o.options === 'object' && o.options !== null ? o.options : {}) as JobOptions;
       const snapshot = o.snapshot === null ? null : str(o, 'snapshot');
@@ -184,7 +185,9 @@ export function parseToWorker(frames: readonly Uint8Array[]): { message: ToWorke
         type: 'run',
         job: str(o, 'job'),
         snapshot,
-        code: { kind: 'source', source: code.source, ...(filename !== undefined ? { filename } : {}) },
+        code: isSource
+          ? { kind: 'source', source: code.source as string, ...(filename !== undefined ? { filename } : {}) }
+          : { kind: 'pickle', ...(filename !== undefined ? { filename } : {}) },
         options,
       };
       return { message, payload };

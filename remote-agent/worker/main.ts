@@ -23,6 +23,7 @@ import { isSafeRelativePath } from '../../protocol/manifest';
 import { decodeValue, encodeValue } from '../../protocol/values';
 import { FATAL_MARKER, parseToWorker, RunMessage, WORKER_CONFIG_ENV, WorkerConfig } from './channel';
 import { ModuleSupport, notInstalledPackage } from './modules';
+import { pickleCallResult, unpickleCall } from './pickled-call';
 import { StackRewriter, TRAMPOLINE_FILENAME } from './stack';
 
 /** `globalThis[JOB_CONTEXT]` while a job runs: `{ id, worker, signal }`; the signal aborts on cancel. */
@@ -198,7 +199,7 @@ class Worker {
       if (isThenable(value)) value = await value;
       let frames: Uint8Array[];
       try {
-        frames = encodeValue(value);
+        frames = message.code.kind === 'pickle' ? pickleCallResult(value, this.snapshotDir(message)) : encodeValue(value);
       } catch (err) {
         throw new Error(`the job's return value cannot be sent back: ${(err as Error).message}`, { cause: err });
       }
@@ -223,6 +224,10 @@ class Worker {
     const name = message.code.filename ?? 'remote-job.js';
     if (!isSafeRelativePath(name)) throw new AgentError('BAD_MESSAGE', `code.filename ${JSON.stringify(name)} is not a safe relative path`);
     const filename = path.join(dir, name);
+    if (message.code.kind === 'pickle') {
+      const call = unpickleCall(frames, this.snapshotDir(message) ?? dir, filename, (text) => this.output.write('stderr', text));
+      return this.interruptible(() => call.fn(...call.args));
+    }
     const args = decodeArguments(frames);
     if (!Array.isArray(args)) throw new AgentError('BAD_MESSAGE', 'the job arguments must encode an array');
     const wrapper = this.compileWrapper(message.code.source, filename);
@@ -235,6 +240,10 @@ class Worker {
       if (typeof fn !== 'function') throw new TypeError(`the job's code must be a function expression; it evaluated to ${typeof fn}`);
       return fn(...args);
     });
+  }
+
+  private snapshotDir(message: RunMessage): string | null {
+    return message.snapshot === null ? null : path.join(this.config.snapshotsRoot, message.snapshot);
   }
 
   /** Compiles a job's source once per (source, file name): repeated calls of one function skip V8's parse. */
