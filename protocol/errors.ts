@@ -9,6 +9,7 @@ export const ERROR_CODES = [
   'HASH_MISMATCH', // uploaded bytes do not match the manifest
   'FILES_MISSING', // an upload lacks files the agent does not hold
   'SNAPSHOT_MISSING', // a call names a snapshot the agent does not hold
+  'DISK_FULL', // the agent's workdir ran out of space while storing a snapshot; nothing half-made was kept
   'REMOTE_EXCEPTION', // the user's code threw
   'UNPICKLABLE', // a value cannot travel (named with its path), or a pickled call cannot be rebuilt
   'MODULE_NOT_INSTALLED', // a bare import is not installed on the agent

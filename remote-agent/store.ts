@@ -115,6 +115,10 @@ export class SnapshotStore {
 
   /** Which content hashes does the store lack? Creates the snapshot at once when it lacks none. */
   async check(snapshot: string, files: ManifestEntry[]): Promise<{ ready: boolean; missing: string[] }> {
+    return this.guardDisk(() => this.checkNow(snapshot, files));
+  }
+
+  private async checkNow(snapshot: string, files: ManifestEntry[]): Promise<{ ready: boolean; missing: string[] }> {
     this.validateManifest(snapshot, files);
     if (this.snapshots.has(snapshot)) {
       this.touch(snapshot);
@@ -132,6 +136,10 @@ export class SnapshotStore {
    * reply lists what is still missing.
    */
   async upload(snapshot: string, files: ManifestEntry[], archive: Buffer): Promise<{ ready: boolean; missing: string[] }> {
+    return this.guardDisk(() => this.uploadNow(snapshot, files, archive));
+  }
+
+  private async uploadNow(snapshot: string, files: ManifestEntry[], archive: Buffer): Promise<{ ready: boolean; missing: string[] }> {
     this.validateManifest(snapshot, files);
     if (this.snapshots.has(snapshot)) {
       this.touch(snapshot);
@@ -144,6 +152,25 @@ export class SnapshotStore {
       await this.ensureSnapshot(snapshot, files);
       return { ready: true, missing: [] };
     });
+  }
+
+  /**
+   * A full disk is the operator's to fix, not a bug: say so with DISK_FULL. Uploads and creations work in tmp/ and
+   * clean up after themselves, so nothing half-made remains and the same request can simply be retried.
+   */
+  private async guardDisk<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (!isDiskFull(error)) throw error;
+      this.options.log(`store: out of disk space in ${this.options.workdir}: ${(error as Error).message}`);
+      throw new AgentError(
+        'DISK_FULL',
+        `the agent's disk is full (workdir ${this.options.workdir}); nothing of this snapshot was kept. Free space ` +
+          'there or lower --disk-budget on the agent, then run again',
+        { cause: error },
+      );
+    }
   }
 
   touch(snapshot: string): void {
@@ -591,6 +618,15 @@ async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T,
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
   if (failure) throw failure.error;
+}
+
+/** ENOSPC or EDQUOT, on the error or anywhere down its cause chain. */
+function isDiskFull(error: unknown): boolean {
+  for (let at: unknown = error, depth = 0; at instanceof Error && depth < 5; at = at.cause, depth++) {
+    const code = (at as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+  }
+  return false;
 }
 
 /** A file system failure the client cannot fix: the agent's operator must look at the workdir. */

@@ -2,6 +2,7 @@
 // bounded fuzz of random and mutated messages. The agent must stay up and lose nothing it can keep.
 
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -103,6 +104,32 @@ describe('remote-agent faults, end to end', function () {
     } finally {
       await client.close();
       await agent.stop();
+    }
+  });
+
+  it('reports a full disk while storing a snapshot, keeps nothing half-made, and succeeds on retry', async function () {
+    // A real full disk: the agent's workdir on a 1 MiB tmpfs. Mounting needs root (as in CI); elsewhere skip.
+    const mountPoint = (await tmp.dir({ unsafeCleanup: true, prefix: 'disk-full-' })).path;
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mountPoint]).status !== 0) {
+      this.skip(); // cannot mount a small tmpfs here (not root): the disk-full fault cannot be injected
+    }
+    let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
+    try {
+      agent = await startAgent({ args: ['--workers', '1'], workdir: path.join(mountPoint, 'workdir') });
+      const client = await connect(agent.endpoint);
+      const local = await snapshotDirectory(await makeTree({ 'a.bin': randomBytes(400_000).toString('latin1'), 'b.bin': randomBytes(400_000).toString('latin1'), 'c.js': 'module.exports = "fits now";\n' }));
+      const error = (await client.upload(local).catch((e: RemoteError) => e)) as RemoteError;
+      expect(error.code).to.equal('DISK_FULL');
+      expect(error.message).to.include('disk is full').and.include('--disk-budget');
+      expect(await fs.readdir(path.join(agent.workdir, 'snapshots'))).to.deep.equal([]);
+      expect(await fs.readdir(path.join(agent.workdir, 'tmp'))).to.deep.equal([]);
+      expect(spawnSync('mount', ['-o', 'remount,size=64m', mountPoint]).status).to.equal(0);
+      await client.upload(local);
+      expect(await client.run({ source: '() => require("./c.js")', snapshot: local.hash })).to.equal('fits now');
+      await client.close();
+    } finally {
+      await agent?.stop();
+      spawnSync('umount', [mountPoint]);
     }
   });
 
