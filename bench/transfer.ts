@@ -8,6 +8,7 @@ import * as zmq from 'zeromq';
 
 import { connect } from '../kernel-ext/agent-client';
 import { startLocalAgent } from '../kernel-ext/local-agent';
+import { startCurveAgent } from './curve-agent';
 import { median, table } from './stats';
 
 const RUNS = Number(process.env.BENCH_TRANSFERS ?? 5);
@@ -44,9 +45,9 @@ async function rawEcho(payload: Float64Array): Promise<number[]> {
   return samples;
 }
 
-async function agentRoundTrip(payload: Float64Array): Promise<number[]> {
-  const agent = await startLocalAgent({ args: ['--workers', '1'] });
-  const client = await connect(agent.endpoint);
+async function agentRoundTrip(payload: Float64Array, secure: boolean): Promise<number[]> {
+  const { agent, curve } = secure ? await startCurveAgent(['--workers', '1']) : { agent: await startLocalAgent({ args: ['--workers', '1'] }), curve: undefined };
+  const client = await connect(agent.endpoint, { curve });
   const identity = (a: Float64Array): Float64Array => a;
   try {
     return await timeRuns(async () => {
@@ -62,7 +63,8 @@ async function agentRoundTrip(payload: Float64Array): Promise<number[]> {
 async function main(): Promise<void> {
   const payload = new Float64Array(BYTES / 8).map((_, i) => i);
   const raw = await rawEcho(payload);
-  const viaAgent = await agentRoundTrip(payload);
+  const viaAgent = await agentRoundTrip(payload, false);
+  const viaSecureAgent = await agentRoundTrip(payload, true);
   const rate = (ms: number): string => `${((2 * BYTES) / 1e9 / (ms / 1000)).toFixed(2)} GB/s`;
   console.log(`\n256 MiB Float64Array round trip (there and back), tcp loopback, median of ${RUNS}`);
   console.log(
@@ -70,6 +72,7 @@ async function main(): Promise<void> {
       ['', 'median', 'rate'],
       ['raw ZeroMQ echo of the same bytes (floor)', median(raw), rate(median(raw))],
       ['agent: client.call(identity, [array])', median(viaAgent), rate(median(viaAgent))],
+      ['the same, CURVE encryption on', median(viaSecureAgent), rate(median(viaSecureAgent))],
     ]),
   );
   console.log(`agent rate / raw rate: ${((median(raw) / median(viaAgent)) * 100).toFixed(0)}%   (target: 80% or more)`);
