@@ -114,8 +114,30 @@ export interface AgentInfo {
   limits: AgentLimits;
 }
 
+export interface GpuInfo {
+  index: number;
+  name: string;
+  memoryTotalMb: number | null;
+  memoryUsedMb: number | null;
+  utilizationPercent: number | null;
+}
+
+/** The agent host's resources, read when `status` is asked. */
+export interface Resources {
+  cpus: number;
+  cpuModel: string;
+  loadAverage: number[];
+  memoryTotalMb: number;
+  memoryFreeMb: number;
+  gpus: GpuInfo[];
+  /** Why GPUs could not be read, when nvidia-smi exists but failed. */
+  gpuError?: string;
+}
+
 export interface WorkerStatus {
   index: number;
+  /** The GPU(s) this worker is pinned to (its CUDA_VISIBLE_DEVICES), if any. */
+  gpu?: string;
   pid: number | null;
   state: 'starting' | 'idle' | 'busy' | 'restarting' | 'stopped';
   restarts: number;
@@ -148,6 +170,7 @@ export interface StatusReply extends Base {
   agent: AgentInfo;
   workers: WorkerStatus[];
   store: StoreStats;
+  resources: Resources;
 }
 export interface SnapshotStatusReply extends Base {
   type: 'snapshot.status';

@@ -220,8 +220,10 @@ export function validateReply(header: Obj, frameCount: number): Reply {
         limits: limits(obj(agent.limits, 'agent.limits')),
       };
       if (type === 'welcome') return { v, type, re: re(), agent: info };
-      const workers = arr(header, 'workers', 'header', 4096).map((w) => w as never);
-      return { v, type, re: re(), agent: info, workers, store: obj(header.store, 'header.store') as never };
+      // Informational fields, shown to people: checked to be objects, not field by field.
+      const workers = arr(header, 'workers', 'header', 4096).map((w, i) => obj(w, `workers[${i}]`) as never);
+      const store = obj(header.store, 'header.store') as never;
+      return { v, type, re: re(), agent: info, workers, store, resources: obj(header.resources, 'header.resources') as never };
     }
     case 'pong':
       return { v, type, re: re(), instance: str(header, 'instance', 'header') };

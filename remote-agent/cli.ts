@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { readKeyFile, readKeyPair, writeKeyPair } from '../protocol/keys';
+import { readGpus } from './resources';
 import { Agent, AgentCurve, DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_RESULT_TTL_MS } from './server';
 import { AGENT_VERSION, PACKAGE_ROOT } from './version';
 
@@ -23,6 +24,9 @@ Options of serve:
   --workdir DIR          where snapshots and compiled code are kept
                          (default $XDG_CACHE_HOME/tslab-remote/agent or ~/.cache/tslab-remote/agent)
   --workers N            long-lived worker processes (default 2)
+  --gpus all|LIST        one worker per GPU, pinned with CUDA_VISIBLE_DEVICES: all GPUs nvidia-smi lists, or a
+                         list such as 0,1 (0+1 gives one worker both GPUs); overrides --workers
+  --nvidia-smi PATH      the nvidia-smi used for --gpus all and resource reports (default: nvidia-smi on PATH)
   --node-modules DIR     where bare imports resolve from; repeatable
                          (default: node_modules of the current directory and of this package, with their parents)
   --cancel-grace-ms MS   time a cancelled job gets before its worker is killed (default 2000)
@@ -65,6 +69,8 @@ function parseFlags(argv: string[]) {
       bind: { type: 'string', default: 'tcp://127.0.0.1:5555' },
       workdir: { type: 'string' },
       workers: { type: 'string', default: '2' },
+      gpus: { type: 'string' },
+      'nvidia-smi': { type: 'string', default: 'nvidia-smi' },
       'node-modules': { type: 'string', multiple: true },
       'disk-budget': { type: 'string', default: '10240' },
       'max-message-mb': { type: 'string', default: '2048' },
@@ -112,6 +118,12 @@ async function serve(values: ReturnType<typeof parseFlags>['values'], positional
   }
   if (!curve && !isLoopback(bind)) process.stderr.write(`WARNING: serving on ${bind} without keys: anyone who can reach it can run code here\n`);
 
+  let gpus: string[] | undefined;
+  try {
+    gpus = values.gpus === undefined ? undefined : await gpuList(values.gpus, values['nvidia-smi']!);
+  } catch (error) {
+    return fail((error as Error).message);
+  }
   const workdir = path.resolve(values.workdir ?? defaultWorkdir());
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   let agent: Agent;
@@ -121,6 +133,8 @@ async function serve(values: ReturnType<typeof parseFlags>['values'], positional
       curve,
       workdir,
       workers: positiveInt(values.workers!, '--workers'),
+      gpus,
+      nvidiaSmi: values['nvidia-smi'],
       nodePaths: values['node-modules']?.map((dir) => path.resolve(dir)) ?? defaultNodePaths(),
       limits: {
         diskBudgetBytes: megabytes(values['disk-budget']!, '--disk-budget'),
@@ -144,12 +158,29 @@ async function serve(values: ReturnType<typeof parseFlags>['values'], positional
   }
   process.stdout.write(`remote-agent listening on ${agent.endpoint}\n`);
   if (curve) log(`CURVE on: agent public key ${curve.publicKey}, ${curve.allowedClientKeys.length} client key(s) allowed`);
-  log(`remote-agent ${AGENT_VERSION} (node ${process.version}), workdir ${workdir}, ${agent.info.workers} worker(s)`);
+  log(`remote-agent ${AGENT_VERSION} (node ${process.version}), workdir ${workdir}, ${agent.info.workers} worker(s)` +
+    (gpus ? `, pinned to GPU(s) ${gpus.join(' | ')}` : ''));
   await untilSignal();
   log('shutting down: cancelling jobs and ending workers');
   await agent.stop();
   log('stopped');
   return 0;
+}
+
+/** `all` asks nvidia-smi; otherwise a comma-separated list of device ids, `+` joining several for one worker. */
+async function gpuList(spec: string, nvidiaSmi: string): Promise<string[]> {
+  if (spec !== 'all') {
+    const entries = spec.split(',').map((entry) => entry.trim());
+    if (entries.some((entry) => !/^\d+(\+\d+)*$/.test(entry))) {
+      throw new UsageError(`--gpus takes all or a list of GPU indices such as 0,1 or 0+1,2+3; got ${JSON.stringify(spec)}`);
+    }
+    return entries.map((entry) => entry.split('+').join(','));
+  }
+  const { gpus, gpuError } = await readGpus(nvidiaSmi);
+  if (gpus.length === 0) {
+    throw new UsageError(`--gpus all: ${gpuError ?? `${nvidiaSmi} lists no GPU (is the NVIDIA driver installed?)`}; use --workers N for CPU workers`);
+  }
+  return gpus.map((gpu) => String(gpu.index));
 }
 
 function keygen(values: ReturnType<typeof parseFlags>['values']): number {

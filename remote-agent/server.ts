@@ -20,6 +20,7 @@ import {
 import { DEFAULT_HEADER_LIMITS, HeaderLimits, parseHeader, requestIdOf, validateRequest } from '../protocol/validate';
 import { DEFAULT_STORE_LIMITS, SnapshotStore } from './store';
 import { JobSink, WorkerPool } from './worker-pool';
+import { readResources } from './resources';
 import { ZapHandler } from './zap';
 import { AGENT_VERSION } from './version';
 
@@ -46,6 +47,10 @@ export interface AgentOptions {
   resultTtlMs?: number;
   /** Grace period between cancelling a job and killing its worker. */
   cancelGraceMs?: number;
+  /** One worker per entry, pinned with CUDA_VISIBLE_DEVICES (overrides `workers`). */
+  gpus?: string[];
+  /** The nvidia-smi to read GPUs with (a fake one in tests); default `nvidia-smi` on PATH. */
+  nvidiaSmi?: string;
   /** Worker heap limit in MB (node's --max-old-space-size); default: node's own. */
   workerMaxOldSpaceMb?: number;
   log?: (line: string) => void;
@@ -106,7 +111,7 @@ export class Agent {
       hostname: os.hostname(),
       node: process.version,
       pid: process.pid,
-      workers: options.workers,
+      workers: options.gpus?.length ?? options.workers,
       limits: this.limits,
     };
   }
@@ -149,7 +154,8 @@ export class Agent {
       throw new AgentError('INTERNAL', `cannot bind ${options.bind}: ${(error as Error).message}`);
     }
     const pool = new WorkerPool({
-      size: options.workers,
+      size: options.gpus?.length ?? options.workers,
+      gpus: options.gpus,
       runDir: path.join(workdir, 'run'),
       snapshotsRoot: store.snapshotsRoot,
       compileCacheDir: path.join(workdir, 'compiled'),
@@ -230,6 +236,7 @@ export class Agent {
           agent: this.info,
           workers: this.pool.status(),
           store: this.store.stats(),
+          resources: await readResources(this.options.nvidiaSmi ?? 'nvidia-smi'),
         });
       case 'snapshot.check': {
         const status = await this.store.check(request.snapshot, request.files);

@@ -32,6 +32,8 @@ export interface PoolOptions {
   startTimeoutMs?: number;
   log: (line: string) => void;
   onInUseChange?: (worker: number, snapshots: string[]) => void;
+  /** GPU pinning: worker i gets CUDA_VISIBLE_DEVICES=gpus[i] (so `size` should equal gpus.length). */
+  gpus?: string[];
 }
 
 export interface JobSpec {
@@ -228,6 +230,7 @@ export class WorkerPool {
   status(): WorkerStatus[] {
     return this.slots.map((slot) => ({
       index: slot.index,
+      ...(this.options.gpus?.[slot.index] !== undefined ? { gpu: this.options.gpus[slot.index] } : {}),
       pid: slot.pid,
       state: slot.state,
       restarts: slot.restarts,
@@ -445,6 +448,8 @@ export class WorkerPool {
       agentName: this.options.agentName,
     };
     const env: NodeJS.ProcessEnv = { ...process.env, [WORKER_CONFIG_ENV]: JSON.stringify(config) };
+    const gpu = this.options.gpus?.[slot.index];
+    if (gpu !== undefined) env.CUDA_VISIBLE_DEVICES = gpu;
     if (this.options.nodePaths.length > 0) env.NODE_PATH = this.options.nodePaths.join(path.delimiter);
     else delete env.NODE_PATH;
     // detached: a process group of its own, so a Ctrl-C in the agent's terminal does not interrupt jobs (the pool
