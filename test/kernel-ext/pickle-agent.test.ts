@@ -1,0 +1,64 @@
+// Pickled calls through a real agent, for what the scenario matrix cannot show: packages resolved by name on the
+// agent (and a warning when its version differs), and errors that happen before or after the call.
+
+import { expect } from 'chai';
+import * as net from 'node:net';
+import * as path from 'node:path';
+
+import { AgentClient, connect } from '../../kernel-ext/agent-client';
+import { PickleError } from '../../protocol/pickle';
+import { RemoteError } from '../../protocol/errors';
+import { AgentProcess, makeTree, startAgent } from '../support/agent-process';
+
+const pkg = (version: string, answer: string): Record<string, string> => ({
+  'node_modules/verpkg/package.json': JSON.stringify({ name: 'verpkg', version, main: 'index.js' }),
+  'node_modules/verpkg/index.js': `exports.where = () => ${JSON.stringify(answer)};\n`,
+});
+
+describe('pickled calls through a real agent', function () {
+  this.timeout(30_000);
+  let agent: AgentProcess;
+  let client: AgentClient;
+  let local: { where(): string };
+
+  before(async () => {
+    const agentSide = await makeTree(pkg('1.0.0', 'agent'));
+    const notebookSide = await makeTree(pkg('2.0.0', 'notebook'));
+    agent = await startAgent({ args: ['--workers', '1', '--node-modules', path.join(agentSide, 'node_modules')] });
+    client = await connect(agent.endpoint);
+    local = require(path.join(notebookSide, 'node_modules', 'verpkg')) as { where(): string };
+  });
+
+  after(async () => {
+    await client?.close();
+    await agent?.stop();
+  });
+
+  it("runs a package by name with the agent's copy and warns that its version differs", async () => {
+    const verpkg = local;
+    const stderr: string[] = [];
+    const where = await client.call(() => verpkg.where(), [], { onOutput: (stream, text) => stream === 'stderr' && stderr.push(text) }).result;
+    expect(where).to.equal('agent');
+    expect(stderr.join('')).to.include('package verpkg is 1.0.0 on the agent, 2.0.0 in the notebook');
+  });
+
+  it('refuses a value that cannot travel before sending, naming its path', async () => {
+    const socket = new net.Socket();
+    const cfg = { conn: socket };
+    const useIt = () => cfg.conn.remotePort;
+    const error = await client.call(useIt, []).result.catch((e: Error) => e);
+    expect(error).to.be.instanceOf(PickleError);
+    expect((error as PickleError).message).to.match(/^useIt → captured cfg → \.conn: net\.Socket cannot be pickled/);
+    socket.destroy();
+  });
+
+  it('rejects with the remote exception, its stack naming the function', async () => {
+    function failing(): never {
+      throw new TypeError('bad input');
+    }
+    const error = (await client.call(failing, []).result.catch((e: RemoteError) => e)) as RemoteError;
+    expect(error.code).to.equal('REMOTE_EXCEPTION');
+    expect(error.remoteName).to.equal('TypeError');
+    expect(error.remoteStack).to.include('failing');
+  });
+});
