@@ -6,6 +6,7 @@ import * as net from 'node:net';
 
 import { connect } from '../../kernel-ext/agent-client';
 import { RemoteError } from '../../protocol/errors';
+import { remoteCodeOf } from '../support/rejection';
 import { isAlive, startAgent, waitFor } from '../support/agent-process';
 
 async function freePort(): Promise<number> {
@@ -14,16 +15,6 @@ async function freePort(): Promise<number> {
   const port = (server.address() as net.AddressInfo).port;
   await new Promise((resolve) => server.close(resolve));
   return port;
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(RemoteError);
-    return (error as RemoteError).code;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('kernel-ext agent client', function () {
@@ -50,7 +41,7 @@ describe('kernel-ext agent client', function () {
       const job = client.run({ source: '() => new Promise(() => {})' });
       await new Promise((resolve) => setTimeout(resolve, 200));
       agent.process.kill('SIGKILL');
-      expect(await codeOf(job)).to.equal('AGENT_UNREACHABLE');
+      expect(await remoteCodeOf(job)).to.equal('AGENT_UNREACHABLE');
       await waitFor(() => pids.every((pid) => !isAlive(pid)), 5_000, 'workers of a killed agent to exit on their own');
     } finally {
       await client.close();
@@ -71,7 +62,7 @@ describe('kernel-ext agent client', function () {
       await first.stop();
       await waitFor(() => pids.every((pid) => !isAlive(pid)), 5_000, 'workers of a killed agent to exit on their own');
       second = await startAgent({ args: bind });
-      expect(await codeOf(job)).to.equal('AGENT_RESTARTED');
+      expect(await remoteCodeOf(job)).to.equal('AGENT_RESTARTED');
       expect(await client.run({ source: '() => "on the new agent"' })).to.equal('on the new agent');
     } finally {
       await client.close();
@@ -85,8 +76,8 @@ describe('kernel-ext agent client', function () {
     try {
       const job = client.run({ source: '() => new Promise(() => {})' });
       await client.close();
-      expect(await codeOf(job)).to.equal('CLIENT_CLOSED');
-      expect(await codeOf(client.run({ source: '() => 1' }))).to.equal('CLIENT_CLOSED');
+      expect(await remoteCodeOf(job)).to.equal('CLIENT_CLOSED');
+      expect(await remoteCodeOf(client.run({ source: '() => 1' }))).to.equal('CLIENT_CLOSED');
     } finally {
       await agent.stop();
     }

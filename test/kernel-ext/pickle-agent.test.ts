@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { AgentClient, connect } from '../../kernel-ext/agent-client';
 import { PickleError } from '../../protocol/pickle';
 import { RemoteError } from '../../protocol/errors';
+import { rejectionOf } from '../support/rejection';
 import { AgentProcess, makeTree, startAgent } from '../support/agent-process';
 
 const pkg = (version: string, answer: string): Record<string, string> => ({
@@ -46,9 +47,8 @@ describe('pickled calls through a real agent', function () {
     const socket = new net.Socket();
     const cfg = { conn: socket };
     const useIt = () => cfg.conn.remotePort;
-    const error = await client.call(useIt, []).result.catch((e: Error) => e);
-    expect(error).to.be.instanceOf(PickleError);
-    expect((error as PickleError).message).to.match(/^useIt → captured cfg → \.conn: net\.Socket cannot be pickled/);
+    const error = await rejectionOf(client.call(useIt, []).result, PickleError);
+    expect(error.message).to.match(/^useIt → captured cfg → \.conn: net\.Socket cannot be pickled/);
     socket.destroy();
   });
 
@@ -56,7 +56,7 @@ describe('pickled calls through a real agent', function () {
     function failing(): never {
       throw new TypeError('bad input');
     }
-    const error = (await client.call(failing, []).result.catch((e: RemoteError) => e)) as RemoteError;
+    const error = await rejectionOf(client.call(failing, []).result, RemoteError);
     expect(error.code).to.equal('REMOTE_EXCEPTION');
     expect(error.remoteName).to.equal('TypeError');
     expect(error.remoteStack).to.include('failing');

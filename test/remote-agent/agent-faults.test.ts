@@ -12,21 +12,12 @@ import * as zmq from 'zeromq';
 import { connect } from '../../kernel-ext/agent-client';
 import { snapshotDirectory } from '../../kernel-ext/snapshot';
 import { RemoteError } from '../../protocol/errors';
+import { rejectionOf, remoteCodeOf } from '../support/rejection';
 import { fileHash, snapshotHash } from '../../protocol/manifest';
 import { FINAL_REPLIES, PROTOCOL_VERSION } from '../../protocol/messages';
 import { encodeValue } from '../../protocol/values';
 import { makeTree, startAgent, waitFor } from '../support/agent-process';
 import { TcpProxy } from '../support/tcp-proxy';
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(RemoteError);
-    return (error as RemoteError).code;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('remote-agent faults, end to end', function () {
   this.timeout(60_000);
@@ -54,7 +45,7 @@ describe('remote-agent faults, end to end', function () {
     const job = client.run({ source: '() => new Promise((r) => setTimeout(() => r(1), 300))' });
     await new Promise((resolve) => setTimeout(resolve, 100));
     await client.close();
-    expect(await codeOf(job)).to.equal('CLIENT_CLOSED');
+    expect(await remoteCodeOf(job)).to.equal('CLIENT_CLOSED');
     try {
       await waitFor(() => /discarded the final reply of job \S+ for client \S+: not collected within 0 s/.test(agent.log()), 5_000, 'the discard in the log');
     } finally {
@@ -70,10 +61,9 @@ describe('remote-agent faults, end to end', function () {
       const job = client.run({ source: '() => new Promise(() => {})' });
       await new Promise((resolve) => setTimeout(resolve, 200));
       process.kill(worker!.pid!, 'SIGKILL'); // as the OOM killer would
-      const error = await job.catch((e: RemoteError) => e);
-      expect(error).to.be.instanceOf(RemoteError);
-      expect((error as RemoteError).code).to.equal('WORKER_CRASHED');
-      expect((error as RemoteError).message).to.include('SIGKILL');
+      const error = await rejectionOf(job, RemoteError);
+      expect(error.code).to.equal('WORKER_CRASHED');
+      expect(error.message).to.include('SIGKILL');
       expect(await client.run({ source: '() => "next"' })).to.equal('next');
     } finally {
       await client.close();
@@ -86,19 +76,18 @@ describe('remote-agent faults, end to end', function () {
     const client = await connect(agent.endpoint);
     try {
       const running = [1, 2].map(() => client.run({ source: '() => new Promise((r) => setTimeout(r, 500))' }));
-      const third = client.run({ source: '() => 3' }).catch((e: RemoteError) => e);
-      const error = (await third) as RemoteError;
+      const error = await rejectionOf(client.run({ source: '() => 3' }), RemoteError);
       expect(error.code).to.equal('TOO_LARGE');
       expect(error.message).to.include('--max-jobs-per-client').and.include('2');
       await Promise.all(running);
 
       const three = await snapshotDirectory(await makeTree({ a: '1', b: '2', c: '3' }));
-      const files = (await client.upload(three).catch((e: RemoteError) => e)) as RemoteError;
+      const files = await rejectionOf(client.upload(three), RemoteError);
       expect(files.code).to.equal('TOO_LARGE');
       expect(files.message).to.include('2');
 
       const big = await makeTree({ 'weights.bin': randomBytes(1_500_000).toString('latin1') });
-      const archive = (await client.upload(await snapshotDirectory(big)).catch((e: RemoteError) => e)) as RemoteError;
+      const archive = await rejectionOf(client.upload(await snapshotDirectory(big)), RemoteError);
       expect(archive.code).to.equal('TOO_LARGE');
       expect(archive.message).to.include('maxArchiveBytes').and.include('--max-archive-mb');
     } finally {
@@ -118,7 +107,7 @@ describe('remote-agent faults, end to end', function () {
       agent = await startAgent({ args: ['--workers', '1'], workdir: path.join(mountPoint, 'workdir') });
       const client = await connect(agent.endpoint);
       const local = await snapshotDirectory(await makeTree({ 'a.bin': randomBytes(400_000).toString('latin1'), 'b.bin': randomBytes(400_000).toString('latin1'), 'c.js': 'module.exports = "fits now";\n' }));
-      const error = (await client.upload(local).catch((e: RemoteError) => e)) as RemoteError;
+      const error = await rejectionOf(client.upload(local), RemoteError);
       expect(error.code).to.equal('DISK_FULL');
       expect(error.message).to.include('disk is full').and.include('--disk-budget');
       expect(await fs.readdir(path.join(agent.workdir, 'snapshots'))).to.deep.equal([]);

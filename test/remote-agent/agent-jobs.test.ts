@@ -8,16 +8,9 @@ import { AgentClient, connect } from '../../kernel-ext/agent-client';
 import { snapshotDirectory } from '../../kernel-ext/snapshot';
 import { RemoteError } from '../../protocol/errors';
 import { AgentProcess, isAlive, makeTree, startAgent, waitFor, writeTree } from '../support/agent-process';
+import { rejectionOf } from '../support/rejection';
 
-async function rejection(promise: Promise<unknown>): Promise<RemoteError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(RemoteError);
-    return error as RemoteError;
-  }
-  throw new Error('expected the promise to reject');
-}
+const rejection = (promise: Promise<unknown>): Promise<RemoteError> => rejectionOf(promise, RemoteError);
 
 describe('remote-agent jobs, end to end', function () {
   this.timeout(30_000);

@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+
+import { rejectionOf } from '../support/rejection';
 import JSZip from 'jszip';
 
 import { AgentError } from '../../protocol/errors';
@@ -6,18 +8,10 @@ import { fileHash } from '../../protocol/manifest';
 import type { ManifestEntry } from '../../protocol/messages';
 import { openArchive, readVerified } from '../../remote-agent/archive';
 
+const caught = (promise: Promise<unknown>): Promise<AgentError> => rejectionOf(promise, AgentError);
+
 function entryOf(path: string, bytes: Buffer): ManifestEntry {
   return { path, size: bytes.length, hash: fileHash(path, bytes) };
-}
-
-async function caught(promise: Promise<unknown>): Promise<AgentError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(AgentError);
-    return error as AgentError;
-  }
-  expect.fail('expected the promise to reject');
 }
 
 describe('remote-agent/archive', () => {

@@ -1,4 +1,6 @@
 import { expect } from 'chai';
+
+import { rejectionOf as rejectionOfType } from '../support/rejection';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -46,15 +48,7 @@ function bytes(n: number, seed: number): Buffer {
   return b;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<AgentError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(AgentError);
-    return error as AgentError;
-  }
-  expect.fail('expected the promise to reject');
-}
+const rejectionOf = (promise: Promise<unknown>): Promise<AgentError> => rejectionOfType(promise, AgentError);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -180,7 +174,7 @@ describe('remote-agent/store', () => {
       code: AgentError['code'],
     ): Promise<AgentError> {
       const before = await listing(parent.path);
-      const error = await rejection(attempt());
+      const error = await rejectionOf(attempt());
       expect(error.code, error.message).to.equal(code);
       expect(await listing(parent.path)).to.deep.equal(before);
       expect(store.has(snapshot)).to.equal(false);

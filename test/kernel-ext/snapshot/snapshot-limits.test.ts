@@ -2,6 +2,8 @@
 // sizes and suggesting an exclude; each file over largeFileBytes earns a warning; unreadable paths are all named.
 
 import { expect } from 'chai';
+
+import { rejectionOf } from '../../support/rejection';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
@@ -12,15 +14,7 @@ import { countingReads, makeTree, removeTrees } from './snapshot-tree';
 const bytes = (n: number) => Buffer.alloc(n, 7);
 
 // The error a snapshot rejects with.
-async function failure(promise: Promise<unknown>): Promise<SnapshotError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).to.be.instanceOf(SnapshotError);
-    return error as SnapshotError;
-  }
-  throw new Error('expected the snapshot to fail');
-}
+const failure = (promise: Promise<unknown>): Promise<SnapshotError> => rejectionOf(promise, SnapshotError);
 
 describe('kernel-ext snapshot: limits', () => {
   afterEach(removeTrees);
