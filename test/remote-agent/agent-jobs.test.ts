@@ -75,6 +75,9 @@ describe('remote-agent jobs, end to end', function () {
     const second = await client.upload(v2);
     expect(second.filesSent, 'only the edited file travels').to.equal(1);
     expect(await client.run({ ...job, snapshot: v2.hash })).to.equal('v2:8');
+    // Compiled by content: the unchanged util.ts compiled once for both snapshots, model.ts once per version.
+    const compiled = (await fs.readdir(path.join(agent.workdir, 'compiled'))).filter((name) => name.endsWith('.js'));
+    expect(compiled).to.have.length(3);
     const cached = await client.run<string[]>({ source: '() => Object.keys(require.cache)', snapshot: v2.hash });
     expect(cached.some((file) => file.includes(v1.hash)), 'v1 modules purged').to.equal(false);
     expect(cached.some((file) => file.includes(v2.hash))).to.equal(true);
