@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import * as zmq from 'zeromq';
 
 import { AgentError, RemoteError, toWireError, WireError } from '../protocol/errors';
-import { encodeMessage, Frame, SendQueue } from '../protocol/frames';
+import { encodeMessage, Frame, SendQueue, TCP_KEEPALIVE } from '../protocol/frames';
 import {
   AgentInfo,
   AgentLimits,
@@ -23,14 +23,15 @@ import { parseHeader, validateReply } from '../protocol/validate';
 import { decodeValue, encodeValue } from '../protocol/values';
 import { unpickle } from '../protocol/pickle';
 import { localRegistry, pickleCall, requireLoaded } from './pickle';
+import { ConnectionWatch } from './connection-watch';
 import { LocalSnapshot, zipFiles } from './snapshot';
 
 export interface ConnectOptions {
   /** How long to wait for the agent's welcome. */
   connectTimeoutMs?: number;
-  /** How often to ping the agent while requests are pending. */
+  /** How often to ping the agent. */
   heartbeatMs?: number;
-  /** Pending requests fail when the agent has been silent this long. */
+  /** Pending requests fail when the connection to the agent has been down this long. */
   heartbeatTimeoutMs?: number;
   /** Fixed routing id, so a reconnecting kernel is the same client to the agent. */
   routingId?: string;
@@ -109,13 +110,18 @@ export interface UploadReport {
 interface Pending {
   onReply(reply: Reply, payload: Buffer[]): void;
   fail(error: Error): void;
-  /** Uploads may take long to transmit: the heartbeat deadline does not apply while one is in flight. */
-  isUpload: boolean;
-  /** A call: listed in pings so the agent re-sends its final reply if it was lost while disconnected. */
-  isJob?: boolean;
+  /**
+   * A call: listed in pings so that after a reconnect the agent re-sends its final reply if it was lost. Other
+   * requests are idempotent and are simply sent again after a reconnect (`frames`).
+   */
+  isJob: boolean;
+  frames: readonly Frame[];
 }
 
 const DEFAULTS = { connectTimeoutMs: 10_000, heartbeatMs: 1_000, heartbeatTimeoutMs: 10_000 };
+
+/** How long one send may wait for ZeroMQ to take it before the request is held again. */
+const SEND_TIMEOUT_MS = 500;
 
 /** Connects to an agent and waits for its welcome; fails with AGENT_UNREACHABLE when none answers in time. */
 export async function connect(endpoint: string, options: ConnectOptions = {}): Promise<AgentClient> {
@@ -135,24 +141,44 @@ export class AgentClient {
   private readonly sendQueue: SendQueue;
   private readonly pending = new Map<string, Pending>();
   private readonly uploads = new Map<string, Promise<UploadReport>>();
+  private readonly connection: ConnectionWatch;
+  /** Ids are unique per client object, so a new client reusing a routing id never repeats an old one's ids. */
+  private readonly idPrefix = randomBytes(3).toString('hex');
   private nextId = 0;
-  private lastHeard = Date.now();
   private heartbeat?: NodeJS.Timeout;
+  private reconnected = false;
+  /** Requests waiting for a connection: never handed to ZeroMQ while there is none, so never sent late. */
+  private readonly held = new Set<string>();
+  /** Calls given up on while disconnected: the agent is asked to cancel them once it is reachable again. */
+  private readonly abandoned = new Set<string>();
   private closed = false;
   private info?: AgentInfo;
+  /** The instance that welcomed us, kept even while a re-hello after a restart is pending. */
+  private instance?: string;
 
   constructor(
     readonly endpoint: string,
     private readonly options: typeof DEFAULTS & ConnectOptions,
   ) {
+    // immediate: nothing queues for a connection that is not up, so a call the client gave up on is never delivered
+    // later; sendTimeout bounds how long a send waits for one. A dead agent process closes the connection (a
+    // disconnect event at once); TCP keepalive finds a vanished host on an idle connection. Not ZMTP heartbeats:
+    // libzmq counts only whole frames as signs of life, so a result that takes longer than the timeout to arrive
+    // would be cut off, again and again.
     this.socket = new zmq.Dealer({
       routingId: options.routingId ?? `tslab-remote-${randomBytes(8).toString('hex')}`,
       linger: 0,
+      immediate: true,
+      sendTimeout: SEND_TIMEOUT_MS,
+      ...TCP_KEEPALIVE,
       ...(options.curve
         ? { curveServerKey: options.curve.serverKey, curvePublicKey: options.curve.publicKey, curveSecretKey: options.curve.secretKey }
         : {}),
     });
-    void this.watchHandshakes();
+    this.connection = new ConnectionWatch(this.socket, endpoint, {
+      onAuthFailure: (message) => this.failAll('AUTH_FAILED', message),
+      onConnect: (again) => this.connected(again),
+    });
     this.socket.connect(endpoint);
     this.sendQueue = new SendQueue(this.socket);
     void this.receiveLoop();
@@ -178,6 +204,7 @@ export class AgentClient {
       const reply = await this.request({ type: 'hello', client: clientName });
       if (reply.type !== 'welcome') throw unexpected(reply);
       this.info = reply.agent;
+      this.instance = reply.agent.instance;
       return reply.agent;
     } finally {
       clearTimeout(timer);
@@ -229,7 +256,7 @@ export class AgentClient {
   }
 
   private async snapshotRequest(body: { type: 'snapshot.check' | 'snapshot.upload'; snapshot: string; files: LocalSnapshot['files'] }, archive?: Buffer) {
-    const reply = await this.request(body, archive ? [archive] : [], archive !== undefined);
+    const reply = await this.request(body, archive ? [archive] : []);
     if (reply.type !== 'snapshot.status') throw unexpected(reply);
     return reply;
   }
@@ -272,7 +299,6 @@ export class AgentClient {
       const args = encodeArgs();
       for (const frame of args) this.checkBound('maxMessageBytes', frame.byteLength, 'an argument frame', '--max-message-mb');
       this.send(id, header, args, {
-        isUpload: false,
         isJob: true,
         fail: reject,
         onReply: (reply, payload) => {
@@ -307,29 +333,79 @@ export class AgentClient {
     this.closed = true;
     clearInterval(this.heartbeat);
     this.failAll('CLIENT_CLOSED', 'the connection to the agent was closed');
+    // A last ping waiting for nothing lets the agent drop the final replies it kept for us at once.
+    if (this.info && this.connection.disconnectedForMs() === 0) {
+      this.socket.linger = 500;
+      await this.sendQueue.send(encodeMessage({ v: PROTOCOL_VERSION, id: this.newId(), type: 'ping', waiting: [] })).catch(() => undefined);
+    }
     this.socket.close();
   }
 
   private request(
     body: Unversioned<Request> extends infer R ? (R extends { id: string } ? Omit<R, 'id'> : never) : never,
     payload: Frame[] = [],
-    isUpload = false,
   ): Promise<Reply> {
     return new Promise((resolve, reject) => {
-      this.send(this.newId(), body, payload, { isUpload, fail: reject, onReply: (reply) => resolve(reply) });
+      this.send(this.newId(), body, payload, { isJob: false, fail: reject, onReply: (reply) => resolve(reply) });
     });
   }
 
-  private send(id: string, body: object, payload: readonly Frame[], pending: Pending): void {
+  private send(id: string, body: object, payload: readonly Frame[], handlers: Omit<Pending, 'frames'>): void {
     if (this.closed) {
-      pending.fail(new RemoteError(localError('CLIENT_CLOSED', 'the connection to the agent is closed')));
+      handlers.fail(new RemoteError(localError('CLIENT_CLOSED', 'the connection to the agent is closed')));
       return;
     }
-    this.pending.set(id, pending);
-    this.sendQueue.send(encodeMessage({ v: PROTOCOL_VERSION, id, ...body }, payload)).catch((error: unknown) => {
+    const frames = encodeMessage({ v: PROTOCOL_VERSION, id, ...body }, payload);
+    this.pending.set(id, { ...handlers, frames });
+    this.transmit(id, frames);
+  }
+
+  /**
+   * Hands a request to ZeroMQ only while connected; otherwise it waits in `held` until a connection comes, or until
+   * the client gives up on it, and so it can never be delivered after the caller was told it failed.
+   */
+  private transmit(id: string, frames: readonly Frame[]): void {
+    if (this.connection.disconnectedForMs() > 0) {
+      this.held.add(id);
+      return;
+    }
+    this.sendQueue.send(frames).catch((error: unknown) => {
+      const pending = this.pending.get(id);
+      if (!pending || pending.frames !== frames) return; // abandoned meanwhile
+      if ((error as NodeJS.ErrnoException).code === 'EAGAIN') {
+        // The connection went away under us (or the queue is full): hold it, and retry while connected.
+        this.held.add(id);
+        setTimeout(() => this.flushHeld(), SEND_TIMEOUT_MS).unref();
+        return;
+      }
       this.pending.delete(id);
       pending.fail(new RemoteError(toWireError(error, 'INTERNAL')));
     });
+  }
+
+  private flushHeld(): void {
+    if (this.connection.disconnectedForMs() > 0) return;
+    for (const id of [...this.held]) {
+      this.held.delete(id);
+      const pending = this.pending.get(id);
+      if (pending) this.transmit(id, pending.frames);
+    }
+  }
+
+  /**
+   * Connected: held requests go. Reconnected: requests whose reply may have been lost go again (all are idempotent
+   * but calls), and the next ping asks the agent to re-send the final replies of calls.
+   */
+  private connected(again: boolean): void {
+    for (const job of this.abandoned) {
+      void this.sendQueue.send(encodeMessage({ v: PROTOCOL_VERSION, id: this.newId(), type: 'cancel', job })).catch(() => undefined);
+    }
+    this.abandoned.clear();
+    if (again) {
+      this.reconnected = true;
+      for (const [id, pending] of this.pending) if (!pending.isJob) this.held.add(id);
+    }
+    this.flushHeld();
   }
 
   private async receiveLoop(): Promise<void> {
@@ -340,33 +416,7 @@ export class AgentClient {
     }
   }
 
-  /**
-   * A refused key never produces a reply, only socket events: turn them into an error at once instead of letting the
-   * request wait for its deadline. Once a handshake has succeeded the keys are right, and later handshake errors are
-   * network trouble that ZeroMQ's reconnection and the heartbeat deal with.
-   */
-  private async watchHandshakes(): Promise<void> {
-    let succeeded = false;
-    try {
-      for await (const event of this.socket.events) {
-        if (event.type === 'handshake') succeeded = true;
-        else if (event.type === 'handshake:error:auth') {
-          this.failAll('AUTH_FAILED', `the agent at ${this.endpoint} refused this kernel's key: ask its owner to add your public key with --allow`);
-        } else if (!succeeded && (event.type === 'handshake:error:protocol' || event.type === 'handshake:error:other')) {
-          this.failAll(
-            'AUTH_FAILED',
-            `the secure handshake with ${this.endpoint} failed (${event.error.message}): check that you hold the agent's ` +
-              'current public key, and that both sides use keys (or neither does)',
-          );
-        }
-      }
-    } catch (error) {
-      if (!this.closed) process.emitWarning(`tslab-remote: socket events stopped: ${(error as Error).message}`);
-    }
-  }
-
   private dispatch(headerFrame: Buffer | undefined, payload: Buffer[]): void {
-    this.lastHeard = Date.now();
     let reply: Reply;
     try {
       reply = validateReply(parseHeader(headerFrame), payload.length);
@@ -380,40 +430,58 @@ export class AgentClient {
       return;
     }
     if (reply.type === 'pong') {
-      if (this.info && reply.instance !== this.info.instance) this.agentRestarted();
+      if (this.instance && reply.instance !== this.instance) this.agentRestarted();
       return;
     }
     const pending = this.pending.get(reply.re!);
-    if (!pending) return; // a late reply to a request that already failed locally
+    if (!pending) return; // a late or repeated reply to a request that already ended
     if (FINAL_REPLIES.has(reply.type)) this.pending.delete(reply.re!);
-    if (reply.type === 'error') pending.fail(new RemoteError(reply.error));
-    else pending.onReply(reply, payload);
+    if (reply.type === 'error') {
+      pending.fail(new RemoteError(reply.error));
+      return;
+    }
+    try {
+      pending.onReply(reply, payload);
+    } catch (error) {
+      // A result that cannot be rebuilt here, or a throwing onOutput: that request fails, the client goes on.
+      this.pending.delete(reply.re!);
+      pending.fail(error instanceof Error ? error : new Error(String(error)));
+    }
   }
 
   /**
-   * Pings every heartbeatMs; pongs are not tracked as requests: any message from the agent proves it alive, and a
-   * pong from another instance means it restarted. An agent silent past the deadline fails pending requests
-   * instead of letting them hang. Called by connect().
+   * Every heartbeatMs: fails pending requests once the connection has been down past the deadline, and pings,
+   * listing the calls still awaited. Pongs are not tracked as requests: a pong from another instance means the agent
+   * restarted. Liveness comes from the connection (ZMTP heartbeats), not from replies, so a result that takes minutes
+   * to arrive over a slow link is not mistaken for a dead agent. Called by connect().
    */
   startHeartbeat(): void {
     if (this.heartbeat) return;
     this.heartbeat = setInterval(() => {
-      const waiting = [...this.pending.values()];
-      if (waiting.some((p) => p.isUpload)) this.lastHeard = Date.now();
-      const silentMs = Date.now() - this.lastHeard;
-      if (waiting.length > 0 && silentMs > this.options.heartbeatTimeoutMs) {
-        this.failAll(
-          'AGENT_UNREACHABLE',
-          `the agent at ${this.endpoint} stopped answering (no heartbeat for ${Math.round(silentMs / 1000)} s): ` +
-            'it may have crashed or the network is down; its jobs may be lost. Check the agent and run the cell again',
-        );
+      const downMs = this.connection.disconnectedForMs();
+      if (this.pending.size > 0 && downMs > this.options.heartbeatTimeoutMs) {
+        this.giveUp(downMs);
         return;
       }
-      // Pings go out even when idle, so the agent can forget final replies this client already has.
+      if (downMs > 0) return; // nothing would carry a ping now
       const jobs = [...this.pending].filter(([, p]) => p.isJob).map(([id]) => id);
-      this.sendQueue.send(encodeMessage({ v: PROTOCOL_VERSION, id: this.newId(), type: 'ping', waiting: jobs })).catch(() => undefined);
+      const resend = this.reconnected;
+      this.reconnected = false;
+      const ping = { v: PROTOCOL_VERSION, id: this.newId(), type: 'ping', waiting: jobs, ...(resend ? { resend } : {}) };
+      this.sendQueue.send(encodeMessage(ping)).catch(() => undefined);
     }, this.options.heartbeatMs);
     this.heartbeat.unref();
+  }
+
+  /** The connection stayed down: fail what waits, and ask the agent (if it comes back) to cancel those calls. */
+  private giveUp(downMs: number): void {
+    const calls = [...this.pending].filter(([, p]) => p.isJob).map(([id]) => id);
+    this.failAll(
+      'AGENT_UNREACHABLE',
+      `lost the connection to the agent at ${this.endpoint} ${Math.round(downMs / 1000)} s ago and could not reconnect: ` +
+        'it may have crashed or the network is down. Its running jobs are cancelled if it comes back; check the agent and run the cell again',
+    );
+    for (const job of calls) this.abandoned.add(job);
   }
 
   private agentRestarted(): void {
@@ -421,18 +489,19 @@ export class AgentClient {
       'AGENT_RESTARTED',
       `the agent at ${this.endpoint} restarted, so the jobs it was running were lost: run the cell again`,
     );
-    this.info = undefined;
+    // Until the new welcome arrives, `instance` keeps the old id, so every pong of the new agent retries this.
     void this.hello('reconnect').catch(() => undefined);
   }
 
   private failAll(code: WireError['code'], message: string): void {
     const pending = [...this.pending.values()];
     this.pending.clear();
+    this.held.clear();
     for (const p of pending) p.fail(new RemoteError(localError(code, message)));
   }
 
   private newId(): string {
-    return `${process.pid.toString(36)}-${(this.nextId++).toString(36)}`;
+    return `${this.idPrefix}-${(this.nextId++).toString(36)}`;
   }
 }
 

@@ -18,6 +18,7 @@ export const ERROR_CODES = [
   'TIMEOUT', // the job ran past its timeout
   'AGENT_UNREACHABLE', // the client got no answer or heartbeat from the agent in time
   'AGENT_RESTARTED', // the agent answering is not the one that took the job
+  'JOB_UNKNOWN', // a client asks for a job the agent has no record of (it never arrived, or its result expired)
   'AUTH_FAILED', // the CURVE handshake failed: the agent refused our key, or we hold the wrong agent key
   'SHUTTING_DOWN', // the agent is stopping
   'CLIENT_CLOSED', // the local client was closed with requests pending

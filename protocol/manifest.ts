@@ -26,10 +26,11 @@ export function sortManifest(files: readonly ManifestEntry[]): ManifestEntry[] {
 
 /**
  * A path that stays inside the directory it is joined to on every platform: relative, POSIX separators, no `..`,
- * `.` or empty segments, no backslashes, drive letters or NUL bytes.
+ * `.` or empty segments, no backslashes, drive letters or NUL bytes. It must also fit common file systems: no segment
+ * over 255 bytes (NAME_MAX) and at most 4096 bytes in all (PATH_MAX), counted in UTF-8.
  */
 export function isSafeRelativePath(path: string): boolean {
-  if (path.length === 0 || path.length > 4096) return false;
+  if (path.length === 0 || Buffer.byteLength(path) > 4096) return false;
   if (path.startsWith('/') || path.includes('\\') || path.includes('\0') || /^[a-zA-Z]:/.test(path)) return false;
-  return path.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..');
+  return path.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..' && Buffer.byteLength(segment) <= 255);
 }

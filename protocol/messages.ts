@@ -42,11 +42,16 @@ export interface HelloRequest extends Base {
   id: string;
   client: string;
 }
-/** `waiting`: ids of the calls this client still awaits; the agent re-sends their final replies if they ended. */
+/**
+ * `waiting`: ids of the calls this client still awaits (the agent forgets the kept final replies of the others).
+ * `resend`: the client has just reconnected: the agent re-sends the kept final replies of the awaited calls, and
+ * answers JOB_UNKNOWN for an awaited call it has no record of.
+ */
 export interface PingRequest extends Base {
   type: 'ping';
   id: string;
   waiting?: string[];
+  resend?: boolean;
 }
 export interface StatusRequest extends Base {
   type: 'status';

@@ -111,7 +111,12 @@ function manifest(o: Obj, limits: HeaderLimits): { snapshot: string; files: { pa
     const entry = obj(item, `files[${i}]`);
     const path = str(entry, 'path', `files[${i}]`, 4096);
     if (!isSafeRelativePath(path)) {
-      throw new AgentError('UNSAFE_ARCHIVE', `files[${i}].path ${JSON.stringify(path)} is not a safe relative path`);
+      throw new AgentError(
+        'UNSAFE_ARCHIVE',
+        `files[${i}].path ${JSON.stringify(path)} is not a safe relative path (absolute, "..", ".", empty segment, ` +
+          'backslash, drive letter, a name over 255 bytes or over 4096 bytes in all): list files relative to the code ' +
+          'root with "/" separators, and rename or exclude files with such long names',
+      );
     }
     return { path, size: num(entry, 'size', `files[${i}]`), hash: hash(entry, 'hash', `files[${i}]`) };
   });
@@ -129,12 +134,13 @@ export function validateRequest(header: Obj, frameCount: number, limits: HeaderL
       return { v, type, id, client: str(header, 'client', 'header', 256) };
     case 'ping': {
       expectFrames(type, frameCount, 0);
-      if (header.waiting === undefined) return { v, type, id };
+      const resend = header.resend === undefined ? undefined : bool(header, 'resend', 'header');
+      if (header.waiting === undefined) return { v, type, id, ...(resend !== undefined ? { resend } : {}) };
       const waiting = arr(header, 'waiting', 'header', 10_000).map((item, i) => {
         if (typeof item !== 'string' || item.length === 0 || item.length > 128) fail(`waiting[${i}]`, 'a job id', item);
         return item;
       });
-      return { v, type, id, waiting };
+      return { v, type, id, waiting, ...(resend !== undefined ? { resend } : {}) };
     }
     case 'status':
       expectFrames(type, frameCount, 0);
@@ -179,7 +185,11 @@ export function validateRequest(header: Obj, frameCount: number, limits: HeaderL
   }
 }
 
-function wireError(value: unknown, path: string, depth = 0): WireError {
+/**
+ * Checks an error received from a peer (a reply's `error`, a worker's report): user code shapes its content, so
+ * nothing is trusted. Throws BAD_MESSAGE naming the field when it is not a WireError.
+ */
+export function checkWireError(value: unknown, path = 'error', depth = 0): WireError {
   const o = obj(value, path);
   const code = o.code;
   if (typeof code !== 'string' || !(ERROR_CODES as readonly string[]).includes(code)) fail(`${path}.code`, 'an error code', code);
@@ -189,7 +199,7 @@ function wireError(value: unknown, path: string, depth = 0): WireError {
     message: typeof o.message === 'string' ? o.message : '',
   };
   if (typeof o.stack === 'string') error.stack = o.stack;
-  if (o.cause !== undefined && depth < 8) error.cause = wireError(o.cause, `${path}.cause`, depth + 1);
+  if (o.cause !== undefined && depth < 8) error.cause = checkWireError(o.cause, `${path}.cause`, depth + 1);
   if (o.props !== undefined) error.props = obj(o.props, `${path}.props`);
   return error;
 }
@@ -245,7 +255,7 @@ export function validateReply(header: Obj, frameCount: number): Reply {
       expectFrames(type, frameCount, 'atLeast1');
       return { v, type, re: re(), worker: num(header, 'worker', 'header'), elapsedMs: num(header, 'elapsedMs', 'header') };
     case 'error':
-      return { v, type, re: header.re === null ? null : re(), error: wireError(header.error, 'header.error') };
+      return { v, type, re: header.re === null ? null : re(), error: checkWireError(header.error, 'header.error') };
     case 'ack':
       return { v, type, re: re() };
     default:

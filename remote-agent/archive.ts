@@ -46,6 +46,7 @@ export async function openArchive(
       { bound: 'maxArchiveBytes', limit: maxArchiveBytes, value: archive.length },
     );
   }
+  checkEntryCount(archive, manifest.size);
   const zip = await loadZip(archive);
   const files: ArchiveFile[] = [];
   for (const object of Object.values(zip.files)) {
@@ -53,6 +54,121 @@ export async function openArchive(
     if (file) files.push(file);
   }
   return files;
+}
+
+// ---- entry count, before jszip ---------------------------------------------------------------------------------
+//
+// jszip parses the whole central directory synchronously, so millions of tiny entries would freeze the agent and can
+// exhaust its heap. The count is read from the zip's own records first (APPNOTE.TXT 4.3.14-4.3.16), and the central
+// directory is walked the way jszip will walk it (jszip ignores the declared count), stopping past the bound.
+
+const EOCD_SIGNATURE = 0x06054b50;
+const EOCD_SIZE = 22;
+const MAX_COMMENT = 0xffff;
+const ZIP64_LOCATOR_SIGNATURE = 0x07064b50;
+const ZIP64_LOCATOR_SIZE = 20;
+const ZIP64_EOCD_SIGNATURE = 0x06064b50;
+const ZIP64_EOCD_SIZE = 56;
+const CENTRAL_SIGNATURE = 0x02014b50;
+const CENTRAL_SIZE = 46;
+
+/** What the end records say: the declared entry count and where jszip will start reading central headers. */
+interface CentralDirectory {
+  declared: number;
+  start: number;
+}
+
+/** Refuses an archive with more entries than the manifest can explain, before jszip parses any of them. */
+function checkEntryCount(archive: Buffer, manifestFiles: number): void {
+  // Each file, the directory entries zip tools add for its parents (a few per file at most), and some slack.
+  const bound = 2 * manifestFiles + 16;
+  const directory = readCentralDirectory(archive);
+  if (directory.declared > bound) throw tooManyEntries(archive, `declares ${directory.declared} entries`, bound, manifestFiles);
+  const actual = countCentralHeaders(archive, directory.start, bound + 1);
+  if (actual > bound) throw tooManyEntries(archive, `holds more than ${bound} entries`, bound, manifestFiles);
+}
+
+function tooManyEntries(archive: Buffer, what: string, bound: number, manifestFiles: number): AgentError {
+  return agentError(
+    'TOO_LARGE',
+    `the upload archive (${archive.length} bytes) ${what}, over the bound of ${bound} entries for a manifest of ` +
+      `${manifestFiles} files (2 per file + 16): put only the manifest's files (and their directories) in the archive`,
+    { bound: 'archiveEntries', limit: bound },
+  );
+}
+
+// The end of central directory record: within the last 64 KiB + 22 bytes (the comment is at most 64 KiB).
+function readCentralDirectory(archive: Buffer): CentralDirectory {
+  const eocd = findEndRecord(archive);
+  const declared16 = archive.readUInt16LE(eocd + 10);
+  const start32 = eocd - archive.readUInt32LE(eocd + 12);
+  // jszip switches to zip64 only when a field is saturated; the count is taken from zip64 whenever it exists.
+  const saturated = isSaturated(archive, eocd);
+  const hasLocator = eocd >= ZIP64_LOCATOR_SIZE && archive.readUInt32LE(eocd - ZIP64_LOCATOR_SIZE) === ZIP64_LOCATOR_SIGNATURE;
+  if (!saturated && !hasLocator) return { declared: declared16, start: start32 };
+  const zip64 = readZip64Record(archive);
+  return { declared: zip64.declared, start: saturated ? eocd - ZIP64_LOCATOR_SIZE - zip64.size - zip64.centralSize : start32 };
+}
+
+// A field too small for its value is all ones, and the real value is in the zip64 record.
+function isSaturated(archive: Buffer, eocd: number): boolean {
+  const short = [4, 6, 8, 10].some((at) => archive.readUInt16LE(eocd + at) === 0xffff);
+  return short || [12, 16].some((at) => archive.readUInt32LE(eocd + at) === 0xffffffff);
+}
+
+// Searched backwards from the end, as jszip does, so both read the same record.
+function findEndRecord(archive: Buffer): number {
+  const tailStart = Math.max(0, archive.length - EOCD_SIZE - MAX_COMMENT);
+  const found = archive.subarray(tailStart).lastIndexOf(signature(EOCD_SIGNATURE));
+  const eocd = found < 0 ? -1 : tailStart + found;
+  if (eocd < 0 || eocd + EOCD_SIZE > archive.length) {
+    throw new AgentError(
+      'BAD_MESSAGE',
+      `the upload archive (${archive.length} bytes) is not a readable zip file (it has no end of central directory ` +
+        'record): send the missing files as one zip archive in frame 1',
+    );
+  }
+  return eocd;
+}
+
+// The zip64 end record as jszip finds it: through the last locator, else the last zip64 end record signature.
+function readZip64Record(archive: Buffer): { declared: number; size: number; centralSize: number } {
+  const locator = archive.lastIndexOf(signature(ZIP64_LOCATOR_SIGNATURE));
+  const pointed = locator >= 0 && locator + ZIP64_LOCATOR_SIZE <= archive.length ? Number(archive.readBigUInt64LE(locator + 8)) : -1;
+  const at = hasSignature(archive, pointed, ZIP64_EOCD_SIGNATURE, ZIP64_EOCD_SIZE)
+    ? pointed
+    : archive.lastIndexOf(signature(ZIP64_EOCD_SIGNATURE));
+  if (!hasSignature(archive, at, ZIP64_EOCD_SIGNATURE, ZIP64_EOCD_SIZE)) {
+    throw new AgentError(
+      'BAD_MESSAGE',
+      `the upload archive (${archive.length} bytes) is a corrupt zip64 file (no zip64 end of central directory ` +
+        'record): send the missing files as one zip archive in frame 1',
+    );
+  }
+  return {
+    declared: Number(archive.readBigUInt64LE(at + 32)),
+    size: 12 + Number(archive.readBigUInt64LE(at + 4)),
+    centralSize: Number(archive.readBigUInt64LE(at + 40)),
+  };
+}
+
+/** Central file headers jszip would read from `start` (it reads while the signature matches), counted up to `limit`. */
+function countCentralHeaders(archive: Buffer, start: number, limit: number): number {
+  let count = 0;
+  for (let at = start; count < limit && hasSignature(archive, at, CENTRAL_SIGNATURE, CENTRAL_SIZE); count++) {
+    at += CENTRAL_SIZE + archive.readUInt16LE(at + 28) + archive.readUInt16LE(at + 30) + archive.readUInt16LE(at + 32);
+  }
+  return count;
+}
+
+function hasSignature(archive: Buffer, at: number, value: number, recordSize: number): boolean {
+  return Number.isSafeInteger(at) && at >= 0 && at + recordSize <= archive.length && archive.readUInt32LE(at) === value;
+}
+
+function signature(value: number): Buffer {
+  const bytes = Buffer.alloc(4);
+  bytes.writeUInt32LE(value);
+  return bytes;
 }
 
 // jszip rejects anything that is not a zip with a plain Error; the client needs our code and advice.

@@ -1,5 +1,6 @@
 // `remote-agent serve`: parse flags, refuse unsafe set-ups, start the agent, print the bound endpoint as the first
-// line of stdout (scripts wait for it), and shut down cleanly on SIGINT/SIGTERM. `remote-agent keygen`: key files.
+// line of stdout (scripts wait for it), and shut down cleanly on SIGINT/SIGTERM (and, with --exit-with-parent, when
+// the parent goes away). `remote-agent keygen`: key files.
 
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -33,6 +34,8 @@ Options of serve:
   --client-timeout-ms MS a client silent this long has its jobs cancelled (default 1800000: 30 min)
   --result-ttl-ms MS     how long a finished job's reply waits for a disconnected client (default 1800000)
   --worker-max-old-space-mb MB  heap limit of each worker (default: node's)
+  --exit-with-parent     shut down cleanly when stdin reaches EOF or the parent process changes (for a parent that
+                         starts the agent with a pipe as stdin, so the agent ends with it even when it is killed)
 
 Bounds (exceeding one is an error that names it):
   --disk-budget MB       snapshot storage kept before old snapshots are evicted (default 10240)
@@ -84,6 +87,7 @@ function parseFlags(argv: string[]) {
       'result-ttl-ms': { type: 'string', default: String(DEFAULT_RESULT_TTL_MS) },
       'worker-max-old-space-mb': { type: 'string' },
       insecure: { type: 'boolean', default: false },
+      'exit-with-parent': { type: 'boolean', default: false },
       keys: { type: 'string' },
       allow: { type: 'string', multiple: true },
       out: { type: 'string' },
@@ -160,8 +164,8 @@ async function serve(values: ReturnType<typeof parseFlags>['values'], positional
   if (curve) log(`CURVE on: agent public key ${curve.publicKey}, ${curve.allowedClientKeys.length} client key(s) allowed`);
   log(`remote-agent ${AGENT_VERSION} (node ${process.version}), workdir ${workdir}, ${agent.info.workers} worker(s)` +
     (gpus ? `, pinned to GPU(s) ${gpus.join(' | ')}` : ''));
-  await untilSignal();
-  log('shutting down: cancelling jobs and ending workers');
+  const why = await untilStopped(values['exit-with-parent']!);
+  log(`shutting down (${why}): cancelling jobs and ending workers`);
   await agent.stop();
   log('stopped');
   return 0;
@@ -207,21 +211,40 @@ function loadCurve(dir: string, allow: string[]): AgentCurve {
   return { ...pair, allowedClientKeys: files.map(readKeyFile) };
 }
 
-function untilSignal(): Promise<void> {
+/** Resolves with the reason to shut down: a signal, or with `exitWithParent` the parent going away. */
+function untilStopped(exitWithParent: boolean): Promise<string> {
   return new Promise((resolve) => {
-    const onSignal = (): void => {
+    const onSignal = (signal: NodeJS.Signals): void => {
       // A second signal while shutting down means "now".
       process.once('SIGINT', () => process.exit(130));
       process.once('SIGTERM', () => process.exit(143));
-      resolve();
+      resolve(signal);
     };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    if (exitWithParent) watchParent(resolve);
   });
 }
 
-/** Loopback and host-local transports are reachable only from this machine. */
+/**
+ * A parent killed with SIGKILL cannot stop us, but its end of our stdin pipe closes (EOF), and we are re-parented.
+ * Either one calls `gone`; the ppid check also covers a pipe some other process inherited and keeps open.
+ */
+function watchParent(gone: (why: string) => void): void {
+  const parent = process.ppid;
+  process.stdin.on('end', () => gone('stdin closed: the parent is gone'));
+  process.stdin.on('error', () => gone('stdin failed: the parent is gone'));
+  process.stdin.resume(); // read (and drop) whatever comes, so EOF is seen
+  const timer = setInterval(() => {
+    if (process.ppid !== parent) gone(`parent process ${parent} is gone`);
+  }, 500);
+  timer.unref();
+}
+
+/** Endpoints only this machine can reach: loopback TCP, inproc, and ipc socket files (guarded by file permissions). */
 export function isLoopback(endpoint: string): boolean {
+  // ipc://@name is a Linux abstract socket: it has no file, so no permissions, and any local user can connect.
+  if (endpoint.startsWith('ipc://@')) return false;
   if (endpoint.startsWith('ipc://') || endpoint.startsWith('inproc://')) return true;
   const match = /^tcp:\/\/(\[[^\]]+\]|[^:]+):/.exec(endpoint);
   if (!match) return false;

@@ -19,6 +19,8 @@ import {
 } from '../protocol/messages';
 import { DEFAULT_HEADER_LIMITS, HeaderLimits, parseHeader, requestIdOf, validateRequest } from '../protocol/validate';
 import { DEFAULT_STORE_LIMITS, SnapshotStore } from './store';
+import { TCP_KEEPALIVE } from '../protocol/frames';
+import { ClientSession } from './client-session';
 import { JobSink, WorkerPool } from './worker-pool';
 import { readResources } from './resources';
 import { ZapHandler } from './zap';
@@ -67,23 +69,10 @@ export const DEFAULT_AGENT_LIMITS: AgentLimits = {
   maxJobsPerClient: 64,
 };
 
-/** A job's final reply, kept until its client confirms it (by no longer waiting for it) or it expires. */
-interface Finished {
-  frames: Frame[];
-  endedAt: number;
-}
-
-interface ClientState {
-  identity: Buffer;
-  lastSeen: number;
-  jobs: Set<string>;
-  finished: Map<string, Finished>;
-}
-
 export class Agent {
   readonly info: AgentInfo;
   private readonly sendQueue: SendQueue;
-  private readonly clients = new Map<string, ClientState>();
+  private readonly clients = new Map<string, ClientSession>();
   private readonly log: (line: string) => void;
   private readonly limits: AgentLimits;
   private readonly headerLimits: HeaderLimits;
@@ -140,7 +129,11 @@ export class Agent {
       mandatory: true,
       linger: 0,
       sendTimeout: 0,
-      sendHighWaterMark: 100_000,
+      // Messages, not bytes: at most ~64 MiB of output (64 KiB chunks) queued for a slow client before it is dropped.
+      sendHighWaterMark: 1_000,
+      // A vanished client is disconnected (closed connection, or TCP keepalive), so sends to it fail at once
+      // (EHOSTUNREACH). Not ZMTP heartbeats: they would cut off a client still receiving a large result slowly.
+      ...TCP_KEEPALIVE,
       maxMessageSize: limits.maxMessageBytes,
       ...curveServerOptions(options.curve),
     });
@@ -226,9 +219,15 @@ export class Agent {
       case 'hello':
         this.log(`client ${client} (${request.client}) connected`);
         return this.reply(identity, { type: 'welcome', re: request.id, agent: this.info });
-      case 'ping':
-        this.redeliver(client, request.waiting ?? []);
-        return this.reply(identity, { type: 'pong', re: request.id, instance: this.info.instance });
+      case 'ping': {
+        // The pong goes first: a client that reached a restarted agent learns it from the pong's instance before any
+        // JOB_UNKNOWN for the calls the old agent had.
+        const pong = this.reply(identity, { type: 'pong', re: request.id, instance: this.info.instance });
+        this.session(client, identity).onPing(request.waiting ?? [], request.resend === true, (job) =>
+          void this.reply(identity, { type: 'error', re: job, error: unknownJob(job) }),
+        );
+        return pong;
+      }
       case 'status':
         return this.reply(identity, {
           type: 'status',
@@ -255,15 +254,14 @@ export class Agent {
   }
 
   private call(identity: Buffer, client: string, request: CallRequest, args: Buffer[]): void {
-    const key = jobKey(client, request.id);
-    const state = this.clientState(client);
-    if (state.jobs.has(request.id) || state.finished.has(request.id)) {
+    const session = this.session(client, identity);
+    if (session.knows(request.id)) {
       throw new AgentError('BAD_MESSAGE', `job id ${request.id} was already used by this client; use a new id`);
     }
-    if (state.jobs.size >= this.limits.maxJobsPerClient) {
+    if (session.jobs.size >= this.limits.maxJobsPerClient) {
       throw new AgentError(
         'TOO_LARGE',
-        `this client has ${state.jobs.size} jobs running or queued, the agent's bound (--max-jobs-per-client) is ` +
+        `this client has ${session.jobs.size} jobs running or queued, the agent's bound (--max-jobs-per-client) is ` +
           `${this.limits.maxJobsPerClient}: wait for some to finish or cancel them`,
       );
     }
@@ -275,60 +273,55 @@ export class Agent {
     }
     const release = request.snapshot === null ? () => undefined : this.store.pin(request.snapshot);
     if (request.snapshot !== null) this.store.touch(request.snapshot);
-    state.jobs.add(request.id);
-    // The final reply is kept until the client shows it has it: a client that was disconnected when the job ended
-    // (network blip, laptop asleep) gets it when it pings again, by the same routing id.
+    session.jobs.add(request.id);
+    const re = request.id;
     const finish = (reply: Unversioned<Reply>, payload: readonly Frame[] = []): void => {
       release();
-      state.jobs.delete(request.id);
-      const frames = encodeMessage({ v: PROTOCOL_VERSION, ...reply }, payload);
-      state.finished.set(request.id, { frames, endedAt: Date.now() });
-      void this.send(state.identity, frames, reply.type);
+      const notice = (count: number): Frame[] => this.encode({ type: 'output', re, stream: 'stderr', text: droppedOutputNotice(count) });
+      session.finish(re, this.encode(reply, payload), notice);
     };
     const sink: JobSink = {
-      output: (stream, text) => void this.reply(identity, { type: 'output', re: request.id, stream, text }),
-      result: (frames, info) =>
-        finish({ type: 'result', re: request.id, worker: info.worker, elapsedMs: Math.round(info.elapsedMs) }, frames),
-      error: (error: WireError) => finish({ type: 'error', re: request.id, error }),
+      output: (stream, text) => void session.output(re, this.encode({ type: 'output', re, stream, text })),
+      result: (frames, info) => finish({ type: 'result', re, worker: info.worker, elapsedMs: Math.round(info.elapsedMs) }, frames),
+      error: (error: WireError) => finish({ type: 'error', re, error }),
     };
     this.pool.submit(
-      { id: key, label: request.id, client, snapshot: request.snapshot, code: request.code, options: request.options, args },
+      { id: jobKey(client, re), label: re, client, snapshot: request.snapshot, code: request.code, options: request.options, args },
       sink,
     );
   }
 
-  private reply(identity: Buffer, reply: Unversioned<Reply>, payload: readonly Frame[] = []): Promise<void> {
-    return this.send(identity, encodeMessage({ v: PROTOCOL_VERSION, ...reply }, payload), reply.type);
+  private encode(reply: Unversioned<Reply>, payload: readonly Frame[] = []): Frame[] {
+    return encodeMessage({ v: PROTOCOL_VERSION, ...reply }, payload);
   }
 
-  private async send(identity: Buffer, frames: readonly Frame[], what: string): Promise<void> {
+  private reply(identity: Buffer, reply: Unversioned<Reply>, payload: readonly Frame[] = []): Promise<void> {
+    return this.send(identity, this.encode(reply, payload)).then((failure) => {
+      if (failure !== null) this.log(`could not send ${reply.type} to ${identity.toString('hex')}: ${failure}`);
+    });
+  }
+
+  /** Sends to one client; resolves with null or the failure's code (EHOSTUNREACH: not connected; EAGAIN: queue full). */
+  private async send(identity: Buffer, frames: readonly Frame[]): Promise<string | null> {
     try {
       await this.sendQueue.send([identity, ...frames]);
+      return null;
     } catch (error) {
-      // The client is not connected (EHOSTUNREACH with a mandatory ROUTER); a job's final reply is kept for it.
-      this.log(`could not send ${what} to ${identity.toString('hex')}: ${(error as Error).message}`);
-    }
-  }
-
-  /** Re-sends final replies the client still waits for; forgets those it no longer waits for (it has them). */
-  private redeliver(client: string, waiting: readonly string[]): void {
-    const state = this.clientState(client);
-    const awaited = new Set(waiting);
-    for (const [job, finished] of state.finished) {
-      if (awaited.has(job)) void this.send(state.identity, finished.frames, 'a kept final reply');
-      else state.finished.delete(job);
+      return (error as NodeJS.ErrnoException).code ?? (error as Error).message;
     }
   }
 
   private seen(client: string, identity: Buffer): void {
-    const state = this.clientState(client, identity);
-    state.lastSeen = Date.now();
+    this.session(client, identity).lastSeen = Date.now();
   }
 
-  private clientState(client: string, identity = Buffer.from(client, 'hex')): ClientState {
-    let state = this.clients.get(client);
-    if (!state) this.clients.set(client, (state = { identity, lastSeen: Date.now(), jobs: new Set(), finished: new Map() }));
-    return state;
+  private session(client: string, identity: Buffer): ClientSession {
+    let session = this.clients.get(client);
+    if (!session) {
+      session = new ClientSession(client, (frames) => this.send(identity, frames), this.log);
+      this.clients.set(client, session);
+    }
+    return session;
   }
 
   /**
@@ -340,18 +333,17 @@ export class Agent {
     const ttl = this.options.resultTtlMs ?? DEFAULT_RESULT_TTL_MS;
     this.livenessTimer = setInterval(() => {
       const now = Date.now();
-      for (const [client, state] of this.clients) {
-        for (const [job, finished] of state.finished) {
-          if (now - finished.endedAt < ttl) continue;
-          state.finished.delete(job);
-          this.log(`discarded the final reply of job ${job} for client ${client}: not collected within ${Math.round(ttl / 1000)} s`);
-        }
-        if (now - state.lastSeen < timeout) continue;
-        if (state.jobs.size > 0) {
+      for (const [client, session] of this.clients) {
+        session.expire(now, ttl);
+        if (now - session.lastSeen < timeout) continue;
+        if (session.jobs.size > 0) {
           const cancelled = this.pool.cancelClient(client);
-          this.log(`client ${client} silent for ${Math.round((now - state.lastSeen) / 1000)} s: cancelled ${cancelled} job(s)`);
+          this.log(`client ${client} silent for ${Math.round((now - session.lastSeen) / 1000)} s: cancelled ${cancelled} job(s)`);
         }
-        if (state.jobs.size === 0 && state.finished.size === 0) this.clients.delete(client);
+        if (session.idle) {
+          this.clients.delete(client);
+          this.pool.forgetClient(client);
+        }
       }
     }, Math.max(50, Math.min(timeout / 4, ttl / 4, 5_000)));
     this.livenessTimer.unref();
@@ -369,6 +361,20 @@ function agentLimits(options: AgentOptions): AgentLimits {
 function curveServerOptions(curve: AgentCurve | undefined): zmq.SocketOptions<zmq.Router> {
   if (!curve) return {};
   return { curveServer: true, curveSecretKey: curve.secretKey, curvePublicKey: curve.publicKey, zapDomain: 'tslab-remote' };
+}
+
+function unknownJob(job: string): WireError {
+  return toWireError(
+    new AgentError(
+      'JOB_UNKNOWN',
+      `the agent has no record of job ${job}: it never arrived (the connection dropped while it was sent), or its ` +
+        'result expired (--result-ttl-ms). Nothing is running for it: run it again',
+    ),
+  );
+}
+
+function droppedOutputNotice(count: number): string {
+  return `[tslab-remote: ${count} output message(s) of this job were dropped: the connection could not keep up]\n`;
 }
 
 function jobKey(client: string, job: string): string {

@@ -10,7 +10,7 @@
 // snapshot links to any more.
 
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants, promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs, lstat as lstatCallback, Stats } from 'node:fs';
 import * as path from 'node:path';
 
 import { AgentError } from '../protocol/errors';
@@ -47,14 +47,18 @@ export const DEFAULT_STORE_LIMITS: Omit<StoreOptions, 'workdir' | 'log'> = {
 
 /** File system operations in flight at once: enough to hide syscall latency, few enough not to starve libuv. */
 const FS_CONCURRENCY = 32;
+/** Blob lstats in flight when checking blobs for writes through a snapshot: cheap calls, so more at once. */
+const STAT_CONCURRENCY = 64;
 /** Archive entries inflated at once: each holds its bytes in memory until verified. */
 const INFLATE_CONCURRENCY = 4;
 
 const HASH = /^[0-9a-f]{64}$/;
 
+/** What a blob looked like when indexed: a write through a snapshot's hard link changes its size or mtime. */
 interface BlobInfo {
   size: number;
   ino: number;
+  mtimeMs: number;
 }
 
 export class SnapshotStore {
@@ -124,6 +128,7 @@ export class SnapshotStore {
       this.touch(snapshot);
       return { ready: true, missing: [] };
     }
+    await this.dropModifiedBlobs(files);
     const missing = this.missingHashes(files);
     if (missing.length > 0) return { ready: false, missing };
     await this.withHeldBlobs(files, () => this.ensureSnapshot(snapshot, files));
@@ -146,6 +151,7 @@ export class SnapshotStore {
       return { ready: true, missing: [] };
     }
     return this.withHeldBlobs(files, async () => {
+      await this.dropModifiedBlobs(files);
       await this.ingest(files, archive);
       const missing = this.missingHashes(files);
       if (missing.length > 0) return { ready: false, missing };
@@ -162,6 +168,7 @@ export class SnapshotStore {
     try {
       return await work();
     } catch (error) {
+      if (hasErrorCode(error, 'ENAMETOOLONG')) throw nameTooLong(error);
       if (!isDiskFull(error)) throw error;
       this.options.log(`store: out of disk space in ${this.options.workdir}: ${(error as Error).message}`);
       throw new AgentError(
@@ -253,7 +260,8 @@ export class SnapshotStore {
       throw agentError(
         'UNSAFE_ARCHIVE',
         `manifest path ${JSON.stringify(file.path)} is not a safe relative path (absolute, "..", ".", empty segment, ` +
-          'backslash or drive letter): list files relative to the code root with "/" separators',
+          'backslash, drive letter, a name over 255 bytes or over 4096 bytes in all): list files relative to the code ' +
+          'root with "/" separators, and rename or exclude files with such long names',
         { path: file.path },
       );
     }
@@ -332,20 +340,19 @@ export class SnapshotStore {
     }
     const target = path.join(dir, entry.hash);
     await fs.rename(file, target);
-    const stat = await fs.lstat(target);
-    this.indexBlob(entry.hash, stat.size, stat.ino);
+    this.indexBlob(entry.hash, await fs.lstat(target));
   }
 
   private blobPath(hash: string): string {
     return path.join(this.blobsRoot, hash.slice(0, 2), hash);
   }
 
-  private indexBlob(hash: string, size: number, ino: number): void {
+  private indexBlob(hash: string, stat: BlobInfo): void {
     const previous = this.blobs.get(hash);
     if (previous) this.forgetBlob(hash); // replaced in place (a concurrent writer): count it once
-    this.blobs.set(hash, { size, ino });
-    this.blobByIno.set(ino, hash);
-    this.blobBytes += size;
+    this.blobs.set(hash, { size: stat.size, ino: stat.ino, mtimeMs: stat.mtimeMs });
+    this.blobByIno.set(stat.ino, hash);
+    this.blobBytes += stat.size;
   }
 
   private forgetBlob(hash: string): void {
@@ -364,6 +371,31 @@ export class SnapshotStore {
     } finally {
       for (const f of files) decrement(this.heldBlobs, f.hash);
     }
+  }
+
+  // ---- blobs written through a snapshot ---------------------------------------------------------------------
+
+  /**
+   * Snapshot files are hard links to the blobs, and mode 0444 does not stop a job running as root from rewriting
+   * one: the blob would then carry wrong bytes into every later snapshot. Before a new snapshot links the manifest's
+   * blobs, a blob whose size or mtime changed since it was indexed is deleted and forgotten, so it counts as missing
+   * and the client uploads it again. One lstat per held blob keeps this cheap.
+   */
+  private async dropModifiedBlobs(files: ManifestEntry[]): Promise<void> {
+    const held = files.filter((file) => this.blobs.has(file.hash) && !this.writingBlobs.has(file.hash));
+    await forEachLimit(held, STAT_CONCURRENCY, async (file) => {
+      const stat = await quickLstat(this.blobPath(file.hash));
+      const info = this.blobs.get(file.hash); // read after the lstat: another entry of the same hash may have dropped it
+      if (!info || (stat && stat.size === info.size && stat.mtimeMs === info.mtimeMs)) return;
+      await this.dropBlob(file, stat ? 'was modified after upload (a job wrote into its snapshot?)' : 'vanished from disk');
+    });
+  }
+
+  // A dropped blob stays linked in the snapshots that already hold it; only new snapshots stop reusing it.
+  private async dropBlob(file: ManifestEntry, what: string): Promise<void> {
+    await fs.rm(this.blobPath(file.hash), { force: true });
+    this.forgetBlob(file.hash);
+    this.options.log(`store: blob ${file.hash.slice(0, 12)} of ${file.path} ${what}; it will be uploaded again`);
   }
 
   // ---- snapshot creation ------------------------------------------------------------------------------------
@@ -400,7 +432,7 @@ export class SnapshotStore {
   private async buildTree(root: string, files: ManifestEntry[]): Promise<void> {
     await fs.mkdir(root);
     for (const level of directoriesByDepth(files)) {
-      await forEachLimit(level, FS_CONCURRENCY, (dir) => fs.mkdir(path.join(root, dir)));
+      await forEachLimit(level, FS_CONCURRENCY, (dir) => fs.mkdir(path.join(root, dir)).catch((error) => throwFor(dir, error)));
     }
     await forEachLimit(files, FS_CONCURRENCY, (file) => this.linkBlob(file, path.join(root, file.path)));
   }
@@ -413,6 +445,7 @@ export class SnapshotStore {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') throw this.blobVanished(file, error);
+      if (code === 'ENAMETOOLONG') throwFor(file.path, error);
       if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK') throw fsFailure(`link ${blob} to ${target}`, error);
       await fs.copyFile(blob, target, fsConstants.COPYFILE_FICLONE);
     }
@@ -546,7 +579,7 @@ export class SnapshotStore {
       const names = (await fs.readdir(full)).filter((name) => HASH.test(name) && name.startsWith(dir.name));
       await forEachLimit(names, FS_CONCURRENCY, async (name) => {
         const stat = await fs.lstat(path.join(full, name));
-        if (stat.isFile()) this.indexBlob(name, stat.size, stat.ino);
+        if (stat.isFile()) this.indexBlob(name, stat);
       });
     }
   }
@@ -622,11 +655,35 @@ async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T,
 
 /** ENOSPC or EDQUOT, on the error or anywhere down its cause chain. */
 function isDiskFull(error: unknown): boolean {
+  return hasErrorCode(error, 'ENOSPC') || hasErrorCode(error, 'EDQUOT');
+}
+
+/** Whether the error, or one down its cause chain, is a system error with this code. */
+function hasErrorCode(error: unknown, code: string): boolean {
   for (let at: unknown = error, depth = 0; at instanceof Error && depth < 5; at = at.cause, depth++) {
-    const code = (at as NodeJS.ErrnoException).code;
-    if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+    if ((at as NodeJS.ErrnoException).code === code) return true;
   }
   return false;
+}
+
+/**
+ * A manifest path that passed the length rules but is still too long once placed under the agent's workdir: the
+ * client's to fix (shorter paths), not the operator's. Names the path as the manifest spells it, not the agent's.
+ */
+function nameTooLong(error: unknown): AgentError {
+  const relative = (error as { manifestPath?: string }).manifestPath;
+  const what = relative === undefined ? 'a path of the snapshot' : `path ${JSON.stringify(relative)}`;
+  return agentError(
+    'UNSAFE_ARCHIVE',
+    `${what} is too long for the agent's file system once placed in its snapshot directory: shorten the path, or ` +
+      'exclude the file from the code root',
+    relative === undefined ? {} : { path: relative },
+  );
+}
+
+/** Rethrows a file system error tagged with the manifest path it concerns, for the messages made from it. */
+function throwFor(manifestPath: string, error: unknown): never {
+  throw Object.assign(error as Error, { manifestPath });
 }
 
 /** A file system failure the client cannot fix: the agent's operator must look at the workdir. */
@@ -639,7 +696,18 @@ function fsFailure(what: string, cause: unknown): AgentError {
   );
 }
 
-async function statOrUndefined(file: string): Promise<import('node:fs').Stats | undefined> {
+/** lstat through the callback API, about twice as fast as fs.promises over thousands of calls; undefined if absent. */
+function quickLstat(file: string): Promise<Stats | undefined> {
+  return new Promise((resolve, reject) =>
+    lstatCallback(file, (error, stat) => {
+      if (!error) resolve(stat);
+      else if (error.code === 'ENOENT') resolve(undefined);
+      else reject(fsFailure(`inspect ${file}`, error));
+    }),
+  );
+}
+
+async function statOrUndefined(file: string): Promise<Stats | undefined> {
   try {
     return await fs.lstat(file);
   } catch (error) {

@@ -17,7 +17,16 @@ import * as zmq from 'zeromq';
 import type { ErrorCode, WireError } from '../protocol/errors';
 import { encodeMessage, SendQueue } from '../protocol/frames';
 import type { JobCode, JobOptions, WorkerStatus } from '../protocol/messages';
-import { CancelReason as StopReason, checkWireError, FATAL_MARKER, FromWorker, parseFromWorker, WORKER_CONFIG_ENV, WorkerConfig } from './worker/channel';
+import { checkWireError } from '../protocol/validate';
+import {
+  CancelReason as StopReason,
+  FATAL_MARKER,
+  FromWorker,
+  parseFromWorker,
+  stoppedJobMessage,
+  WORKER_CONFIG_ENV,
+  WorkerConfig,
+} from './worker/channel';
 
 export interface PoolOptions {
   size: number;
@@ -227,6 +236,16 @@ export class WorkerPool {
     return count;
   }
 
+  /**
+   * Drops a client's sticky worker once it has no queued or running job (the server calls this when a client goes
+   * away), so the client map does not grow with every client the agent ever saw. A client that comes back is
+   * assigned a worker afresh.
+   */
+  forgetClient(client: string): void {
+    for (const job of this.jobs.values()) if (job.spec.client === client) return;
+    this.clients.delete(client);
+  }
+
   status(): WorkerStatus[] {
     return this.slots.map((slot) => ({
       index: slot.index,
@@ -277,12 +296,7 @@ export class WorkerPool {
     if (job.state === 'queued') {
       const queue = job.slot.queue;
       queue.splice(queue.indexOf(job), 1);
-      const message =
-        reason === 'TIMEOUT'
-          ? `job ${job.spec.label ?? job.spec.id} timed out before it started`
-          : reason === 'SHUTTING_DOWN'
-            ? `agent ${this.options.agentName} is stopping; job ${job.spec.label ?? job.spec.id} was not run`
-            : `job ${job.spec.label ?? job.spec.id} was cancelled before it started`;
+      const message = stoppedJobMessage(reason, job.spec.label ?? job.spec.id, { started: false, agent: this.options.agentName });
       this.fail(job, { code: reason, name: 'AgentError', message }, null);
       return;
     }
@@ -328,12 +342,11 @@ export class WorkerPool {
   /** The error for a job stopped by cancel/timeout/shutdown; `how` says what happened to the worker. */
   private stoppedError(job: Job, how: string, cause?: WireError): WireError {
     const reason = job.stop ?? 'CANCELLED';
-    const what =
-      reason === 'TIMEOUT'
-        ? `job ${job.spec.label ?? job.spec.id} ran past its timeout of ${job.spec.options.timeoutMs ?? '?'} ms`
-        : reason === 'SHUTTING_DOWN'
-          ? `agent ${this.options.agentName} is stopping; job ${job.spec.label ?? job.spec.id} was interrupted`
-          : `job ${job.spec.label ?? job.spec.id} was cancelled`;
+    const what = stoppedJobMessage(reason, job.spec.label ?? job.spec.id, {
+      started: true,
+      agent: this.options.agentName,
+      timeoutMs: job.spec.options.timeoutMs,
+    });
     return { code: reason, name: 'AgentError', message: `${what}; ${how}`, ...(cause ? { cause } : {}) };
   }
 
@@ -679,7 +692,7 @@ function parseFatal(text: string): FatalReport | null {
     const value: unknown = JSON.parse(text);
     if (typeof value !== 'object' || value === null) return null;
     const o = value as Record<string, unknown>;
-    return { origin: typeof o.origin === 'string' ? o.origin : 'uncaughtException', error: checkWireError(o.error) };
+    return { origin: typeof o.origin === 'string' ? o.origin : 'uncaughtException', error: checkWireError(o.error, 'fatal report error') };
   } catch {
     return null; // a garbled report: the exit code and stderr tail still describe the crash
   }

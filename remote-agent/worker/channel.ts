@@ -13,8 +13,9 @@
 // A crash cannot wait for a socket: the worker writes the uncaught exception to its stderr as one line starting
 // with FATAL_MARKER (synchronously, before exiting), and the pool reads it from the pipe.
 
-import { AgentError, ERROR_CODES, WireError } from '../../protocol/errors';
+import { AgentError, WireError } from '../../protocol/errors';
 import type { JobCode, JobOptions } from '../../protocol/messages';
+import { checkWireError } from '../../protocol/validate';
 
 /** What the pool passes to a worker process in the environment variable WORKER_CONFIG_ENV (JSON). */
 export interface WorkerConfig {
@@ -44,6 +45,22 @@ export interface CancelMessage {
   reason: CancelReason;
 }
 export type ToWorker = RunMessage | CancelMessage;
+
+/**
+ * What happened to a stopped job, in the same words wherever it is said: the pool's errors for queued and running
+ * jobs, and the worker's abort reason for the job's signal.
+ */
+export function stoppedJobMessage(reason: CancelReason, job: string, context: { started: boolean; agent: string; timeoutMs?: number }): string {
+  const { started, agent, timeoutMs } = context;
+  switch (reason) {
+    case 'TIMEOUT':
+      return started ? `job ${job} ran past its timeout${timeoutMs === undefined ? '' : ` of ${timeoutMs} ms`}` : `job ${job} timed out before it started`;
+    case 'SHUTTING_DOWN':
+      return `agent ${agent} is stopping; job ${job} ${started ? 'was interrupted' : 'was not run'}`;
+    case 'CANCELLED':
+      return started ? `job ${job} was cancelled` : `job ${job} was cancelled before it started`;
+  }
+}
 
 export interface ReadyMessage {
   type: 'ready';
@@ -115,23 +132,6 @@ function stream(o: Obj): 'stdout' | 'stderr' {
   const v = o.stream;
   if (v !== 'stdout' && v !== 'stderr') bad('output.stream should be stdout or stderr');
   return v;
-}
-
-/** Checks a WireError coming from a worker (user code shapes its content, so trust nothing). */
-export function checkWireError(value: unknown, depth = 0): WireError {
-  if (typeof value !== 'object' || value === null) bad('error should be an object');
-  const o = value as Obj;
-  const code = o.code;
-  if (typeof code !== 'string' || !(ERROR_CODES as readonly string[]).includes(code)) bad('error.code is not an error code');
-  const error: WireError = {
-    code: code as WireError['code'],
-    name: typeof o.name === 'string' ? o.name : 'Error',
-    message: typeof o.message === 'string' ? o.message : '',
-  };
-  if (typeof o.stack === 'string') error.stack = o.stack;
-  if (o.cause !== undefined && depth < 8) error.cause = checkWireError(o.cause, depth + 1);
-  if (typeof o.props === 'object' && o.props !== null && !Array.isArray(o.props)) error.props = o.props as Obj;
-  return error;
 }
 
 /** Parses a message received by the pool (the frames after the routing id). */

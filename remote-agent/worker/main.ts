@@ -2,11 +2,15 @@
 // so module-level state (a loaded model, a GPU context) survives. Started by worker-pool.ts as
 // `node dist/remote-agent/worker/main.js` with its configuration in the environment (channel.ts).
 //
-// Cancellation: the pool sends a `cancel` message and SIGINT. The synchronous part of a job runs inside a vm
-// script with `breakOnSigint`, so SIGINT stops even `while (true) {}` there and the worker lives on with its state.
-// Once the job awaits, the `cancel` message aborts the job's AbortSignal (see JOB_CONTEXT) and the worker reports
-// the job cancelled as soon as its promise settles; a job that ignores both is killed by the pool after a grace
-// period. A SIGINT outside the synchronous part is swallowed, so it never kills the worker.
+// Cancellation: the pool sends a `cancel` message, and SIGINT when the worker does not acknowledge it. The
+// synchronous part of a job runs inside a vm script with `breakOnSigint`, so SIGINT stops even `while (true) {}`
+// there and the worker lives on with its state. Once the job awaits, the `cancel` message aborts the job's
+// AbortSignal (see JOB_CONTEXT) and the worker reports the job cancelled as soon as its promise settles; a job that
+// ignores both is killed by the pool after a grace period. Workers have no SIGINT listener, so a SIGINT that lands
+// outside the synchronous part ends the worker (the pool reports the job cancelled and restarts it: see its stopJob).
+//
+// A worker never outlives its agent: 'disconnect' ends it when the IPC channel closes, and a watchdog thread ends it
+// when its parent changes, which also works while a job blocks the event loop.
 
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -14,6 +18,7 @@ import * as path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
+import { Worker as Thread } from 'node:worker_threads';
 
 import * as zmq from 'zeromq';
 
@@ -21,7 +26,7 @@ import { AgentError, toWireError, WireError } from '../../protocol/errors';
 import { encodeMessage, SendQueue } from '../../protocol/frames';
 import { isSafeRelativePath } from '../../protocol/manifest';
 import { decodeValue, encodeValue } from '../../protocol/values';
-import { FATAL_MARKER, parseToWorker, RunMessage, WORKER_CONFIG_ENV, WorkerConfig } from './channel';
+import { FATAL_MARKER, parseToWorker, RunMessage, stoppedJobMessage, WORKER_CONFIG_ENV, WorkerConfig } from './channel';
 import { ModuleSupport, notInstalledPackage } from './modules';
 import { pickleCallResult, unpickleCall } from './pickled-call';
 import { StackRewriter, TRAMPOLINE_FILENAME } from './stack';
@@ -151,6 +156,7 @@ class Worker {
       this.dealer.close();
       process.exit(0);
     });
+    startOrphanWatchdog();
     this.dealer.connect(this.config.endpoint);
     const heapLimitMb = Math.round(v8.getHeapStatistics().heap_size_limit / (1024 * 1024));
     this.send({ type: 'ready', pid: process.pid, heapLimitMb });
@@ -171,8 +177,8 @@ class Worker {
       if (job && job.id === message.job) this.send({ type: 'cancel-ack', job: job.id });
       if (job && job.id === message.job && !job.cancelRequested) {
         job.cancelRequested = true;
-        const why = message.reason === 'TIMEOUT' ? 'ran past its timeout' : message.reason === 'SHUTTING_DOWN' ? 'was stopped: the agent is stopping' : 'was cancelled';
-        job.abort.abort(new AgentError(message.reason, `job ${job.id} ${why}`));
+        const why = stoppedJobMessage(message.reason, job.id, { started: true, agent: this.config.agentName });
+        job.abort.abort(new AgentError(message.reason, why));
       }
       return;
     }
@@ -350,6 +356,30 @@ function isInterrupt(err: unknown): boolean {
 function markNotInstalled(err: unknown, wire: WireError, depth = 0): void {
   if (notInstalledPackage(err) !== null) wire.code = 'MODULE_NOT_INSTALLED';
   if (wire.cause && err instanceof Error && depth < 8) markNotInstalled(err.cause, wire.cause, depth + 1);
+}
+
+/** Checks the parent pid from a thread of its own, since a job in an endless synchronous loop starves our own. */
+const WATCHDOG_SOURCE = `
+const { workerData } = require('node:worker_threads');
+setInterval(() => {
+  if (process.ppid !== workerData.ppid) process.kill(workerData.pid, 'SIGKILL');
+}, 500);
+`;
+
+/** 'disconnect' needs a free event loop: a job stuck in for(;;){} would otherwise outlive a SIGKILLed agent. */
+function startOrphanWatchdog(): void {
+  try {
+    const thread = new Thread(WATCHDOG_SOURCE, { eval: true, workerData: { ppid: process.ppid, pid: process.pid } });
+    thread.unref(); // it never keeps the worker alive by itself
+    thread.on('error', watchdogFailed);
+  } catch (err) {
+    watchdogFailed(err);
+  }
+}
+
+// Not fatal: the worker still ends on 'disconnect' whenever its event loop is free. The pool logs this stderr line.
+function watchdogFailed(err: unknown): void {
+  fs.writeSync(2, `worker: the orphan watchdog thread failed (${String(err)}): this worker may outlive its agent if the agent is killed while a job loops\n`);
 }
 
 if (require.main === module) {

@@ -23,7 +23,11 @@ describe('pickled calls through a real agent', function () {
   let local: { where(): string };
 
   before(async () => {
-    const agentSide = await makeTree(pkg('1.0.0', 'agent'));
+    const agentSide = await makeTree({
+      ...pkg('1.0.0', 'agent'),
+      'node_modules/agentonly/package.json': '{"name":"agentonly","version":"1.0.0"}',
+      'node_modules/agentonly/index.js': 'exports.hello = () => "hi";\n',
+    });
     const notebookSide = await makeTree(pkg('2.0.0', 'notebook'));
     agent = await startAgent({ args: ['--workers', '1', '--node-modules', path.join(agentSide, 'node_modules')] });
     client = await connect(agent.endpoint);
@@ -41,6 +45,26 @@ describe('pickled calls through a real agent', function () {
     const where = await client.call(() => verpkg.where(), [], { onOutput: (stream, text) => stream === 'stderr' && stderr.push(text) }).result;
     expect(where).to.equal('agent');
     expect(stderr.join('')).to.include('package verpkg is 1.0.0 on the agent, 2.0.0 in the notebook');
+  });
+
+  it('fails only the call whose result cannot be rebuilt here, and goes on', async () => {
+    // The package exists only on the agent: its function comes back as a module reference the notebook cannot load.
+    const error = await rejectionOf(client.call(() => require('agentonly').hello, []).result, Error);
+    expect(error.message).to.include('agentonly');
+    expect(await client.call(() => 'still here', []).result).to.equal('still here');
+  });
+
+  it('fails only the call whose output handler throws, and goes on', async () => {
+    const error = await rejectionOf(
+      client.call(() => console.log('hello'), [], {
+        onOutput: () => {
+          throw new Error('display failed');
+        },
+      }).result,
+      Error,
+    );
+    expect(error.message).to.equal('display failed');
+    expect(await client.call(() => 1 + 1, []).result).to.equal(2);
   });
 
   it('refuses a value that cannot travel before sending, naming its path', async () => {

@@ -16,7 +16,7 @@ import { rejectionOf, remoteCodeOf } from '../support/rejection';
 import { fileHash, snapshotHash } from '../../protocol/manifest';
 import { FINAL_REPLIES, PROTOCOL_VERSION } from '../../protocol/messages';
 import { encodeValue } from '../../protocol/values';
-import { makeTree, startAgent, waitFor } from '../support/agent-process';
+import { isAlive, makeTree, startAgent, waitFor } from '../support/agent-process';
 import { TcpProxy } from '../support/tcp-proxy';
 
 describe('remote-agent faults, end to end', function () {
@@ -31,7 +31,61 @@ describe('remote-agent faults, end to end', function () {
       await new Promise((resolve) => setTimeout(resolve, 200));
       proxy.cut(1_500); // the job ends while the client is cut off
       expect(await job).to.equal('survived');
-      expect(agent.log()).to.match(/could not send result/);
+      expect(agent.log()).to.match(/could not send the final reply of job \S+ to client \S+ \(EHOSTUNREACH\); kept for redelivery/);
+    } finally {
+      await client.close();
+      await proxy.close();
+      await agent.stop();
+    }
+  });
+
+  it('answers a request whose reply was lost in a blip once the client reconnects', async () => {
+    const agent = await startAgent();
+    const { proxy, endpoint } = await TcpProxy.start(agent.endpoint);
+    const client = await connect(endpoint, { heartbeatMs: 100, heartbeatTimeoutMs: 5_000 });
+    try {
+      proxy.blackhole(500); // the status reply is swallowed, then the connection drops
+      const status = await client.status();
+      expect(status.workers).to.have.length(2);
+      const job = client.run({ source: '() => "after the blip"' });
+      expect(await job).to.equal('after the blip');
+    } finally {
+      await client.close();
+      await proxy.close();
+      await agent.stop();
+    }
+  });
+
+  it('delivers a large result over a slow link once, without mistaking the wait for a dead agent', async () => {
+    const agent = await startAgent({ args: ['--workers', '1'] });
+    const { proxy, endpoint } = await TcpProxy.start(agent.endpoint, { downstreamBytesPerSecond: 8_000_000 });
+    // Replies take ~2.5 s to arrive, far past the 1 s deadline a silence-based heartbeat would apply.
+    const client = await connect(endpoint, { heartbeatMs: 100, heartbeatTimeoutMs: 1_000 });
+    try {
+      const bytes = await client.run<Buffer>({ source: '() => Buffer.alloc(20_000_000, 7)' });
+      expect(bytes.length).to.equal(20_000_000);
+      expect(proxy.downstreamBytes, 'sent once, not again on every ping').to.be.below(25_000_000);
+      expect(await client.run({ source: '() => "next"' })).to.equal('next');
+    } finally {
+      await client.close();
+      await proxy.close();
+      await agent.stop();
+    }
+  });
+
+  it('never runs a call the client gave up on during a long outage', async () => {
+    const agent = await startAgent({ args: ['--workers', '1'] });
+    const { proxy, endpoint } = await TcpProxy.start(agent.endpoint);
+    const client = await connect(endpoint, { heartbeatMs: 100, heartbeatTimeoutMs: 1_000 });
+    const marker = path.join(await makeTree({}), 'ran');
+    try {
+      proxy.cut(3_000);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const code = await remoteCodeOf(client.run({ source: '(file) => require("fs").writeFileSync(file, "ran")', args: [marker] }));
+      expect(code).to.equal('AGENT_UNREACHABLE');
+      await new Promise((resolve) => setTimeout(resolve, 3_500)); // the network is back
+      expect(await client.run({ source: '() => "reconnected"' })).to.equal('reconnected');
+      expect(await fs.stat(marker).then(() => true, () => false), 'the abandoned call ran later').to.equal(false);
     } finally {
       await client.close();
       await proxy.close();
@@ -65,6 +119,22 @@ describe('remote-agent faults, end to end', function () {
       expect(error.code).to.equal('WORKER_CRASHED');
       expect(error.message).to.include('SIGKILL');
       expect(await client.run({ source: '() => "next"' })).to.equal('next');
+    } finally {
+      await client.close();
+      await agent.stop();
+    }
+  });
+
+  it('ends a worker stuck in an endless synchronous loop when its agent is SIGKILLed', async () => {
+    const agent = await startAgent({ args: ['--workers', '1'] });
+    const client = await connect(agent.endpoint, { heartbeatMs: 100, heartbeatTimeoutMs: 1_000 });
+    try {
+      const [worker] = (await client.status()).workers;
+      const job = client.run({ source: '() => { for (;;) {} }' }).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      agent.process.kill('SIGKILL'); // no shutdown, and the worker's event loop never sees 'disconnect'
+      await waitFor(() => !isAlive(worker!.pid!), 3_000, `worker ${worker!.pid} of the killed agent to exit`);
+      await job;
     } finally {
       await client.close();
       await agent.stop();

@@ -7,11 +7,29 @@ import { AgentError } from '../../protocol/errors';
 import { fileHash } from '../../protocol/manifest';
 import type { ManifestEntry } from '../../protocol/messages';
 import { openArchive, readVerified } from '../../remote-agent/archive';
+import { manyEntryZip } from '../support/zips';
 
 const caught = (promise: Promise<unknown>): Promise<AgentError> => rejectionOf(promise, AgentError);
 
 function entryOf(path: string, bytes: Buffer): ManifestEntry {
   return { path, size: bytes.length, hash: fileHash(path, bytes) };
+}
+
+function threeFiles(): Map<string, ManifestEntry> {
+  return new Map(['a.js', 'b.js', 'src/c.js'].map((p) => [p, entryOf(p, Buffer.from(p))]));
+}
+
+/** Runs `work`, returning its rejection and the longest the event loop stalled meanwhile. */
+async function stallOf(work: () => Promise<unknown>): Promise<{ error: AgentError; stallMs: number }> {
+  let last = performance.now();
+  let stallMs = 0;
+  const timer = setInterval(() => {
+    stallMs = Math.max(stallMs, performance.now() - last);
+    last = performance.now();
+  }, 5);
+  const error = await caught(work());
+  clearInterval(timer);
+  return { error, stallMs: Math.max(stallMs, performance.now() - last) };
 }
 
 describe('remote-agent/archive', () => {
@@ -43,6 +61,40 @@ describe('remote-agent/archive', () => {
     const error = await caught(readVerified(file!));
     expect(error.code).to.equal('TOO_LARGE');
     expect((error as unknown as { inflatedBytes: number }).inflatedBytes).to.be.below(big.length);
+  });
+
+  it('refuses an archive of 200,000 empty entries for a 3-file manifest at once, before jszip parses it', async () => {
+    const archive = manyEntryZip(200_000);
+    const { error, stallMs } = await stallOf(() => openArchive(archive, threeFiles(), 1 << 30));
+    expect(error.code).to.equal('TOO_LARGE');
+    expect(error.message).to.contain('declares 200000 entries').and.contain('bound of 22 entries').and.contain('3 files');
+    expect(stallMs, 'event-loop stall').to.be.below(200); // jszip alone stalls for seconds here
+  });
+
+  it('reads the entry count from the zip64 end record even when the 16-bit count is not saturated', async () => {
+    const error = await caught(openArchive(manyEntryZip(100, { zip64: true }), threeFiles(), 1 << 30));
+    expect(error.code).to.equal('TOO_LARGE');
+    expect(error.message).to.contain('declares 100 entries');
+  });
+
+  it('allows 2 entries per manifest file + 16 (directory entries), and refuses one more', async () => {
+    const within = await caught(openArchive(manyEntryZip(22), threeFiles(), 1 << 20));
+    expect(within.code, within.message).to.equal('UNSAFE_ARCHIVE'); // past the count: jszip parsed it, the names fail
+    const over = await caught(openArchive(manyEntryZip(23), threeFiles(), 1 << 20));
+    expect(over.code).to.equal('TOO_LARGE');
+    expect(over.message).to.contain('declares 23 entries');
+  });
+
+  it('counts the central headers jszip would read when the end record understates them', async () => {
+    const error = await caught(openArchive(manyEntryZip(50_000, { declared: 1 }), threeFiles(), 1 << 30));
+    expect(error.code).to.equal('TOO_LARGE');
+    expect(error.message).to.contain('holds more than 22 entries');
+  });
+
+  it('still calls something without an end of central directory record not a zip (BAD_MESSAGE)', async () => {
+    const error = await caught(openArchive(Buffer.from('PK\x03\x04 not really a zip'), threeFiles(), 1 << 20));
+    expect(error.code).to.equal('BAD_MESSAGE');
+    expect(error.message).to.contain('not a readable zip file');
   });
 
   it('refuses a device-like entry type (not a regular file) with UNSAFE_ARCHIVE', async () => {

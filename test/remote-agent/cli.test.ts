@@ -40,4 +40,11 @@ describe('remote-agent command line', () => {
       expect(isLoopback(endpoint), endpoint).to.equal(false);
     }
   });
+
+  it('does not count a Linux abstract socket (ipc://@name) as loopback: it has no file permissions to guard it', () => {
+    expect(isLoopback('ipc://@x')).to.equal(false);
+    const { status, stderr } = runCli('serve', '--bind', 'ipc://@tslab-remote-test');
+    expect(status).to.equal(2);
+    expect(stderr).to.include('refusing to serve on ipc://@tslab-remote-test');
+  });
 });

@@ -11,6 +11,7 @@ import { AgentError } from '../../protocol/errors';
 import { fileHash, snapshotHash } from '../../protocol/manifest';
 import type { ManifestEntry } from '../../protocol/messages';
 import { DEFAULT_STORE_LIMITS, SnapshotStore, StoreOptions } from '../../remote-agent/store';
+import { manyEntryZip } from '../support/zips';
 
 type Tree = Record<string, Buffer>;
 
@@ -51,6 +52,13 @@ function bytes(n: number, seed: number): Buffer {
 const rejectionOf = (promise: Promise<unknown>): Promise<AgentError> => rejectionOfType(promise, AgentError);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Writes a read-only file as a job running as root could (root ignores mode 0444; others need the chmod). */
+async function writeAsRoot(file: string, text: string): Promise<void> {
+  await fs.chmod(file, 0o644);
+  await fs.writeFile(file, text);
+  await fs.chmod(file, 0o444);
+}
 
 describe('remote-agent/store', () => {
   let parent: tmp.DirectoryResult;
@@ -148,6 +156,40 @@ describe('remote-agent/store', () => {
       const inoA = (await fs.stat(path.join(dirA, 'src/lib/util.ts'))).ino;
       expect((await fs.stat(path.join(dirB, 'src/lib/util.ts'))).ino).to.equal(inoA);
       expect(store.stats()).to.deep.include({ snapshots: 2, blobs: 4, created: 2 });
+    });
+
+    it('uploads again a blob a job rewrote through its snapshot (root ignores 0444), so new snapshots get true bytes', async () => {
+      const store = await open();
+      const a = snapshotOf(treeA);
+      await store.upload(a.snapshot, a.files, await zipOf(treeA));
+      await sleep(20); // past the file system's timestamp granularity, so a same-size write shows in the mtime
+      const dirA = store.dirOf(a.snapshot);
+      await writeAsRoot(path.join(dirA, 'package.json'), '{"name":"tampered"}'); // another size
+      await writeAsRoot(path.join(dirA, 'src/index.ts'), 'export const x = 9;\n'); // the same size
+      const treeB = { ...treeA, 'README.md': Buffer.from('# b') };
+      const b = snapshotOf(treeB);
+      const rewritten = ['package.json', 'src/index.ts'].map((p) => fileHash(p, treeA[p]!));
+      const status = await store.check(b.snapshot, b.files);
+      expect(status.missing).to.have.members([...rewritten, fileHash('README.md', treeB['README.md'])]);
+      expect(logs).to.include(
+        `store: blob ${rewritten[0]!.slice(0, 12)} of package.json was modified after upload (a job wrote into its snapshot?); ` +
+          'it will be uploaded again',
+      );
+      expect(store.stats()).to.deep.include({ blobs: 1, bytes: treeA['src/lib/util.ts']!.length });
+      const resent = { 'package.json': treeA['package.json']!, 'src/index.ts': treeA['src/index.ts']!, 'README.md': treeB['README.md'] };
+      expect(await store.upload(b.snapshot, b.files, await zipOf(resent))).to.deep.equal({ ready: true, missing: [] });
+      for (const [p, content] of Object.entries(treeB)) expect(await fs.readFile(path.join(store.dirOf(b.snapshot), p))).to.deep.equal(content);
+    });
+
+    it('checks 2,000 held blobs for writes in a few milliseconds', async () => {
+      const store = await open();
+      const tree: Tree = Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`src/f${i}.ts`, Buffer.from(`export const v = ${i};\n`)]));
+      const a = snapshotOf(tree);
+      await store.upload(a.snapshot, a.files, await zipOf(tree));
+      const b = snapshotOf({ ...tree, 'new.ts': Buffer.from('1') });
+      const started = performance.now();
+      expect((await store.check(b.snapshot, b.files)).missing).to.have.length(1);
+      expect(performance.now() - started).to.be.below(100); // ~5 ms here; generous for loaded CI machines
     });
 
     it('takes an upload in batches: a partial one stores its files and lists what is still missing', async () => {
@@ -269,6 +311,36 @@ describe('remote-agent/store', () => {
       const error = await expectRefused(store, s.snapshot, () => store.upload(s.snapshot, s.files, archive), 'TOO_LARGE');
       expect(error.message).to.contain(`${archive.length} bytes`).and.contain('maxArchiveBytes = 1000');
       await expectRefused(store, s.snapshot, () => store.upload(s.snapshot, s.files, Buffer.from('not a zip')), 'BAD_MESSAGE');
+    });
+
+    it('refuses an archive of 200,000 empty entries for a 3-file manifest fast, writing nothing', async () => {
+      const store = await open();
+      const s = snapshotOf(treeA);
+      const started = performance.now();
+      const error = await expectRefused(store, s.snapshot, () => store.upload(s.snapshot, s.files, manyEntryZip(200_000)), 'TOO_LARGE');
+      expect(performance.now() - started).to.be.below(2_000); // jszip alone parses it for seconds
+      expect(error.message).to.contain('200000 entries').and.contain('bound of 22');
+    });
+
+    it('refuses a manifest path with a name over 255 bytes with UNSAFE_ARCHIVE naming it, not INTERNAL', async () => {
+      const store = await open();
+      const name = `src/${'é'.repeat(128)}.js`; // 256 bytes of UTF-8 in 128 characters
+      const tree = { [name]: Buffer.from('module.exports = 1;') };
+      const s = snapshotOf(tree);
+      const error = await expectRefused(store, s.snapshot, () => store.upload(s.snapshot, s.files, Buffer.alloc(0)), 'UNSAFE_ARCHIVE');
+      expect(error.message).to.contain(JSON.stringify(name)).and.contain('255 bytes').and.not.contain(workdir);
+    });
+
+    it('refuses a path too long for the file system once inside the workdir (ENAMETOOLONG) with UNSAFE_ARCHIVE', async () => {
+      const store = await open();
+      const name = Array.from({ length: 17 }, (_, i) => `${i}`.padEnd(240, 'd')).join('/'); // 4096 bytes: allowed
+      const tree = { [name]: Buffer.from('x') };
+      const s = snapshotOf(tree);
+      const error = await rejectionOf(store.upload(s.snapshot, s.files, await zipOf(tree)));
+      expect(error.code, error.message).to.equal('UNSAFE_ARCHIVE');
+      expect(error.message).to.contain(JSON.stringify(name)).and.contain('too long').and.not.contain(workdir);
+      expect(store.has(s.snapshot)).to.equal(false);
+      expect(await fs.readdir(path.join(workdir, 'tmp'))).to.deep.equal([]);
     });
 
     it('refuses unsafe, duplicate and conflicting manifest paths', async () => {

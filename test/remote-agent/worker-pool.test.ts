@@ -599,6 +599,19 @@ describe('remote-agent/worker-pool', function () {
       expect(outcome.worker).to.equal(null);
     });
 
+    it('forgets the worker of a client without jobs, so it is assigned afresh; a client with a job keeps it', async () => {
+      h = await Harness.create();
+      expect((await h.run(`() => 1`, { client: 'x' })).worker).to.equal(0);
+      expect((await h.run(`() => 1`, { client: 'a' })).worker).to.equal(1); // x holds worker 0
+      const busy = h.submit(`() => new Promise((r) => setTimeout(r, 300))`, { client: 'a' });
+      h.pool.forgetClient('a'); // a job of a's runs: a keeps worker 1
+      h.pool.forgetClient('x');
+      expect((await h.run(`() => 1`, { client: 'a' })).worker).to.equal(1);
+      await busy.done;
+      h.pool.forgetClient('a');
+      expect((await h.run(`() => 1`, { client: 'a' })).worker).to.equal(0); // no client left anywhere: the lowest index
+    });
+
     it('rejects a job id that is already in use', async () => {
       h = await Harness.create();
       const first = h.submit(`() => new Promise((r) => setTimeout(() => r(1), 100))`, { id: 'same' });

@@ -9,8 +9,12 @@ import { LocalAgent, LocalAgentOptions, startLocalAgent } from '../../kernel-ext
 
 export type AgentProcess = LocalAgent;
 
+/**
+ * An agent on a free loopback TCP port, not startLocalAgent's private unix socket: fault tests put a TCP proxy in
+ * front of it (test/support/tcp-proxy.ts). options.args may bind elsewhere (a later --bind wins).
+ */
 export function startAgent(options: LocalAgentOptions = {}): Promise<AgentProcess> {
-  return startLocalAgent({ ...options, args: ['--cancel-grace-ms', '500', ...(options.args ?? [])] });
+  return startLocalAgent({ ...options, args: ['--bind', 'tcp://127.0.0.1:*', '--cancel-grace-ms', '500', ...(options.args ?? [])] });
 }
 
 /** Writes a tree of files under a new temp directory and returns its path. */

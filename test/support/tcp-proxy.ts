@@ -1,19 +1,32 @@
-// A loopback TCP proxy that a test can cut, to inject network faults between a client and an agent.
+// A loopback TCP proxy that a test can cut, black-hole or slow down, to inject network faults between a client and
+// an agent.
 
 import * as net from 'node:net';
+import { Transform, TransformCallback } from 'node:stream';
+
+export interface ProxyOptions {
+  /** Limit agent → client traffic to this rate, like a slow link. */
+  downstreamBytesPerSecond?: number;
+}
 
 export class TcpProxy {
   private readonly server: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private refusing = false;
+  private swallowing = false;
+  /** Agent → client bytes forwarded so far. */
+  downstreamBytes = 0;
 
-  private constructor(private readonly targetPort: number) {
+  private constructor(
+    private readonly targetPort: number,
+    private readonly options: ProxyOptions,
+  ) {
     this.server = net.createServer((client) => this.accept(client));
   }
 
-  static async start(target: string): Promise<{ proxy: TcpProxy; endpoint: string }> {
+  static async start(target: string, options: ProxyOptions = {}): Promise<{ proxy: TcpProxy; endpoint: string }> {
     const port = Number(/:(\d+)$/.exec(target)?.[1]);
-    const proxy = new TcpProxy(port);
+    const proxy = new TcpProxy(port, options);
     await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
     return { proxy, endpoint: `tcp://127.0.0.1:${(proxy.server.address() as net.AddressInfo).port}` };
   }
@@ -23,6 +36,15 @@ export class TcpProxy {
     this.refusing = true;
     for (const socket of this.sockets) socket.destroy();
     setTimeout(() => (this.refusing = false), ms).unref();
+  }
+
+  /** Swallows agent → client traffic for `ms`, then cuts the connections: replies sent meanwhile are lost. */
+  blackhole(ms: number): void {
+    this.swallowing = true;
+    setTimeout(() => {
+      this.swallowing = false;
+      this.cut(0);
+    }, ms).unref();
   }
 
   close(): Promise<void> {
@@ -36,14 +58,38 @@ export class TcpProxy {
       return;
     }
     const upstream = net.connect(this.targetPort, '127.0.0.1');
+    const downstream = new Downstream(this, this.options.downstreamBytesPerSecond);
+    upstream.pipe(downstream).pipe(client);
+    client.pipe(upstream);
     for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
       this.sockets.add(from);
-      from.pipe(to);
       from.on('error', () => to.destroy());
       from.on('close', () => {
         this.sockets.delete(from);
         to.destroy();
       });
     }
+  }
+
+  /** For Downstream: whether bytes are being swallowed. */
+  get isSwallowing(): boolean {
+    return this.swallowing;
+  }
+}
+
+/** Agent → client bytes: counted, optionally swallowed or paced. */
+class Downstream extends Transform {
+  constructor(
+    private readonly proxy: TcpProxy,
+    private readonly bytesPerSecond: number | undefined,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    if (this.proxy.isSwallowing) return done();
+    this.proxy.downstreamBytes += chunk.length;
+    if (!this.bytesPerSecond) return done(null, chunk);
+    setTimeout(() => done(null, chunk), (chunk.length / this.bytesPerSecond) * 1000);
   }
 }
