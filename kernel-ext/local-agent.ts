@@ -33,21 +33,35 @@ export interface LocalAgentOptions {
   workdir?: string;
   env?: NodeJS.ProcessEnv;
   startTimeoutMs?: number;
+  /**
+   * A process group of its own, and not keeping this process alive: for a Jupyter kernel, whose interrupt is a
+   * SIGINT to its whole process group (jupyter_client's killpg), which must reach the kernel only.
+   */
+  detached?: boolean;
+  /** Remove the workdir when the agent stops (`serve --ephemeral`): the parent may be gone by then. */
+  ephemeral?: boolean;
 }
 
 export async function startLocalAgent(options: LocalAgentOptions = {}): Promise<LocalAgent> {
   const workdir = options.workdir ?? (await privateDir());
   const bind = await defaultBind(options, workdir);
-  const args = ['serve', '--workdir', workdir, '--exit-with-parent', ...bind.args, ...(options.args ?? [])];
+  const flags = ['--exit-with-parent', ...(options.ephemeral ? ['--ephemeral'] : [])];
+  const args = ['serve', '--workdir', workdir, ...flags, ...bind.args, ...(options.args ?? [])];
   const child = spawn(process.execPath, [AGENT_BIN, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'], // our end of stdin closes when we die, however we die: the agent then stops
     env: { ...process.env, ...options.env },
+    detached: options.detached ?? false,
   });
+  child.stdin!.on('error', () => undefined); // the agent gone first: nothing to tell it
   const stderr = new LogTail(LOG_TAIL_BYTES);
   child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   if (bind.cleanup) void exited.then(bind.cleanup);
   const endpoint = await listeningEndpoint(child, exited, options.startTimeoutMs ?? 15_000, () => stderr.text());
+  if (options.detached) {
+    child.unref();
+    for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as unknown as { unref?(): void }).unref?.();
+  }
   return {
     endpoint,
     workdir,

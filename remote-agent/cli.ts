@@ -36,6 +36,7 @@ Options of serve:
   --worker-max-old-space-mb MB  heap limit of each worker (default: node's)
   --exit-with-parent     shut down cleanly when stdin reaches EOF or the parent process changes (for a parent that
                          starts the agent with a pipe as stdin, so the agent ends with it even when it is killed)
+  --ephemeral            remove --workdir when the agent stops (a private agent's temporary workdir)
 
 Bounds (exceeding one is an error that names it):
   --disk-budget MB       snapshot storage kept before old snapshots are evicted (default 10240)
@@ -88,6 +89,7 @@ function parseFlags(argv: string[]) {
       'worker-max-old-space-mb': { type: 'string' },
       insecure: { type: 'boolean', default: false },
       'exit-with-parent': { type: 'boolean', default: false },
+      ephemeral: { type: 'boolean', default: false },
       keys: { type: 'string' },
       allow: { type: 'string', multiple: true },
       out: { type: 'string' },
@@ -167,6 +169,7 @@ async function serve(values: ReturnType<typeof parseFlags>['values'], positional
   const why = await untilStopped(values['exit-with-parent']!);
   log(`shutting down (${why}): cancelling jobs and ending workers`);
   await agent.stop();
+  if (values.ephemeral) fs.rmSync(workdir, { recursive: true, force: true });
   log('stopped');
   return 0;
 }

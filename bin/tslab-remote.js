@@ -1,0 +1,2 @@
+#!/usr/bin/env node
+require('../dist/kernel-ext/cli.js').runCli();

@@ -1,0 +1,161 @@
+// The `tslab-remote` command:
+//   tslab-remote install [--user | --prefix DIR] [--python PY]   register the Jupyter kernelspec "tslab-remote"
+//   tslab-remote kernel --config-path FILE                       the kernel (Jupyter starts it)
+//   tslab-remote run NOTEBOOK.ipynb [--agent ENDPOINT] [--output OUT.ipynb] [--allow-errors] [--timeout SECONDS]
+//                                                                execute a notebook headless, print its outputs
+
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+
+export const KERNEL_NAME = 'tslab-remote';
+export const DISPLAY_NAME = 'TypeScript (remote)';
+const BIN = path.resolve(__dirname, '..', '..', 'bin', 'tslab-remote.js');
+
+const USAGE = `Usage: tslab-remote install [--user | --prefix DIR] [--python PY]
+       tslab-remote kernel --config-path CONNECTION_FILE
+       tslab-remote run NOTEBOOK.ipynb [--agent ENDPOINT] [--output OUT.ipynb] [--allow-errors] [--timeout SECONDS]
+
+install   registers the Jupyter kernel "${DISPLAY_NAME}" (kernelspec ${KERNEL_NAME}); Jupyter then starts
+          \`tslab-remote kernel --config-path {connection_file}\`. Where: --user (the default unless root) puts it in
+          your Jupyter data directory, --prefix DIR in DIR/share/jupyter/kernels; --python PY (default python3) is
+          asked where those are (jupyter_client), with Jupyter's documented defaults when it cannot say.
+kernel    runs the kernel: tslab plus %remote, %%remote, %remote_agent and %remote_root.
+run       executes the notebook's code cells in a fresh kernel started in the notebook's directory, over the
+          Jupyter protocol, printing each cell's outputs; --output writes the executed notebook. A cell tagged
+          raises-exception may fail; any other failure stops the run (exit status 1). --agent sets the kernel's
+          TSLAB_REMOTE_AGENT; without it the kernel starts a private agent on loopback.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'install':
+        return install(rest);
+      case 'kernel':
+        return await kernel(rest);
+      case 'run':
+        return await run(rest);
+      case '-h':
+      case '--help':
+      case 'help':
+        process.stdout.write(`${USAGE}\n`);
+        return 0;
+      case '-v':
+      case '--version':
+        process.stdout.write(`${(require('../../package.json') as { version: string }).version}\n`);
+        return 0;
+      default:
+        process.stderr.write(`${command ? `unknown command ${command}\n\n` : ''}${USAGE}\n`);
+        return 2;
+    }
+  } catch (error) {
+    process.stderr.write(`tslab-remote: ${error instanceof UsageError ? `${error.message}\n\n${USAGE}` : ((error as Error).stack ?? String(error))}\n`);
+    return error instanceof UsageError ? 2 : 1;
+  }
+}
+
+class UsageError extends Error {}
+
+type Options = Record<string, { type: 'string' | 'boolean'; default?: string }>;
+
+function parse(args: string[], options: Options, positionals = false): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const parsed = parseArgs({ args, options, allowPositionals: positionals, strict: true });
+    return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/** The kernelspec: node and this package's bin by absolute path, so it works without anything on PATH. */
+export function kernelSpec(): object {
+  return {
+    argv: [process.execPath, BIN, 'kernel', '--config-path', '{connection_file}'],
+    display_name: DISPLAY_NAME,
+    language: 'typescript',
+    interrupt_mode: 'signal',
+    metadata: { debugger: false },
+  };
+}
+
+function install(args: string[]): number {
+  const { values } = parse(args, { user: { type: 'boolean' }, prefix: { type: 'string' }, python: { type: 'string', default: 'python3' } });
+  if (values.user && values.prefix) throw new UsageError('--user and --prefix exclude each other');
+  const user = Boolean(values.user) || (!values.prefix && process.getuid?.() !== 0);
+  const prefix = values.prefix ? path.resolve(values.prefix as string) : undefined;
+  const dir = kernelsDir(values.python as string, user, prefix);
+  const target = path.join(dir, KERNEL_NAME);
+  fs.mkdirSync(target, { recursive: true });
+  fs.writeFileSync(path.join(target, 'kernel.json'), `${JSON.stringify(kernelSpec(), null, 2)}\n`);
+  process.stdout.write(`installed kernelspec ${KERNEL_NAME} ("${DISPLAY_NAME}") in ${target}\n`);
+  return 0;
+}
+
+/**
+ * Where Jupyter looks for kernelspecs: asked of jupyter_client through `python` when it is there (it knows
+ * JUPYTER_DATA_DIR, platform dirs and sys.prefix), else Jupyter's documented defaults.
+ */
+function kernelsDir(python: string, user: boolean, prefix: string | undefined): string {
+  if (prefix) return path.join(prefix, 'share', 'jupyter', 'kernels');
+  const script = user
+    ? 'from jupyter_core.paths import jupyter_data_dir; import os; print(os.path.join(jupyter_data_dir(), "kernels"))'
+    : 'from jupyter_core.paths import SYSTEM_JUPYTER_PATH; import os; print(os.path.join(SYSTEM_JUPYTER_PATH[0], "kernels"))';
+  const asked = spawnSync(python, ['-c', script], { encoding: 'utf8' });
+  if (asked.status === 0 && asked.stdout.trim()) return asked.stdout.trim();
+  if (user) {
+    const data = process.env.JUPYTER_DATA_DIR || (process.platform === 'darwin' ? path.join(os.homedir(), 'Library', 'Jupyter') : path.join(process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share'), 'jupyter'));
+    return path.join(data, 'kernels');
+  }
+  return path.join('/usr/local/share/jupyter', 'kernels');
+}
+
+async function kernel(args: string[]): Promise<number> {
+  const { values } = parse(args, { 'config-path': { type: 'string' } });
+  if (!values['config-path']) throw new UsageError('kernel needs --config-path CONNECTION_FILE');
+  const { startKernel } = await import('./kernel/launcher');
+  await startKernel({ configPath: values['config-path'] as string });
+  return new Promise<number>(() => undefined); // the kernel lives until Jupyter shuts it down
+}
+
+async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    args,
+    { agent: { type: 'string' }, output: { type: 'string' }, 'allow-errors': { type: 'boolean' }, timeout: { type: 'string' } },
+    true,
+  );
+  if (positionals.length !== 1) throw new UsageError('run needs one NOTEBOOK.ipynb');
+  const file = path.resolve(positionals[0]!);
+  if (!fs.existsSync(file)) throw new UsageError(`${file} does not exist`);
+  const timeout = values.timeout !== undefined ? Number(values.timeout) : undefined;
+  if (timeout !== undefined && !(timeout > 0)) throw new UsageError('--timeout needs a positive number of seconds');
+  const { runNotebook } = await import('./kernel/headless');
+  const started = Date.now();
+  const result = await runNotebook(file, {
+    ...(values.agent ? { agent: values.agent as string } : {}),
+    allowErrors: Boolean(values['allow-errors']),
+    ...(timeout ? { cellTimeoutMs: timeout * 1000 } : {}),
+  });
+  if (values.output) {
+    fs.writeFileSync(path.resolve(values.output as string), `${JSON.stringify(result.notebook, null, 1)}\n`);
+  }
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  if (result.failed) {
+    process.stderr.write(`\n${path.basename(file)}: cell ${result.failed.index + 1} failed (${result.failed.ename}: ${result.failed.evalue}); stopped after ${seconds} s\n`);
+    return 1;
+  }
+  process.stdout.write(`\n${path.basename(file)}: all cells ran in ${seconds} s${values.output ? `; wrote ${values.output}` : ''}\n`);
+  return 0;
+}
+
+export function runCli(): void {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`tslab-remote: ${(error as Error).stack ?? String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}

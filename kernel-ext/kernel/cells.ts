@@ -1,0 +1,185 @@
+// Running one cell: ordinary TypeScript through tslab's executor (exactly as tslab runs it; we only listen to the
+// console the executor reports to, to turn its last value into an execute_result and its failures into an error),
+// and the magics through the remote runner.
+
+import * as util from 'node:util';
+
+import { mimeBundle } from './display';
+import { CellFailure, CellIO, JupyterError } from './io';
+import { assignmentSource, Insertion, Magic, MagicSyntaxError, parseCell } from './magic';
+import { RemoteRunner } from './remote';
+import { CellHistory } from './stack-map';
+import type { ConsoleInterface, Converter, Executor } from './tslab-parts';
+
+/** Where the result of `%remote NAME = EXPR` waits for the assignment cell that gives it its type. */
+export const RESULT_KEY = 'tslab-remote.result';
+
+/** tslab's executor prints a type error with this format (executor.js printDiagnostics). */
+const DIAGNOSTIC_FORMAT = '%s%d:%d - %s';
+
+interface Diagnostic {
+  file: string;
+  line: number;
+  column: number;
+  message: string;
+}
+
+/** What the executor reported while it ran one source: the last value, type errors, an exception. */
+class Report {
+  values: unknown[] = [];
+  diagnostics: Diagnostic[] = [];
+  thrown: unknown[] = [];
+}
+
+/** Records what tslab's converter produced for the last source, so the kernel knows each cell's JavaScript. */
+export class ConvertRecorder {
+  lastOutput: string | undefined;
+
+  wrap(converter: Converter): Converter {
+    const convert = converter.convert.bind(converter);
+    converter.convert = (prevDecl, src) => {
+      const result = convert(prevDecl, src);
+      this.lastOutput = result.output;
+      return result;
+    };
+    return converter;
+  }
+}
+
+export class CellRunner {
+  private report: Report | null = null;
+  executor!: Executor;
+
+  /** The console tslab's executor reports to (createExecutor's third argument). */
+  readonly console: ConsoleInterface = {
+    log: (...args: unknown[]) => {
+      if (this.report) this.report.values.push(args[0]);
+      else console.log(...args);
+    },
+    error: (...args: unknown[]) => {
+      if (!this.report) {
+        console.error(...args);
+        return;
+      }
+      if (args[0] === DIAGNOSTIC_FORMAT && args.length === 5) {
+        this.report.diagnostics.push({ file: String(args[1]), line: Number(args[2]), column: Number(args[3]), message: String(args[4]) });
+      } else {
+        this.report.thrown.push(args.length === 1 ? args[0] : util.format(...args));
+      }
+    },
+  };
+
+  constructor(
+    private readonly recorder: ConvertRecorder,
+    readonly runner: RemoteRunner,
+    readonly history: CellHistory,
+  ) {}
+
+  /** Runs a cell; a failure throws CellFailure with the content of Jupyter's error message. */
+  async run(code: string, count: number, io: CellIO, record: boolean): Promise<void> {
+    let magic: Magic;
+    try {
+      magic = parseCell(code);
+    } catch (error) {
+      if (error instanceof MagicSyntaxError) throw new CellFailure({ ename: 'UsageError', evalue: error.message, traceback: [`UsageError: ${error.message}`] });
+      throw error;
+    }
+    switch (magic.kind) {
+      case 'typescript': {
+        const values = await this.typescript(code, count, io, record);
+        const value = values[values.length - 1];
+        if (values.length > 0) io.result(mimeBundle(value));
+        return;
+      }
+      case 'remote':
+      case 'remote-cell': {
+        const prepared = this.runner.prepare();
+        const fn = await this.remoteFunction(magic.fnSource, count, io, record, magic.kind === 'remote-cell' ? magic.inserted : undefined);
+        const context = { count, io, source: magic.fnSource, locals: this.executor.locals, history: this.history };
+        const value = await this.runner.call(fn, magic.options, context, prepared);
+        if (magic.kind === 'remote' && magic.assign) await this.assign(magic.assign, magic.expr, magic.async, value, count, io);
+        else if (value !== undefined && value !== null) io.result(mimeBundle(value));
+        return;
+      }
+      case 'agent':
+        await this.runner.connectAgent(magic, io);
+        return;
+      case 'root':
+        await this.runner.setRoot(magic.dir, io);
+        return;
+    }
+  }
+
+  /** An ordinary cell, run by tslab; resolves with the value tslab would have printed (none for null/undefined). */
+  private async typescript(src: string, count: number, io: CellIO, record: boolean, inserted?: Insertion): Promise<unknown[]> {
+    const report = new Report();
+    this.report = report;
+    this.recorder.lastOutput = undefined;
+    let ok: boolean;
+    try {
+      ok = await this.executor.execute(src);
+    } finally {
+      this.report = null;
+    }
+    if (record && this.recorder.lastOutput !== undefined) this.history.add({ count, ts: src, js: this.recorder.lastOutput, ...(inserted ? { inserted } : {}) });
+    if (!ok) throw new CellFailure(describeFailure(report));
+    // Module cells (`//@module`) register even with errors, which tslab prints.
+    if (report.diagnostics.length > 0) io.stream('stderr', report.diagnostics.map(formatDiagnostic).join('\n') + '\n');
+    return report.values;
+  }
+
+  /** The synthesized cell `() => (EXPR)`: type-checked like any cell, in the notebook's scope; its value is the function. */
+  private async remoteFunction(fnSource: string, count: number, io: CellIO, record: boolean, inserted?: Insertion): Promise<() => unknown> {
+    const values = await this.typescript(fnSource, count, io, record, inserted);
+    const fn = values[values.length - 1];
+    if (typeof fn !== 'function') throw new Error(`internal: the remote expression did not compile to a function (got ${typeof fn})`);
+    return fn as () => unknown;
+  }
+
+  /** `%remote NAME = EXPR`: a cell declares NAME with EXPR's awaited static type and the value the agent returned. */
+  private async assign(name: string, expr: string, isAsync: boolean, value: unknown, count: number, io: CellIO): Promise<void> {
+    const slot = globalThis as unknown as Record<symbol, unknown>;
+    const key = Symbol.for(RESULT_KEY);
+    slot[key] = value;
+    try {
+      await this.typescript(assignmentSource(name, expr, isAsync, RESULT_KEY), count, io, false);
+    } finally {
+      delete slot[key];
+    }
+  }
+}
+
+function formatDiagnostic(d: Diagnostic): string {
+  return `${d.file ? `${d.file} ` : ''}${d.line}:${d.column} - ${d.message}`;
+}
+
+/** tslab's frames (vm, executor) and ours below the user's code only hide it. */
+function cleanStack(stack: string): string[] {
+  const lines = stack.split('\n');
+  const out: string[] = [];
+  for (const line of lines) {
+    if (/^\s+at /.test(line) && /(node:vm|tslab[\\/]dist[\\/]|kernel-ext[\\/]kernel[\\/]|node:internal)/.test(line)) break;
+    out.push(line);
+  }
+  return out;
+}
+
+export function describeFailure(report: Report): JupyterError {
+  if (report.diagnostics.length > 0) {
+    const lines = report.diagnostics.map(formatDiagnostic);
+    return { ename: 'TSError', evalue: lines[0]!, traceback: lines };
+  }
+  const thrown = report.thrown[report.thrown.length - 1];
+  if (thrown instanceof Error) {
+    const head = thrown.message ? `${thrown.name}: ${thrown.message}` : thrown.name;
+    // A synchronous throw in a cell carries Node's source excerpt in front (`evalmachine.<anonymous>:2`, the line,
+    // a caret): the error's own first line comes first in the traceback, as for every other error.
+    const at = typeof thrown.stack === 'string' ? thrown.stack.indexOf(head) : -1;
+    const stack = at >= 0 ? cleanStack(thrown.stack!.slice(at)) : [head];
+    const cause = thrown.cause instanceof Error ? [`Caused by: ${thrown.cause.name}: ${thrown.cause.message}`] : [];
+    return { ename: thrown.name, evalue: thrown.message, traceback: [...stack, ...cause] };
+  }
+  if (report.thrown.length === 0) return { ename: 'Error', evalue: 'the cell failed', traceback: ['Error: the cell failed'] };
+  const text = typeof thrown === 'string' ? thrown : util.inspect(thrown);
+  return { ename: 'Error', evalue: `Uncaught ${text}`, traceback: [`Uncaught ${text}`] };
+}

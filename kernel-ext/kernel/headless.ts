@@ -1,0 +1,389 @@
+// `tslab-remote run NOTEBOOK.ipynb`: executes a notebook through the kernel over the Jupyter protocol, headless, and
+// prints each cell's outputs. It is a small Jupyter client written in Node on zeromq (the package the kernel uses
+// already), so the batch mode needs no Python and no Jupyter install: a GPU host or a CI runner needs only Node.
+// It behaves like nbclient: cells run in order with stop_on_error, a cell tagged `raises-exception` may fail,
+// outputs (streams merged, display updates applied) are written back to the notebook with --output.
+
+import { ChildProcess, spawn } from 'node:child_process';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as zmq from 'zeromq';
+
+const DELIM = '<IDS|MSG>';
+const KERNEL_BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'tslab-remote.js');
+
+export interface NotebookCell {
+  cell_type: 'code' | 'markdown' | 'raw';
+  source: string | string[];
+  metadata: { tags?: string[]; [key: string]: unknown };
+  outputs?: NotebookOutput[];
+  execution_count?: number | null;
+  [key: string]: unknown;
+}
+
+export type NotebookOutput =
+  | { output_type: 'stream'; name: 'stdout' | 'stderr'; text: string }
+  | { output_type: 'display_data'; data: Record<string, unknown>; metadata: Record<string, unknown> }
+  | { output_type: 'execute_result'; execution_count: number; data: Record<string, unknown>; metadata: Record<string, unknown> }
+  | { output_type: 'error'; ename: string; evalue: string; traceback: string[] };
+
+export interface Notebook {
+  cells: NotebookCell[];
+  metadata: Record<string, unknown>;
+  nbformat: number;
+  nbformat_minor: number;
+}
+
+export interface RunOptions {
+  /** TSLAB_REMOTE_AGENT for the kernel. */
+  agent?: string;
+  /** Keep going after a failed cell (every cell may raise). */
+  allowErrors?: boolean;
+  /** Per cell; default none. */
+  cellTimeoutMs?: number;
+  /** Printing as cells run; default: to this process's stdout/stderr. */
+  print?: (stream: 'stdout' | 'stderr', text: string) => void;
+  /** Extra environment for the kernel. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RunResult {
+  notebook: Notebook;
+  /** The first cell whose error stopped the run, if any. */
+  failed?: { index: number; ename: string; evalue: string };
+}
+
+interface Message {
+  header: { msg_id: string; msg_type: string; session: string; [key: string]: unknown };
+  parent_header: { msg_id?: string; [key: string]: unknown };
+  metadata: Record<string, unknown>;
+  content: Record<string, unknown>;
+}
+
+export function cellSource(cell: NotebookCell): string {
+  return Array.isArray(cell.source) ? cell.source.join('') : cell.source;
+}
+
+export function readNotebook(file: string): Notebook {
+  const notebook = JSON.parse(fs.readFileSync(file, 'utf8')) as Notebook;
+  if (!Array.isArray(notebook.cells) || notebook.nbformat !== 4) throw new Error(`${file} is not a notebook in nbformat 4`);
+  return notebook;
+}
+
+/** Executes every code cell of the notebook file in a fresh kernel started in the notebook's directory. */
+export async function runNotebook(file: string, options: RunOptions = {}): Promise<RunResult> {
+  const notebook = readNotebook(file);
+  const print = options.print ?? ((stream, text) => (stream === 'stdout' ? process.stdout : process.stderr).write(text));
+  const kernel = await KernelConnection.start(path.dirname(path.resolve(file)), options);
+  let failed: RunResult['failed'];
+  try {
+    for (const [index, cell] of notebook.cells.entries()) {
+      if (cell.cell_type !== 'code') continue;
+      const source = cellSource(cell);
+      cell.outputs = [];
+      cell.execution_count = null;
+      if (source.trim() === '') continue;
+      const mayRaise = options.allowErrors || (cell.metadata.tags ?? []).includes('raises-exception');
+      const result = await kernel.execute(source, { stopOnError: !mayRaise, timeoutMs: options.cellTimeoutMs }, (output) => {
+        printOutput(output, print);
+      }, (count) => print('stdout', `\nIn [${count}]: ${source.split('\n').join('\n   ...: ')}\n`));
+      cell.execution_count = result.executionCount;
+      cell.outputs = result.outputs;
+      if (result.error && !mayRaise) {
+        failed = { index, ename: result.error.ename, evalue: result.error.evalue };
+        break;
+      }
+    }
+  } finally {
+    await kernel.shutdown();
+  }
+  notebook.metadata.kernelspec = { name: 'tslab-remote', display_name: 'TypeScript (remote)', language: 'typescript' };
+  return { notebook, ...(failed ? { failed } : {}) };
+}
+
+function printOutput(output: NotebookOutput, print: (stream: 'stdout' | 'stderr', text: string) => void): void {
+  switch (output.output_type) {
+    case 'stream':
+      print(output.name, output.text);
+      return;
+    case 'display_data':
+      print('stdout', `${displayText(output.data)}\n`);
+      return;
+    case 'execute_result':
+      print('stdout', `Out[${output.execution_count}]: ${displayText(output.data)}\n`);
+      return;
+    case 'error':
+      print('stderr', `${output.traceback.join('\n')}\n`);
+      return;
+  }
+}
+
+/** Printed outputs longer than this many lines are shortened (the notebook written with --output keeps them whole). */
+const MAX_PRINTED_LINES = 30;
+
+function displayText(data: Record<string, unknown>): string {
+  const text = data['text/plain'];
+  if (typeof text === 'string') {
+    const lines = text.split('\n');
+    if (lines.length <= MAX_PRINTED_LINES) return text;
+    return [...lines.slice(0, MAX_PRINTED_LINES - 5), `  … ${lines.length - MAX_PRINTED_LINES + 1} more lines …`, ...lines.slice(-4)].join('\n');
+  }
+  const kinds = Object.keys(data);
+  return `[${kinds.join(', ')}]`;
+}
+
+/** A kernel process and the client sockets to it. */
+export class KernelConnection {
+  private readonly session = randomUUID();
+  private readonly shell: zmq.Dealer;
+  private readonly control: zmq.Dealer;
+  private readonly iopub: zmq.Subscriber;
+  private readonly replies = new Map<string, (message: Message) => void>();
+  /** zeromq allows one send in flight per socket: later sends wait for the earlier ones. */
+  private readonly sending = new Map<zmq.Dealer, Promise<void>>();
+  private readonly listeners = new Map<string, (message: Message) => void>();
+  private exited = false;
+  private stderr = '';
+  private closed = false;
+
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly connection: { key: string; ip: string; shell_port: number; iopub_port: number; control_port: number },
+    private readonly tmpDir: string,
+  ) {
+    this.shell = new zmq.Dealer({ routingId: `run-${randomBytes(4).toString('hex')}`, linger: 0 });
+    this.control = new zmq.Dealer({ linger: 0 });
+    this.iopub = new zmq.Subscriber({ linger: 0 });
+    this.shell.connect(`tcp://${connection.ip}:${connection.shell_port}`);
+    this.control.connect(`tcp://${connection.ip}:${connection.control_port}`);
+    this.iopub.connect(`tcp://${connection.ip}:${connection.iopub_port}`);
+    this.iopub.subscribe();
+    void this.receive(this.shell, (m) => this.replies.get(m.parent_header.msg_id ?? '')?.(m));
+    void this.receive(this.control, (m) => this.replies.get(m.parent_header.msg_id ?? '')?.(m));
+    void this.receive(this.iopub, (m) => this.listeners.get(m.parent_header.msg_id ?? '')?.(m));
+    child.stderr?.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
+    child.once('exit', () => {
+      this.exited = true;
+      const error = new Error(`the kernel exited unexpectedly${this.stderr ? `; its log:\n${this.stderr}` : ''}`);
+      for (const reply of this.replies.values()) reply({ header: { msg_id: '', msg_type: 'kernel_died', session: '' }, parent_header: {}, metadata: {}, content: { error } });
+    });
+  }
+
+  /** Starts `tslab-remote kernel` in `cwd` with a fresh connection file and waits until it answers. */
+  static async start(cwd: string, options: { agent?: string; env?: NodeJS.ProcessEnv } = {}): Promise<KernelConnection> {
+    const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tslab-remote-run-'));
+    const ports = await freePorts(5);
+    const connection = {
+      transport: 'tcp',
+      ip: '127.0.0.1',
+      shell_port: ports[0]!,
+      iopub_port: ports[1]!,
+      stdin_port: ports[2]!,
+      control_port: ports[3]!,
+      hb_port: ports[4]!,
+      key: randomBytes(32).toString('hex'),
+      signature_scheme: 'hmac-sha256',
+      kernel_name: 'tslab-remote',
+    };
+    const configPath = path.join(tmpDir, 'kernel.json');
+    fs.writeFileSync(configPath, JSON.stringify(connection), { mode: 0o600 });
+    const env = { ...process.env, ...options.env, ...(options.agent ? { TSLAB_REMOTE_AGENT: options.agent } : {}) };
+    const child = spawn(process.execPath, [KERNEL_BIN, 'kernel', '--config-path', configPath], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const kernel = new KernelConnection(child, connection, tmpDir);
+    await kernel.waitReady();
+    return kernel;
+  }
+
+  private async waitReady(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    // kernel_info until both the reply and its iopub status arrive: then iopub is subscribed (no slow-joiner loss).
+    while (Date.now() < deadline) {
+      if (this.exited) throw new Error(`the kernel exited before it answered; its log:\n${this.stderr}`);
+      const id = this.send(this.shell, 'kernel_info_request', {});
+      let sawIopub = false;
+      this.listeners.set(id, () => (sawIopub = true));
+      const reply = await this.waitReply(id, 1_000);
+      if (reply) {
+        const until = Date.now() + 500;
+        while (!sawIopub && Date.now() < until) await sleep(20);
+      }
+      this.listeners.delete(id);
+      if (reply && sawIopub) return;
+    }
+    throw new Error(`the kernel did not answer within ${timeoutMs / 1000} s; its log:\n${this.stderr}`);
+  }
+
+  /** Runs one cell; resolves when its execute_reply and its idle status have both arrived. */
+  async execute(
+    code: string,
+    options: { stopOnError: boolean; timeoutMs?: number },
+    onOutput: (output: NotebookOutput) => void = () => undefined,
+    onStart: (count: number) => void = () => undefined,
+  ): Promise<{ executionCount: number | null; outputs: NotebookOutput[]; status: string; error?: { ename: string; evalue: string; traceback: string[] } }> {
+    const outputs: NotebookOutput[] = [];
+    const displays = new Map<string, number[]>();
+    let idle!: () => void;
+    const idleSeen = new Promise<void>((resolve) => (idle = resolve));
+    let executionCount: number | null = null;
+    let error: { ename: string; evalue: string; traceback: string[] } | undefined;
+    const push = (output: NotebookOutput): void => {
+      const last = outputs[outputs.length - 1];
+      if (output.output_type === 'stream' && last?.output_type === 'stream' && last.name === output.name) last.text += output.text;
+      else outputs.push(output);
+      onOutput(output);
+    };
+    const id = this.newId();
+    this.listeners.set(id, (message) => {
+      const c = message.content;
+      switch (message.header.msg_type) {
+        case 'execute_input':
+          executionCount = c.execution_count as number;
+          onStart(executionCount);
+          break;
+        case 'stream':
+          push({ output_type: 'stream', name: c.name as 'stdout' | 'stderr', text: c.text as string });
+          break;
+        case 'display_data': {
+          const output: NotebookOutput = { output_type: 'display_data', data: c.data as Record<string, unknown>, metadata: (c.metadata as Record<string, unknown>) ?? {} };
+          const displayId = (c.transient as { display_id?: string } | undefined)?.display_id;
+          if (displayId) displays.set(displayId, [...(displays.get(displayId) ?? []), outputs.length]);
+          push(output);
+          break;
+        }
+        case 'update_display_data': {
+          const displayId = (c.transient as { display_id?: string } | undefined)?.display_id;
+          for (const index of displayId ? (displays.get(displayId) ?? []) : []) {
+            const target = outputs[index];
+            if (target && target.output_type === 'display_data') {
+              target.data = c.data as Record<string, unknown>;
+              target.metadata = (c.metadata as Record<string, unknown>) ?? {};
+            }
+          }
+          if (displayId && displays.has(displayId)) onOutput({ output_type: 'display_data', data: c.data as Record<string, unknown>, metadata: {} });
+          break;
+        }
+        case 'execute_result':
+          push({ output_type: 'execute_result', execution_count: c.execution_count as number, data: c.data as Record<string, unknown>, metadata: (c.metadata as Record<string, unknown>) ?? {} });
+          break;
+        case 'error':
+          error = { ename: c.ename as string, evalue: c.evalue as string, traceback: c.traceback as string[] };
+          push({ output_type: 'error', ...error });
+          break;
+        case 'clear_output':
+          outputs.length = 0;
+          break;
+        case 'status':
+          if (c.execution_state === 'idle') idle();
+          break;
+      }
+    });
+    try {
+      this.send(this.shell, 'execute_request', { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: options.stopOnError }, id);
+      const reply = await this.waitReply(id, options.timeoutMs);
+      if (!reply) throw new Error(`the cell did not finish within ${(options.timeoutMs ?? 0) / 1000} s`);
+      if (reply.header.msg_type === 'kernel_died') throw (reply.content.error as Error);
+      await Promise.race([idleSeen, sleep(5_000)]);
+      const status = reply.content.status as string;
+      executionCount ??= (reply.content.execution_count as number | undefined) ?? null;
+      if (status === 'error' && !error) {
+        error = { ename: reply.content.ename as string, evalue: reply.content.evalue as string, traceback: (reply.content.traceback as string[]) ?? [] };
+        push({ output_type: 'error', ...error });
+      }
+      return { executionCount, outputs, status, ...(error ? { error } : {}) };
+    } finally {
+      this.listeners.delete(id);
+    }
+  }
+
+  /** The kernel's process id. */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** SIGINT to the kernel process, as Jupyter's interrupt does. */
+  interrupt(): void {
+    this.child.kill('SIGINT');
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.exited) {
+      const id = this.send(this.control, 'shutdown_request', { restart: false });
+      await this.waitReply(id, 3_000);
+      const exited = new Promise<void>((resolve) => (this.exited ? resolve() : this.child.once('exit', () => resolve())));
+      const timer = setTimeout(() => this.child.kill('SIGTERM'), 5_000);
+      const killer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+      clearTimeout(killer);
+    }
+    this.shell.close();
+    this.control.close();
+    this.iopub.close();
+    fs.rmSync(this.tmpDir, { recursive: true, force: true });
+  }
+
+  private waitReply(id: string, timeoutMs?: number): Promise<Message | undefined> {
+    return new Promise((resolve) => {
+      const timer = timeoutMs ? setTimeout(() => finish(undefined), timeoutMs) : undefined;
+      const finish = (message: Message | undefined): void => {
+        if (timer) clearTimeout(timer);
+        this.replies.delete(id);
+        resolve(message);
+      };
+      this.replies.set(id, finish);
+    });
+  }
+
+  private newId(): string {
+    return randomUUID();
+  }
+
+  private send(socket: zmq.Dealer, msgType: string, content: object, id = this.newId()): string {
+    const header = { msg_id: id, msg_type: msgType, session: this.session, username: 'tslab-remote', date: new Date().toISOString(), version: '5.3' };
+    const parts = [header, {}, {}, content].map((part) => JSON.stringify(part));
+    const hmac = createHmac('sha256', this.connection.key);
+    for (const part of parts) hmac.update(part);
+    const frames = [DELIM, hmac.digest('hex'), ...parts];
+    const previous = this.sending.get(socket) ?? Promise.resolve();
+    this.sending.set(socket, previous.then(() => socket.send(frames)).catch(() => undefined));
+    return id;
+  }
+
+  private async receive(socket: zmq.Dealer | zmq.Subscriber, handle: (message: Message) => void): Promise<void> {
+    try {
+      for await (const frames of socket) {
+        const at = frames.findIndex((frame) => frame.toString() === DELIM);
+        if (at < 0 || frames.length < at + 6) continue;
+        const signature = frames[at + 1]!.toString();
+        const hmac = createHmac('sha256', this.connection.key);
+        for (const frame of frames.slice(at + 2, at + 6)) hmac.update(frame);
+        if (hmac.digest('hex') !== signature) continue;
+        const [header, parent, metadata, content] = frames.slice(at + 2, at + 6).map((f) => JSON.parse(f.toString()) as Record<string, unknown>);
+        handle({ header: header as Message['header'], parent_header: parent as Message['parent_header'], metadata: metadata!, content: content! });
+      }
+    } catch {
+      // closed
+    }
+  }
+}
+
+async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, () => new Promise<net.Server>((resolve) => {
+      const server = net.createServer();
+      server.listen(0, '127.0.0.1', () => resolve(server));
+    })),
+  );
+  const ports = servers.map((server) => (server.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

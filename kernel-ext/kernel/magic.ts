@@ -1,0 +1,304 @@
+// The magics, parsed before TypeScript conversion. A cell whose first non-blank line starts with `%` is ours (a `%`
+// line is not valid TypeScript, so the split is unambiguous); every other cell goes to tslab untouched.
+//
+//   %remote [--timeout S] [--agent A] EXPR          run EXPR on the agent, show its value
+//   %remote [--timeout S] [--agent A] NAME = EXPR   ... and assign it in the notebook (NAME has EXPR's static type)
+//   %%remote [--timeout S] [--agent A]              first line of a cell: the whole cell runs remotely
+//   %remote_agent [ENDPOINT] [--key DIR] [--name N] [--local]   connect, or show the current agent
+//   %remote_root [DIR]                              set (or show) the code root shipped to agents
+//
+// The TypeScript the kernel type-checks for a magic keeps every character of the user's expression at its line and
+// column (the magic prefix is overwritten by the function head, padded with spaces), so tslab's diagnostics and
+// remote stack frames point at the user's cell as written.
+
+import { tslabTypeScript } from './tslab-parts';
+
+export interface RemoteOptions {
+  /** `--timeout SECONDS`, as milliseconds. */
+  timeoutMs?: number;
+  /** `--agent NAME_OR_ENDPOINT`. */
+  agent?: string;
+}
+
+export type Magic =
+  | { kind: 'typescript' }
+  | {
+      kind: 'remote';
+      options: RemoteOptions;
+      /** `NAME = EXPR`: the notebook variable that receives the result. */
+      assign?: string;
+      expr: string;
+      /** TypeScript that evaluates to `() => (EXPR)`, with EXPR at its original line and column. */
+      fnSource: string;
+      async: boolean;
+      /** Where the user's code starts in the cell and in fnSource (for completion and inspection). */
+      userStart: number;
+      sourceStart: number;
+    }
+  | {
+      kind: 'remote-cell';
+      options: RemoteOptions;
+      body: string;
+      fnSource: string;
+      /** Where `return ` was put in front of the last expression (0-based line and column of fnSource). */
+      inserted?: Insertion;
+      userStart: number;
+      sourceStart: number;
+      /** Offset in the cell where `return ` was inserted. */
+      insertedAt?: number;
+    }
+  | { kind: 'agent'; endpoint?: string; key?: string; name?: string; local: boolean }
+  | { kind: 'root'; dir?: string };
+
+/** Text the kernel inserted into the user's line: positions after it are `length` columns to the right. */
+export interface Insertion {
+  line: number;
+  column: number;
+  length: number;
+}
+
+export class MagicSyntaxError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MagicSyntaxError';
+  }
+}
+
+const USAGE = {
+  remote: '%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT] [NAME =] EXPRESSION',
+  cell: '%%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT] (on the first line; the rest of the cell runs remotely)',
+  agent: '%remote_agent [ENDPOINT] [--key DIR] [--name NAME] | %remote_agent --local',
+  root: '%remote_root [DIR]',
+};
+
+/** Recognises a magic cell; returns `{ kind: 'typescript' }` for anything else. Throws MagicSyntaxError on misuse. */
+export function parseCell(code: string): Magic {
+  const start = firstNonBlank(code);
+  if (start < 0 || code[start] !== '%') return { kind: 'typescript' };
+  const lineEnd = indexOrEnd(code, '\n', start);
+  const firstLine = code.slice(start, lineEnd);
+  const word = /^%{1,2}[A-Za-z_]\w*/.exec(firstLine)?.[0] ?? firstLine.split(/\s/, 1)[0]!;
+  switch (word) {
+    case '%%remote':
+      return parseCellMagic(code, start, lineEnd);
+    case '%remote':
+      return parseLineMagic(code, start + word.length);
+    case '%remote_agent':
+      return parseAgent(code, start + word.length, lineEnd);
+    case '%remote_root':
+      return parseRoot(code, start + word.length, lineEnd);
+    default:
+      if (word === '%remote_' || word.startsWith('%remote') || word.startsWith('%%')) {
+        throw new MagicSyntaxError(`unknown magic ${word}; the magics are:\n  ${Object.values(USAGE).join('\n  ')}`);
+      }
+      throw new MagicSyntaxError(
+        `unknown magic ${word}: this kernel knows %remote, %%remote, %remote_agent and %remote_root; ` +
+          'a line starting with % is not TypeScript',
+      );
+  }
+}
+
+/** `%remote [options] [NAME =] EXPR`: EXPR runs to the end of the cell, so it may span lines. */
+function parseLineMagic(code: string, at: number): Magic {
+  const { options, next } = parseOptions(code, at, 'remote');
+  let exprStart = skipSpaces(code, next);
+  let assign: string | undefined;
+  const assignment = /^([A-Za-z_$][\w$]*)[ \t]*=(?![=>])/.exec(code.slice(exprStart));
+  if (assignment) {
+    assign = assignment[1]!;
+    if (RESERVED.has(assign)) throw new MagicSyntaxError(`cannot assign to ${assign}: it is a reserved word`);
+    exprStart = skipSpaces(code, exprStart + assignment[0].length);
+  }
+  // Trailing semicolons and blanks do not belong to the expression; overwrite them with spaces to keep positions.
+  let exprEnd = code.length;
+  while (exprEnd > exprStart && /[\s;]/.test(code[exprEnd - 1]!)) exprEnd--;
+  const expr = code.slice(exprStart, exprEnd);
+  if (expr.trim() === '') throw new MagicSyntaxError(`%remote needs an expression to run: ${USAGE.remote}`);
+  const isAsync = /\bawait\b/.test(expr);
+  const head = isAsync ? 'async () => (' : '() => (';
+  const prefix = overwrite(code.slice(0, exprStart), head);
+  const fnSource = prefix + expr + '\n)';
+  return { kind: 'remote', options, ...(assign ? { assign } : {}), expr, fnSource, async: isAsync, userStart: exprStart, sourceStart: prefix.length };
+}
+
+/** `%%remote [options]` on the first line: the rest of the cell is the body of an async function run remotely. */
+function parseCellMagic(code: string, start: number, lineEnd: number): Magic {
+  const { options, next } = parseOptions(code, start + '%%remote'.length, 'cell');
+  const rest = code.slice(next, lineEnd).trim();
+  if (rest !== '') throw new MagicSyntaxError(`unexpected ${JSON.stringify(rest)} after %%remote: ${USAGE.cell}`);
+  const body = code.slice(lineEnd);
+  if (body.trim() === '') throw new MagicSyntaxError('%%remote needs code below it: the rest of the cell runs on the agent');
+  const head = overwrite(code.slice(0, lineEnd), 'async () => {');
+  const returned = returnLastExpression(body);
+  const fnSource = head + returned.text + '\n}';
+  let inserted: Insertion | undefined;
+  if (returned.at !== undefined) {
+    const before = head + body.slice(0, returned.at);
+    inserted = { line: before.split('\n').length - 1, column: before.length - (before.lastIndexOf('\n') + 1), length: RETURN.length };
+  }
+  return {
+    kind: 'remote-cell',
+    options,
+    body,
+    fnSource,
+    ...(inserted ? { inserted, insertedAt: lineEnd + returned.at! } : {}),
+    userStart: lineEnd,
+    sourceStart: head.length,
+  };
+}
+
+function parseAgent(code: string, at: number, lineEnd: number): Magic {
+  checkNothingAfter(code, lineEnd, '%remote_agent');
+  const words = splitWords(code.slice(at, lineEnd));
+  const magic: Extract<Magic, { kind: 'agent' }> = { kind: 'agent', local: false };
+  for (let i = 0; i < words.length; i++) {
+    const [flag, inline] = splitFlag(words[i]!);
+    const value = (): string => {
+      const v = inline ?? words[++i];
+      if (v === undefined || v.startsWith('--')) throw new MagicSyntaxError(`${flag} needs a value: ${USAGE.agent}`);
+      return v;
+    };
+    if (flag === '--local') magic.local = true;
+    else if (flag === '--key' || flag === '--keys') magic.key = value();
+    else if (flag === '--name') magic.name = value();
+    else if (flag.startsWith('--')) throw new MagicSyntaxError(`unknown option ${flag}: ${USAGE.agent}`);
+    else if (magic.endpoint === undefined) magic.endpoint = flag;
+    else throw new MagicSyntaxError(`one endpoint at a time, got ${magic.endpoint} and ${flag}: ${USAGE.agent}`);
+  }
+  if (magic.local && magic.endpoint) throw new MagicSyntaxError(`--local starts a private agent; it takes no endpoint: ${USAGE.agent}`);
+  if (magic.local && magic.key) throw new MagicSyntaxError('--local agents listen on a private socket on this machine and need no --key');
+  if (magic.endpoint && !/^(tcp|ipc|inproc):\/\//.test(magic.endpoint)) {
+    throw new MagicSyntaxError(`${magic.endpoint} is not a ZeroMQ endpoint (like tcp://gpu1:5555): ${USAGE.agent}`);
+  }
+  return magic;
+}
+
+function parseRoot(code: string, at: number, lineEnd: number): Magic {
+  checkNothingAfter(code, lineEnd, '%remote_root');
+  const words = splitWords(code.slice(at, lineEnd));
+  if (words.length > 1) throw new MagicSyntaxError(`one directory at a time: ${USAGE.root}`);
+  return words[0] === undefined ? { kind: 'root' } : { kind: 'root', dir: words[0] };
+}
+
+function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { options: RemoteOptions; next: number } {
+  const options: RemoteOptions = {};
+  let pos = at;
+  if (pos < code.length && !/[ \t\n]/.test(code[pos]!)) {
+    throw new MagicSyntaxError(`unknown magic ${code.slice(0, indexOrEnd(code, ' ', 0)).trim()}: ${USAGE[usage]}`);
+  }
+  for (;;) {
+    const wordStart = skipSpaces(code, pos);
+    const match = /^--([a-z-]+)(?:=(\S+))?/.exec(code.slice(wordStart, indexOrEnd(code, '\n', wordStart)));
+    if (!match) return { options, next: wordStart };
+    const name = match[1]!;
+    pos = wordStart + match[0].length;
+    let value = match[2];
+    if (value === undefined) {
+      const valueStart = skipSpaces(code, pos);
+      const valueMatch = /^[^\s]+/.exec(code.slice(valueStart, indexOrEnd(code, '\n', valueStart)));
+      if (!valueMatch || valueMatch[0].startsWith('--')) throw new MagicSyntaxError(`--${name} needs a value: ${USAGE[usage]}`);
+      value = valueMatch[0];
+      pos = valueStart + value.length;
+    }
+    if (name === 'timeout') {
+      const seconds = Number(value);
+      if (!Number.isFinite(seconds) || seconds <= 0) throw new MagicSyntaxError(`--timeout needs a positive number of seconds, got ${value}`);
+      options.timeoutMs = Math.round(seconds * 1000);
+    } else if (name === 'agent') {
+      options.agent = value;
+    } else {
+      throw new MagicSyntaxError(`unknown option --${name}: ${USAGE[usage]}`);
+    }
+  }
+}
+
+/**
+ * Puts `return ` in front of the body's last statement when it is an expression statement, so the function returns
+ * the cell's value (as tslab shows a cell's last expression). Parsed with TypeScript, so strings, comments, ASI and
+ * nested blocks are handled as the compiler sees them.
+ */
+export function returnLastExpression(body: string): { text: string; at?: number } {
+  const ts = tslabTypeScript();
+  const file = ts.createSourceFile('cell.ts', body, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  const last = file.statements[file.statements.length - 1];
+  if (!last || !ts.isExpressionStatement(last)) return { text: body };
+  const at = last.getStart(file);
+  return { text: `${body.slice(0, at)}${RETURN}${body.slice(at)}`, at };
+}
+
+const RETURN = 'return ';
+
+const RESERVED = new Set(['const', 'let', 'var', 'function', 'class', 'return', 'if', 'for', 'while', 'new', 'this', 'typeof', 'void', 'delete', 'await', 'yield']);
+
+/** Replaces the text with `head` followed by spaces (newlines kept), so everything after keeps its line and column. */
+function overwrite(text: string, head: string): string {
+  const lastLine = text.lastIndexOf('\n') + 1;
+  const before = text.slice(0, lastLine).replace(/[^\n]/g, ' ');
+  const line = text.slice(lastLine);
+  return before + head + ' '.repeat(Math.max(0, line.length - head.length));
+}
+
+function checkNothingAfter(code: string, lineEnd: number, magic: string): void {
+  if (code.slice(lineEnd).trim() !== '') throw new MagicSyntaxError(`${magic} takes one line; put other code in a cell of its own`);
+}
+
+function splitWords(text: string): string[] {
+  return text.trim() === '' ? [] : text.trim().split(/\s+/);
+}
+
+function splitFlag(word: string): [string, string | undefined] {
+  const eq = word.indexOf('=');
+  return word.startsWith('--') && eq > 0 ? [word.slice(0, eq), word.slice(eq + 1)] : [word, undefined];
+}
+
+function firstNonBlank(code: string): number {
+  const match = /\S/.exec(code);
+  return match ? match.index : -1;
+}
+
+function skipSpaces(code: string, at: number): number {
+  let i = at;
+  while (i < code.length && (code[i] === ' ' || code[i] === '\t')) i++;
+  return i;
+}
+
+function indexOrEnd(text: string, search: string, from: number): number {
+  const at = text.indexOf(search, from);
+  return at < 0 ? text.length : at;
+}
+
+/** The assignment cell run after `%remote NAME = EXPR`: NAME gets the value the agent returned, typed as EXPR. */
+export function assignmentSource(name: string, expr: string, isAsync: boolean, resultKey: string): string {
+  const fn = isAsync ? `async () => (${expr}\n)` : `() => (${expr}\n)`;
+  return `let ${name} = (<T,>(_: () => T): Awaited<T> => (globalThis as any)[Symbol.for(${JSON.stringify(resultKey)})])(${fn});\n`;
+}
+
+/**
+ * The TypeScript view of a `%remote` / `%%remote` cell for completion and inspection: the synthesized source and
+ * position maps between it and the cell. Undefined for other cells, or a cursor in the magic's own text.
+ */
+export function toolingView(code: string, cursor: number): { source: string; cursor: number; toCell(position: number): number } | undefined {
+  let magic: Magic;
+  try {
+    magic = parseCell(code);
+  } catch {
+    return undefined;
+  }
+  if (magic.kind !== 'remote' && magic.kind !== 'remote-cell') return undefined;
+  const userStart = magic.userStart;
+  if (cursor < userStart) return undefined;
+  const shift = magic.sourceStart - magic.userStart;
+  const insertedAt = magic.kind === 'remote-cell' ? magic.insertedAt : undefined;
+  const insertedLength = magic.kind === 'remote-cell' && magic.inserted ? magic.inserted.length : 0;
+  const toSource = (position: number): number => position + shift + (insertedAt !== undefined && position >= insertedAt ? insertedLength : 0);
+  return {
+    source: magic.fnSource,
+    cursor: toSource(cursor),
+    toCell: (position) => {
+      let cell = position - shift;
+      if (insertedAt !== undefined && cell >= insertedAt + insertedLength) cell -= insertedLength;
+      else if (insertedAt !== undefined && cell > insertedAt) cell = insertedAt;
+      return Math.max(userStart, Math.min(code.length, cell));
+    },
+  };
+}

@@ -1,0 +1,157 @@
+// The magic parser on its own: which cells are ours, options, assignment, the synthesized TypeScript (positions kept
+// where the user wrote them), and the errors for misuse.
+
+import { expect } from 'chai';
+
+import { assignmentSource, Magic, MagicSyntaxError, parseCell, returnLastExpression } from '../../../kernel-ext/kernel/magic';
+
+function remote(code: string): Extract<Magic, { kind: 'remote' }> {
+  const magic = parseCell(code);
+  if (magic.kind !== 'remote') throw new Error(`expected a %remote magic, got ${magic.kind}`);
+  return magic;
+}
+
+function syntaxError(code: string): string {
+  try {
+    parseCell(code);
+  } catch (error) {
+    expect(error).to.be.instanceOf(MagicSyntaxError);
+    return (error as Error).message;
+  }
+  throw new Error(`expected ${JSON.stringify(code)} to be refused`);
+}
+
+/** Line and column (0-based) of the first occurrence of `needle`. */
+function positionOf(text: string, needle: string): [number, number] {
+  const at = text.indexOf(needle);
+  if (at < 0) throw new Error(`${needle} not in ${text}`);
+  const before = text.slice(0, at);
+  return [before.split('\n').length - 1, at - (before.lastIndexOf('\n') + 1)];
+}
+
+describe('kernel magic parser', () => {
+  it('leaves ordinary TypeScript to tslab, including % inside code and comments', () => {
+    for (const code of ['const x = 1', '', '   \n  ', '10 % 3', '// %remote f()\nf()', 'const s = `%remote`', 'x\n%remote f()']) {
+      expect(parseCell(code), code).to.deep.equal({ kind: 'typescript' });
+    }
+  });
+
+  it('parses %remote EXPR and keeps the expression at its line and column', () => {
+    const magic = remote('%remote train(0.1)');
+    expect(magic.expr).to.equal('train(0.1)');
+    expect(magic.options).to.deep.equal({});
+    expect(magic.assign).to.equal(undefined);
+    expect(magic.async).to.equal(false);
+    expect(magic.fnSource).to.match(/^\(\) => \( *train\(0\.1\)\n\)$/);
+    expect(positionOf(magic.fnSource, 'train')).to.deep.equal(positionOf('%remote train(0.1)', 'train'));
+  });
+
+  it('takes a multi-line expression, after leading blank lines, without trailing semicolons', () => {
+    const code = '\n\n%remote   f({\n  a: 1,\n});  \n';
+    const magic = remote(code);
+    expect(magic.expr).to.equal('f({\n  a: 1,\n})');
+    expect(positionOf(magic.fnSource, 'a: 1')).to.deep.equal(positionOf(code, 'a: 1'));
+    expect(magic.fnSource.split('\n').length).to.equal(code.trimEnd().split('\n').length + 1);
+  });
+
+  it('parses options before the expression, in both spellings', () => {
+    expect(remote('%remote --timeout 2.5 --agent gpu1 f()').options).to.deep.equal({ timeoutMs: 2500, agent: 'gpu1' });
+    expect(remote('%remote --agent=tcp://h:5555 --timeout=10 f()').options).to.deep.equal({ agent: 'tcp://h:5555', timeoutMs: 10_000 });
+    const magic = remote('%remote --timeout 3 f(1)');
+    expect(magic.expr).to.equal('f(1)');
+    expect(positionOf(magic.fnSource, 'f(1)')).to.deep.equal([0, '%remote --timeout 3 '.length]);
+  });
+
+  it('parses %remote NAME = EXPR, but not comparisons or arrows', () => {
+    const magic = remote('%remote model = await load("m")');
+    expect(magic.assign).to.equal('model');
+    expect(magic.expr).to.equal('await load("m")');
+    expect(magic.async).to.equal(true);
+    expect(magic.fnSource.startsWith('async () => (')).to.equal(true);
+    expect(remote('%remote a == b').assign).to.equal(undefined);
+    expect(remote('%remote a === b').expr).to.equal('a === b');
+    expect(remote('%remote x => x').assign).to.equal(undefined);
+  });
+
+  it('builds the assignment cell that types NAME as the awaited expression', () => {
+    const source = assignmentSource('report', 'train(0.1)', false, 'key');
+    expect(source).to.include('let report = ');
+    expect(source).to.include('Awaited<T>');
+    expect(source).to.include('(() => (train(0.1)\n))');
+    expect(source).to.include('Symbol.for("key")');
+  });
+
+  it('parses %%remote: the body runs in an async function that returns the last expression', () => {
+    const code = '%%remote --timeout 5\nconst a = 1\nconsole.log(a)\na + 1';
+    const magic = parseCell(code);
+    if (magic.kind !== 'remote-cell') throw new Error(magic.kind);
+    expect(magic.options).to.deep.equal({ timeoutMs: 5000 });
+    expect(magic.fnSource.startsWith('async () => {')).to.equal(true);
+    expect(magic.fnSource).to.include('\nreturn a + 1\n}');
+    expect(magic.inserted).to.deep.equal({ line: 3, column: 0, length: 7 });
+    expect(positionOf(magic.fnSource, 'console')).to.deep.equal(positionOf(code, 'console'));
+  });
+
+  it('returns only a final expression statement, as the compiler sees statements', () => {
+    expect(returnLastExpression('x = 1\ny').text).to.equal('x = 1\nreturn y');
+    expect(returnLastExpression('f(\n  1,\n  2\n)').text).to.equal('return f(\n  1,\n  2\n)');
+    expect(returnLastExpression('const a = 1').at).to.equal(undefined);
+    expect(returnLastExpression('if (a) { b }').at).to.equal(undefined);
+    expect(returnLastExpression('for (const x of xs) { f(x) }').at).to.equal(undefined);
+    expect(returnLastExpression('a; b // c').text).to.equal('a; return b // c');
+    expect(returnLastExpression('const s = "; x"\ns.length').text).to.equal('const s = "; x"\nreturn s.length');
+    // A string followed by a template on the next line is one tagged template, as the compiler reads it.
+    expect(returnLastExpression('"a"\n`b`').text).to.equal('return "a"\n`b`');
+  });
+
+  it('parses %remote_agent and %remote_root', () => {
+    expect(parseCell('%remote_agent')).to.deep.equal({ kind: 'agent', local: false });
+    expect(parseCell('%remote_agent tcp://gpu1:5555 --key ~/.tslab-remote --name gpu1')).to.deep.equal({
+      kind: 'agent',
+      local: false,
+      endpoint: 'tcp://gpu1:5555',
+      key: '~/.tslab-remote',
+      name: 'gpu1',
+    });
+    expect(parseCell('  %remote_agent --local')).to.deep.equal({ kind: 'agent', local: true });
+    expect(parseCell('%remote_root')).to.deep.equal({ kind: 'root' });
+    expect(parseCell('%remote_root ../project')).to.deep.equal({ kind: 'root', dir: '../project' });
+  });
+
+  it('refuses misuse with a message that says what is expected', () => {
+    expect(syntaxError('%remote')).to.include('needs an expression');
+    expect(syntaxError('%remote   ;')).to.include('needs an expression');
+    expect(syntaxError('%remote --timeout f()')).to.include('--timeout needs a positive number');
+    expect(syntaxError('%remote --timeout -1 f()')).to.include('--timeout');
+    expect(syntaxError('%remote --gpu 1 f()')).to.include('unknown option --gpu');
+    expect(syntaxError('%%remote extra\nf()')).to.include('unexpected');
+    expect(syntaxError('%%remote\n\n')).to.include('needs code below it');
+    expect(syntaxError('%remote_agent gpu1:5555')).to.include('not a ZeroMQ endpoint');
+    expect(syntaxError('%remote_agent --local tcp://h:1')).to.include('no endpoint');
+    expect(syntaxError('%remote_agent tcp://a:1 tcp://b:2')).to.include('one endpoint');
+    expect(syntaxError('%remote_agent tcp://a:1\nf()')).to.include('one line');
+    expect(syntaxError('%remote_agent --key')).to.include('--key needs a value');
+    expect(syntaxError('%remotex f()')).to.include('unknown magic %remotex');
+    expect(syntaxError('%time f()')).to.include('unknown magic %time');
+    expect(syntaxError('%remote const = 1')).to.include('reserved word');
+  });
+});
+
+describe('kernel magic tooling view (completion and inspection in magic cells)', () => {
+  it('maps a cursor in %remote and %%remote cells to the synthesized TypeScript and back', async () => {
+    const { toolingView } = await import('../../../kernel-ext/kernel/magic');
+    const line = '%remote --timeout 5 model.tra';
+    const view = toolingView(line, line.length)!;
+    expect(view.source.slice(0, view.cursor).endsWith('model.tra')).to.equal(true);
+    expect(view.toCell(view.cursor - 3)).to.equal(line.length - 3);
+    expect(toolingView(line, 3)).to.equal(undefined); // in the magic's own text
+    expect(toolingView('const x = 1', 3)).to.equal(undefined);
+
+    const cell = '%%remote\nconst a = [1]\na.ma';
+    const cellView = toolingView(cell, cell.length)!;
+    expect(cellView.source.slice(0, cellView.cursor).endsWith('return a.ma')).to.equal(true);
+    expect(cellView.toCell(cellView.cursor - 2)).to.equal(cell.length - 2);
+    const mid = cell.indexOf('[1]');
+    expect(cellView.source[toolingView(cell, mid)!.cursor]).to.equal('[');
+  });
+});
