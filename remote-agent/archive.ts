@@ -46,13 +46,14 @@ export async function openArchive(
       { bound: 'maxArchiveBytes', limit: maxArchiveBytes, value: archive.length },
     );
   }
-  checkEntryCount(archive, manifest.size);
+  const entries = checkEntryCount(archive, manifest.size);
   const zip = await loadZip(archive);
   const files: ArchiveFile[] = [];
   for (const object of Object.values(zip.files)) {
     const file = checkEntry(object, manifest);
     if (file) files.push(file);
   }
+  checkDistinctNames(zip, entries); // after the names: an unsafe name that collided is reported as such
   return files;
 }
 
@@ -79,13 +80,26 @@ interface CentralDirectory {
 }
 
 /** Refuses an archive with more entries than the manifest can explain, before jszip parses any of them. */
-function checkEntryCount(archive: Buffer, manifestFiles: number): void {
+function checkEntryCount(archive: Buffer, manifestFiles: number): number {
   // Each file, the directory entries zip tools add for its parents (a few per file at most), and some slack.
   const bound = 2 * manifestFiles + 16;
   const directory = readCentralDirectory(archive);
   if (directory.declared > bound) throw tooManyEntries(archive, `declares ${directory.declared} entries`, bound, manifestFiles);
   const actual = countCentralHeaders(archive, directory.start, bound + 1);
   if (actual > bound) throw tooManyEntries(archive, `holds more than ${bound} entries`, bound, manifestFiles);
+  return actual;
+}
+
+/** jszip keeps the last of two entries with one name: refuse rather than let one entry hide another. */
+function checkDistinctNames(zip: JSZip, entries: number): void {
+  const names = Object.keys(zip.files).length;
+  if (names < entries) {
+    throw agentError(
+      'UNSAFE_ARCHIVE',
+      `the upload archive holds ${entries} entries under ${names} names: duplicate names, one hiding another. ` +
+        'Send each file once, under its manifest path',
+    );
+  }
 }
 
 function tooManyEntries(archive: Buffer, what: string, bound: number, manifestFiles: number): AgentError {

@@ -139,6 +139,19 @@ describe('remote-agent protocol, end to end', function () {
       expect(await upload({ 'a.js': bomb }, [{ path: 'a.js', size: 10, hash: 'b'.repeat(64) }])).to.equal('TOO_LARGE');
     });
 
+    it('refuses an archive with two entries of one name', async () => {
+      const zip = new JSZip().file('a.js', 'good', { createFolders: false }).file('b.js', 'evil', { createFolders: false });
+      const bytes = await zip.generateAsync({ type: 'nodebuffer', compression: 'STORE' });
+      const twice = Buffer.from(bytes.toString('latin1').replaceAll('b.js', 'a.js'), 'latin1'); // same length: offsets hold
+      const manifest = [entry('a.js', 'good')];
+      const reply = await peer.exchange([
+        json({ v: PROTOCOL_VERSION, type: 'snapshot.upload', id: 'dup', snapshot: snapshotHash(manifest), files: manifest }),
+        twice,
+      ]);
+      expect(errorCode(reply)).to.equal('UNSAFE_ARCHIVE');
+      expect((reply.error as { message: string }).message).to.include('duplicate names');
+    });
+
     it('refuses a symbolic link entry', async () => {
       const code = await upload({}, [entry('link', '/etc/passwd')], (zip) =>
         zip.file('link', '/etc/passwd', { unixPermissions: 0o120777, createFolders: false }),
