@@ -1,7 +1,7 @@
 // The kernel's overhead for a remote call: time from execute_request to execute_reply, through the kernel over the
 // Jupyter protocol, for `%remote f()` on a cached snapshot vs the same `f()` as a plain local cell. Both pay tslab's
 // type check of the cell; the remote one adds the snapshot re-check (stat cache), pickling, the round trip to a
-// private agent on loopback and the result's unpickling. Target, on the quickstart's code root: the remote cell
+// private agent and the result's unpickling. Target, on the quickstart's code root: the remote cell
 // within 5 ms of the local one (medians of one run, rounds interleaved so drift hits both alike).
 //
 //   node dist/bench/kernel.js [--rounds N]
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
       table([
         ['cell', 'median', 'p90', 'min'],
         ['f()  (local, tslab)', median(local), percentile(local, 90), Math.min(...local)],
-        ['%remote f()  (cached snapshot, private agent on loopback)', median(remote), percentile(remote, 90), Math.min(...remote)],
+        ['%remote f()  (cached snapshot, private agent)', median(remote), percentile(remote, 90), Math.min(...remote)],
       ]),
     );
     console.log(
