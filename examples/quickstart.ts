@@ -1,5 +1,5 @@
-// `npm run demo`: the quickstart through the client library, until the %remote kernel exists. It starts a private
-// agent on loopback (or uses TSLAB_REMOTE_AGENT / --agent ENDPOINT), ships the quickstart project's local
+// `npm run demo`: the quickstart through the client library alone, without the kernel. It starts a private agent on
+// this machine (or uses TSLAB_REMOTE_AGENT / --agent ENDPOINT), ships the quickstart project's local
 // TypeScript package, trains, edits the package and trains again with no restart, then shows a remote error
 // mapped to the TypeScript line and a cancelled endless job.
 
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     for (const line of text.split('\n').filter(Boolean)) console.log(`  [remote ${stream}] ${line}`);
   };
   try {
-    step(`connected to ${endpoint}${local ? ' (a private agent on loopback)' : ''}`);
+    step(`connected to ${endpoint}${local ? ' (a private agent on this machine)' : ''}`);
     console.log(`  agent ${client.agent.version} on ${client.agent.hostname}, node ${client.agent.node}, ${client.agent.workers} workers`);
 
     // Work on a copy, so the edit below leaves the repository as it was.
