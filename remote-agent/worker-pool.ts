@@ -17,7 +17,7 @@ import * as zmq from 'zeromq';
 import type { ErrorCode, WireError } from '../protocol/errors';
 import { encodeMessage, SendQueue } from '../protocol/frames';
 import type { JobCode, JobOptions, WorkerStatus } from '../protocol/messages';
-import { checkWireError } from '../protocol/validate';
+import { crashError, describeExit, ExitFacts, FatalReport, parseFatal, stderrTailText } from './crash-report';
 import {
   CancelReason as StopReason,
   FATAL_MARKER,
@@ -83,11 +83,6 @@ interface Job {
   /** The worker took the cancel message: its event loop is free, so no SIGINT is sent. */
   acknowledged?: boolean;
   timers: NodeJS.Timeout[];
-}
-
-interface FatalReport {
-  origin: string;
-  error: WireError;
 }
 
 interface Slot {
@@ -559,12 +554,13 @@ export class WorkerPool {
     // (workers have no SIGINT listener): deliberate either way, not a crash.
     const killedForGrace = job !== null && slot.killedFor === job;
     const killedForCancel = killedForGrace || (job !== null && job.stop !== null && signal === 'SIGINT');
-    const what = this.describeExit(slot, code, signal);
+    const facts: ExitFacts = { ...slot, maxOldSpaceMb: this.options.maxOldSpaceMb, code, signal };
+    const what = describeExit(facts);
     this.setInUse(slot, []);
 
     if (slot.onReady) {
       // Died before it ever became ready during start(): the agent cannot work, say why.
-      slot.onReady.reject(new Error(`worker ${slot.index} ${what} before it was ready${this.tailText(slot)}`));
+      slot.onReady.reject(new Error(`worker ${slot.index} ${what} before it was ready${stderrTailText(slot.stderrTail)}`));
       slot.onReady = null;
     }
     if (this.stopping) {
@@ -583,7 +579,7 @@ export class WorkerPool {
           : `worker ${slot.index} ${what} after the interrupt and was restarted: its module state was lost`;
       this.fail(job, this.stoppedError(job, how), slot.index);
     } else if (job) {
-      this.fail(job, this.crashError(slot, job, what, code, signal), slot.index);
+      this.fail(job, crashError(facts, job.spec.label ?? job.spec.id, what), slot.index);
     } else {
       this.options.log(`worker ${slot.index} ${what} while ${slot.readyAt === null ? 'starting' : 'idle'}; restarting it`);
     }
@@ -598,7 +594,7 @@ export class WorkerPool {
       // It cannot even start: fail what waits for it rather than let it wait forever.
       for (const queued of [...slot.queue]) {
         slot.queue.splice(slot.queue.indexOf(queued), 1);
-        const message = `worker ${slot.index} cannot start (${slot.crashStreak} attempts; last: ${what})${this.tailText(slot)}`;
+        const message = `worker ${slot.index} cannot start (${slot.crashStreak} attempts; last: ${what})${stderrTailText(slot.stderrTail)}`;
         this.fail(queued, { code: 'WORKER_CRASHED', name: 'WorkerCrashed', message }, slot.index);
       }
     }
@@ -606,44 +602,6 @@ export class WorkerPool {
     slot.state = 'restarting';
     if (backoff > 0) this.options.log(`worker ${slot.index} is crash-looping; restarting in ${backoff} ms`);
     this.slotTimer(slot, backoff, () => this.spawn(slot));
-  }
-
-  private describeExit(slot: Slot, code: number | null, signal: NodeJS.Signals | null): string {
-    if (slot.fatal) {
-      const kind = slot.fatal.origin === 'unhandledRejection' ? 'an unhandled promise rejection' : 'an uncaught exception';
-      return `crashed on ${kind} (${slot.fatal.error.name}: ${slot.fatal.error.message})`;
-    }
-    const tail = slot.stderrTail.join('\n');
-    if (/FATAL ERROR/.test(tail) && /heap limit|heap out of memory/i.test(tail)) {
-      const limit = this.options.maxOldSpaceMb ?? slot.heapLimitMb;
-      return `ran out of memory (heap limit ${limit ?? '?'} MB)`;
-    }
-    if (signal) return `was killed by signal ${signal}`;
-    return `exited with code ${code ?? '?'}`;
-  }
-
-  private crashError(slot: Slot, job: Job, what: string, code: number | null, signal: NodeJS.Signals | null): WireError {
-    const message =
-      `worker ${slot.index} ${what} while running job ${job.spec.label ?? job.spec.id}; it was restarted and its module state was lost` +
-      this.tailText(slot);
-    const error: WireError = {
-      code: 'WORKER_CRASHED',
-      name: 'WorkerCrashed',
-      message,
-      props: { worker: slot.index, exitCode: code, signal, stderr: [...slot.stderrTail] },
-    };
-    if (slot.fatal) {
-      const frames = (slot.fatal.error.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
-      error.stack = [`WorkerCrashed: ${message.split('\n')[0]}`, ...frames].join('\n');
-      error.cause = slot.fatal.error;
-    }
-    return error;
-  }
-
-  private tailText(slot: Slot): string {
-    // V8's native stack trace after a fatal error is noise to the user: keep the lines that say what happened.
-    const lines = slot.stderrTail.filter((line) => line.trim() !== '' && !/^\s*\d+: 0x[0-9a-f]+|Native stack trace/.test(line)).slice(-20);
-    return lines.length > 0 ? `\nLast stderr lines of the worker:\n${lines.join('\n')}` : '';
   }
 
   private slotTimer(slot: Slot, ms: number, run: () => void): void {
@@ -684,17 +642,6 @@ export class WorkerPool {
     this.router.close();
     await this.receiving;
     if (this.ipcPath) fs.rmSync(this.ipcPath, { force: true });
-  }
-}
-
-function parseFatal(text: string): FatalReport | null {
-  try {
-    const value: unknown = JSON.parse(text);
-    if (typeof value !== 'object' || value === null) return null;
-    const o = value as Record<string, unknown>;
-    return { origin: typeof o.origin === 'string' ? o.origin : 'uncaughtException', error: checkWireError(o.error, 'fatal report error') };
-  } catch {
-    return null; // a garbled report: the exit code and stderr tail still describe the crash
   }
 }
 
