@@ -175,10 +175,12 @@ export class AgentClient {
         ? { curveServerKey: options.curve.serverKey, curvePublicKey: options.curve.publicKey, curveSecretKey: options.curve.secretKey }
         : {}),
     });
-    this.connection = new ConnectionWatch(this.socket, endpoint, {
-      onAuthFailure: (message) => this.failAll('AUTH_FAILED', message),
-      onConnect: (again) => this.connected(again),
-    });
+    this.connection = new ConnectionWatch(
+      this.socket,
+      endpoint,
+      { onAuthFailure: (message) => this.failAll('AUTH_FAILED', message), onConnect: (again) => this.connected(again) },
+      options.curve !== undefined,
+    );
     this.socket.connect(endpoint);
     this.sendQueue = new SendQueue(this.socket);
     void this.receiveLoop();

@@ -21,6 +21,8 @@ export class ConnectionWatch {
     private readonly socket: zmq.Dealer,
     private readonly endpoint: string,
     private readonly events: ConnectionEvents,
+    /** Whether this client uses CURVE keys: only then is a failed handshake likely a key problem. */
+    private readonly usesKeys: boolean,
   ) {
     void this.watch();
   }
@@ -36,6 +38,14 @@ export class ConnectionWatch {
     } catch (error) {
       if (!this.socket.closed) process.emitWarning(`tslab-remote: socket events stopped: ${(error as Error).message}`);
     }
+  }
+
+  private handshakeFailure(reason: string): string {
+    return this.usesKeys
+      ? `the secure handshake with ${this.endpoint} failed (${reason}): check that you hold the agent's current ` +
+          'public key, and that the agent serves with --keys'
+      : `the handshake with ${this.endpoint} failed (${reason}): it is not a tslab-remote agent, or the agent ` +
+          'serves with --keys and this client has none (pass the agent key and a key pair)';
   }
 
   private handle(event: zmq.Event): void {
@@ -60,12 +70,7 @@ export class ConnectionWatch {
       case 'handshake:error:other':
         // Once a handshake has succeeded the keys are right: later errors are network trouble, which reconnection
         // and the disconnect deadline handle.
-        if (!this.everConnected) {
-          this.events.onAuthFailure(
-            `the secure handshake with ${this.endpoint} failed (${event.error.message}): check that you hold the ` +
-              "agent's current public key, and that both sides use keys (or neither does)",
-          );
-        }
+        if (!this.everConnected) this.events.onAuthFailure(this.handshakeFailure(event.error.message));
         return;
       default:
         return;

@@ -202,7 +202,10 @@ function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { opt
     }
     if (name === 'timeout') {
       const seconds = Number(value);
-      if (!Number.isFinite(seconds) || seconds <= 0) throw new MagicSyntaxError(`--timeout needs a positive number of seconds, got ${value}`);
+      // The agent takes whole milliseconds up to 2^31 - 1 (about 24 days).
+      if (!Number.isFinite(seconds) || seconds < 0.001 || seconds > 2_147_483) {
+        throw new MagicSyntaxError(`--timeout needs a number of seconds from 0.001 to 2147483, got ${value}`);
+      }
       options.timeoutMs = Math.round(seconds * 1000);
     } else if (name === 'agent') {
       options.agent = value;

@@ -128,24 +128,33 @@ export class RemoteRunner {
   }
 
   private async showRoot(dir: string | undefined, io: CellIO): Promise<void> {
+    let root: string | null;
     if (dir !== undefined) {
-      const absolute = path.resolve(this.notebookDir, dir);
-      if (!fs.existsSync(absolute) || !fs.statSync(absolute).isDirectory()) {
-        throw new CellFailure({ ename: 'UsageError', evalue: `${absolute} is not a directory`, traceback: [] });
+      root = path.resolve(this.notebookDir, dir);
+      if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) {
+        throw new CellFailure({ ename: 'UsageError', evalue: `${root} is not a directory`, traceback: [] });
       }
-      this.codeRoot = absolute;
+    } else {
+      root = await this.root();
     }
-    const root = await this.root();
     if (root === null) {
       io.stream('stdout', `no code root: no package.json in ${this.notebookDir} or above it; calls run without your local files (set one with %remote_root DIR)\n`);
       return;
     }
-    const snap = await snapshot(root, { statCache: this.statCache });
+    // A new root is kept only once it can be snapshotted: a bad one must not break every later %remote.
+    const snap = await snapshot(root, { statCache: this.statCache }).catch((error: unknown) => {
+      throw new CellFailure({
+        ename: 'UsageError',
+        evalue: `cannot snapshot ${root} as the code root: ${(error as Error).message}. Pick another with %remote_root DIR`,
+        traceback: [],
+      });
+    });
+    this.codeRoot = root;
     const cwd = this.cwdIn(root);
     io.stream(
       'stdout',
       `code root ${root}\n  ${snap.files.length} files, ${formatBytes(snap.bytes)}, snapshot ${snap.hash.slice(0, 12)}\n` +
-        `  the notebook's directory on the agent: ${cwd ?? '(outside the code root: the root itself)'}\n`,
+        `  the notebook's directory on the agent: ${cwd ?? (this.notebookDir === root ? '(the root itself)' : '(outside the code root: the root itself)')}\n`,
     );
     for (const warning of snap.warnings) io.stream('stderr', `${warning}\n`);
   }
@@ -204,7 +213,7 @@ export class RemoteRunner {
 
   private async startLocal(name: string, io: CellIO): Promise<Agent> {
     const existing = this.agents.get(name);
-    if (existing?.private && existing.private.process.exitCode === null && existing.private.process.signalCode === null) return existing;
+    if (existing && isAlive(existing)) return existing;
     if (existing) {
       await closeAgent(existing);
       this.agents.delete(name);
@@ -217,6 +226,7 @@ export class RemoteRunner {
       const client = await connect(agentProcess.endpoint, { clientName: `tslab-remote kernel pid ${process.pid}` });
       const agent: Agent = { name, endpoint: agentProcess.endpoint, client, ready: new Set(), private: agentProcess };
       this.agents.set(name, agent);
+      if (existing && this.current === existing) this.current = agent;
       return agent;
     } catch (error) {
       await agentProcess.stop();
@@ -240,7 +250,8 @@ export class RemoteRunner {
   private async agentFor(spec: string | undefined, io: CellIO): Promise<Agent> {
     if (spec) {
       const named = this.agents.get(spec) ?? [...this.agents.values()].find((a) => a.endpoint === spec);
-      if (named) return named;
+      if (named && isAlive(named)) return named;
+      if (named?.private) return this.startLocal(named.name, io); // it died: a new one, not an error on every call
       if (spec === 'local') return this.startLocal('local', io);
       if (!/^(tcp|ipc|inproc):\/\//.test(spec)) {
         throw new CellFailure({
@@ -251,10 +262,9 @@ export class RemoteRunner {
       }
       return this.connectTo(spec, process.env[ENV_KEYS], undefined);
     }
-    if (this.current?.private && this.current.private.process.exitCode === null && this.current.private.process.signalCode === null) return this.current;
-    if (this.current?.private) {
+    if (this.current && !isAlive(this.current)) {
       // The private agent died (killed, out of memory): a new one, rather than an error on every call.
-      io.stream('stderr', `tslab-remote: the private agent had stopped (${describeExit(this.current.private)}); starting a new one\n`);
+      io.stream('stderr', `tslab-remote: the private agent had stopped (${describeExit(this.current.private!)}); starting a new one\n`);
       await closeAgent(this.current);
       this.agents.delete(this.current.name);
       this.current = undefined;
@@ -453,7 +463,7 @@ const ERROR_HINTS: Partial<Record<string, (agent: string) => string>> = {
   MODULE_NOT_INSTALLED: (agent) => `Install it where the message says (on ${agent}), then run the cell again.`,
   TIMEOUT: () => 'Give it more time with %remote --timeout SECONDS.',
   AUTH_FAILED: () => 'Check the key directory given to %remote_agent --key (kernel.key, kernel.pub, agent.pub).',
-  CANCELLED: () => 'The call was cancelled on the agent; its worker lives on, and the next call works.',
+  CANCELLED: () => 'The call was cancelled on the agent (the message says whether its worker kept its state); the next call works.',
 };
 
 function remoteExceptionError(error: RemoteError, mapStack: (stack: string) => string): { ename: string; evalue: string; traceback: string[] } {
@@ -485,7 +495,14 @@ function startCall(client: AgentClient, fn: () => unknown, options: CallOptions)
 
 function readCurve(keyPath: string): ClientCurve {
   // DIR with kernel.key, kernel.pub and agent.pub; or the agent's .pub file, with the kernel's pair beside it.
-  const isDir = fs.existsSync(keyPath) && fs.statSync(keyPath).isDirectory();
+  if (!fs.existsSync(keyPath)) {
+    throw new CellFailure({
+      ename: 'UsageError',
+      evalue: `--key ${keyPath} does not exist: give a directory holding kernel.key, kernel.pub and agent.pub (remote-agent keygen makes them), or the agent's .pub file`,
+      traceback: [],
+    });
+  }
+  const isDir = fs.statSync(keyPath).isDirectory();
   const dir = isDir ? keyPath : path.dirname(keyPath);
   const agentPub = isDir ? path.join(dir, 'agent.pub') : keyPath;
   const pair = readKeyPair(dir, 'kernel');
@@ -495,6 +512,11 @@ function readCurve(keyPath: string): ClientCurve {
 function nonNegative(text: string | undefined): number | undefined {
   const value = text === undefined || text === '' ? NaN : Number(text);
   return Number.isFinite(value) && value >= 0 ? value : undefined;
+}
+
+/** A connected agent is taken as alive; a private one, while its process runs. */
+function isAlive(agent: Agent): boolean {
+  return !agent.private || (agent.private.process.exitCode === null && agent.private.process.signalCode === null);
 }
 
 function describeExit(agent: LocalAgent): string {

@@ -15,8 +15,9 @@ import ignore, { type Ignore } from 'ignore';
 export const ALWAYS_EXCLUDED: readonly string[] = ['.git', '.tslab-remote'];
 
 /**
- * Directories excluded at any depth unless a user pattern re-includes them: installed packages and the usual build
- * output (tsc/bundlers: dist, build, out; test coverage; tool caches: .cache, .next, .turbo).
+ * Excluded at any depth unless a user pattern re-includes them: installed packages and the usual build output
+ * (tsc/bundlers: dist, build, out; test coverage; tool caches: .cache, .next, .turbo), and secrets that must never
+ * reach another machine by accident (CurveZMQ and SSH private keys, .env files, registry credentials).
  */
 export const DEFAULT_EXCLUDES: readonly string[] = [
   'node_modules/',
@@ -27,6 +28,18 @@ export const DEFAULT_EXCLUDES: readonly string[] = [
   '.cache/',
   '.next/',
   '.turbo/',
+  // secrets
+  '*.key',
+  '*.pem',
+  'id_rsa*',
+  'id_ed25519*',
+  'id_ecdsa*',
+  '.ssh/',
+  '.aws/',
+  '.env',
+  '.env.*',
+  '.npmrc',
+  '.netrc',
 ];
 
 // One parsed gitignore list and the directory (relative to the root, '' for the root) its patterns are relative to.

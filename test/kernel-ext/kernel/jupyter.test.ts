@@ -248,10 +248,16 @@ describe('kernel through a real Jupyter client', function () {
     const wrongKeys = (await tmp.dir({ unsafeCleanup: true, prefix: 'wrong-keys-' })).path;
     writeKeyPair(wrongKeys, 'kernel');
     fs.copyFileSync(path.join(keys, 'agent.pub'), path.join(wrongKeys, 'agent.pub'));
+    // A code root over the 100 MB snapshot limit (a sparse file: no disk used).
+    const huge = (await tmp.dir({ unsafeCleanup: true, prefix: 'huge-root-' })).path;
+    fs.writeFileSync(path.join(huge, 'weights.bin'), '');
+    fs.truncateSync(path.join(huge, 'weights.bin'), 101 * 1024 * 1024);
     try {
       const steps = await session(jupyter, work.dir, [
         [
           { code: '%remote_root quickstart' },
+          { code: `%remote_root ${huge}`, stop_on_error: false },
+          { code: '%remote_agent tcp://127.0.0.1:9 --key /nonexistent-keys', stop_on_error: false },
           { code: '%remote_agent tcp://127.0.0.1:9 --name nowhere', stop_on_error: false },
           { code: `%remote_agent ${agent.endpoint} --name doomed` },
           { code: '%remote process.pid' },
@@ -272,7 +278,11 @@ describe('kernel through a real Jupyter client', function () {
           { code: '%remote "usable"' },
         ],
       ]);
-      const [, nowhere, doomed, agentPid] = steps[0]!;
+      const [, badRoot, badKey, nowhere, doomed, agentPid] = steps[0]!;
+      // A root that cannot be snapshotted is refused and not kept: the calls below still ship quickstart.
+      expect(error(badRoot!).ename).to.equal('UsageError');
+      expect(error(badRoot!).evalue).to.include(`cannot snapshot ${huge} as the code root`);
+      expect(error(badKey!).evalue).to.include('--key /nonexistent-keys does not exist');
       expect(error(nowhere!).ename).to.equal('RemoteError[AGENT_UNREACHABLE]');
       expect(error(nowhere!).evalue).to.include('tcp://127.0.0.1:9');
       expect(stdout(doomed!)).to.include(`connected to doomed (${agent.endpoint})`);

@@ -121,8 +121,10 @@ describe('kernel magic parser', () => {
   it('refuses misuse with a message that says what is expected', () => {
     expect(syntaxError('%remote')).to.include('needs an expression');
     expect(syntaxError('%remote   ;')).to.include('needs an expression');
-    expect(syntaxError('%remote --timeout f()')).to.include('--timeout needs a positive number');
+    expect(syntaxError('%remote --timeout f()')).to.include('--timeout needs a number of seconds from 0.001 to 2147483');
     expect(syntaxError('%remote --timeout -1 f()')).to.include('--timeout');
+    expect(syntaxError('%remote --timeout 1e-4 f()')).to.include('from 0.001 to 2147483, got 1e-4');
+    expect(syntaxError('%remote --timeout 1e7 f()')).to.include('from 0.001 to 2147483, got 1e7');
     expect(syntaxError('%remote --gpu 1 f()')).to.include('unknown option --gpu');
     expect(syntaxError('%%remote extra\nf()')).to.include('unexpected');
     expect(syntaxError('%%remote\n\n')).to.include('needs code below it');

@@ -11,6 +11,24 @@ import { makeTree, pathsOf, removeTrees } from './snapshot-tree';
 describe('kernel-ext snapshot: excludes', () => {
   afterEach(removeTrees);
 
+  it('never ships secrets by default: private keys, .env files, credentials; a user pattern can re-include one', async () => {
+    const root = await makeTree({
+      'src/model.ts': 'export {};',
+      'keys/kernel.key': 'secret',
+      'keys/kernel.pub': 'public',
+      'certs/server.pem': 'secret',
+      '.ssh/id_ed25519': 'secret',
+      'deploy/id_rsa': 'secret',
+      '.aws/credentials': 'secret',
+      '.env': 'TOKEN=secret',
+      '.env.local': 'TOKEN=secret',
+      '.env.example': 'TOKEN=',
+      '.npmrc': '//registry/:_authToken=secret',
+    });
+    expect(pathsOf(await snapshot(root))).to.deep.equal(['keys/kernel.pub', 'src/model.ts']);
+    expect(pathsOf(await snapshot(root, { exclude: ['!.env.example'] }))).to.deep.equal(['.env.example', 'keys/kernel.pub', 'src/model.ts']);
+  });
+
   it('applies nested .gitignore files with negation, anchored and directory-only patterns', async () => {
     const root = await makeTree({
       '.gitignore': '*.log\n!keep.log\ntmp/\n# a comment\n',

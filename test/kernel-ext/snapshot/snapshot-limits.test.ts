@@ -67,17 +67,17 @@ describe('kernel-ext snapshot: limits', () => {
   });
 
   it('names every file whose read is refused (EACCES through the fs hook)', async () => {
-    const root = await makeTree({ 'ok.ts': 'x', 'locked/a.key': 'x', 'b.pem': 'x' });
+    const root = await makeTree({ 'ok.ts': 'x', 'locked/a.dat': 'x', 'b.bin': 'x' });
     const readFile = (file: string) => {
-      if (file.endsWith('.key') || file.endsWith('.pem')) {
+      if (file.endsWith('.dat') || file.endsWith('.bin')) {
         return Promise.reject(Object.assign(new Error(`EACCES: permission denied, open '${file}'`), { code: 'EACCES' }));
       }
       return nodeFs.readFile(file);
     };
     const error = await failure(snapshot(root, { fs: { readFile } }));
     expect(error.code).to.equal('SNAPSHOT_UNREADABLE');
-    expect(error.paths).to.deep.equal(['b.pem', 'locked/a.key']);
-    expect(error.message).to.include('b.pem').and.include('locked/a.key').and.include('permission denied');
+    expect(error.paths).to.deep.equal(['b.bin', 'locked/a.dat']);
+    expect(error.message).to.include('b.bin').and.include('locked/a.dat').and.include('permission denied');
   });
 
   const asRoot = process.getuid?.() === 0;
