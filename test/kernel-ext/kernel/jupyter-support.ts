@@ -196,3 +196,28 @@ export async function copyNotebooks(): Promise<{ dir: string; cleanup(): Promise
 export function messagesOf(result: RequestResult, type: string): IopubMessage[] {
   return result.iopub.filter((m) => m.msg_type === type);
 }
+
+/**
+ * For a describe block: a kernelspec in temporary Jupyter directories and a copy of the notebooks, set up once
+ * before its tests (skipped, or failing in CI, without a Jupyter client) and removed after them.
+ */
+export function useJupyterWorkspace(): { readonly jupyter: JupyterEnv; readonly work: { dir: string } } {
+  const state: { jupyter?: JupyterEnv; work?: { dir: string; cleanup(): Promise<void> } } = {};
+  before(async function () {
+    requireJupyter(this);
+    state.jupyter = await installKernelspec();
+    state.work = await copyNotebooks();
+  });
+  after(async () => {
+    await state.jupyter?.cleanup();
+    await state.work?.cleanup();
+  });
+  return {
+    get jupyter() {
+      return state.jupyter!;
+    },
+    get work() {
+      return state.work!;
+    },
+  };
+}

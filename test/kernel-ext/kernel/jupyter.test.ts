@@ -10,7 +10,7 @@ import * as tmp from 'tmp-promise';
 
 import { writeKeyPair } from '../../../protocol/keys';
 import { isAlive, startAgent, waitFor } from '../../support/agent-process';
-import { copyNotebooks, installKernelspec, JupyterEnv, messagesOf, requireJupyter, RequestResult, session } from './jupyter-support';
+import { messagesOf, RequestResult, session, useJupyterWorkspace } from './jupyter-support';
 
 function types(result: RequestResult): string[] {
   return result.iopub.map((m) => m.msg_type).filter((t) => t !== 'status');
@@ -35,29 +35,17 @@ function error(result: RequestResult): Record<string, any> {
 
 describe('kernel through a real Jupyter client', function () {
   this.timeout(300_000);
-  let jupyter: JupyterEnv;
-  let work: { dir: string; cleanup(): Promise<void> };
-
-  before(async function () {
-    requireJupyter(this);
-    jupyter = await installKernelspec();
-    work = await copyNotebooks();
-  });
-
-  after(async () => {
-    await jupyter?.cleanup();
-    await work?.cleanup();
-  });
+  const workspace = useJupyterWorkspace();
 
   it('installs a kernelspec named tslab-remote that runs `tslab-remote kernel --config-path {connection_file}`', () => {
-    const spec = JSON.parse(fs.readFileSync(path.join(jupyter.dir, 'prefix', 'share', 'jupyter', 'kernels', 'tslab-remote', 'kernel.json'), 'utf8'));
+    const spec = JSON.parse(fs.readFileSync(path.join(workspace.jupyter.dir, 'prefix', 'share', 'jupyter', 'kernels', 'tslab-remote', 'kernel.json'), 'utf8'));
     expect(spec.display_name).to.equal('TypeScript (remote)');
     expect(spec.argv.slice(1)).to.deep.equal([path.resolve(__dirname, '..', '..', '..', '..', 'bin', 'tslab-remote.js'), 'kernel', '--config-path', '{connection_file}']);
     expect(spec.interrupt_mode).to.equal('signal');
   });
 
   it('sends execute_input, counts, execute_result and error messages, and honours stop_on_error both ways', async () => {
-    const [first, second] = await session(jupyter, work.dir, [
+    const [first, second] = await session(workspace.jupyter, workspace.work.dir, [
       [
         { code: 'const answer: number = 6 * 7\nanswer' },
         { code: 'throw new RangeError("local boom")', stop_on_error: false },
@@ -106,7 +94,7 @@ describe('kernel through a real Jupyter client', function () {
   });
 
   it('runs %remote with the notebook’s names, assigns with the static type, and shows remote errors mapped to the cell', async () => {
-    const [[root, def, call, assign, typed, cell, failing, broken]] = (await session(jupyter, work.dir, [
+    const [[root, def, call, assign, typed, cell, failing, broken]] = (await session(workspace.jupyter, workspace.work.dir, [
       [
         { code: '%remote_root quickstart' },
         { code: 'const base = 40\nfunction inc(x: number): number {\n  if (x > 100) {\n    throw new Error(`too big: ${x}`)\n  }\n  return x + 1\n}' },
@@ -144,11 +132,11 @@ describe('kernel through a real Jupyter client', function () {
 
   it('shows remote output live and in order: streams, tslab display calls on the agent, upload progress', async () => {
     // A code root big enough that its first upload takes a moment: progress shows in the cell.
-    const big = path.join(work.dir, 'big-project');
+    const big = path.join(workspace.work.dir, 'big-project');
     fs.mkdirSync(path.join(big, 'data'), { recursive: true });
     fs.writeFileSync(path.join(big, 'package.json'), '{"name":"big-project"}\n');
     for (let i = 0; i < 8; i++) fs.writeFileSync(path.join(big, 'data', `part-${i}.bin`), Buffer.alloc(6 * 1024 * 1024, i));
-    const [[, display, , upload, , pickled]] = await session(jupyter, work.dir, [
+    const [[, display, , upload, , pickled]] = await session(workspace.jupyter, workspace.work.dir, [
       [
         { code: "import * as tslab from 'tslab'" },
         {
@@ -187,7 +175,7 @@ describe('kernel through a real Jupyter client', function () {
 
   it('completes and inspects inside %remote and %%remote cells as in any cell (tslab’s own completion)', async () => {
     const cell = '%%remote\nconst xs = [3, 1]\nxs.ma';
-    const steps = await session(jupyter, work.dir, [
+    const steps = await session(workspace.jupyter, workspace.work.dir, [
       [{ code: "import { train, callCount } from './quickstart/src/model'" }],
       { complete: { code: '%remote --timeout 5 tra', cursor_pos: 23 } },
       { complete: { code: cell, cursor_pos: cell.length } },
@@ -205,7 +193,7 @@ describe('kernel through a real Jupyter client', function () {
   });
 
   it('cancels a running remote call on Jupyter interrupt; the worker keeps its state and the next call works', async () => {
-    const steps = await session(jupyter, work.dir, [
+    const steps = await session(workspace.jupyter, workspace.work.dir, [
       [
         { code: '%remote_root quickstart' },
         { code: "import { train, callCount } from './quickstart/src/model'" },
@@ -232,7 +220,7 @@ describe('kernel through a real Jupyter client', function () {
   });
 
   it('ends its private agent with the kernel', async () => {
-    const [[local, info]] = await session(jupyter, work.dir, [[{ code: '%remote_agent --local' }, { code: '%remote_agent' }]]);
+    const [[local, info]] = await session(workspace.jupyter, workspace.work.dir, [[{ code: '%remote_agent --local' }, { code: '%remote_agent' }]]);
     expect(stdout(local!)).to.include('connected to local');
     const pid = Number(/agent pid (\d+)/.exec(stdout(info!))?.[1]);
     expect(pid).to.be.greaterThan(0);
@@ -253,7 +241,7 @@ describe('kernel through a real Jupyter client', function () {
     fs.writeFileSync(path.join(huge, 'weights.bin'), '');
     fs.truncateSync(path.join(huge, 'weights.bin'), 101 * 1024 * 1024);
     try {
-      const steps = await session(jupyter, work.dir, [
+      const steps = await session(workspace.jupyter, workspace.work.dir, [
         [
           { code: '%remote_root quickstart' },
           { code: `%remote_root ${huge}`, stop_on_error: false },

@@ -16,14 +16,12 @@ import {
   errorOf,
   ExecutedCell,
   ExecutedNotebook,
-  installKernelspec,
   joined,
-  JupyterEnv,
   nbclient,
   NOTEBOOKS,
-  requireJupyter,
   resultOf,
   textOf,
+  useJupyterWorkspace,
 } from './jupyter-support';
 
 const CHECKED = ['quickstart.ipynb', 'errors-and-interrupts.ipynb', 'large-numeric-results.ipynb'];
@@ -120,49 +118,37 @@ function checkLargeResults(notebook: ExecutedNotebook): void {
 
 describe('notebooks, executed through the kernel by nbclient', function () {
   this.timeout(600_000);
-  let jupyter: JupyterEnv;
-  let work: { dir: string; cleanup(): Promise<void> };
-
-  before(async function () {
-    requireJupyter(this);
-    jupyter = await installKernelspec();
-    work = await copyNotebooks();
-  });
-
-  after(async () => {
-    await jupyter?.cleanup();
-    await work?.cleanup();
-  });
+  const workspace = useJupyterWorkspace();
 
   it('has a test for every notebook in notebooks/', () => {
     expect(fs.readdirSync(NOTEBOOKS).filter((f) => f.endsWith('.ipynb')).sort()).to.deep.equal([...CHECKED].sort());
   });
 
   it('quickstart: a local package, a closure, %remote, an edit of the package and a re-run with the new behaviour', async () => {
-    const modelFile = path.join(work.dir, 'quickstart', 'src', 'model.ts');
+    const modelFile = path.join(workspace.work.dir, 'quickstart', 'src', 'model.ts');
     const original = fs.readFileSync(modelFile, 'utf8');
-    const { notebook, code, stderr } = await nbclient(jupyter, path.join(work.dir, 'quickstart.ipynb'));
+    const { notebook, code, stderr } = await nbclient(workspace.jupyter, path.join(workspace.work.dir, 'quickstart.ipynb'));
     expect(code, stderr).to.equal(0);
     expectCleanRun(notebook);
     checkQuickstart(notebook, original, modelFile);
   });
 
   it('errors-and-interrupts: type errors, mapped remote frames, unpicklable values, missing packages, interrupt, timeout', async () => {
-    const { notebook, code, stderr } = await nbclient(jupyter, path.join(work.dir, 'errors-and-interrupts.ipynb'));
+    const { notebook, code, stderr } = await nbclient(workspace.jupyter, path.join(workspace.work.dir, 'errors-and-interrupts.ipynb'));
     expect(code, stderr).to.equal(0);
     expectCleanRun(notebook);
     checkErrors(notebook);
   });
 
   it('large-numeric-results: ten million samples back as a Float64Array, summaries, tables, elapsed time', async () => {
-    const { notebook, code, stderr } = await nbclient(jupyter, path.join(work.dir, 'large-numeric-results.ipynb'));
+    const { notebook, code, stderr } = await nbclient(workspace.jupyter, path.join(workspace.work.dir, 'large-numeric-results.ipynb'));
     expect(code, stderr).to.equal(0);
     expectCleanRun(notebook);
     checkLargeResults(notebook);
   });
 
   it('stops at the first untagged failure (nbclient with stop_on_error), and goes on with allow_errors', async () => {
-    const file = path.join(work.dir, 'failing.ipynb');
+    const file = path.join(workspace.work.dir, 'failing.ipynb');
     const cells = ['1 + 1', '%remote_root quickstart', '%remote (() => { throw new TypeError("nope") })()', '"after"'];
     fs.writeFileSync(
       file,
@@ -173,11 +159,11 @@ describe('notebooks, executed through the kernel by nbclient', function () {
         nbformat_minor: 5,
       }),
     );
-    const stopped = await nbclient(jupyter, file);
+    const stopped = await nbclient(workspace.jupyter, file);
     expect(stopped.code).to.equal(1);
     expect(stopped.stderr).to.include('TypeError: nope');
     expect(stopped.notebook.cells[3]!.execution_count ?? null).to.equal(null);
-    const allowed = await nbclient(jupyter, file, { allowErrors: true });
+    const allowed = await nbclient(workspace.jupyter, file, { allowErrors: true });
     expect(allowed.code).to.equal(0);
     expect(errorOf(allowed.notebook.cells[2]!)?.ename).to.equal('TypeError');
     expect(textOf(allowed.notebook.cells[3]!)).to.equal('after\n');
