@@ -33,6 +33,11 @@ export class ClientSession {
     return this.jobs.size === 0 && this.kept.size === 0;
   }
 
+  /** Whether a final reply of a job that ended at or after `time` is still not known to have arrived. */
+  holdsRepliesSince(time: number): boolean {
+    return [...this.kept.values()].some((kept) => kept.endedAt >= time);
+  }
+
   /** Whether a job id is running, queued or ended-and-kept: ids are never reused. */
   knows(job: string): boolean {
     return this.jobs.has(job) || this.kept.has(job);

@@ -59,6 +59,10 @@ export interface AgentOptions {
 }
 
 const MiB = 1024 * 1024;
+/** On stop, replies of jobs that ended this long before it are waited for too: they may still sit in ZeroMQ. */
+const COLLECT_WINDOW_MS = 1_000;
+/** On stop, how long to wait for clients to collect those replies (clients ping every second). */
+const COLLECT_TIMEOUT_MS = 3_000;
 
 export const DEFAULT_AGENT_LIMITS: AgentLimits = {
   maxMessageBytes: 2048 * MiB,
@@ -177,13 +181,29 @@ export class Agent {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       clearInterval(this.livenessTimer);
+      const since = Date.now() - COLLECT_WINDOW_MS;
       await this.pool.stop();
       await this.sendQueue.drained();
+      await this.untilCollected(since);
+      // A finished send is only queued: with linger 0 a close could drop the last replies before they are written.
+      // Bounded, so a client that stopped reading cannot hold the shutdown.
+      this.router.linger = 2_000;
       this.router.close();
       await this.loop?.catch(() => undefined);
       await this.zap?.close();
     })();
     return this.stopping;
+  }
+
+  /**
+   * A sent reply is only queued in ZeroMQ, and closing the socket or exiting can drop it. The replies of jobs that
+   * ended just before or during the stop are the ones at risk: wait, bounded, for the clients' pings to show they
+   * have them.
+   */
+  private async untilCollected(since: number): Promise<void> {
+    const deadline = Date.now() + COLLECT_TIMEOUT_MS;
+    const uncollected = (): boolean => [...this.clients.values()].some((session) => session.holdsRepliesSince(since));
+    while (uncollected() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   }
 
   private async receiveLoop(): Promise<void> {
@@ -204,7 +224,7 @@ export class Agent {
     try {
       header = parseHeader(frames[0], this.headerLimits);
       const request = validateRequest(header, frames.length - 1, this.headerLimits);
-      if (this.stopping) throw new AgentError('SHUTTING_DOWN', 'the agent is shutting down; start it again and retry');
+      if (this.stopping && request.type !== 'ping') throw new AgentError('SHUTTING_DOWN', 'the agent is shutting down; start it again and retry');
       await this.dispatch(identity, client, request, frames.slice(1));
     } catch (error) {
       const wire = toWireError(error);
