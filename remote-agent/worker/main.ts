@@ -207,7 +207,7 @@ class Worker {
       try {
         frames = message.code.kind === 'pickle' ? pickleCallResult(value, this.snapshotDir(message)) : encodeValue(value);
       } catch (err) {
-        throw new Error(`the job's return value cannot be sent back: ${(err as Error).message}`, { cause: err });
+        throw unsendableResult(err);
       }
       this.output.flush();
       const header = { type: 'result', job: job.id, elapsedMs: Math.round(performance.now() - started), inUse: this.inUse() };
@@ -397,4 +397,15 @@ function decodeArguments(frames: Uint8Array[]): unknown {
   } catch (err) {
     throw new AgentError('BAD_MESSAGE', `the job's arguments could not be decoded: ${(err as Error).message}`);
   }
+}
+
+/**
+ * The job ran, but its value cannot travel back (a function made on the agent, a socket...). Reported as a
+ * PickleError with the path to the value and no stack: the agent's own frames say nothing about the user's value.
+ */
+function unsendableResult(err: unknown): AgentError {
+  const error = new AgentError('UNPICKLABLE', `the job ran, but its return value cannot be sent back: ${(err as Error).message}`);
+  error.name = 'PickleError';
+  error.stack = `${error.name}: ${error.message}`;
+  return error;
 }

@@ -76,6 +76,19 @@ describe('pickled calls through a real agent', function () {
     socket.destroy();
   });
 
+  it('refuses a function made on the agent as a result with a PickleError naming its path, and goes on', async () => {
+    const makeAdder = (n: number) => ({ add: (x: number) => x + n });
+    const error = await rejectionOf(client.call(() => makeAdder(2), []).result, RemoteError);
+    expect(error.code).to.equal('UNPICKLABLE');
+    expect(error.remoteName).to.equal('PickleError');
+    expect(error.message).to.equal(
+      'the job ran, but its return value cannot be sent back: result → .add: function add was created on the agent and cannot be sent back. ' +
+        'Return data instead: only functions and classes that came with the call, module exports and standard globals travel back',
+    );
+    expect(error.remoteStack).to.not.include('\n    at ');
+    expect(await client.call(() => 'still here', []).result).to.equal('still here');
+  });
+
   it('rejects with the remote exception, its stack naming the function', async () => {
     function failing(): never {
       throw new TypeError('bad input');

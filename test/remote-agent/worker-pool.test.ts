@@ -237,7 +237,8 @@ describe('remote-agent/worker-pool', function () {
       expect(outcome.error?.stack).to.match(/remote-job\.js:1:\d+/);
       expect(outcome.error?.stack).not.to.include('remote-agent/worker');
       const unsendable = await h.run(`() => () => 1`);
-      expect(unsendable.error?.code).to.equal('REMOTE_EXCEPTION');
+      expect(unsendable.error?.code).to.equal('UNPICKLABLE');
+      expect(unsendable.error?.name).to.equal('PickleError');
       expect(unsendable.error?.message).to.include('cannot be sent back');
     });
 
