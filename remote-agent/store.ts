@@ -31,6 +31,11 @@ export interface StoreOptions {
   maxSnapshotBytes: number;
   /** Bound on the number of files in a manifest. */
   maxFiles: number;
+  /**
+   * How long blobs a check or partial upload reported present are spared by eviction (default 10 minutes): the
+   * client uploads just the missing files next. An abandoned upload's blobs become deletable after it.
+   */
+  blobLeaseMs?: number;
   log: (line: string) => void;
 }
 
@@ -47,6 +52,7 @@ export const DEFAULT_STORE_LIMITS: Omit<StoreOptions, 'workdir' | 'log'> = {
 
 /** File system operations in flight at once: enough to hide syscall latency, few enough not to starve libuv. */
 const FS_CONCURRENCY = 32;
+const DEFAULT_BLOB_LEASE_MS = 10 * 60_000;
 /** Blob lstats in flight when checking blobs for writes through a snapshot: cheap calls, so more at once. */
 const STAT_CONCURRENCY = 64;
 /** Archive entries inflated at once: each holds its bytes in memory until verified. */
@@ -77,6 +83,11 @@ export class SnapshotStore {
   private readonly writingBlobs = new Map<string, Promise<void>>();
   /** Blob hash → number of uploads or creations that need it: eviction never deletes these. */
   private readonly heldBlobs = new Map<string, number>();
+  /**
+   * Blob hash → until when (ms) eviction leaves it alone: a client told that only some files are missing uploads
+   * just those next, so the present ones must outlive an eviction in between.
+   */
+  private readonly leasedBlobs = new Map<string, number>();
   private readonly pins = new Map<string, number>();
   private readonly inUse = new Map<string, ReadonlySet<string>>();
   private readonly blobDirs = new Set<string>();
@@ -296,8 +307,22 @@ export class SnapshotStore {
     );
   }
 
+  /** The hashes the store lacks; when it lacks some, the others are leased until the client sends those. */
   private missingHashes(files: ManifestEntry[]): string[] {
-    return [...new Set(files.filter((f) => !this.blobs.has(f.hash)).map((f) => f.hash))];
+    const missing = [...new Set(files.filter((f) => !this.blobs.has(f.hash)).map((f) => f.hash))];
+    if (missing.length > 0) {
+      const until = Date.now() + (this.options.blobLeaseMs ?? DEFAULT_BLOB_LEASE_MS);
+      for (const f of files) if (this.blobs.has(f.hash)) this.leasedBlobs.set(f.hash, until);
+    }
+    return missing;
+  }
+
+  private isLeased(hash: string, now: number): boolean {
+    const until = this.leasedBlobs.get(hash);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.leasedBlobs.delete(hash);
+    return false;
   }
 
   // ---- upload -----------------------------------------------------------------------------------------------
@@ -478,6 +503,8 @@ export class SnapshotStore {
   // ---- eviction ---------------------------------------------------------------------------------------------
 
   private async evictNow(): Promise<void> {
+    const now = Date.now();
+    for (const hash of this.leasedBlobs.keys()) this.isLeased(hash, now); // forgets expired leases
     if (this.blobBytes <= this.options.diskBudgetBytes) return;
     // Blobs no snapshot links to (failed uploads, earlier evictions) are the cheapest space to win back.
     await this.deleteUnreferencedBlobs([...this.blobs.keys()]);
@@ -542,11 +569,12 @@ export class SnapshotStore {
     return hashes;
   }
 
-  /** Deletes the given blobs that no snapshot links to (link count 1) and no upload or creation holds. */
+  /** Deletes the given blobs that no snapshot links to (link count 1) and no upload, creation or lease holds. */
   private async deleteUnreferencedBlobs(hashes: string[]): Promise<number> {
     let deleted = 0;
+    const now = Date.now();
     await forEachLimit(hashes, FS_CONCURRENCY, async (hash) => {
-      if (this.heldBlobs.has(hash) || this.writingBlobs.has(hash) || !this.blobs.has(hash)) return;
+      if (this.heldBlobs.has(hash) || this.writingBlobs.has(hash) || this.isLeased(hash, now) || !this.blobs.has(hash)) return;
       const file = this.blobPath(hash);
       const stat = await statOrUndefined(file);
       if (stat && stat.nlink > 1) return;

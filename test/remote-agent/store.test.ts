@@ -421,8 +421,29 @@ describe('remote-agent/store', () => {
       expect(store.stats()).to.deep.include({ snapshots: 0, blobs: 0, bytes: 0 });
     });
 
-    it('deletes blobs no snapshot links to before evicting any snapshot', async () => {
+    it('keeps blobs a check reported present through an eviction before the upload that follows', async () => {
       const store = await open({ diskBudgetBytes: 1500 });
+      const shared = bytes(500, 7);
+      const tOld = { 'shared.bin': shared, 'old.bin': bytes(500, 8) };
+      const tNew = { 'shared.bin': shared, 'new.bin': bytes(500, 9) };
+      const tOther = { 'other.bin': bytes(1000, 10) };
+      const [sOld, sNew, sOther] = [tOld, tNew, tOther].map(snapshotOf);
+      await store.upload(sOld!.snapshot, sOld!.files, await zipOf(tOld));
+      await sleep(5);
+      // A client checks sNew: shared.bin is there, only new.bin is missing...
+      const newHash = fileHash('new.bin', tNew['new.bin']);
+      expect(await store.check(sNew!.snapshot, sNew!.files)).to.deep.equal({ ready: false, missing: [newHash] });
+      // ...then another client's upload evicts sOld, the only snapshot linking shared.bin...
+      await store.upload(sOther!.snapshot, sOther!.files, await zipOf(tOther));
+      expect(store.has(sOld!.snapshot)).to.equal(false);
+      // ...and the first client's upload of new.bin alone still makes sNew.
+      const onlyNew = await zipOf({ 'new.bin': tNew['new.bin'] });
+      expect(await store.upload(sNew!.snapshot, sNew!.files, onlyNew)).to.deep.equal({ ready: true, missing: [] });
+      expect(await fs.readFile(path.join(store.dirOf(sNew!.snapshot), 'shared.bin'))).to.deep.equal(shared);
+    });
+
+    it('deletes blobs no snapshot links to, once their lease has run out, before evicting any snapshot', async () => {
+      const store = await open({ diskBudgetBytes: 1500, blobLeaseMs: 50 });
       const t1 = { 'a.bin': bytes(1000, 1) };
       const s1 = snapshotOf(t1);
       await store.upload(s1.snapshot, s1.files, await zipOf(t1));
@@ -431,10 +452,24 @@ describe('remote-agent/store', () => {
       // A partial upload (the first batch of two) leaves its file as a blob that no snapshot links to yet.
       expect((await store.upload(s2.snapshot, s2.files, await zipOf({ 'e.bin': t2['e.bin'] }))).ready).to.equal(false);
       expect(store.stats()).to.deep.include({ blobs: 2, bytes: 2000 });
+      await sleep(60); // the upload was abandoned
       await store.evict();
       expect(store.has(s1.snapshot)).to.equal(true);
       expect(store.stats()).to.deep.include({ snapshots: 1, blobs: 1, bytes: 1000, evicted: 0 });
       expect((await store.check(s2.snapshot, s2.files)).missing).to.have.length(2);
+    });
+
+    it('keeps the blobs of an upload in batches through an eviction between the batches', async () => {
+      const store = await open({ diskBudgetBytes: 1500 });
+      const t1 = { 'a.bin': bytes(1000, 1) };
+      const s1 = snapshotOf(t1);
+      await store.upload(s1.snapshot, s1.files, await zipOf(t1));
+      const t2 = { 'e.bin': bytes(1000, 5), 'f.bin': bytes(1000, 6) };
+      const s2 = snapshotOf(t2);
+      expect((await store.upload(s2.snapshot, s2.files, await zipOf({ 'e.bin': t2['e.bin'] }))).ready).to.equal(false);
+      await store.evict();
+      expect(store.has(s1.snapshot)).to.equal(false); // the older snapshot goes, not the upload in progress
+      expect(await store.upload(s2.snapshot, s2.files, await zipOf({ 'f.bin': t2['f.bin'] }))).to.deep.equal({ ready: true, missing: [] });
     });
   });
 
