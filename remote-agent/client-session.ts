@@ -13,6 +13,8 @@ interface Kept {
   endedAt: number;
   /** A failed delivery was logged already (retries stay quiet). */
   logged?: boolean;
+  /** The last delivery found the client disconnected: nothing of it is in flight. */
+  unreachable?: boolean;
 }
 
 const RETRY_MS = 250;
@@ -33,9 +35,12 @@ export class ClientSession {
     return this.jobs.size === 0 && this.kept.size === 0;
   }
 
-  /** Whether a final reply of a job that ended at or after `time` is still not known to have arrived. */
+  /**
+   * Whether a final reply of a job that ended at or after `time` was handed to a connected client and is not yet
+   * known to have arrived.
+   */
   holdsRepliesSince(time: number): boolean {
-    return [...this.kept.values()].some((kept) => kept.endedAt >= time);
+    return [...this.kept.values()].some((kept) => kept.endedAt >= time && !kept.unreachable);
   }
 
   /** Whether a job id is running, queued or ended-and-kept: ids are never reused. */
@@ -91,6 +96,7 @@ export class ClientSession {
     const kept = this.kept.get(job);
     if (!kept) return;
     const failure = await this.sendFrames(kept.frames);
+    kept.unreachable = failure === 'EHOSTUNREACH';
     if (failure === null) return;
     if (!kept.logged) this.log(`could not send the final reply of job ${job} to client ${this.key} (${failure}); kept for redelivery`);
     kept.logged = true;
