@@ -33,6 +33,11 @@ export interface ConnectOptions {
   heartbeatMs?: number;
   /** Pending requests fail when the connection to the agent has been down this long. */
   heartbeatTimeoutMs?: number;
+  /**
+   * Calls are told (a stderr line) when the agent has said nothing, pongs included, for this long although the
+   * connection is up: it may be stuck. Not a failure: a large result on a slow link also silences it.
+   */
+  silenceNoticeMs?: number;
   /** Fixed routing id, so a reconnecting kernel is the same client to the agent. */
   routingId?: string;
   /** Shown in the agent's log. */
@@ -116,9 +121,11 @@ interface Pending {
    */
   isJob: boolean;
   frames: readonly Frame[];
+  /** A call's own stderr, for what the client has to say about it (an agent gone silent). */
+  notice?(text: string): void;
 }
 
-const DEFAULTS = { connectTimeoutMs: 10_000, heartbeatMs: 1_000, heartbeatTimeoutMs: 10_000 };
+const DEFAULTS = { connectTimeoutMs: 10_000, heartbeatMs: 1_000, heartbeatTimeoutMs: 10_000, silenceNoticeMs: 30_000 };
 
 /** How long one send may wait for ZeroMQ to take it before the request is held again. */
 const SEND_TIMEOUT_MS = 500;
@@ -155,6 +162,9 @@ export class AgentClient {
   private info?: AgentInfo;
   /** The instance that welcomed us, kept even while a re-hello after a restart is pending. */
   private instance?: string;
+  private lastHeardAt = Date.now();
+  /** The calls were told the agent went silent, and are told again when it speaks. */
+  private silenceNoticed = false;
 
   constructor(
     readonly endpoint: string,
@@ -303,6 +313,7 @@ export class AgentClient {
       this.send(id, header, args, {
         isJob: true,
         fail: reject,
+        notice: (text) => job.onOutput?.('stderr', text),
         onReply: (reply, payload) => {
           if (reply.type === 'output') job.onOutput?.(reply.stream, reply.text);
           else if (reply.type === 'result') resolve(decode(payload));
@@ -399,6 +410,7 @@ export class AgentClient {
    * but calls), and the next ping asks the agent to re-send the final replies of calls.
    */
   private connected(again: boolean): void {
+    this.lastHeardAt = Date.now(); // silence is counted from when the agent could speak
     for (const job of this.abandoned) {
       void this.sendQueue.send(encodeMessage({ v: PROTOCOL_VERSION, id: this.newId(), type: 'cancel', job })).catch(() => undefined);
     }
@@ -419,6 +431,7 @@ export class AgentClient {
   }
 
   private dispatch(headerFrame: Buffer | undefined, payload: Buffer[]): void {
+    this.heard();
     let reply: Reply;
     try {
       reply = validateReply(parseHeader(headerFrame), payload.length);
@@ -466,6 +479,7 @@ export class AgentClient {
         return;
       }
       if (downMs > 0) return; // nothing would carry a ping now
+      this.checkSilence();
       const jobs = [...this.pending].filter(([, p]) => p.isJob).map(([id]) => id);
       const resend = this.reconnected;
       this.reconnected = false;
@@ -473,6 +487,36 @@ export class AgentClient {
       this.sendQueue.send(encodeMessage(ping)).catch(() => undefined);
     }, this.options.heartbeatMs);
     this.heartbeat.unref();
+  }
+
+  /** Connected, calls waiting, and not a word from the agent, not even a pong: tell the calls, once. */
+  private checkSilence(): void {
+    const silentMs = Date.now() - this.lastHeardAt;
+    if (this.silenceNoticed || silentMs < this.options.silenceNoticeMs) return;
+    if (![...this.pending.values()].some((pending) => pending.isJob)) return;
+    this.silenceNoticed = true;
+    this.noticeToCalls(
+      `tslab-remote: no word from the agent at ${this.endpoint} for ${Math.round(silentMs / 1000)} s although the connection is up: ` +
+        'it may be stuck, or still sending a large result. Interrupt to stop waiting\n',
+    );
+  }
+
+  private heard(): void {
+    const silentMs = Date.now() - this.lastHeardAt;
+    this.lastHeardAt = Date.now();
+    if (!this.silenceNoticed) return;
+    this.silenceNoticed = false;
+    this.noticeToCalls(`tslab-remote: the agent at ${this.endpoint} answers again, after ${Math.round(silentMs / 1000)} s\n`);
+  }
+
+  private noticeToCalls(text: string): void {
+    for (const pending of this.pending.values()) {
+      try {
+        pending.notice?.(text);
+      } catch {
+        // a throwing output handler fails its call when the agent's own output reaches it
+      }
+    }
   }
 
   /** The connection stayed down: fail what waits, and ask the agent (if it comes back) to cancel those calls. */

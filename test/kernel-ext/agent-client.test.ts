@@ -82,4 +82,33 @@ describe('kernel-ext agent client', function () {
       await agent.stop();
     }
   });
+
+  it('tells a waiting call when a connected agent goes silent (stopped), and when it answers again', async () => {
+    const agent = await startAgent({ args: ['--workers', '1'] });
+    const client = await connect(agent.endpoint, { heartbeatMs: 100, silenceNoticeMs: 1_000 });
+    try {
+      const sleepy = '(ms) => new Promise((resolve) => setTimeout(() => resolve("done"), ms))';
+      const quiet: string[] = [];
+      // A call that simply takes longer than the notice delay: pongs keep coming, so nothing is said.
+      expect(await client.run({ source: sleepy, args: [1_500], onOutput: (_s, text) => quiet.push(text) })).to.equal('done');
+      expect(quiet).to.deep.equal([]);
+
+      const stderr: string[] = [];
+      const job = client.run({ source: sleepy, args: [2_000], onOutput: (_s, text) => stderr.push(text) });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      agent.process.kill('SIGSTOP'); // alive, connected, and mute
+      try {
+        await waitFor(() => stderr.length > 0, 10_000, 'the silence notice');
+      } finally {
+        agent.process.kill('SIGCONT');
+      }
+      expect(await job).to.equal('done');
+      expect(stderr[0]).to.match(new RegExp(`^tslab-remote: no word from the agent at ${agent.endpoint} for \\d+ s although the connection is up`));
+      expect(stderr[0]).to.include('Interrupt to stop waiting');
+      expect(stderr[1]).to.match(/^tslab-remote: the agent at .* answers again, after \d+ s\n$/);
+    } finally {
+      await client.close();
+      await agent.stop();
+    }
+  });
 });
