@@ -442,16 +442,21 @@ describe('remote-agent/store', () => {
       expect(await fs.readFile(path.join(store.dirOf(sNew!.snapshot), 'shared.bin'))).to.deep.equal(shared);
     });
 
-    it('deletes blobs no snapshot links to, once their lease has run out, before evicting any snapshot', async () => {
-      const store = await open({ diskBudgetBytes: 1500, blobLeaseMs: 50 });
+    /** Snapshot s1 stored, then the first of two batches of s2's upload: a blob no snapshot links to yet. */
+    async function partialUpload(store: SnapshotStore) {
       const t1 = { 'a.bin': bytes(1000, 1) };
       const s1 = snapshotOf(t1);
       await store.upload(s1.snapshot, s1.files, await zipOf(t1));
       const t2 = { 'e.bin': bytes(1000, 5), 'f.bin': bytes(1000, 6) };
       const s2 = snapshotOf(t2);
-      // A partial upload (the first batch of two) leaves its file as a blob that no snapshot links to yet.
       expect((await store.upload(s2.snapshot, s2.files, await zipOf({ 'e.bin': t2['e.bin'] }))).ready).to.equal(false);
       expect(store.stats()).to.deep.include({ blobs: 2, bytes: 2000 });
+      return { s1, s2, t2 };
+    }
+
+    it('deletes blobs no snapshot links to, once their lease has run out, before evicting any snapshot', async () => {
+      const store = await open({ diskBudgetBytes: 1500, blobLeaseMs: 50 });
+      const { s1, s2 } = await partialUpload(store);
       await sleep(60); // the upload was abandoned
       await store.evict();
       expect(store.has(s1.snapshot)).to.equal(true);
@@ -461,12 +466,7 @@ describe('remote-agent/store', () => {
 
     it('keeps the blobs of an upload in batches through an eviction between the batches', async () => {
       const store = await open({ diskBudgetBytes: 1500 });
-      const t1 = { 'a.bin': bytes(1000, 1) };
-      const s1 = snapshotOf(t1);
-      await store.upload(s1.snapshot, s1.files, await zipOf(t1));
-      const t2 = { 'e.bin': bytes(1000, 5), 'f.bin': bytes(1000, 6) };
-      const s2 = snapshotOf(t2);
-      expect((await store.upload(s2.snapshot, s2.files, await zipOf({ 'e.bin': t2['e.bin'] }))).ready).to.equal(false);
+      const { s1, s2, t2 } = await partialUpload(store);
       await store.evict();
       expect(store.has(s1.snapshot)).to.equal(false); // the older snapshot goes, not the upload in progress
       expect(await store.upload(s2.snapshot, s2.files, await zipOf({ 'f.bin': t2['f.bin'] }))).to.deep.equal({ ready: true, missing: [] });
