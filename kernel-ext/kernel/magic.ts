@@ -3,6 +3,8 @@
 //
 //   %remote [--timeout S] [--agent A] EXPR          run EXPR on the agent, show its value
 //   %remote [--timeout S] [--agent A] NAME = EXPR   ... and assign it in the notebook (NAME has EXPR's static type)
+//                                                   (EXPR runs to the end of the cell; it, or NAME =, may start on
+//                                                   a line below %remote; options stay on the %remote line)
 //   %%remote [--timeout S] [--agent A]              first line of a cell: the whole cell runs remotely
 //   %remote_agent [ENDPOINT] [--key DIR] [--name N] [--local]   connect, or show the current agent
 //   %remote_root [DIR]                              set (or show) the code root shipped to agents
@@ -82,7 +84,7 @@ export function parseCell(code: string): Magic {
     case '%%remote':
       return parseCellMagic(code, start, lineEnd);
     case '%remote':
-      return parseLineMagic(code, start + word.length);
+      return parseLineMagic(code, start);
     case '%remote_agent':
       return parseAgent(code, start + word.length, lineEnd);
     case '%remote_root':
@@ -99,15 +101,16 @@ export function parseCell(code: string): Magic {
 }
 
 /** `%remote [options] [NAME =] EXPR`: EXPR runs to the end of the cell, so it may span lines. */
-function parseLineMagic(code: string, at: number): Magic {
-  const { options, next } = parseOptions(code, at, 'remote');
-  let exprStart = skipSpaces(code, next);
+function parseLineMagic(code: string, start: number): Magic {
+  const { options, next } = parseOptions(code, start + '%remote'.length, 'remote');
+  // EXPR (or NAME = EXPR) may start on a line below the magic, as EXPR may span lines.
+  let exprStart = skipBlanks(code, next);
   let assign: string | undefined;
-  const assignment = /^([A-Za-z_$][\w$]*)[ \t]*=(?![=>])/.exec(code.slice(exprStart));
+  const assignment = /^([A-Za-z_$][\w$]*)\s*=(?![=>])/.exec(code.slice(exprStart));
   if (assignment) {
     assign = assignment[1]!;
     if (RESERVED.has(assign)) throw new MagicSyntaxError(`cannot assign to ${assign}: it is a reserved word`);
-    exprStart = skipSpaces(code, exprStart + assignment[0].length);
+    exprStart = skipBlanks(code, exprStart + assignment[0].length);
   }
   // Trailing semicolons and blanks do not belong to the expression; overwrite them with spaces to keep positions.
   let exprEnd = code.length;
@@ -116,7 +119,7 @@ function parseLineMagic(code: string, at: number): Magic {
   if (expr.trim() === '') throw new MagicSyntaxError(`%remote needs an expression to run: ${USAGE.remote}`);
   const isAsync = /\bawait\b/.test(expr);
   const head = isAsync ? 'async () => (' : '() => (';
-  const prefix = overwrite(code.slice(0, exprStart), head);
+  const prefix = overwrite(code.slice(0, exprStart), head, start);
   const fnSource = prefix + expr + '\n)';
   return { kind: 'remote', options, ...(assign ? { assign } : {}), expr, fnSource, async: isAsync, userStart: exprStart, sourceStart: prefix.length };
 }
@@ -128,7 +131,7 @@ function parseCellMagic(code: string, start: number, lineEnd: number): Magic {
   if (rest !== '') throw new MagicSyntaxError(`unexpected ${JSON.stringify(rest)} after %%remote: ${USAGE.cell}`);
   const body = code.slice(lineEnd);
   if (body.trim() === '') throw new MagicSyntaxError('%%remote needs code below it: the rest of the cell runs on the agent');
-  const head = overwrite(code.slice(0, lineEnd), 'async () => {');
+  const head = overwrite(code.slice(0, lineEnd), 'async () => {', start);
   const returned = returnLastExpression(body);
   const fnSource = head + returned.text + '\n}';
   let inserted: Insertion | undefined;
@@ -233,12 +236,16 @@ const RETURN = 'return ';
 
 const RESERVED = new Set(['const', 'let', 'var', 'function', 'class', 'return', 'if', 'for', 'while', 'new', 'this', 'typeof', 'void', 'delete', 'await', 'yield']);
 
-/** Replaces the text with `head` followed by spaces (newlines kept), so everything after keeps its line and column. */
-function overwrite(text: string, head: string): string {
-  const lastLine = text.lastIndexOf('\n') + 1;
-  const before = text.slice(0, lastLine).replace(/[^\n]/g, ' ');
-  const line = text.slice(lastLine);
-  return before + head + ' '.repeat(Math.max(0, line.length - head.length));
+/**
+ * Blanks the text (newlines kept) and writes `head` at the start of the magic's line (the one holding `magicAt`), so
+ * the code after the text keeps its line and column. Code below the magic's line is never moved by a long head.
+ */
+function overwrite(text: string, head: string, magicAt: number): string {
+  const lineStart = text.lastIndexOf('\n', magicAt) + 1;
+  const lineEnd = indexOrEnd(text, '\n', magicAt);
+  const blank = (part: string): string => part.replace(/[^\n]/g, ' ');
+  const pad = ' '.repeat(Math.max(0, lineEnd - lineStart - head.length));
+  return blank(text.slice(0, lineStart)) + head + pad + blank(text.slice(lineEnd));
 }
 
 function checkNothingAfter(code: string, lineEnd: number, magic: string): void {
@@ -257,6 +264,12 @@ function splitFlag(word: string): [string, string | undefined] {
 function firstNonBlank(code: string): number {
   const match = /\S/.exec(code);
   return match ? match.index : -1;
+}
+
+/** Skips spaces, tabs and line ends. */
+function skipBlanks(code: string, at: number): number {
+  const match = /\S/.exec(code.slice(at));
+  return match ? at + match.index : code.length;
 }
 
 function skipSpaces(code: string, at: number): number {

@@ -73,6 +73,25 @@ describe('kernel magic parser', () => {
     expect(remote('%remote x => x').assign).to.equal(undefined);
   });
 
+  it('takes EXPR or NAME = EXPR on the lines below %remote, at their line and column', () => {
+    const code = '%remote --timeout 5\n\n  model =\n    fit(data)\n';
+    const magic = remote(code);
+    expect(magic.options).to.deep.equal({ timeoutMs: 5000 });
+    expect(magic.assign).to.equal('model');
+    expect(magic.expr).to.equal('fit(data)');
+    expect(magic.userStart).to.equal(code.indexOf('fit'));
+    expect(magic.fnSource).to.equal('() => (            \n\n         \n    fit(data)\n)');
+    expect(positionOf(magic.fnSource, 'fit')).to.deep.equal(positionOf(code, 'fit'));
+
+    const plain = remote('%remote\nfit(data)');
+    expect(plain.assign).to.equal(undefined);
+    expect(plain.expr).to.equal('fit(data)');
+    // The head is longer than `%remote`: it sticks out on the magic's own line, not into the user's code.
+    const awaited = remote('%remote\nawait fit(data)');
+    expect(awaited.fnSource).to.equal('async () => (\nawait fit(data)\n)');
+    expect(awaited.sourceStart - awaited.userStart).to.equal('async () => ('.length - '%remote'.length);
+  });
+
   it('builds the assignment cell that types NAME as the awaited expression', () => {
     const source = assignmentSource('report', 'train(0.1)', false, 'key');
     expect(source).to.include('let report = ');
