@@ -94,7 +94,7 @@ export class CellRunner {
       case 'remote':
       case 'remote-cell': {
         const prepared = this.runner.prepare();
-        const fn = await this.remoteFunction(magic.fnSource, count, io, record, magic.kind === 'remote-cell' ? magic.inserted : undefined);
+        const fn = await this.remoteFunction(magic.fnSource, count, io, record, magic.inserted);
         const context = { count, io, source: magic.fnSource, locals: this.executor.locals, history: this.history };
         const value = await this.runner.call(fn, magic.options, context, prepared);
         if (magic.kind === 'remote' && magic.assign) await this.assign(magic.assign, magic.expr, magic.async, value, count, io);

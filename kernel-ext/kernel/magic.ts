@@ -11,7 +11,9 @@
 //
 // The TypeScript the kernel type-checks for a magic keeps every character of the user's expression at its line and
 // column (the magic prefix is overwritten by the function head, padded with spaces), so tslab's diagnostics and
-// remote stack frames point at the user's cell as written.
+// remote stack frames point at the user's cell as written. Where the head is longer than the text it overwrites
+// (`async () => (` over `%remote ` in `%remote await f()`, `return ` put in a %%remote cell), the rest of that line
+// moves right, and the magic records it as an Insertion for the stack frames.
 
 import { tslabTypeScript } from './tslab-parts';
 
@@ -32,6 +34,8 @@ export type Magic =
       expr: string;
       /** TypeScript that evaluates to `() => (EXPR)`, with EXPR at its original line and column. */
       fnSource: string;
+      /** Set when the head is longer than the text before EXPR on its line (`%remote await f()`). */
+      inserted?: Insertion;
       async: boolean;
       /** Where the user's code starts in the cell and in fnSource (for completion and inspection). */
       userStart: number;
@@ -121,7 +125,25 @@ function parseLineMagic(code: string, start: number): Magic {
   const head = isAsync ? 'async () => (' : '() => (';
   const prefix = overwrite(code.slice(0, exprStart), head, start);
   const fnSource = prefix + expr + '\n)';
-  return { kind: 'remote', options, ...(assign ? { assign } : {}), expr, fnSource, async: isAsync, userStart: exprStart, sourceStart: prefix.length };
+  const inserted = headOverflow(code, start, exprStart, head);
+  return {
+    kind: 'remote',
+    options,
+    ...(assign ? { assign } : {}),
+    expr,
+    fnSource,
+    ...(inserted ? { inserted } : {}),
+    async: isAsync,
+    userStart: exprStart,
+    sourceStart: prefix.length,
+  };
+}
+
+/** The columns `head` pushes EXPR right by, when EXPR starts on the magic's line with less room than the head. */
+function headOverflow(code: string, magicAt: number, exprStart: number, head: string): Insertion | undefined {
+  const [line, column] = lineAndColumn(code, exprStart);
+  if (line !== lineAndColumn(code, magicAt)[0] || column >= head.length) return undefined;
+  return { line, column, length: head.length - column };
 }
 
 /** `%%remote [options]` on the first line: the rest of the cell is the body of an async function run remotely. */
@@ -136,8 +158,8 @@ function parseCellMagic(code: string, start: number, lineEnd: number): Magic {
   const fnSource = head + returned.text + '\n}';
   let inserted: Insertion | undefined;
   if (returned.at !== undefined) {
-    const before = head + body.slice(0, returned.at);
-    inserted = { line: before.split('\n').length - 1, column: before.length - (before.lastIndexOf('\n') + 1), length: RETURN.length };
+    const [line, column] = lineAndColumn(head + body, head.length + returned.at);
+    inserted = { line, column, length: RETURN.length };
   }
   return {
     kind: 'remote-cell',
@@ -259,6 +281,12 @@ function splitWords(text: string): string[] {
 function splitFlag(word: string): [string, string | undefined] {
   const eq = word.indexOf('=');
   return word.startsWith('--') && eq > 0 ? [word.slice(0, eq), word.slice(eq + 1)] : [word, undefined];
+}
+
+/** 0-based line and column of an offset. */
+function lineAndColumn(text: string, at: number): [number, number] {
+  const before = text.slice(0, at);
+  return [before.split('\n').length - 1, at - (before.lastIndexOf('\n') + 1)];
 }
 
 function firstNonBlank(code: string): number {

@@ -68,6 +68,7 @@ describe('kernel magic parser', () => {
     expect(magic.expr).to.equal('await load("m")');
     expect(magic.async).to.equal(true);
     expect(magic.fnSource.startsWith('async () => (')).to.equal(true);
+    expect(magic.inserted).to.equal(undefined);
     expect(remote('%remote a == b').assign).to.equal(undefined);
     expect(remote('%remote a === b').expr).to.equal('a === b');
     expect(remote('%remote x => x').assign).to.equal(undefined);
@@ -90,6 +91,17 @@ describe('kernel magic parser', () => {
     const awaited = remote('%remote\nawait fit(data)');
     expect(awaited.fnSource).to.equal('async () => (\nawait fit(data)\n)');
     expect(awaited.sourceStart - awaited.userStart).to.equal('async () => ('.length - '%remote'.length);
+  });
+
+  it('records how far a head longer than the magic pushes EXPR right on its line', () => {
+    const code = '\n  %remote await f(1)\ng()';
+    const magic = remote(code);
+    expect(magic.fnSource).to.equal('\nasync () => (await f(1)\ng()\n)');
+    // `await` is at column 10 in the cell and 13 in fnSource; the next line is not moved.
+    expect(magic.inserted).to.deep.equal({ line: 1, column: 10, length: 3 });
+    expect(positionOf(magic.fnSource, 'g()')).to.deep.equal(positionOf(code, 'g()'));
+    expect(remote('%remote      await f()').inserted).to.equal(undefined);
+    expect(remote('%remote f()').inserted).to.equal(undefined);
   });
 
   it('builds the assignment cell that types NAME as the awaited expression', () => {
