@@ -1,5 +1,6 @@
 // The magics, parsed before TypeScript conversion. A cell whose first non-blank line starts with `%` is ours (a `%`
-// line is not valid TypeScript, so the split is unambiguous); every other cell goes to tslab untouched.
+// line is not valid TypeScript, so the split is unambiguous); every other cell goes to tslab untouched, unless it
+// does not parse and a later line starts with a magic: that is refused, as magics must start their cell.
 //
 //   %remote [--timeout S] [--agent A] EXPR          run EXPR on the agent, show its value
 //   %remote [--timeout S] [--agent A] NAME = EXPR   ... and assign it in the notebook (NAME has EXPR's static type)
@@ -80,10 +81,13 @@ const USAGE = {
 /** Recognises a magic cell; returns `{ kind: 'typescript' }` for anything else. Throws MagicSyntaxError on misuse. */
 export function parseCell(code: string): Magic {
   const start = firstNonBlank(code);
-  if (start < 0 || code[start] !== '%') return { kind: 'typescript' };
+  if (start < 0 || code[start] !== '%') {
+    checkMagicBelow(code);
+    return { kind: 'typescript' };
+  }
   const lineEnd = indexOrEnd(code, '\n', start);
-  const firstLine = code.slice(start, lineEnd);
-  const word = /^%{1,2}[A-Za-z_]\w*/.exec(firstLine)?.[0] ?? firstLine.split(/\s/, 1)[0]!;
+  // The word as written, to the first blank: `%remote-x` and `%remote(f)` are no `%remote`.
+  const word = code.slice(start, lineEnd).split(/\s/, 1)[0]!;
   switch (word) {
     case '%%remote':
       return parseCellMagic(code, start, lineEnd);
@@ -208,9 +212,6 @@ function parseRoot(code: string, at: number, lineEnd: number): Magic {
 function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { options: RemoteOptions; next: number } {
   const options: RemoteOptions = {};
   let pos = at;
-  if (pos < code.length && !/[ \t\n]/.test(code[pos]!)) {
-    throw new MagicSyntaxError(`unknown magic ${code.slice(0, indexOrEnd(code, ' ', 0)).trim()}: ${USAGE[usage]}`);
-  }
   for (;;) {
     const wordStart = skipSpaces(code, pos);
     const match = /^--([a-z-]+)(?:=(\S+))?/.exec(code.slice(wordStart, indexOrEnd(code, '\n', wordStart)));
@@ -238,6 +239,31 @@ function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { opt
       throw new MagicSyntaxError(`unknown option --${name}: ${USAGE[usage]}`);
     }
   }
+}
+
+/**
+ * A magic below a cell's first non-blank line is TypeScript to tslab, whose error ("Expression expected") does not
+ * say why. When a line starts with one as code (not in a string or comment: `%` is then an operator) and the cell
+ * does not parse, say where magics go instead; `x\n%remote` is still `x % remote`.
+ */
+function checkMagicBelow(code: string): void {
+  if (!/^[ \t]*%/m.test(code)) return;
+  const ts = tslabTypeScript();
+  const file = ts.createSourceFile('cell.ts', code, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  let found: { at: number; word: string } | undefined;
+  const visit = (node: import('typescript').Node): void => {
+    if (ts.isBinaryExpression(node) && node.operatorToken.kind === ts.SyntaxKind.PercentToken) {
+      const at = node.operatorToken.getStart(file);
+      const word = /^%{1,2}remote(?:_agent|_root)?(?![\w$])/.exec(code.slice(at))?.[0];
+      const lineStart = code.lastIndexOf('\n', at - 1) + 1;
+      if (word && code.slice(lineStart, at).trim() === '' && (!found || at < found.at)) found = { at, word };
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(file);
+  if (!found || !ts.transpileModule(code, { reportDiagnostics: true }).diagnostics?.length) return;
+  const line = lineAndColumn(code, found.at)[0] + 1;
+  throw new MagicSyntaxError(`${found.word} is on line ${line}: a magic must start its cell (only blank lines may come before it)`);
 }
 
 /**

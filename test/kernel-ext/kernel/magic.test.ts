@@ -31,7 +31,10 @@ function positionOf(text: string, needle: string): [number, number] {
 
 describe('kernel magic parser', () => {
   it('leaves ordinary TypeScript to tslab, including % inside code and comments', () => {
-    for (const code of ['const x = 1', '', '   \n  ', '10 % 3', '// %remote f()\nf()', 'const s = `%remote`', 'x\n%remote f()']) {
+    const cells = ['const x = 1', '', '   \n  ', '10 % 3', '// %remote f()\nf()', 'const s = `%remote`', 'x\n%remote'];
+    // A magic-looking line in a string or comment of a cell that does not parse is left to tslab's error.
+    cells.push('const s = `\n%%remote\n`\nf(', '/*\n%%remote\n*/ f(');
+    for (const code of cells) {
       expect(parseCell(code), code).to.deep.equal({ kind: 'typescript' });
     }
   });
@@ -135,6 +138,41 @@ describe('kernel magic parser', () => {
     expect(returnLastExpression('"a"\n`b`').text).to.equal('return "a"\n`b`');
   });
 
+  it('takes blanks and blank lines before every magic, positions kept', () => {
+    const line = remote(' \t\n \t%remote x = f()');
+    expect(line.assign).to.equal('x');
+    expect(line.userStart).to.equal(' \t\n \t%remote x = '.length);
+    expect(line.fnSource).to.equal('  \n() => (       f()\n)');
+    expect(line.sourceStart).to.equal(line.userStart);
+
+    const code = '\n  %%remote\nconst a = 1\na';
+    const cell = parseCell(code);
+    if (cell.kind !== 'remote-cell') throw new Error(cell.kind);
+    expect(cell.fnSource).to.equal('\nasync () => {\nconst a = 1\nreturn a\n}');
+    expect(cell.userStart).to.equal(code.indexOf('\nconst'));
+    expect(cell.sourceStart).to.equal(cell.fnSource.indexOf('\nconst'));
+    expect(cell.inserted).to.deep.equal({ line: 3, column: 0, length: 7 });
+    expect(cell.insertedAt).to.equal(code.lastIndexOf('a'));
+    expect(positionOf(cell.fnSource, 'const')).to.deep.equal(positionOf(code, 'const'));
+
+    expect(parseCell('\n\t%remote_agent tcp://h:1')).to.deep.equal({ kind: 'agent', local: false, endpoint: 'tcp://h:1' });
+    expect(parseCell('\n  %remote_root dir')).to.deep.equal({ kind: 'root', dir: 'dir' });
+  });
+
+  it('takes Windows line ends after the magic', () => {
+    expect(remote('%remote\r\nf()\r\n').expr).to.equal('f()');
+    expect(remote('%remote --timeout 1\r\nf()').options).to.deep.equal({ timeoutMs: 1000 });
+    expect(parseCell('%%remote\r\nf()').kind).to.equal('remote-cell');
+    expect(parseCell('%remote_root d\r\n')).to.deep.equal({ kind: 'root', dir: 'd' });
+  });
+
+  it('refuses a magic below the first line of a cell that is not TypeScript, saying where magics go', () => {
+    expect(syntaxError('x\n%%remote\nf()')).to.equal('%%remote is on line 2: a magic must start its cell (only blank lines may come before it)');
+    expect(syntaxError('// train\n  %%remote --timeout 5\nf()')).to.include('%%remote is on line 2');
+    expect(syntaxError('const a = 1\n\n%remote f(a)')).to.include('%remote is on line 3');
+    expect(syntaxError('a()\n%remote_agent tcp://h:1')).to.include('%remote_agent is on line 2');
+  });
+
   it('parses %remote_agent and %remote_root', () => {
     expect(parseCell('%remote_agent')).to.deep.equal({ kind: 'agent', local: false });
     expect(parseCell('%remote_agent tcp://gpu1:5555 --key ~/.tslab-remote --name gpu1')).to.deep.equal({
@@ -165,6 +203,8 @@ describe('kernel magic parser', () => {
     expect(syntaxError('%remote_agent tcp://a:1\nf()')).to.include('one line');
     expect(syntaxError('%remote_agent --key')).to.include('--key needs a value');
     expect(syntaxError('%remotex f()')).to.include('unknown magic %remotex');
+    expect(syntaxError('  %remote-x f()')).to.include('unknown magic %remote-x;');
+    expect(syntaxError('\n%%remote(x)\nf()')).to.include('unknown magic %%remote(x);');
     expect(syntaxError('%time f()')).to.include('unknown magic %time');
     expect(syntaxError('%remote const = 1')).to.include('reserved word');
   });
