@@ -10,6 +10,9 @@
 //   %remote_agent [ENDPOINT] [--key DIR] [--name N] [--local]   connect, or show the current agent
 //   %remote_root [DIR]                              set (or show) the code root shipped to agents
 //
+// DIR, ENDPOINT and the other values of %remote_agent and %remote_root may be quoted, '...' or "...", to hold
+// blanks; nothing in them is expanded (no ~, $VAR or escapes).
+//
 // The TypeScript the kernel type-checks for a magic keeps every character of the user's expression at its line and
 // column (the magic prefix is overwritten by the function head, padded with spaces), so tslab's diagnostics and
 // remote stack frames point at the user's cell as written. Where the head is longer than the text it overwrites
@@ -178,7 +181,7 @@ function parseCellMagic(code: string, start: number, lineEnd: number): Magic {
 
 function parseAgent(code: string, at: number, lineEnd: number): Magic {
   checkNothingAfter(code, lineEnd, '%remote_agent');
-  const words = splitWords(code.slice(at, lineEnd));
+  const words = splitWords(code.slice(at, lineEnd), '%remote_agent');
   const magic: Extract<Magic, { kind: 'agent' }> = { kind: 'agent', local: false };
   for (let i = 0; i < words.length; i++) {
     const [flag, inline] = splitFlag(words[i]!);
@@ -204,7 +207,7 @@ function parseAgent(code: string, at: number, lineEnd: number): Magic {
 
 function parseRoot(code: string, at: number, lineEnd: number): Magic {
   checkNothingAfter(code, lineEnd, '%remote_root');
-  const words = splitWords(code.slice(at, lineEnd));
+  const words = splitWords(code.slice(at, lineEnd), '%remote_root');
   if (words.length > 1) throw new MagicSyntaxError(`one directory at a time: ${USAGE.root}`);
   return words[0] === undefined ? { kind: 'root' } : { kind: 'root', dir: words[0] };
 }
@@ -300,8 +303,30 @@ function checkNothingAfter(code: string, lineEnd: number, magic: string): void {
   if (code.slice(lineEnd).trim() !== '') throw new MagicSyntaxError(`${magic} takes one line; put other code in a cell of its own`);
 }
 
-function splitWords(text: string): string[] {
-  return text.trim() === '' ? [] : text.trim().split(/\s+/);
+/**
+ * Splits a magic's arguments at blanks. '...' and "..." keep blanks in a word (`--key "/my keys"`), and a word may
+ * join quoted and bare parts (`--key="/my keys"`); nothing is expanded and there are no escapes, so a Windows path
+ * needs no doubled backslashes.
+ */
+function splitWords(text: string, magic: string): string[] {
+  const words: string[] = [];
+  let word: string | undefined;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i]!;
+    if (char === '"' || char === "'") {
+      const close = text.indexOf(char, i + 1);
+      if (close < 0) throw new MagicSyntaxError(`unterminated ${char} in ${magic}${text.trimEnd()}: close the quote`);
+      word = (word ?? '') + text.slice(i + 1, close);
+      i = close;
+    } else if (/\s/.test(char)) {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    } else {
+      word = (word ?? '') + char;
+    }
+  }
+  if (word !== undefined) words.push(word);
+  return words;
 }
 
 function splitFlag(word: string): [string, string | undefined] {

@@ -187,6 +187,16 @@ describe('kernel magic parser', () => {
     expect(parseCell('%remote_root ../project')).to.deep.equal({ kind: 'root', dir: '../project' });
   });
 
+  it('takes quoted values with blanks in %remote_agent and %remote_root, expanding nothing', () => {
+    expect(parseCell('%remote_root "my dir"')).to.deep.equal({ kind: 'root', dir: 'my dir' });
+    expect(parseCell("%remote_root  'my $HOME dir' ")).to.deep.equal({ kind: 'root', dir: 'my $HOME dir' });
+    expect(parseCell('%remote_root "it\'s"')).to.deep.equal({ kind: 'root', dir: "it's" });
+    expect(parseCell('%remote_root C:\\Users\\me')).to.deep.equal({ kind: 'root', dir: 'C:\\Users\\me' });
+    const agent = { kind: 'agent', local: false, endpoint: 'tcp://h:5555', key: '/path with spaces', name: 'my gpu' };
+    expect(parseCell('%remote_agent tcp://h:5555 --key "/path with spaces" --name \'my gpu\'')).to.deep.equal(agent);
+    expect(parseCell('%remote_agent tcp://h:5555 --key="/path with spaces" --name=my" "gpu')).to.deep.equal(agent);
+  });
+
   it('refuses misuse with a message that says what is expected', () => {
     expect(syntaxError('%remote')).to.include('needs an expression');
     expect(syntaxError('%remote   ;')).to.include('needs an expression');
@@ -202,6 +212,9 @@ describe('kernel magic parser', () => {
     expect(syntaxError('%remote_agent tcp://a:1 tcp://b:2')).to.include('one endpoint');
     expect(syntaxError('%remote_agent tcp://a:1\nf()')).to.include('one line');
     expect(syntaxError('%remote_agent --key')).to.include('--key needs a value');
+    expect(syntaxError('%remote_agent tcp://h:1 --key "/my keys')).to.equal('unterminated " in %remote_agent tcp://h:1 --key "/my keys: close the quote');
+    expect(syntaxError("%remote_root 'my dir  ")).to.equal("unterminated ' in %remote_root 'my dir: close the quote");
+    expect(syntaxError('%remote_root "a b" c')).to.include('one directory at a time');
     expect(syntaxError('%remotex f()')).to.include('unknown magic %remotex');
     expect(syntaxError('  %remote-x f()')).to.include('unknown magic %remote-x;');
     expect(syntaxError('\n%%remote(x)\nf()')).to.include('unknown magic %%remote(x);');
