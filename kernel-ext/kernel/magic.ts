@@ -190,8 +190,10 @@ function parseAgent(code: string, at: number, lineEnd: number): Magic {
       if (v === undefined || v.startsWith('--')) throw new MagicSyntaxError(`${flag} needs a value: ${USAGE.agent}`);
       return v;
     };
-    if (flag === '--local') magic.local = true;
-    else if (flag === '--key' || flag === '--keys') magic.key = value();
+    if (flag === '--local') {
+      if (inline !== undefined) throw new MagicSyntaxError(`--local takes no value, got ${words[i]}: ${USAGE.agent}`);
+      magic.local = true;
+    } else if (flag === '--key' || flag === '--keys') magic.key = value();
     else if (flag === '--name') magic.name = value();
     else if (flag.startsWith('--')) throw new MagicSyntaxError(`unknown option ${flag}: ${USAGE.agent}`);
     else if (magic.endpoint === undefined) magic.endpoint = flag;

@@ -212,6 +212,8 @@ describe('kernel magic parser', () => {
     expect(syntaxError('%remote_agent tcp://a:1 tcp://b:2')).to.include('one endpoint');
     expect(syntaxError('%remote_agent tcp://a:1\nf()')).to.include('one line');
     expect(syntaxError('%remote_agent --key')).to.include('--key needs a value');
+    expect(syntaxError('%remote_agent --local=yes')).to.include('--local takes no value, got --local=yes');
+    expect(syntaxError('%remote_agent --local=')).to.include('--local takes no value');
     expect(syntaxError('%remote_agent tcp://h:1 --key "/my keys')).to.equal('unterminated " in %remote_agent tcp://h:1 --key "/my keys: close the quote');
     expect(syntaxError("%remote_root 'my dir  ")).to.equal("unterminated ' in %remote_root 'my dir: close the quote");
     expect(syntaxError('%remote_root "a b" c')).to.include('one directory at a time');
