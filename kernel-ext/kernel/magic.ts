@@ -6,6 +6,11 @@
 //   %remote [--timeout S] [--agent A] NAME = EXPR   ... and assign it in the notebook (NAME has EXPR's static type)
 //                                                   (EXPR runs to the end of the cell; it, or NAME =, may start on
 //                                                   a line below %remote; options stay on the %remote line)
+//
+// The options are `--timeout` and `--agent`, each with a value (`--timeout 5` or `--timeout=5`). Any other `--word`
+// starts EXPR, so `%remote --counter` runs the decrement `--counter` (write `(--timeout)` to decrement a variable
+// named like an option); but where what follows `--word` could not continue an expression (`--gpu 1 f()`,
+// `--gpu=1`), it is a mistyped option and refused. After %%remote, any `--word` is an option.
 //   %%remote [--timeout S] [--agent A]              first line of a cell: the whole cell runs remotely
 //   %remote_agent [ENDPOINT] [--key DIR] [--name N] [--local]   connect, or show the current agent
 //   %remote_root [DIR]                              set (or show) the code root shipped to agents
@@ -214,23 +219,28 @@ function parseRoot(code: string, at: number, lineEnd: number): Magic {
   return words[0] === undefined ? { kind: 'root' } : { kind: 'root', dir: words[0] };
 }
 
+/**
+ * The options at the start of the magic's line. Only `--timeout` and `--agent` are options: another `--word` starts
+ * EXPR (`%remote --counter` decrements counter), unless what follows it cannot continue an expression, as in
+ * `--gpu 1 f()` or `--gpu=1`: that is a mistyped option.
+ */
 function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { options: RemoteOptions; next: number } {
   const options: RemoteOptions = {};
+  const lineEnd = indexOrEnd(code, '\n', at);
   let pos = at;
   for (;;) {
     const wordStart = skipSpaces(code, pos);
-    const match = /^--([a-z-]+)(?:=(\S+))?/.exec(code.slice(wordStart, indexOrEnd(code, '\n', wordStart)));
-    if (!match) return { options, next: wordStart };
-    const name = match[1]!;
-    pos = wordStart + match[0].length;
-    let value = match[2];
-    if (value === undefined) {
-      const valueStart = skipSpaces(code, pos);
-      const valueMatch = /^[^\s]+/.exec(code.slice(valueStart, indexOrEnd(code, '\n', valueStart)));
-      if (!valueMatch || valueMatch[0].startsWith('--')) throw new MagicSyntaxError(`--${name} needs a value: ${USAGE[usage]}`);
-      value = valueMatch[0];
-      pos = valueStart + value.length;
+    const match = /^--(timeout|agent)(?:=|(?=\s|$))/.exec(code.slice(wordStart, lineEnd));
+    if (!match) {
+      const unknown = (usage === 'cell' ? /^--[^\s=]*/ : UNKNOWN_OPTION).exec(code.slice(wordStart, lineEnd));
+      if (unknown) throw new MagicSyntaxError(`unknown option ${unknown[0]}: ${USAGE[usage]}`);
+      return { options, next: wordStart };
     }
+    const name = match[1]!;
+    const valueStart = match[0].endsWith('=') ? wordStart + match[0].length : skipSpaces(code, wordStart + match[0].length);
+    const value = /^\S*/.exec(code.slice(valueStart, lineEnd))![0];
+    if (value === '' || value.startsWith('--')) throw new MagicSyntaxError(`--${name} needs a value: ${USAGE[usage]}`);
+    pos = valueStart + value.length;
     if (name === 'timeout') {
       const seconds = Number(value);
       // The agent takes whole milliseconds up to 2^31 - 1 (about 24 days).
@@ -238,13 +248,17 @@ function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { opt
         throw new MagicSyntaxError(`--timeout needs a number of seconds from 0.001 to 2147483, got ${value}`);
       }
       options.timeoutMs = Math.round(seconds * 1000);
-    } else if (name === 'agent') {
-      options.agent = value;
     } else {
-      throw new MagicSyntaxError(`unknown option --${name}: ${USAGE[usage]}`);
+      options.agent = value;
     }
   }
 }
+
+/**
+ * `--word` then `=`, or a value on the same line where an expression needs an operator (a name, number or string,
+ * but not `in`, `instanceof`, `as` or `satisfies`): `--word` cannot be a decrement there. The match is the option.
+ */
+const UNKNOWN_OPTION = /^--[A-Za-z_$][\w$-]*(?==(?!=)|[ \t]+(?!(?:in|instanceof|as|satisfies)(?![\w$]))[\w$'"`])/;
 
 /**
  * A magic below a cell's first non-blank line is TypeScript to tslab, whose error ("Expression expected") does not

@@ -65,6 +65,19 @@ describe('kernel magic parser', () => {
     expect(positionOf(magic.fnSource, 'f(1)')).to.deep.equal([0, '%remote --timeout 3 '.length]);
   });
 
+  it('reads a --word other than --timeout and --agent as the start of EXPR, if it can be one', () => {
+    expect(remote('%remote --counter').expr).to.equal('--counter');
+    expect(remote('%remote --x').expr).to.equal('--x');
+    const magic = remote('%remote --timeout 5 --counter');
+    expect(magic.options).to.deep.equal({ timeoutMs: 5000 });
+    expect(magic.expr).to.equal('--counter');
+    expect(positionOf(magic.fnSource, '--counter')).to.deep.equal([0, '%remote --timeout 5 '.length]);
+    for (const expr of ['--x == 1', '--x in o', '--x as number', '--x + 1', '--x\n+ 1', '--agent.count', '--timeouts']) {
+      expect(remote(`%remote ${expr}`).expr, expr).to.equal(expr);
+      expect(remote(`%remote ${expr}`).options, expr).to.deep.equal({});
+    }
+  });
+
   it('parses %remote NAME = EXPR, but not comparisons or arrows', () => {
     const magic = remote('%remote model = await load("m")');
     expect(magic.assign).to.equal('model');
@@ -204,7 +217,14 @@ describe('kernel magic parser', () => {
     expect(syntaxError('%remote --timeout -1 f()')).to.include('--timeout');
     expect(syntaxError('%remote --timeout 1e-4 f()')).to.include('from 0.001 to 2147483, got 1e-4');
     expect(syntaxError('%remote --timeout 1e7 f()')).to.include('from 0.001 to 2147483, got 1e7');
-    expect(syntaxError('%remote --gpu 1 f()')).to.include('unknown option --gpu');
+    expect(syntaxError('%remote --gpu 1 f()')).to.include('unknown option --gpu: %remote [--timeout SECONDS] [--agent');
+    expect(syntaxError('%remote --timout 5 f()')).to.include('unknown option --timout:');
+    expect(syntaxError('%remote --agent a --gpu=1 f()')).to.include('unknown option --gpu:');
+    expect(syntaxError('%remote --gpu-count "2" f()')).to.include('unknown option --gpu-count:');
+    expect(syntaxError('%remote --timeout= 5 f()')).to.include('--timeout needs a value');
+    expect(syntaxError('%remote --agent --counter')).to.include('--agent needs a value');
+    expect(syntaxError('%%remote --x\nf()')).to.include('unknown option --x: %%remote');
+    expect(syntaxError('%%remote --timeout 1 --x=2\nf()')).to.include('unknown option --x:');
     expect(syntaxError('%%remote extra\nf()')).to.include('unexpected');
     expect(syntaxError('%%remote\n\n')).to.include('needs code below it');
     expect(syntaxError('%remote_agent gpu1:5555')).to.include('not a ZeroMQ endpoint');
