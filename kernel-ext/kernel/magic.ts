@@ -11,6 +11,9 @@
 // starts EXPR, so `%remote --counter` runs the decrement `--counter` (write `(--timeout)` to decrement a variable
 // named like an option); but where what follows `--word` could not continue an expression (`--gpu 1 f()`,
 // `--gpu=1`), it is a mistyped option and refused. After %%remote, any `--word` is an option.
+//
+// %remote takes an expression: EXPR starting with a statement (`const`, `if`, `for`, `return`, ...) is refused with
+// a pointer to %%remote, which runs statements.
 //   %%remote [--timeout S] [--agent A]              first line of a cell: the whole cell runs remotely
 //   %remote_agent [ENDPOINT] [--key DIR] [--name N] [--local]   connect, or show the current agent
 //   %remote_root [DIR]                              set (or show) the code root shipped to agents
@@ -133,6 +136,14 @@ function parseLineMagic(code: string, start: number): Magic {
   while (exprEnd > exprStart && /[\s;]/.test(code[exprEnd - 1]!)) exprEnd--;
   const expr = code.slice(exprStart, exprEnd);
   if (expr.trim() === '') throw new MagicSyntaxError(`%remote needs an expression to run: ${USAGE.remote}`);
+  const statement = STATEMENT_START.exec(expr);
+  if (statement) {
+    const word = statement.slice(1).find((w) => w !== undefined)!;
+    throw new MagicSyntaxError(
+      `%remote takes an expression, and ${word} starts a statement: put the code under %%remote ` +
+        "(the cell's last expression is its result)",
+    );
+  }
   const isAsync = /\bawait\b/.test(expr);
   const head = isAsync ? 'async () => (' : '() => (';
   const prefix = overwrite(code.slice(0, exprStart), head, start);
@@ -300,6 +311,17 @@ export function returnLastExpression(body: string): { text: string; at?: number 
 }
 
 const RETURN = 'return ';
+
+/**
+ * Words that start a statement, never an expression, at the start of EXPR (TypeScript would only say "Expression
+ * expected"). `function`, `class` and `async` start expressions too; `import` does before `(` or `.`; `type`,
+ * `namespace`, `module`, `declare` and `abstract` are names too, so they count only before another name.
+ */
+const STATEMENT_START = new RegExp(
+  String.raw`^(?:(const|let|var|if|for|while|do|switch|try|throw|return|break|continue|debugger|with|export|enum|interface)(?![\w$])` +
+    String.raw`|(import)(?![\w$])(?!\s*[(.])` +
+    String.raw`|(type|namespace|module|declare|abstract)[ \t]+(?!(?:in|instanceof|as|satisfies)(?![\w$]))(?=[A-Za-z_$]))`,
+);
 
 const RESERVED = new Set(['const', 'let', 'var', 'function', 'class', 'return', 'if', 'for', 'while', 'new', 'this', 'typeof', 'void', 'delete', 'await', 'yield']);
 

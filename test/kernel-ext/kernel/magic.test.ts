@@ -120,6 +120,30 @@ describe('kernel magic parser', () => {
     expect(remote('%remote f()').inserted).to.equal(undefined);
   });
 
+  it('refuses a statement after %remote, pointing at %%remote', () => {
+    expect(syntaxError('%remote const x = 1')).to.equal(
+      "%remote takes an expression, and const starts a statement: put the code under %%remote (the cell's last expression is its result)",
+    );
+    const cases: [string, string][] = [
+      ['%remote for (const x of xs) {}', 'for'],
+      ['%remote if (x) y()', 'if'],
+      ['%remote\n  return 1', 'return'],
+      ['%remote let [a] = xs', 'let'],
+      ['%remote throw new Error("x")', 'throw'],
+      ['%remote do f(); while (x)', 'do'],
+      ['%remote import x from "y"', 'import'],
+      ['%remote type T = number', 'type'],
+      ['%remote y = while (x) f()', 'while'],
+    ];
+    for (const [code, word] of cases) expect(syntaxError(code), code).to.include(`and ${word} starts a statement`);
+  });
+
+  it('takes expressions that begin with a keyword or a statement word used as a name', () => {
+    const exprs = ['function f() { return 1 }', 'class { }', 'async function () {}', 'import("m")', 'import.meta.url'];
+    exprs.push('typeof x', 'new Map()', 'letters', 'constant + 1', 'type', 'type.length', 'type as string', 'module.id');
+    for (const expr of exprs) expect(remote(`%remote ${expr}`).expr, expr).to.equal(expr);
+  });
+
   it('builds the assignment cell that types NAME as the awaited expression', () => {
     const source = assignmentSource('report', 'train(0.1)', false, 'key');
     expect(source).to.include('let report = ');
