@@ -323,7 +323,18 @@ const STATEMENT_START = new RegExp(
     String.raw`|(type|namespace|module|declare|abstract)[ \t]+(?!(?:in|instanceof|as|satisfies)(?![\w$]))(?=[A-Za-z_$]))`,
 );
 
-const RESERVED = new Set(['const', 'let', 'var', 'function', 'class', 'return', 'if', 'for', 'while', 'new', 'this', 'typeof', 'void', 'delete', 'await', 'yield']);
+/**
+ * Names `let NAME` refuses in a cell (a module, so strict): checked before the remote run, since the assignment cell
+ * runs after it.
+ */
+const RESERVED = new Set([
+  ...['break', 'case', 'catch', 'class', 'const', 'continue', 'debugger', 'default', 'delete', 'do', 'else', 'enum'],
+  ...['export', 'extends', 'false', 'finally', 'for', 'function', 'if', 'import', 'in', 'instanceof', 'new', 'null'],
+  ...['return', 'super', 'switch', 'this', 'throw', 'true', 'try', 'typeof', 'var', 'void', 'while', 'with'],
+  // Reserved in strict mode, and at the top level of a module.
+  ...['implements', 'interface', 'let', 'package', 'private', 'protected', 'public', 'static', 'yield', 'await'],
+  ...['eval', 'arguments'],
+]);
 
 /**
  * Blanks the text (newlines kept) and writes `head` at the start of the magic's line (the one holding `magicAt`), so

@@ -266,6 +266,10 @@ describe('kernel magic parser', () => {
     expect(syntaxError('\n%%remote(x)\nf()')).to.include('unknown magic %%remote(x);');
     expect(syntaxError('%time f()')).to.include('unknown magic %time');
     expect(syntaxError('%remote const = 1')).to.include('reserved word');
+    for (const name of ['default', 'in', 'let', 'static', 'yield', 'eval', 'arguments', 'null']) {
+      expect(syntaxError(`%remote ${name} = f()`)).to.equal(`cannot assign to ${name}: it is a reserved word`);
+    }
+    expect(remote('%remote type = f()').assign).to.equal('type');
   });
 });
 
