@@ -203,7 +203,7 @@ function parseAgent(code: string, at: number, lineEnd: number): Magic {
     const [flag, inline] = splitFlag(words[i]!);
     const value = (): string => {
       const v = inline ?? words[++i];
-      if (v === undefined || v.startsWith('--')) throw new MagicSyntaxError(`${flag} needs a value: ${USAGE.agent}`);
+      if (!v || v.startsWith('--')) throw new MagicSyntaxError(`${flag} needs a value: ${USAGE.agent}`);
       return v;
     };
     if (flag === '--local') {
@@ -360,6 +360,12 @@ function checkNothingAfter(code: string, lineEnd: number, magic: string): void {
 function splitWords(text: string, magic: string): string[] {
   const words: string[] = [];
   let word: string | undefined;
+  const endWord = (): void => {
+    // An empty value is no path, name or endpoint (`%remote_root ""` would quietly be the notebook's directory).
+    if (word === '') throw new MagicSyntaxError(`empty quotes in ${magic}${text.trimEnd()}: give a value or leave it out`);
+    if (word !== undefined) words.push(word);
+    word = undefined;
+  };
   for (let i = 0; i < text.length; i++) {
     const char = text[i]!;
     if (char === '"' || char === "'") {
@@ -368,13 +374,12 @@ function splitWords(text: string, magic: string): string[] {
       word = (word ?? '') + text.slice(i + 1, close);
       i = close;
     } else if (/\s/.test(char)) {
-      if (word !== undefined) words.push(word);
-      word = undefined;
+      endWord();
     } else {
       word = (word ?? '') + char;
     }
   }
-  if (word !== undefined) words.push(word);
+  endWord();
   return words;
 }
 

@@ -261,6 +261,10 @@ describe('kernel magic parser', () => {
     expect(syntaxError('%remote_agent tcp://h:1 --key "/my keys')).to.equal('unterminated " in %remote_agent tcp://h:1 --key "/my keys: close the quote');
     expect(syntaxError("%remote_root 'my dir  ")).to.equal("unterminated ' in %remote_root 'my dir: close the quote");
     expect(syntaxError('%remote_root "a b" c')).to.include('one directory at a time');
+    expect(syntaxError('%remote_root ""')).to.equal('empty quotes in %remote_root "": give a value or leave it out');
+    expect(syntaxError("%remote_agent '' --local")).to.include('empty quotes in %remote_agent');
+    expect(syntaxError('%remote_agent tcp://h:1 --name=')).to.include('--name needs a value');
+    expect(syntaxError('%remote_agent tcp://h:1 --key=""')).to.include('--key needs a value');
     expect(syntaxError('%remotex f()')).to.include('unknown magic %remotex');
     expect(syntaxError('  %remote-x f()')).to.include('unknown magic %remote-x;');
     expect(syntaxError('\n%%remote(x)\nf()')).to.include('unknown magic %%remote(x);');
