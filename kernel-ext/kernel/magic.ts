@@ -4,28 +4,27 @@
 //
 //   %remote [--timeout S] [--agent A] EXPR          run EXPR on the agent, show its value
 //   %remote [--timeout S] [--agent A] NAME = EXPR   ... and assign it in the notebook (NAME has EXPR's static type)
-//                                                   (EXPR runs to the end of the cell; it, or NAME =, may start on
-//                                                   a line below %remote; options stay on the %remote line)
+//   %%remote [--timeout S] [--agent A]              first line of a cell: the whole cell runs remotely
+//   %remote_agent [ENDPOINT] [--key DIR] [--name N] [--local]   connect, or show the current agent
+//   %remote_root [DIR]                              set (or show) the code root shipped to agents
+//
+// %remote's EXPR runs to the end of the cell; it, or NAME =, may start on a line below %remote, but the options stay
+// on the %remote line. EXPR must be an expression: one starting with a statement (`const`, `if`, `for`, `return`,
+// ...) is refused with a pointer to %%remote, which runs statements.
 //
 // The options are `--timeout` and `--agent`, each with a value (`--timeout 5` or `--timeout=5`). Any other `--word`
 // starts EXPR, so `%remote --counter` runs the decrement `--counter` (write `(--timeout)` to decrement a variable
 // named like an option); but where what follows `--word` could not continue an expression (`--gpu 1 f()`,
 // `--gpu=1`), it is a mistyped option and refused. After %%remote, any `--word` is an option.
 //
-// %remote takes an expression: EXPR starting with a statement (`const`, `if`, `for`, `return`, ...) is refused with
-// a pointer to %%remote, which runs statements.
-//   %%remote [--timeout S] [--agent A]              first line of a cell: the whole cell runs remotely
-//   %remote_agent [ENDPOINT] [--key DIR] [--name N] [--local]   connect, or show the current agent
-//   %remote_root [DIR]                              set (or show) the code root shipped to agents
+// The values of %remote_agent and %remote_root may be quoted, '...' or "...", to hold blanks; nothing in them is
+// expanded (no ~, $VAR or escapes).
 //
-// DIR, ENDPOINT and the other values of %remote_agent and %remote_root may be quoted, '...' or "...", to hold
-// blanks; nothing in them is expanded (no ~, $VAR or escapes).
-//
-// The TypeScript the kernel type-checks for a magic keeps every character of the user's expression at its line and
-// column (the magic prefix is overwritten by the function head, padded with spaces), so tslab's diagnostics and
-// remote stack frames point at the user's cell as written. Where the head is longer than the text it overwrites
-// (`async () => (` over `%remote ` in `%remote await f()`, `return ` put in a %%remote cell), the rest of that line
-// moves right, and the magic records it as an Insertion for the stack frames.
+// The TypeScript the kernel type-checks for a magic keeps every character of the user's code at its line and column
+// (the magic is overwritten by the function head, padded with spaces), so tslab's diagnostics and remote stack
+// frames point at the user's cell as written. Where the kernel adds more than it overwrites (`async () => (` is
+// longer than `%remote ` in `%remote await f()`; `return ` goes in front of a %%remote cell's last expression), the
+// rest of that line moves right, and the magic records an Insertion for the stack frames.
 
 import { tslabTypeScript } from './tslab-parts';
 
@@ -131,7 +130,7 @@ function parseLineMagic(code: string, start: number): Magic {
     if (RESERVED.has(assign)) throw new MagicSyntaxError(`cannot assign to ${assign}: it is a reserved word`);
     exprStart = skipBlanks(code, exprStart + assignment[0].length);
   }
-  // Trailing semicolons and blanks do not belong to the expression; overwrite them with spaces to keep positions.
+  // Trailing semicolons and blanks do not belong to the expression; dropping them at the end moves nothing.
   let exprEnd = code.length;
   while (exprEnd > exprStart && /[\s;]/.test(code[exprEnd - 1]!)) exprEnd--;
   const expr = code.slice(exprStart, exprEnd);
