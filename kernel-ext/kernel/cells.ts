@@ -122,6 +122,7 @@ export class CellRunner {
       this.report = null;
     }
     if (record && this.recorder.lastOutput !== undefined) this.history.add({ count, ts: src, js: this.recorder.lastOutput, ...(inserted ? { inserted } : {}) });
+    if (inserted) report.diagnostics = report.diagnostics.map((d) => asWritten(d, inserted));
     if (!ok) throw new CellFailure(describeFailure(report));
     // Module cells (`//@module`) register even with errors, which tslab prints.
     if (report.diagnostics.length > 0) io.stream('stderr', report.diagnostics.map(formatDiagnostic).join('\n') + '\n');
@@ -147,6 +148,12 @@ export class CellRunner {
       delete slot[key];
     }
   }
+}
+
+/** A diagnostic's column as the user wrote the line, without the text the kernel inserted into it (1-based vs 0-based). */
+function asWritten(d: Diagnostic, inserted: Insertion): Diagnostic {
+  if (d.line - 1 !== inserted.line || d.column - 1 < inserted.column) return d;
+  return { ...d, column: Math.max(inserted.column, d.column - 1 - inserted.length) + 1 };
 }
 
 function formatDiagnostic(d: Diagnostic): string {

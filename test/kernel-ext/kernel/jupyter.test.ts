@@ -94,7 +94,7 @@ describe('kernel through a real Jupyter client', function () {
   });
 
   it('runs %remote with the notebook’s names, assigns with the static type, and shows remote errors mapped to the cell', async () => {
-    const [[root, def, call, assign, typed, cell, failing, broken]] = (await session(workspace.jupyter, workspace.work.dir, [
+    const [[root, def, call, assign, typed, cell, failing, broken, brokenAwait, brokenCell]] = (await session(workspace.jupyter, workspace.work.dir, [
       [
         { code: '%remote_root quickstart' },
         { code: 'const base = 40\nfunction inc(x: number): number {\n  if (x > 100) {\n    throw new Error(`too big: ${x}`)\n  }\n  return x + 1\n}' },
@@ -104,6 +104,8 @@ describe('kernel through a real Jupyter client', function () {
         { code: '%%remote\nconsole.log("on the agent")\nconst xs = [1, 2, 3]\nxs.map(inc)' },
         { code: '%remote inc(base * 10)', stop_on_error: false },
         { code: '%remote n.toUpperCase()', stop_on_error: false },
+        { code: '%remote await Promise.resolve(n).foo', stop_on_error: false },
+        { code: '%%remote\nconst s = String(n)\ns.toFixed(1)', stop_on_error: false },
       ],
     ])) as RequestResult[][];
     expect(root!.reply!.status).to.equal('ok');
@@ -127,7 +129,10 @@ describe('kernel through a real Jupyter client', function () {
 
     // `n` is a number for the type checker: nothing is sent.
     expect(error(broken!).ename).to.equal('TSError');
-    expect(error(broken!).evalue).to.include("Property 'toUpperCase' does not exist on type 'number'");
+    expect(error(broken!).evalue).to.equal("1:11 - Property 'toUpperCase' does not exist on type 'number'.");
+    // Columns as the user wrote the line, not as the kernel rewrote it (an async head, an inserted `return `).
+    expect(error(brokenAwait!).evalue).to.equal("1:34 - Property 'foo' does not exist on type 'Promise<number>'.");
+    expect(error(brokenCell!).evalue).to.equal("3:3 - Property 'toFixed' does not exist on type 'string'. Did you mean 'fixed'?");
   });
 
   it('shows remote output live and in order: streams, tslab display calls on the agent, upload progress', async () => {
