@@ -4,6 +4,7 @@
 // elapsed time, interrupt and errors.
 
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { AgentClient, CallOptions, ClientCurve, connect, RunningJob } from '../agent-client';
@@ -130,7 +131,7 @@ export class RemoteRunner {
   private async showRoot(dir: string | undefined, io: CellIO): Promise<void> {
     let root: string | null;
     if (dir !== undefined) {
-      root = path.resolve(this.notebookDir, dir);
+      root = this.userPath(dir);
       if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) {
         throw new CellFailure({ ename: 'UsageError', evalue: `${root} is not a directory`, traceback: [] });
       }
@@ -238,7 +239,7 @@ export class RemoteRunner {
     const agentName = name ?? endpoint;
     const existing = this.agents.get(agentName);
     if (existing && existing.endpoint === endpoint) return existing;
-    const curve = key ? readCurve(path.resolve(this.notebookDir, key)) : undefined;
+    const curve = key ? readCurve(this.userPath(key)) : undefined;
     const client = await connect(endpoint, { clientName: `tslab-remote kernel pid ${process.pid}`, ...(curve ? { curve } : {}) });
     if (existing) await closeAgent(existing);
     const agent: Agent = { name: agentName, endpoint, client, ready: new Set() };
@@ -383,6 +384,12 @@ export class RemoteRunner {
     }
     progress.done(report.filesSent > 0 ? `uploaded ${report.filesSent} file(s), ${formatBytes(report.bytesSent)} to ${agent.name}` : undefined);
     agent.ready.add(snap.hash);
+  }
+
+  /** A path the user typed in a magic: `~/` is the home directory (no shell expands it), relative is to the notebook. */
+  private userPath(typed: string): string {
+    const home = typed === '~' || typed.startsWith('~/') ? os.homedir() + typed.slice(1) : typed;
+    return path.resolve(this.notebookDir, home);
   }
 
   private cwdIn(root: string): string | undefined {

@@ -5,6 +5,7 @@
 
 import { expect } from 'chai';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
@@ -250,7 +251,7 @@ describe('kernel through a real Jupyter client', function () {
         [
           { code: '%remote_root quickstart' },
           { code: `%remote_root ${huge}`, stop_on_error: false },
-          { code: '%remote_agent tcp://127.0.0.1:9 --key /nonexistent-keys', stop_on_error: false },
+          { code: '%remote_agent tcp://127.0.0.1:9 --key ~/nonexistent-tslab-remote-keys', stop_on_error: false },
           { code: '%remote_agent tcp://127.0.0.1:9 --name nowhere', stop_on_error: false },
           { code: `%remote_agent ${agent.endpoint} --name doomed` },
           { code: '%remote process.pid' },
@@ -275,7 +276,8 @@ describe('kernel through a real Jupyter client', function () {
       // A root that cannot be snapshotted is refused and not kept: the calls below still ship quickstart.
       expect(error(badRoot!).ename).to.equal('UsageError');
       expect(error(badRoot!).evalue).to.include(`cannot snapshot ${huge} as the code root`);
-      expect(error(badKey!).evalue).to.include('--key /nonexistent-keys does not exist');
+      // `~/` is the home directory, as in a shell.
+      expect(error(badKey!).evalue).to.include(`--key ${path.join(os.homedir(), 'nonexistent-tslab-remote-keys')} does not exist`);
       expect(error(nowhere!).ename).to.equal('RemoteError[AGENT_UNREACHABLE]');
       expect(error(nowhere!).evalue).to.include('tcp://127.0.0.1:9');
       expect(stdout(doomed!)).to.include(`connected to doomed (${agent.endpoint})`);
