@@ -30,6 +30,8 @@ export interface ModuleLocation {
 interface Indexed {
   exports: unknown;
   keyCount: number;
+  /** When keyCount was last taken (performance.now()). */
+  countedAt: number;
   ref: ModuleRef | null;
   rank: number;
   values: unknown[];
@@ -39,6 +41,8 @@ const RANK_BUILTIN = 0;
 const RANK_PACKAGE_MAIN = 1;
 const RANK_LOCAL = 2;
 const RANK_PACKAGE_SUBPATH = 3;
+/** Package and builtin exports are set when they load: their keys are counted again at most this often. */
+const PACKAGE_RECOUNT_MS = 1_000;
 
 const packageInfoCache = new Map<string, { name: string; version?: string; main: string | null }>();
 
@@ -112,10 +116,16 @@ function isReferenceable(value: unknown): boolean {
   return (typeof value === 'object' && value !== null) || typeof value === 'function' || typeof value === 'symbol';
 }
 
+let builtinsMemo: { listLength: number; names: string[] } | undefined;
+
+/** The builtins this process has loaded; process.moduleLoadList only grows, so its length says when to look again. */
 function loadedBuiltins(): string[] {
   const list = (process as unknown as { moduleLoadList?: string[] }).moduleLoadList;
+  if (list && builtinsMemo?.listLength === list.length) return builtinsMemo.names;
   const loaded = list ? new Set(list.filter((e) => e.startsWith('NativeModule ')).map((e) => e.slice('NativeModule '.length))) : null;
-  return Module.builtinModules.filter((name) => !name.startsWith('_') && (loaded === null || loaded.has(name)));
+  const names = Module.builtinModules.filter((name) => !name.startsWith('_') && (loaded === null || loaded.has(name)));
+  if (list) builtinsMemo = { listLength: list.length, names };
+  return names;
 }
 
 export class ModuleIndex {
@@ -186,11 +196,16 @@ export class ModuleIndex {
 
   private update(key: string, exports: unknown, classify: () => { ref: ModuleRef; rank: number } | null): void {
     const old = this.byModule.get(key);
+    const now = performance.now();
+    if (old && old.exports === exports && !needsRecount(old, now)) return;
     const keyCount = isReferenceable(exports) && typeof exports !== 'symbol' ? safeKeyCount(exports as object) : 0;
-    if (old && old.exports === exports && old.keyCount === keyCount) return;
+    if (old && old.exports === exports && old.keyCount === keyCount) {
+      old.countedAt = now;
+      return;
+    }
     if (old) this.drop(key, old);
     const classified = old ? (old.ref ? { ref: old.ref, rank: old.rank } : null) : classify();
-    const entry: Indexed = { exports, keyCount, ref: classified?.ref ?? null, rank: classified?.rank ?? 99, values: [] };
+    const entry: Indexed = { exports, keyCount, countedAt: now, ref: classified?.ref ?? null, rank: classified?.rank ?? 99, values: [] };
     this.byModule.set(key, entry);
     if (entry.ref) this.byRef.set(`${entry.ref.kind}:${entry.ref.id}`, exports);
     if (!entry.ref || !isReferenceable(exports)) return;
@@ -221,6 +236,17 @@ export class ModuleIndex {
     for (const value of entry.values) if (this.byValue.get(value)?.owner === key) this.byValue.delete(value);
     entry.values = [];
   }
+}
+
+/**
+ * Whether an unchanged exports object may have gained exports worth indexing: a local module's, always (the
+ * notebook's own code); a package's or builtin's, when last counted long ago (counting the thousands of keys of a
+ * package such as typescript on every pickle was most of a call's pickling); a module that travels by no
+ * reference, never.
+ */
+function needsRecount(entry: Indexed, now: number): boolean {
+  if (!entry.ref) return false;
+  return entry.rank === RANK_LOCAL || now - entry.countedAt >= PACKAGE_RECOUNT_MS;
 }
 
 function safeKeyCount(value: object): number {

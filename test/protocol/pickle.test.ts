@@ -127,6 +127,29 @@ describe('protocol/pickle', () => {
       expect(copy.scale).to.equal(named.scale);
     });
 
+    it("indexes exports added after load: a local module's at once, a package's within a second", async () => {
+      const kindOf = (value: unknown): unknown => {
+        const [, , root, , table] = decodeValue(pickleResult({ value }, { codeRoot: ROOT })) as [string, number, bigint, unknown[], unknown[][]];
+        const props = table[Number(root)]![2] as unknown[];
+        return table[Number(props[1] as bigint)]![0];
+      };
+      const named = require(path.join(ROOT, 'src/named.js')) as Record<string, unknown>;
+      const acorn = require('acorn') as Record<string, unknown>;
+      kindOf(named.scale); // indexed now, before the additions
+      const late = { late: true };
+      const lateInPackage = { lateInPackage: true };
+      named.lateExport = late;
+      acorn.tslabRemoteLateExport = lateInPackage;
+      try {
+        expect(kindOf(late)).to.equal(Kind.MODULE_EXPORT);
+        await new Promise((resolve) => setTimeout(resolve, 1_100));
+        expect(kindOf(lateInPackage)).to.equal(Kind.MODULE_EXPORT);
+      } finally {
+        delete named.lateExport;
+        delete acorn.tslabRemoteLateExport;
+      }
+    });
+
     it('classifies module files: packages (main, subpath, scoped) with versions, code-root files, the rest', () => {
       const acornMain = require.resolve('acorn');
       expect(classifyModuleFile(acornMain, null)?.ref).to.deep.include({ kind: 'package', id: 'acorn' });
