@@ -251,6 +251,9 @@ function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { opt
     const value = /^\S*/.exec(code.slice(valueStart, lineEnd))![0];
     if (value === '' || value.startsWith('--')) throw new MagicSyntaxError(`--${name} needs a value: ${USAGE[usage]}`);
     pos = valueStart + value.length;
+    if ((name === 'timeout' ? options.timeoutMs : options.agent) !== undefined) {
+      throw new MagicSyntaxError(`--${name} given twice: give it once: ${USAGE[usage]}`);
+    }
     if (name === 'timeout') {
       const seconds = Number(value);
       // The agent takes whole milliseconds up to 2^31 - 1 (about 24 days).

@@ -247,6 +247,8 @@ describe('kernel magic parser', () => {
     expect(syntaxError('%remote --gpu-count "2" f()')).to.include('unknown option --gpu-count:');
     expect(syntaxError('%remote --timeout= 5 f()')).to.include('--timeout needs a value');
     expect(syntaxError('%remote --agent --counter')).to.include('--agent needs a value');
+    expect(syntaxError('%remote --timeout 1 --timeout 2 f()')).to.include('--timeout given twice');
+    expect(syntaxError('%%remote --agent a --agent=b\nf()')).to.include('--agent given twice');
     expect(syntaxError('%%remote --x\nf()')).to.include('unknown option --x: %%remote');
     expect(syntaxError('%%remote --timeout 1 --x=2\nf()')).to.include('unknown option --x:');
     expect(syntaxError('%%remote extra\nf()')).to.include('unexpected');
