@@ -10,8 +10,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
+import type { Notebook } from './kernel/headless';
+
 export const KERNEL_NAME = 'tslab-remote';
 export const DISPLAY_NAME = 'TypeScript (remote)';
+/** `run`'s exit status when a cell ran past --timeout: timeout(1)'s, distinct from a failed cell's 1. */
+export const EXIT_TIMEOUT = 124;
 const BIN = path.resolve(__dirname, '..', '..', 'bin', 'tslab-remote.js');
 
 const USAGE = `Usage: tslab-remote install [--user | --prefix DIR] [--python PY]
@@ -24,9 +28,13 @@ install   registers the Jupyter kernel "${DISPLAY_NAME}" (kernelspec ${KERNEL_NA
           asked where those are (jupyter_client), with Jupyter's documented defaults when it cannot say.
 kernel    runs the kernel: tslab plus %remote, %%remote, %remote_agent and %remote_root.
 run       executes the notebook's code cells in a fresh kernel started in the notebook's directory, over the
-          Jupyter protocol, printing each cell's outputs; --output writes the executed notebook. A cell tagged
-          raises-exception may fail; any other failure stops the run (exit status 1). --agent sets the kernel's
-          TSLAB_REMOTE_AGENT; without it the kernel starts a private agent on loopback.`;
+          Jupyter protocol, printing each cell's outputs; --output writes the executed notebook, also when the run
+          stops early (with the outputs received so far). A cell tagged raises-exception may fail; any other
+          failure stops the run. A cell still running after --timeout SECONDS is interrupted (as Jupyter's interrupt
+          does: a remote call is cancelled on the agent) and stops the run, --allow-errors or not. --agent sets the
+          kernel's TSLAB_REMOTE_AGENT; without it the kernel starts a private agent on this machine.
+          Exit status: 0 every cell ran; 1 a cell failed, or the run did; 2 usage error; ${EXIT_TIMEOUT} a cell ran past
+          --timeout.`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -138,16 +146,25 @@ async function run(args: string[]): Promise<number> {
     allowErrors: Boolean(values['allow-errors']),
     ...(timeout ? { cellTimeoutMs: timeout * 1000 } : {}),
   });
-  if (values.output) {
-    fs.writeFileSync(path.resolve(values.output as string), `${JSON.stringify(result.notebook, null, 1)}\n`);
-  }
+  const wrote = values.output ? writeNotebook(result.notebook, values.output as string) : '';
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
+  const name = path.basename(file);
+  if (result.stopped?.why === 'timeout') {
+    process.stderr.write(`\n${name}: ${result.stopped.message}${wrote}\n`);
+    return EXIT_TIMEOUT;
+  }
   if (result.failed) {
-    process.stderr.write(`\n${path.basename(file)}: cell ${result.failed.index + 1} failed (${result.failed.ename}: ${result.failed.evalue}); stopped after ${seconds} s\n`);
+    process.stderr.write(`\n${name}: cell ${result.failed.index + 1} failed (${result.failed.ename}: ${result.failed.evalue}); stopped after ${seconds} s${wrote}\n`);
     return 1;
   }
-  process.stdout.write(`\n${path.basename(file)}: all cells ran in ${seconds} s${values.output ? `; wrote ${values.output}` : ''}\n`);
+  process.stdout.write(`\n${name}: all cells ran in ${seconds} s${wrote}\n`);
   return 0;
+}
+
+/** Writes the executed notebook; returns "; wrote FILE" for the closing line. */
+function writeNotebook(notebook: Notebook, output: string): string {
+  fs.writeFileSync(path.resolve(output), `${JSON.stringify(notebook, null, 1)}\n`);
+  return `; wrote ${output}`;
 }
 
 export function runCli(): void {

@@ -2,7 +2,9 @@
 // prints each cell's outputs. It is a small Jupyter client written in Node on zeromq (the package the kernel uses
 // already), so the batch mode needs no Python and no Jupyter install: a GPU host or a CI runner needs only Node.
 // It behaves like nbclient: cells run in order with stop_on_error, a cell tagged `raises-exception` may fail,
-// outputs (streams merged, display updates applied) are written back to the notebook with --output.
+// outputs (streams merged, display updates applied) are written back to the notebook with --output. A cell past the
+// timeout, or a stop request (Ctrl-C), is interrupted the way Jupyter interrupts (SIGINT to the kernel's process
+// group) and ends the run, keeping every output received so far.
 
 import { ChildProcess, spawn } from 'node:child_process';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
@@ -42,8 +44,12 @@ export interface RunOptions {
   agent?: string;
   /** Keep going after a failed cell (every cell may raise). */
   allowErrors?: boolean;
-  /** Per cell; default none. */
+  /** Per cell; default none. A cell still running then is interrupted and stops the run. */
   cellTimeoutMs?: number;
+  /** Aborting it (Ctrl-C) interrupts the running cell and stops the run. */
+  signal?: AbortSignal;
+  /** Aborting it (a second Ctrl-C) kills the kernel at once, without waiting for the interrupted cell to end. */
+  killSignal?: AbortSignal;
   /** Printing as cells run; default: to this process's stdout/stderr. */
   print?: (stream: 'stdout' | 'stderr', text: string) => void;
   /** Extra environment for the kernel. */
@@ -54,7 +60,28 @@ export interface RunResult {
   notebook: Notebook;
   /** The first cell whose error stopped the run, if any. */
   failed?: { index: number; ename: string; evalue: string };
+  /** Why the run was cut short: a cell ran past cellTimeoutMs, or `signal` aborted (between cells: no index). */
+  stopped?: { why: StopReason; index?: number; message: string };
 }
+
+/** What interrupted a cell: it ran past its timeout, or the caller asked to stop (Ctrl-C). */
+export type StopReason = 'timeout' | 'signal';
+
+export interface ExecuteResult {
+  executionCount: number | null;
+  outputs: NotebookOutput[];
+  /**
+   * The execute_reply's status; for an interrupted cell the kernel did not end, 'unanswered' (INTERRUPT_GRACE_MS
+   * passed) or 'died' (the kernel exited first).
+   */
+  status: string;
+  error?: { ename: string; evalue: string; traceback: string[] };
+  /** Set when the cell was interrupted. */
+  stopped?: StopReason;
+}
+
+/** How long an interrupted cell may take to end before the kernel is shut down under it. */
+export const INTERRUPT_GRACE_MS = 15_000;
 
 interface Message {
   header: { msg_id: string; msg_type: string; session: string; [key: string]: unknown };
@@ -79,19 +106,30 @@ export async function runNotebook(file: string, options: RunOptions = {}): Promi
   const print = options.print ?? ((stream, text) => (stream === 'stdout' ? process.stdout : process.stderr).write(text));
   const kernel = await KernelConnection.start(path.dirname(path.resolve(file)), options);
   let failed: RunResult['failed'];
+  let stopped: RunResult['stopped'];
   try {
     for (const [index, cell] of notebook.cells.entries()) {
       if (cell.cell_type !== 'code') continue;
+      if (options.signal?.aborted) {
+        stopped = { why: 'signal', message: 'stopped between cells' };
+        break;
+      }
       const source = cellSource(cell);
       cell.outputs = [];
       cell.execution_count = null;
       if (source.trim() === '') continue;
       const mayRaise = options.allowErrors || (cell.metadata.tags ?? []).includes('raises-exception');
-      const result = await kernel.execute(source, { stopOnError: !mayRaise, timeoutMs: options.cellTimeoutMs }, (output) => {
+      const result = await kernel.execute(source, { stopOnError: !mayRaise, timeoutMs: options.cellTimeoutMs, signal: options.signal }, (output) => {
         printOutput(output, print);
       }, (count) => print('stdout', `\nIn [${count}]: ${source.split('\n').join('\n   ...: ')}\n`));
       cell.execution_count = result.executionCount;
       cell.outputs = result.outputs;
+      if (result.stopped) {
+        stopped = stopOf(result, cellLabel(cell, index), index, options.cellTimeoutMs, options.killSignal?.aborted ?? false);
+        // The kernel's own error says the cell was interrupted; ours says why a timeout did, or what the kernel could not.
+        if (result.stopped === 'timeout' || unended(result.status, false)) cell.outputs.push(stopError(result.stopped, stopped.message));
+        break;
+      }
       if (result.error && !mayRaise) {
         failed = { index, ename: result.error.ename, evalue: result.error.evalue };
         break;
@@ -101,7 +139,35 @@ export async function runNotebook(file: string, options: RunOptions = {}): Promi
     await kernel.shutdown();
   }
   notebook.metadata.kernelspec = { name: 'tslab-remote', display_name: 'TypeScript (remote)', language: 'typescript' };
-  return { notebook, ...(failed ? { failed } : {}) };
+  return { notebook, ...(failed ? { failed } : {}), ...(stopped ? { stopped } : {}) };
+}
+
+/** "cell 3 (%remote train())": the cell's number among all cells and the first line of its source. */
+export function cellLabel(cell: NotebookCell, index: number): string {
+  const line = cellSource(cell).trim().split('\n')[0]!.trim();
+  return `cell ${index + 1} (${line.length > 60 ? `${line.slice(0, 59)}…` : line})`;
+}
+
+function stopOf(result: ExecuteResult, label: string, index: number, timeoutMs: number | undefined, killed: boolean): NonNullable<RunResult['stopped']> {
+  const why = result.stopped!;
+  const ending = unended(result.status, killed);
+  const message = why === 'timeout'
+    ? `${label} did not finish within ${(timeoutMs ?? 0) / 1000} s: interrupted it${ending}; use --timeout to allow longer`
+    : `interrupted ${label}${ending}`;
+  return { why, index, message };
+}
+
+/** What became of an interrupted cell the kernel did not end; '' when it did. */
+function unended(status: string, killed: boolean): string {
+  if (status === 'unanswered') return `, but it did not end within ${INTERRUPT_GRACE_MS / 1000} s, so the kernel was shut down`;
+  if (status === 'died') return killed ? ', then killed the kernel before the cell ended' : ', and the kernel exited before it ended the cell';
+  return '';
+}
+
+/** The error output that says, in the written notebook, why the cell ended. */
+function stopError(why: StopReason, message: string): NotebookOutput {
+  const ename = why === 'timeout' ? 'CellTimeoutError' : 'KeyboardInterrupt';
+  return { output_type: 'error', ename, evalue: message, traceback: [`${ename}: ${message}`] };
 }
 
 function printOutput(output: NotebookOutput, print: (stream: 'stdout' | 'stderr', text: string) => void): void {
@@ -172,8 +238,11 @@ export class KernelConnection {
     });
   }
 
-  /** Starts `tslab-remote kernel` in `cwd` with a fresh connection file and waits until it answers. */
-  static async start(cwd: string, options: { agent?: string; env?: NodeJS.ProcessEnv } = {}): Promise<KernelConnection> {
+  /**
+   * Starts `tslab-remote kernel` in `cwd` with a fresh connection file and waits until it answers. Aborting
+   * options.killSignal kills it.
+   */
+  static async start(cwd: string, options: { agent?: string; env?: NodeJS.ProcessEnv; killSignal?: AbortSignal } = {}): Promise<KernelConnection> {
     const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tslab-remote-run-'));
     const ports = await freePorts(5);
     const connection = {
@@ -191,8 +260,14 @@ export class KernelConnection {
     const configPath = path.join(tmpDir, 'kernel.json');
     fs.writeFileSync(configPath, JSON.stringify(connection), { mode: 0o600 });
     const env = { ...process.env, ...options.env, ...(options.agent ? { TSLAB_REMOTE_AGENT: options.agent } : {}) };
-    const child = spawn(process.execPath, [KERNEL_BIN, 'kernel', '--config-path', configPath], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    // A process group of its own, as jupyter_client starts kernels: a Ctrl-C at the terminal reaches this process
+    // only, which interrupts the kernel itself (once, and knowing it did), and the interrupt reaches the kernel only.
+    const child = spawn(process.execPath, [KERNEL_BIN, 'kernel', '--config-path', configPath], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     const kernel = new KernelConnection(child, connection, tmpDir);
+    const kill = (): void => kernel.kill();
+    options.killSignal?.addEventListener('abort', kill, { once: true });
+    child.once('exit', () => options.killSignal?.removeEventListener('abort', kill));
+    if (options.killSignal?.aborted) kill();
     await kernel.waitReady();
     return kernel;
   }
@@ -216,13 +291,18 @@ export class KernelConnection {
     throw new Error(`the kernel did not answer within ${timeoutMs / 1000} s; its log:\n${this.stderr}`);
   }
 
-  /** Runs one cell; resolves when its execute_reply and its idle status have both arrived. */
+  /**
+   * Runs one cell; resolves when its execute_reply and its idle status have both arrived. A cell past timeoutMs, or
+   * when options.signal aborts, is interrupted: the result then says so and holds the outputs received until the
+   * kernel ended the cell, or until INTERRUPT_GRACE_MS passed without that (status 'unanswered'), or until the kernel
+   * exited (status 'died').
+   */
   async execute(
     code: string,
-    options: { stopOnError: boolean; timeoutMs?: number },
+    options: { stopOnError: boolean; timeoutMs?: number; signal?: AbortSignal },
     onOutput: (output: NotebookOutput) => void = () => undefined,
     onStart: (count: number) => void = () => undefined,
-  ): Promise<{ executionCount: number | null; outputs: NotebookOutput[]; status: string; error?: { ename: string; evalue: string; traceback: string[] } }> {
+  ): Promise<ExecuteResult> {
     const outputs: NotebookOutput[] = [];
     const displays = new Map<string, number[]>();
     let idle!: () => void;
@@ -282,8 +362,15 @@ export class KernelConnection {
     });
     try {
       this.send(this.shell, 'execute_request', { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: options.stopOnError }, id);
-      const reply = await this.waitReply(id, options.timeoutMs);
-      if (!reply) throw new Error(`the cell did not finish within ${(options.timeoutMs ?? 0) / 1000} s`);
+      const replied = this.waitReply(id);
+      const stopped = await stopReason(replied, options.timeoutMs, options.signal);
+      if (stopped) this.interrupt();
+      const reply = stopped ? await within(replied, INTERRUPT_GRACE_MS) : await replied;
+      // Stopped, a kernel that died or never answered leaves the outputs so far: the caller shuts it down.
+      if (!reply || (stopped && reply.header.msg_type === 'kernel_died')) {
+        this.replies.delete(id);
+        return { executionCount, outputs, status: reply ? 'died' : 'unanswered', ...(error ? { error } : {}), stopped: stopped! };
+      }
       if (reply.header.msg_type === 'kernel_died') throw (reply.content.error as Error);
       await Promise.race([idleSeen, sleep(5_000)]);
       const status = reply.content.status as string;
@@ -292,7 +379,7 @@ export class KernelConnection {
         error = { ename: reply.content.ename as string, evalue: reply.content.evalue as string, traceback: (reply.content.traceback as string[]) ?? [] };
         push({ output_type: 'error', ...error });
       }
-      return { executionCount, outputs, status, ...(error ? { error } : {}) };
+      return { executionCount, outputs, status, ...(error ? { error } : {}), ...(stopped ? { stopped } : {}) };
     } finally {
       this.listeners.delete(id);
     }
@@ -303,9 +390,23 @@ export class KernelConnection {
     return this.child.pid;
   }
 
-  /** SIGINT to the kernel process, as Jupyter's interrupt does. */
+  /** SIGINT to the kernel's process group, as Jupyter's interrupt does (the kernelspec's interrupt_mode: signal). */
   interrupt(): void {
-    this.child.kill('SIGINT');
+    this.signalGroup('SIGINT');
+  }
+
+  /** SIGKILL to the kernel's process group; its private agent, in a group of its own, ends with it. */
+  kill(): void {
+    this.signalGroup('SIGKILL');
+  }
+
+  private signalGroup(signal: NodeJS.Signals): void {
+    if (this.exited || this.child.pid === undefined) return;
+    try {
+      process.kill(-this.child.pid, signal);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error; // exited meanwhile
+    }
   }
 
   async shutdown(): Promise<void> {
@@ -315,8 +416,8 @@ export class KernelConnection {
       const id = this.send(this.control, 'shutdown_request', { restart: false });
       await this.waitReply(id, 3_000);
       const exited = new Promise<void>((resolve) => (this.exited ? resolve() : this.child.once('exit', () => resolve())));
-      const timer = setTimeout(() => this.child.kill('SIGTERM'), 5_000);
-      const killer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+      const timer = setTimeout(() => this.signalGroup('SIGTERM'), 5_000);
+      const killer = setTimeout(() => this.kill(), 10_000);
       await exited;
       clearTimeout(timer);
       clearTimeout(killer);
@@ -382,6 +483,32 @@ async function freePorts(count: number): Promise<number[]> {
   const ports = servers.map((server) => (server.address() as net.AddressInfo).port);
   await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
   return ports;
+}
+
+/** Why a cell must be interrupted: 'timeout' after timeoutMs, 'signal' once `signal` aborts; undefined once `done` settles first. */
+function stopReason(done: Promise<unknown>, timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<StopReason | undefined> {
+  if (signal?.aborted) return Promise.resolve('signal');
+  return new Promise((resolve) => {
+    const timer = timeoutMs ? setTimeout(() => finish('timeout'), timeoutMs) : undefined;
+    const onAbort = (): void => finish('signal');
+    const finish = (why: StopReason | undefined): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(why);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    void done.then(() => finish(undefined));
+  });
+}
+
+/** `promise`'s value, or undefined when it takes longer than `ms` (the timer cleared either way: no late wake-up). */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,12 +1,16 @@
-// The `tslab-remote` command line: where `install` puts the kernelspec, and usage errors.
+// The `tslab-remote` command line: where `install` puts the kernelspec, usage errors, and how `run` ends a cell past
+// --timeout: a message naming the cell, the partial notebook written, no process left, its exit status.
 
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
-import { CLI, jupyterAvailability, PYTHON } from './jupyter-support';
+import { connect } from '../../../kernel-ext/agent-client';
+import { INTERRUPT_GRACE_MS } from '../../../kernel-ext/kernel/headless';
+import { AgentProcess, isAlive, startAgent, waitFor } from '../../support/agent-process';
+import { CLI, ExecutedNotebook, jupyterAvailability, PYTHON, textOf } from './jupyter-support';
 
 function cli(args: string[], env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
   const result = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
@@ -45,5 +49,172 @@ describe('tslab-remote command line', function () {
     const help = cli(['--help']);
     expect(help.code).to.equal(0);
     expect(help.stdout).to.include('tslab-remote install').and.include('tslab-remote run NOTEBOOK.ipynb');
+  });
+
+  it('documents the exit statuses of run in --help', () => {
+    const help = cli(['--help']).stdout.replace(/\s+/g, ' ');
+    expect(help).to.include('Exit status: 0 every cell ran; 1 a cell failed, or the run did; 2 usage error; 124 a cell ran past --timeout');
+  });
+});
+
+/** `tslab-remote run` as a shell runs a job: in a process group of its own, so a SIGINT to the group is a Ctrl-C. */
+interface RunJob {
+  readonly stdout: string;
+  readonly stderr: string;
+  /** Signals the job's process group, as the terminal does. */
+  signal(signal: NodeJS.Signals): void;
+  /** The exit code; fails, killing the job, if it has not ended within `limitMs`. */
+  ended(limitMs: number): Promise<number | null>;
+}
+
+function startRun(args: string[]): RunJob {
+  const env = { ...process.env };
+  delete env.TSLAB_REMOTE_AGENT;
+  const child = spawn(process.execPath, [CLI, 'run', ...args], { env, detached: true });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const signal = (name: NodeJS.Signals): void => {
+    if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, name);
+  };
+  return {
+    get stdout() {
+      return stdout;
+    },
+    get stderr() {
+      return stderr;
+    },
+    signal,
+    async ended(limitMs) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), limitMs)));
+      const code = await Promise.race([exited, late]);
+      clearTimeout(timer);
+      if (code !== 'late') return code;
+      signal('SIGKILL');
+      throw new Error(`tslab-remote run did not end within ${limitMs / 1000} s; stdout:\n${stdout}\nstderr:\n${stderr}`);
+    },
+  };
+}
+
+function notebookOf(cells: { markdown?: string; code?: string }[]): object {
+  return {
+    cells: cells.map((cell) =>
+      cell.markdown !== undefined
+        ? { cell_type: 'markdown', source: cell.markdown, metadata: {} }
+        : { cell_type: 'code', source: cell.code, metadata: {}, outputs: [], execution_count: null },
+    ),
+    metadata: {},
+    nbformat: 4,
+    nbformat_minor: 5,
+  };
+}
+
+function pidIn(text: string, label: string): number {
+  const pid = Number(new RegExp(`${label} (\\d+)`).exec(text)?.[1]);
+  if (!(pid > 0)) throw new Error(`no "${label} PID" in:\n${text}`);
+  return pid;
+}
+
+/**
+ * A cell the kernel's interrupt cannot end: it takes SIGINT away from the kernel (a no-op, not death), then waits.
+ * After an await: while a cell runs synchronously, Node's vm (breakOnSigint) holds the listeners aside.
+ */
+const IGNORES_INTERRUPTS = [
+  'await null // leave the synchronous part first',
+  "process.removeAllListeners('SIGINT')",
+  "process.on('SIGINT', () => undefined)",
+  "console.log('ignoring interrupts')",
+  'await new Promise((resolve) => setTimeout(resolve, 600_000))',
+].join('\n');
+
+describe('tslab-remote run: cells past --timeout', function () {
+  this.timeout(300_000);
+  // The slow cells wait ten minutes: a run that ends within RUN_LIMIT_MS was cut short by the timeout or the signal.
+  const RUN_LIMIT_MS = 150_000;
+  // Generous: on a loaded machine the first cells (tslab's first compile, connecting to the agent) must fit in it.
+  const TIMEOUT_S = 10;
+  let dir: tmp.DirectoryResult;
+  let agent: AgentProcess | undefined;
+  const pids: number[] = [];
+
+  beforeEach(async () => {
+    dir = await tmp.dir({ unsafeCleanup: true, prefix: 'tslab-remote-run-' });
+  });
+  afterEach(async () => {
+    for (const pid of pids.splice(0)) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    await agent?.stop();
+    agent = undefined;
+    await dir.cleanup();
+  });
+
+  function write(name: string, cells: { markdown?: string; code?: string }[]): string {
+    const file = path.join(dir.path, name);
+    fs.writeFileSync(file, JSON.stringify(notebookOf(cells)));
+    return file;
+  }
+
+  it('interrupts a remote cell past --timeout: names it, cancels the call on the agent, writes the partial notebook, exits 124', async () => {
+    agent = await startAgent();
+    const file = write('slow.ipynb', [
+      { markdown: '# A cell that outlives --timeout' },
+      { code: "const kernelPid = process.pid\nconsole.log('kernel pid', kernelPid)" },
+      { code: "%remote (async () => {\n  console.log('started on worker', process.pid)\n  await new Promise((resolve) => setTimeout(resolve, 600_000))\n})()" },
+      { code: "console.log('never runs')" },
+    ]);
+    const out = path.join(dir.path, 'out.ipynb');
+    const run = startRun([file, '--agent', agent.endpoint, '--timeout', String(TIMEOUT_S), '--output', out]);
+    const code = await run.ended(RUN_LIMIT_MS);
+    const kernelPid = pidIn(run.stdout, 'kernel pid');
+    pids.push(kernelPid);
+
+    const message = `cell 3 (%remote (async () => {) did not finish within ${TIMEOUT_S} s: interrupted it; use --timeout to allow longer`;
+    expect(code, run.stderr).to.equal(124);
+    expect(run.stderr).to.include(`\nslow.ipynb: ${message}; wrote ${out}\n`);
+    expect(run.stderr).not.to.match(/\n\s+at /); // no stack trace
+    expect(run.stdout).to.include('started on worker').and.not.include('never runs');
+
+    const notebook = JSON.parse(fs.readFileSync(out, 'utf8')) as ExecutedNotebook;
+    expect(textOf(notebook.cells[1]!)).to.equal(`kernel pid ${kernelPid}\n`);
+    const slow = notebook.cells[2]!;
+    expect(slow.execution_count).to.equal(2);
+    expect(textOf(slow)).to.match(/started on worker \d+\n/);
+    const [interrupted, timedOut] = (slow.outputs ?? []).filter((o) => o.output_type === 'error');
+    expect(interrupted, textOf(slow)).to.deep.include({ ename: 'KeyboardInterrupt' });
+    expect(interrupted!.evalue).to.include('was cancelled');
+    expect(timedOut).to.deep.equal({ output_type: 'error', ename: 'CellTimeoutError', evalue: message, traceback: [`CellTimeoutError: ${message}`] });
+    expect(slow.outputs!.at(-1)).to.equal(timedOut);
+    expect(notebook.cells[3]).to.deep.include({ execution_count: null, outputs: [] });
+
+    // The kernel is gone; the shared agent is not, and runs nothing for it any more.
+    expect(isAlive(kernelPid)).to.equal(false);
+    expect(isAlive(agent.process.pid!)).to.equal(true);
+    const client = await connect(agent.endpoint);
+    try {
+      const { workers } = await client.status();
+      expect(workers.filter((w) => w.state === 'busy' || w.queued > 0)).to.deep.equal([]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('shuts the kernel down when the timed-out cell ignores the interrupt, and still writes the notebook', async () => {
+    const file = write('stubborn.ipynb', [{ code: "console.log('kernel pid', process.pid)" }, { code: IGNORES_INTERRUPTS }]);
+    const out = path.join(dir.path, 'out.ipynb');
+    const run = startRun([file, '--timeout', String(TIMEOUT_S), '--output', out]);
+    const code = await run.ended(RUN_LIMIT_MS);
+    const kernelPid = pidIn(run.stdout, 'kernel pid');
+    pids.push(kernelPid);
+
+    const message =
+      `cell 2 (await null // leave the synchronous part first) did not finish within ${TIMEOUT_S} s: interrupted it, but it did not end ` +
+      `within ${INTERRUPT_GRACE_MS / 1000} s, so the kernel was shut down; use --timeout to allow longer`;
+    expect(code, run.stderr).to.equal(124);
+    expect(run.stderr).to.include(`\nstubborn.ipynb: ${message}; wrote ${out}\n`);
+    const notebook = JSON.parse(fs.readFileSync(out, 'utf8')) as ExecutedNotebook;
+    expect(textOf(notebook.cells[1]!)).to.equal(`ignoring interrupts\nCellTimeoutError: ${message}\nCellTimeoutError: ${message}\n`);
+    expect(isAlive(kernelPid)).to.equal(false);
   });
 });
