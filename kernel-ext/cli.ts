@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import type { Notebook } from './kernel/headless';
+import type { Notebook, RunResult } from './kernel/headless';
 
 export const KERNEL_NAME = 'tslab-remote';
 export const DISPLAY_NAME = 'TypeScript (remote)';
@@ -31,10 +31,11 @@ run       executes the notebook's code cells in a fresh kernel started in the no
           Jupyter protocol, printing each cell's outputs; --output writes the executed notebook, also when the run
           stops early (with the outputs received so far). A cell tagged raises-exception may fail; any other
           failure stops the run. A cell still running after --timeout SECONDS is interrupted (as Jupyter's interrupt
-          does: a remote call is cancelled on the agent) and stops the run, --allow-errors or not. --agent sets the
-          kernel's TSLAB_REMOTE_AGENT; without it the kernel starts a private agent on this machine.
+          does: a remote call is cancelled on the agent) and stops the run, --allow-errors or not. Ctrl-C (or SIGTERM,
+          SIGHUP) does the same to the running cell; a second one kills the kernel. --agent sets the kernel's
+          TSLAB_REMOTE_AGENT; without it the kernel starts a private agent on this machine.
           Exit status: 0 every cell ran; 1 a cell failed, or the run did; 2 usage error; ${EXIT_TIMEOUT} a cell ran past
-          --timeout.`;
+          --timeout; 130 Ctrl-C (SIGINT), 143 SIGTERM, 129 SIGHUP.`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -141,14 +142,31 @@ async function run(args: string[]): Promise<number> {
   if (timeout !== undefined && !(timeout > 0)) throw new UsageError('--timeout needs a positive number of seconds');
   const { runNotebook } = await import('./kernel/headless');
   const started = Date.now();
-  const result = await runNotebook(file, {
-    ...(values.agent ? { agent: values.agent as string } : {}),
-    allowErrors: Boolean(values['allow-errors']),
-    ...(timeout ? { cellTimeoutMs: timeout * 1000 } : {}),
-  });
+  const stop = stopOnSignals();
+  let result: RunResult;
+  try {
+    result = await runNotebook(file, {
+      ...(values.agent ? { agent: values.agent as string } : {}),
+      allowErrors: Boolean(values['allow-errors']),
+      ...(timeout ? { cellTimeoutMs: timeout * 1000 } : {}),
+      signal: stop.signal,
+      killSignal: stop.killSignal,
+    });
+  } catch (error) {
+    if (!stop.received) throw error;
+    process.stderr.write(`\n${path.basename(file)}: ${stop.received}: stopped (${(error as Error).message.split('\n')[0]})\n`);
+    return signalStatus(stop.received);
+  } finally {
+    stop.dispose();
+  }
   const wrote = values.output ? writeNotebook(result.notebook, values.output as string) : '';
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
   const name = path.basename(file);
+  // A signal first: whoever sent it (a shell, a CI runner) expects its status, even if a timeout came before.
+  if (stop.received) {
+    process.stderr.write(`\n${name}: ${stop.received}: ${result.stopped ? `${result.stopped.message}; ` : ''}stopped after ${seconds} s${wrote}\n`);
+    return signalStatus(stop.received);
+  }
   if (result.stopped?.why === 'timeout') {
     process.stderr.write(`\n${name}: ${result.stopped.message}${wrote}\n`);
     return EXIT_TIMEOUT;
@@ -165,6 +183,45 @@ async function run(args: string[]): Promise<number> {
 function writeNotebook(notebook: Notebook, output: string): string {
   fs.writeFileSync(path.resolve(output), `${JSON.stringify(notebook, null, 1)}\n`);
   return `; wrote ${output}`;
+}
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/**
+ * While a run lasts, SIGINT (Ctrl-C), SIGTERM and SIGHUP stop it instead of ending this process: the kernel, in a
+ * process group of its own, would otherwise outlive us, and the outputs so far would be lost. The first signal
+ * interrupts the running cell and stops the run; a second kills the kernel at once.
+ */
+function stopOnSignals(): { signal: AbortSignal; killSignal: AbortSignal; readonly received?: NodeJS.Signals; dispose(): void } {
+  const stop = new AbortController();
+  const kill = new AbortController();
+  let received: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (received) {
+      process.stderr.write(`\ntslab-remote: ${signal === received ? `${signal} again` : signal}: killing the kernel\n`);
+      kill.abort();
+      return;
+    }
+    received = signal;
+    process.stderr.write(`\ntslab-remote: ${signal}: interrupting the running cell and stopping (again to kill the kernel)\n`);
+    stop.abort();
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  return {
+    signal: stop.signal,
+    killSignal: kill.signal,
+    get received() {
+      return received;
+    },
+    dispose: () => {
+      for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+    },
+  };
+}
+
+/** 128 + the signal's number, as a shell reports a process ended by it. */
+function signalStatus(signal: NodeJS.Signals): number {
+  return 128 + os.constants.signals[signal];
 }
 
 export function runCli(): void {

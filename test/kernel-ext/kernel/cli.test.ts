@@ -1,5 +1,5 @@
 // The `tslab-remote` command line: where `install` puts the kernelspec, usage errors, and how `run` ends a cell past
-// --timeout: a message naming the cell, the partial notebook written, no process left, its exit status.
+// --timeout or on Ctrl-C: a message naming the cell, the partial notebook written, no process left, its exit status.
 
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
@@ -53,7 +53,7 @@ describe('tslab-remote command line', function () {
 
   it('documents the exit statuses of run in --help', () => {
     const help = cli(['--help']).stdout.replace(/\s+/g, ' ');
-    expect(help).to.include('Exit status: 0 every cell ran; 1 a cell failed, or the run did; 2 usage error; 124 a cell ran past --timeout');
+    expect(help).to.include('Exit status: 0 every cell ran; 1 a cell failed, or the run did; 2 usage error; 124 a cell ran past --timeout; 130 Ctrl-C (SIGINT)');
   });
 });
 
@@ -130,7 +130,7 @@ const IGNORES_INTERRUPTS = [
   'await new Promise((resolve) => setTimeout(resolve, 600_000))',
 ].join('\n');
 
-describe('tslab-remote run: cells past --timeout', function () {
+describe('tslab-remote run: cells past --timeout, and Ctrl-C', function () {
   this.timeout(300_000);
   // The slow cells wait ten minutes: a run that ends within RUN_LIMIT_MS was cut short by the timeout or the signal.
   const RUN_LIMIT_MS = 150_000;
@@ -217,4 +217,61 @@ describe('tslab-remote run: cells past --timeout', function () {
     expect(textOf(notebook.cells[1]!)).to.equal(`ignoring interrupts\nCellTimeoutError: ${message}\nCellTimeoutError: ${message}\n`);
     expect(isAlive(kernelPid)).to.equal(false);
   });
+
+  it('on Ctrl-C interrupts the running cell, writes the partial notebook, shuts the kernel and its agent down, exits 130', async () => {
+    const file = write('local.ipynb', [
+      { code: '%remote_agent --local' },
+      { code: '%remote_agent' },
+      { code: "%remote console.log('worker pid', process.pid)" },
+      { code: "console.log('kernel pid', process.pid)" },
+      { code: "console.log('waiting')\nawait new Promise((resolve) => setTimeout(resolve, 600_000))" },
+      { code: "console.log('never runs')" },
+    ]);
+    const out = path.join(dir.path, 'out.ipynb');
+    const run = startRun([file, '--output', out]);
+    await waitFor(() => run.stdout.includes('waiting\n'), RUN_LIMIT_MS, 'the run to reach the waiting cell');
+    const [agentPid, workerPid, kernelPid] = [pidIn(run.stdout, 'agent pid'), pidIn(run.stdout, 'worker pid'), pidIn(run.stdout, 'kernel pid')];
+    pids.push(kernelPid, agentPid, workerPid);
+    run.signal('SIGINT');
+    const code = await run.ended(RUN_LIMIT_MS);
+
+    expect(code, run.stderr).to.equal(130);
+    expect(run.stderr).to.include('tslab-remote: SIGINT: interrupting the running cell and stopping (again to kill the kernel)\n');
+    expect(run.stderr).to.match(new RegExp(`\\nlocal\\.ipynb: SIGINT: interrupted cell 5 \\(console\\.log\\('waiting'\\)\\); stopped after [\\d.]+ s; wrote ${out}\\n`));
+    expect(run.stdout).not.to.include('never runs');
+    const notebook = JSON.parse(fs.readFileSync(out, 'utf8')) as ExecutedNotebook;
+    const waiting = notebook.cells[4]!;
+    expect(waiting.execution_count).to.equal(5);
+    expect(waiting.outputs![0]).to.deep.equal({ output_type: 'stream', name: 'stdout', text: 'waiting\n' });
+    expect(waiting.outputs!.slice(1).map((o) => o.output_type)).to.deep.equal(['error']); // tslab's, for its interrupt
+    expect(notebook.cells[5]).to.deep.include({ execution_count: null, outputs: [] });
+    expect(isAlive(kernelPid), 'kernel').to.equal(false);
+    expect(isAlive(agentPid), 'private agent').to.equal(false);
+    await waitFor(() => !isAlive(workerPid), 15_000, `the private agent's worker (pid ${workerPid}) to end`);
+  });
+
+  it('on a second Ctrl-C kills a kernel whose cell ignores the interrupt, writes the notebook, exits 130', async () => {
+    const file = write('stubborn.ipynb', [{ code: "console.log('kernel pid', process.pid)" }, { code: IGNORES_INTERRUPTS }]);
+    const out = path.join(dir.path, 'out.ipynb');
+    const run = startRun([file, '--output', out]);
+    await waitFor(() => run.stdout.includes('ignoring interrupts\n'), RUN_LIMIT_MS, 'the run to reach the stubborn cell');
+    const kernelPid = pidIn(run.stdout, 'kernel pid');
+    pids.push(kernelPid);
+    run.signal('SIGINT');
+    await waitFor(() => run.stderr.includes('interrupting the running cell'), RUN_LIMIT_MS, 'the run to take the first Ctrl-C');
+    run.signal('SIGINT');
+    const code = await run.ended(RUN_LIMIT_MS);
+
+    const message = 'interrupted cell 2 (await null // leave the synchronous part first), then killed the kernel before the cell ended';
+    expect(code, run.stderr).to.equal(130);
+    expect(run.stderr).to.include('tslab-remote: SIGINT again: killing the kernel\n');
+    expect(run.stderr).to.match(new RegExp(`\\nstubborn\\.ipynb: SIGINT: ${escape(message)}; stopped after [\\d.]+ s; wrote ${out}\\n`));
+    const notebook = JSON.parse(fs.readFileSync(out, 'utf8')) as ExecutedNotebook;
+    expect(textOf(notebook.cells[1]!)).to.equal(`ignoring interrupts\nKeyboardInterrupt: ${message}\nKeyboardInterrupt: ${message}\n`);
+    expect(isAlive(kernelPid)).to.equal(false);
+  });
 });
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
