@@ -91,6 +91,7 @@ export async function startKernel(options: KernelOptions): Promise<RunningKernel
   process.on('unhandledRejection', (reason) => {
     console.error('UnhandledPromiseRejection:', reason);
   });
+  watchParent(() => void shutdown().then(() => process.exit(0)));
   server.whenClosed(() => {
     queue.restoreStdio();
     void shutdown().then(() => process.exit(0));
@@ -98,3 +99,22 @@ export async function startKernel(options: KernelOptions): Promise<RunningKernel
   await server.init();
   return { server, runner, shutdown };
 }
+
+/**
+ * Like ipykernel's parent poller: when started by a Jupyter client (which sets JPY_PARENT_PID), a kernel whose
+ * parent died without shutting it down (a crashed server, a killed `tslab-remote run`) is re-parented; it then ends
+ * itself, and its private agents with it, instead of lingering.
+ */
+function watchParent(onGone: () => void): void {
+  if (!process.env.JPY_PARENT_PID) return;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    console.error(`tslab-remote kernel: parent process ${parent} is gone; shutting down`);
+    onGone();
+  }, PARENT_POLL_MS);
+  timer.unref();
+}
+
+const PARENT_POLL_MS = 1_000;

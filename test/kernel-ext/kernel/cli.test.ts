@@ -250,6 +250,23 @@ describe('tslab-remote run: cells past --timeout, and Ctrl-C', function () {
     await waitFor(() => !isAlive(workerPid), 15_000, `the private agent's worker (pid ${workerPid}) to end`);
   });
 
+  it('ends the kernel and its private agent when run itself is killed (SIGKILL): the kernel watches its parent', async () => {
+    const file = write('orphan.ipynb', [
+      { code: '%remote_agent --local' },
+      { code: '%remote_agent' },
+      { code: "console.log('kernel pid', process.pid)" },
+      { code: "console.log('waiting')\nawait new Promise((resolve) => setTimeout(resolve, 600_000))" },
+    ]);
+    const run = startRun([file]);
+    await waitFor(() => run.stdout.includes('waiting\n'), RUN_LIMIT_MS, 'the run to reach the waiting cell');
+    const [agentPid, kernelPid] = [pidIn(run.stdout, 'agent pid'), pidIn(run.stdout, 'kernel pid')];
+    pids.push(kernelPid, agentPid);
+    run.signal('SIGKILL'); // no chance to stop anything: only the kernel's own watch can end it
+    await run.ended(RUN_LIMIT_MS);
+    await waitFor(() => !isAlive(kernelPid), 15_000, `the orphaned kernel (pid ${kernelPid}) to end itself`);
+    await waitFor(() => !isAlive(agentPid), 15_000, `its private agent (pid ${agentPid}) to end`);
+  });
+
   it('on a second Ctrl-C kills a kernel whose cell ignores the interrupt, writes the notebook, exits 130', async () => {
     const file = write('stubborn.ipynb', [{ code: "console.log('kernel pid', process.pid)" }, { code: IGNORES_INTERRUPTS }]);
     const out = path.join(dir.path, 'out.ipynb');
