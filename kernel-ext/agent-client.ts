@@ -22,6 +22,7 @@ import {
 import { parseHeader, validateReply } from '../protocol/validate';
 import { decodeValue, encodeValue } from '../protocol/values';
 import { unpickle } from '../protocol/pickle';
+import { abortable, AbortError, afterPendingEvents } from './abort';
 import { localRegistry, pickleCall, requireLoaded } from './pickle';
 import { ConnectionWatch } from './connection-watch';
 import { LocalSnapshot, zipFiles } from './snapshot';
@@ -44,6 +45,8 @@ export interface ConnectOptions {
   clientName?: string;
   /** CurveZMQ: the agent's public key and this client's key pair (Z85); required for agents serving with --keys. */
   curve?: ClientCurve;
+  /** Gives up waiting for the welcome: the half-made socket is closed and connect rejects with an AbortError. */
+  signal?: AbortSignal;
 }
 
 export interface ClientCurve {
@@ -63,6 +66,11 @@ export interface JobSettings {
   /** The job's working directory, relative to the snapshot root (the notebook's directory). */
   cwd?: JobOptions['cwd'];
   onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
+  /**
+   * Aborted before the job is sent, it is not sent and its result rejects with an AbortError; after, the job is
+   * cancelled on the agent (its result rejects with CANCELLED, unless it already ended).
+   */
+  signal?: AbortSignal;
 }
 
 export interface JobRequest extends JobSettings {
@@ -100,6 +108,11 @@ export interface UploadOptions {
   onProgress?: (progress: UploadProgress) => void;
   /** Content bytes per archive; default UPLOAD_BATCH_BYTES. */
   batchBytes?: number;
+  /**
+   * Stops the transfer before its next request (an archive already handed over still travels) and rejects with an
+   * AbortError. Concurrent uploads of one snapshot share one transfer, and so the signal of the first.
+   */
+  signal?: AbortSignal;
 }
 
 /** Big enough that per-request overhead vanishes, small enough for progress to move every fraction of a second. */
@@ -130,11 +143,17 @@ const DEFAULTS = { connectTimeoutMs: 10_000, heartbeatMs: 1_000, heartbeatTimeou
 /** How long one send may wait for ZeroMQ to take it before the request is held again. */
 const SEND_TIMEOUT_MS = 500;
 
-/** Connects to an agent and waits for its welcome; fails with AGENT_UNREACHABLE when none answers in time. */
+/**
+ * Connects to an agent and waits for its welcome; fails with AGENT_UNREACHABLE when none answers in time, and with an
+ * AbortError when `options.signal` aborts first.
+ */
 export async function connect(endpoint: string, options: ConnectOptions = {}): Promise<AgentClient> {
-  const client = new AgentClient(endpoint, { ...DEFAULTS, ...options });
+  const { signal, ...settings } = options;
+  const aborted = (): AbortError => new AbortError(`gave up connecting to ${endpoint}: aborted before the agent answered`);
+  if (signal?.aborted) throw aborted();
+  const client = new AgentClient(endpoint, { ...DEFAULTS, ...settings });
   try {
-    await client.hello(options.clientName ?? `tslab-remote client pid ${process.pid}`);
+    await abortable(client.hello(options.clientName ?? `tslab-remote client pid ${process.pid}`), signal, aborted);
   } catch (error) {
     await client.close();
     throw error;
@@ -168,7 +187,7 @@ export class AgentClient {
 
   constructor(
     readonly endpoint: string,
-    private readonly options: typeof DEFAULTS & ConnectOptions,
+    private readonly options: typeof DEFAULTS & Omit<ConnectOptions, 'signal'>,
   ) {
     // immediate: nothing queues for a connection that is not up, so a call the client gave up on is never delivered
     // later; sendTimeout bounds how long a send waits for one. A dead agent process closes the connection (a
@@ -244,6 +263,10 @@ export class AgentClient {
 
   private async transfer(snapshot: LocalSnapshot, options: UploadOptions): Promise<UploadReport> {
     const report: UploadReport = { snapshot: snapshot.hash, filesSent: 0, bytesSent: 0 };
+    const checkAborted = (): void => {
+      if (options.signal?.aborted) throw new AbortError(`stopped uploading snapshot ${snapshot.hash.slice(0, 12)}: aborted`);
+    };
+    checkAborted();
     let status = await this.snapshotRequest({ type: 'snapshot.check', snapshot: snapshot.hash, files: snapshot.files });
     // A blob the agent reported present may be evicted before the upload lands: ask again, a bounded number of times.
     for (let round = 0; round < 3 && !status.ready; round++) {
@@ -254,6 +277,7 @@ export class AgentClient {
       for (const batch of batches(toSend, options.batchBytes ?? UPLOAD_BATCH_BYTES)) {
         const archive = await zipFiles(snapshot, batch);
         this.checkBound('maxArchiveBytes', archive.length, 'the upload archive', '--max-archive-mb');
+        checkAborted();
         status = await this.snapshotRequest({ type: 'snapshot.upload', snapshot: snapshot.hash, files: snapshot.files }, archive);
         sentBytes += batch.reduce((sum, file) => sum + file.size, 0);
         report.filesSent += batch.length;
@@ -307,21 +331,42 @@ export class AgentClient {
     const id = this.newId();
     const options: JobOptions = { timeoutMs: job.timeoutMs, worker: job.worker, cwd: job.cwd };
     const header = { type: 'call' as const, snapshot: job.snapshot ?? null, code, options };
+    const { signal } = job;
+    // Without a signal the call is sent before start() returns; with one, a moment later (see below).
+    let state: 'encoding' | 'sent' | 'dropped' = 'encoding';
     const result = new Promise<T>((resolve, reject) => {
       const args = encodeArgs();
       for (const frame of args) this.checkBound('maxMessageBytes', frame.byteLength, 'an argument frame', '--max-message-mb');
-      this.send(id, header, args, {
-        isJob: true,
-        fail: reject,
-        notice: (text) => job.onOutput?.('stderr', text),
-        onReply: (reply, payload) => {
-          if (reply.type === 'output') job.onOutput?.(reply.stream, reply.text);
-          else if (reply.type === 'result') resolve(decode(payload));
-          else reject(unexpected(reply));
-        },
+      const send = (): void => {
+        state = 'sent';
+        this.send(id, header, args, {
+          isJob: true,
+          fail: reject,
+          notice: (text) => job.onOutput?.('stderr', text),
+          onReply: (reply, payload) => {
+            if (reply.type === 'output') job.onOutput?.(reply.stream, reply.text);
+            else if (reply.type === 'result') resolve(decode(payload));
+            else reject(unexpected(reply));
+          },
+        });
+      };
+      if (!signal) return send();
+      // Encoding is synchronous and may take long: an abort caused by something that happened meanwhile (a SIGINT)
+      // only comes once the event loop turns, and must still keep the call from being sent.
+      void afterPendingEvents().then(() => {
+        if (state === 'dropped') return reject(new RemoteError(localError('CANCELLED', `call ${id} was cancelled before it was sent`)));
+        if (signal.aborted) return reject(new AbortError(`call ${id} was not sent: aborted`));
+        send();
+        const cancel = (): void => void this.cancel(id).catch(() => undefined);
+        signal.addEventListener('abort', cancel, { once: true });
+        void result.catch(() => undefined).finally(() => signal.removeEventListener('abort', cancel));
       });
     });
-    return { id, result, cancel: () => this.cancel(id) };
+    const cancel = async (): Promise<void> => {
+      if (state === 'sent') return this.cancel(id);
+      state = 'dropped';
+    };
+    return { id, result, cancel };
   }
 
   /** Refuses locally what the agent would refuse, naming its bound, instead of sending it across the network. */

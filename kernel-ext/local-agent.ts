@@ -10,6 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
+import { AbortError } from './abort';
+
 const AGENT_BIN = path.resolve(__dirname, '..', '..', 'bin', 'remote-agent.js');
 /** The agent's stderr (its log) kept in memory: the most recent part, enough for any error report. */
 const LOG_TAIL_BYTES = 256 * 1024;
@@ -40,9 +42,12 @@ export interface LocalAgentOptions {
   detached?: boolean;
   /** Remove the workdir when the agent stops (`serve --ephemeral`): the parent may be gone by then. */
   ephemeral?: boolean;
+  /** Gives up waiting for the agent to listen: it is killed and the promise rejects with an AbortError. */
+  signal?: AbortSignal;
 }
 
 export async function startLocalAgent(options: LocalAgentOptions = {}): Promise<LocalAgent> {
+  if (options.signal?.aborted) throw startAborted();
   const workdir = options.workdir ?? (await privateDir());
   const bind = await defaultBind(options, workdir);
   const flags = ['--exit-with-parent', ...(options.ephemeral ? ['--ephemeral'] : [])];
@@ -57,7 +62,7 @@ export async function startLocalAgent(options: LocalAgentOptions = {}): Promise<
   child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   if (bind.cleanup) void exited.then(bind.cleanup);
-  const endpoint = await listeningEndpoint(child, exited, options.startTimeoutMs ?? 15_000, () => stderr.text());
+  const endpoint = await listeningEndpoint(child, exited, { timeoutMs: options.startTimeoutMs ?? 15_000, signal: options.signal }, () => stderr.text());
   if (options.detached) {
     child.unref();
     for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as unknown as { unref?(): void }).unref?.();
@@ -117,29 +122,46 @@ class LogTail {
   }
 }
 
-/** Waits for the agent's first stdout line, which names the endpoint it bound. */
+function startAborted(): AbortError {
+  return new AbortError('gave up starting the local agent: aborted before it was listening');
+}
+
+/**
+ * Waits for the agent's first stdout line, which names the endpoint it bound. An agent given up on (too slow, or
+ * aborted) is killed: it has served nothing yet, so there is nothing to wind down.
+ */
 function listeningEndpoint(
   child: ChildProcess,
   exited: Promise<number | null>,
-  timeoutMs: number,
+  wait: { timeoutMs: number; signal?: AbortSignal },
   stderr: () => string,
 ): Promise<string> {
   return new Promise<string>((resolve, reject) => {
     let stdout = '';
-    const timer = setTimeout(() => {
+    const giveUp = (error: Error): void => {
       child.kill('SIGKILL');
-      reject(new Error(`the local agent did not start within ${timeoutMs / 1000} s; its log:\n${stderr()}`));
-    }, timeoutMs);
+      reject(error);
+    };
+    const onAbort = (): void => giveUp(startAborted());
+    const timer = setTimeout(
+      () => giveUp(new Error(`the local agent did not start within ${wait.timeoutMs / 1000} s; its log:\n${stderr()}`)),
+      wait.timeoutMs,
+    );
+    wait.signal?.addEventListener('abort', onAbort, { once: true });
+    const settled = (): void => {
+      clearTimeout(timer);
+      wait.signal?.removeEventListener('abort', onAbort);
+    };
     child.stdout!.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
       const match = /^remote-agent listening on (\S+)$/m.exec(stdout);
       if (match) {
-        clearTimeout(timer);
+        settled();
         resolve(match[1]!);
       }
     });
     void exited.then((code) => {
-      clearTimeout(timer);
+      settled();
       reject(new Error(`the local agent exited with code ${code} before listening; its log:\n${stderr()}`));
     });
   });

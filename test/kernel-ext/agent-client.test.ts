@@ -1,12 +1,12 @@
 // The client library against real agents: it never hangs. No agent, a dead agent and a restarted agent each end
-// pending requests with their own error code.
+// pending requests with their own error code; an aborted connect or call gives up at once, sending nothing more.
 
 import { expect } from 'chai';
 import * as net from 'node:net';
 
 import { connect } from '../../kernel-ext/agent-client';
 import { RemoteError } from '../../protocol/errors';
-import { remoteCodeOf } from '../support/rejection';
+import { rejectionOf, remoteCodeOf } from '../support/rejection';
 import { isAlive, startAgent, waitFor } from '../support/agent-process';
 
 async function freePort(): Promise<number> {
@@ -15,6 +15,29 @@ async function freePort(): Promise<number> {
   const port = (server.address() as net.AddressInfo).port;
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** A TCP server that accepts connections and never says a word: a ZeroMQ handshake with it never completes. */
+async function silentServer(): Promise<{ endpoint: string; accepted: () => number; open: () => number; close: () => Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  let accepted = 0;
+  const server = net.createServer((socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.on('close', () => sockets.delete(socket));
+    socket.resume(); // reads (and drops) what the client says, and so sees it hang up
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    endpoint: `tcp://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    accepted: () => accepted,
+    open: () => sockets.size,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
 }
 
 describe('kernel-ext agent client', function () {
@@ -31,6 +54,55 @@ describe('kernel-ext agent client', function () {
       expect((error as Error).message).to.include(endpoint).and.include('remote-agent serve');
     }
     expect(Date.now() - started).to.be.below(3_000);
+  });
+
+  it('gives up connecting when its signal aborts, and closes the half-made connection', async () => {
+    const silent = await silentServer();
+    try {
+      const controller = new AbortController();
+      const connecting = connect(silent.endpoint, { signal: controller.signal, connectTimeoutMs: 60_000 });
+      await waitFor(() => silent.accepted() > 0, 5_000, 'the client to open a TCP connection');
+      controller.abort();
+      const error = await rejectionOf(connecting, Error);
+      expect(error.name).to.equal('AbortError');
+      expect(error.message).to.equal(`gave up connecting to ${silent.endpoint}: aborted before the agent answered`);
+      await waitFor(() => silent.open() === 0, 5_000, 'the client to close its connection');
+      // Aborted before it starts: no socket at all.
+      const accepted = silent.accepted();
+      expect((await rejectionOf(connect(silent.endpoint, { signal: AbortSignal.abort() }), Error)).name).to.equal('AbortError');
+      expect(silent.accepted()).to.equal(accepted);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('does not send a call whose signal aborts while it is pickled, and cancels one aborted after', async () => {
+    const agent = await startAgent({ args: ['--workers', '1'] });
+    const client = await connect(agent.endpoint);
+    try {
+      const count = (): void => {
+        const scope = globalThis as { calls?: number };
+        scope.calls = (scope.calls ?? 0) + 1;
+      };
+      const calls = () => client.run<number>({ source: '() => globalThis.calls ?? 0' });
+      const before = new AbortController();
+      const unsent = client.call(count, [], { signal: before.signal });
+      before.abort(); // as a SIGINT's handler would, once the event loop turns after the pickling
+      const error = await rejectionOf(unsent.result, Error);
+      expect(error.name).to.equal('AbortError');
+      expect(error.message).to.equal(`call ${unsent.id} was not sent: aborted`);
+      await client.call(count, [], { signal: new AbortController().signal }).result;
+      expect(await calls()).to.equal(1);
+
+      const after = new AbortController();
+      const running = client.start({ source: '() => new Promise(() => {})', signal: after.signal });
+      await waitFor(async () => (await client.status()).workers[0]!.state === 'busy', 5_000, 'the call to run');
+      after.abort();
+      expect(await remoteCodeOf(running.result)).to.equal('CANCELLED');
+    } finally {
+      await client.close();
+      await agent.stop();
+    }
   });
 
   it('fails a running job with AGENT_UNREACHABLE when the agent dies', async () => {
