@@ -12,8 +12,11 @@ JUPYTER_PATH / JUPYTER_DATA_DIR / JUPYTER_RUNTIME_DIR pointing at a directory ho
   jupyter-driver.py session SCRIPT.json
       starts the kernel with jupyter_client and plays the script: a list of steps, each
         {"send": [{"code": "...", "stop_on_error": true, "silent": false, "store_history": true}, ...],
-         "interrupt_after": SECONDS (optional: KernelManager.interrupt_kernel, i.e. SIGINT to the process group)}
-      every request of a step is sent at once, then all their replies and iopub messages are collected.
+         "interrupt_after": SECONDS or [SECONDS, ...] (optional: KernelManager.interrupt_kernel, i.e. SIGINT to the
+                            process group, that long after the requests were sent)}
+      every request of a step is sent at once, then all their replies and iopub messages are collected, and the
+      step waits for its interrupts to have been sent. A step with interrupts and nothing to send interrupts the
+      idle kernel, then gives it half a second to handle them; it records [].
       A step {"complete": {"code": "...", "cursor_pos": N}} or {"inspect": {...}} sends a complete_request or an
       inspect_request and records its reply as [{"code", "reply"}].
       Prints JSON: [[{"code", "reply", "iopub": [{"msg_type", "content"}], "elapsed_ms"}, ...], ...]
@@ -96,7 +99,7 @@ def session(args):
                 continue
             started = {}
             ids = []
-            for request in step["send"]:
+            for request in step.get("send", []):
                 msg_id = kc.execute(
                     request["code"],
                     silent=request.get("silent", False),
@@ -105,16 +108,16 @@ def session(args):
                 )
                 started[msg_id] = time.time()
                 ids.append(msg_id)
-            timer = None
-            if "interrupt_after" in step:
-                timer = threading.Timer(step["interrupt_after"], km.interrupt_kernel)
+            after = step.get("interrupt_after", [])
+            timers = [threading.Timer(seconds, km.interrupt_kernel) for seconds in (after if isinstance(after, list) else [after])]
+            for timer in timers:
                 timer.start()
             replies = {}
             elapsed = {}
             iopub = {msg_id: [] for msg_id in ids}
             idle = set()
             deadline = time.time() + step.get("timeout", 120)
-            while (len(replies) < len(ids) or len(idle) < len(ids)) and time.time() < deadline:
+            while (len(replies) < len(ids) or len(idle) < len(ids) or any(t.is_alive() for t in timers)) and time.time() < deadline:
                 if len(replies) < len(ids):
                     try:
                         msg = kc.get_shell_msg(timeout=0.05)
@@ -135,11 +138,13 @@ def session(args):
                     iopub[parent].append({"msg_type": msg["msg_type"], "content": msg["content"]})
                     if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
                         idle.add(parent)
-            if timer:
+            for timer in timers:
                 timer.cancel()
+            if timers and not ids:
+                time.sleep(0.5)
             out.append([
                 {"code": request["code"], "reply": replies.get(msg_id), "iopub": iopub[msg_id], "elapsed_ms": elapsed.get(msg_id)}
-                for request, msg_id in zip(step["send"], ids)
+                for request, msg_id in zip(step.get("send", []), ids)
             ])
     finally:
         kc.stop_channels()

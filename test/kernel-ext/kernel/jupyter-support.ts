@@ -88,7 +88,8 @@ export interface Step {
   send?: Request[];
   complete?: { code: string; cursor_pos: number };
   inspect?: { code: string; cursor_pos: number };
-  interrupt_after?: number;
+  /** Seconds after the requests were sent (or, with none, after the step began) to interrupt the kernel. */
+  interrupt_after?: number | number[];
   timeout?: number;
 }
 
