@@ -7,6 +7,8 @@ import { Transform, TransformCallback } from 'node:stream';
 export interface ProxyOptions {
   /** Limit agent → client traffic to this rate, like a slow link. */
   downstreamBytesPerSecond?: number;
+  /** Limit client → agent traffic (uploads) to this rate. */
+  upstreamBytesPerSecond?: number;
 }
 
 export class TcpProxy {
@@ -16,6 +18,8 @@ export class TcpProxy {
   private swallowing = false;
   /** Agent → client bytes forwarded so far. */
   downstreamBytes = 0;
+  /** Client → agent bytes received so far. */
+  upstreamBytes = 0;
 
   private constructor(
     private readonly targetPort: number,
@@ -60,7 +64,7 @@ export class TcpProxy {
     const upstream = net.connect(this.targetPort, '127.0.0.1');
     const downstream = new Downstream(this, this.options.downstreamBytesPerSecond);
     upstream.pipe(downstream).pipe(client);
-    client.pipe(upstream);
+    client.pipe(new Upstream(this, this.options.upstreamBytesPerSecond)).pipe(upstream);
     for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
       this.sockets.add(from);
       from.on('error', () => to.destroy());
@@ -74,6 +78,22 @@ export class TcpProxy {
   /** For Downstream: whether bytes are being swallowed. */
   get isSwallowing(): boolean {
     return this.swallowing;
+  }
+}
+
+/** Client → agent bytes: counted, optionally paced. */
+class Upstream extends Transform {
+  constructor(
+    private readonly proxy: TcpProxy,
+    private readonly bytesPerSecond: number | undefined,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    this.proxy.upstreamBytes += chunk.length;
+    if (!this.bytesPerSecond) return done(null, chunk);
+    setTimeout(() => done(null, chunk), (chunk.length / this.bytesPerSecond) * 1000);
   }
 }
 
