@@ -8,6 +8,7 @@ import { mimeBundle } from './display';
 import { CellFailure, CellIO, JupyterError } from './io';
 import { assignmentSource, Insertion, Magic, MagicSyntaxError, parseCell } from './magic';
 import { RemoteRunner } from './remote';
+import { CellInterrupt } from './interrupt';
 import { CellHistory } from './stack-map';
 import type { ConsoleInterface, Converter, Executor } from './tslab-parts';
 
@@ -77,13 +78,7 @@ export class CellRunner {
 
   /** Runs a cell; a failure throws CellFailure with the content of Jupyter's error message. */
   async run(code: string, count: number, io: CellIO, record: boolean): Promise<void> {
-    let magic: Magic;
-    try {
-      magic = parseCell(code);
-    } catch (error) {
-      if (error instanceof MagicSyntaxError) throw new CellFailure({ ename: 'UsageError', evalue: error.message, traceback: [`UsageError: ${error.message}`] });
-      throw error;
-    }
+    const magic = parseMagic(code);
     switch (magic.kind) {
       case 'typescript': {
         const values = await this.typescript(code, count, io, record);
@@ -92,22 +87,25 @@ export class CellRunner {
         return;
       }
       case 'remote':
-      case 'remote-cell': {
-        const prepared = this.runner.prepare();
-        const fn = await this.remoteFunction(magic.fnSource, count, io, record, magic.inserted);
-        const context = { count, io, source: magic.fnSource, locals: this.executor.locals, history: this.history };
-        const value = await this.runner.call(fn, magic.options, context, prepared);
-        if (magic.kind === 'remote' && magic.assign) await this.assign(magic.assign, magic.expr, magic.async, value, count, io);
-        else if (value !== undefined && value !== null) io.result(mimeBundle(value));
+      case 'remote-cell':
+        await this.runner.interruptible((cell) => this.remote(magic, count, io, record, cell));
         return;
-      }
       case 'agent':
-        await this.runner.connectAgent(magic, io);
+        await this.runner.interruptible((cell) => this.runner.connectAgent(magic, io, cell));
         return;
       case 'root':
-        await this.runner.setRoot(magic.dir, io);
+        await this.runner.interruptible((cell) => this.runner.setRoot(magic.dir, io, cell));
         return;
     }
+  }
+
+  private async remote(magic: Extract<Magic, { kind: 'remote' | 'remote-cell' }>, count: number, io: CellIO, record: boolean, cell: CellInterrupt): Promise<void> {
+    const prepared = this.runner.prepare();
+    const fn = await this.remoteFunction(magic.fnSource, count, io, record, magic.inserted);
+    const context = { count, io, source: magic.fnSource, locals: this.executor.locals, history: this.history };
+    const value = await this.runner.call(fn, magic.options, context, cell, prepared);
+    if (magic.kind === 'remote' && magic.assign) await this.assign(magic.assign, magic.expr, magic.async, value, count, io);
+    else if (value !== undefined && value !== null) io.result(mimeBundle(value));
   }
 
   /** An ordinary cell, run by tslab; resolves with the value tslab would have printed (none for null/undefined). */
@@ -154,6 +152,15 @@ export class CellRunner {
 function asWritten(d: Diagnostic, inserted: Insertion): Diagnostic {
   if (d.line - 1 !== inserted.line || d.column - 1 < inserted.column) return d;
   return { ...d, column: Math.max(inserted.column, d.column - 1 - inserted.length) + 1 };
+}
+
+function parseMagic(code: string): Magic {
+  try {
+    return parseCell(code);
+  } catch (error) {
+    if (error instanceof MagicSyntaxError) throw new CellFailure({ ename: 'UsageError', evalue: error.message, traceback: [`UsageError: ${error.message}`] });
+    throw error;
+  }
 }
 
 function formatDiagnostic(d: Diagnostic): string {

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { AbortError } from '../abort';
 import { AgentClient, CallOptions, ClientCurve, connect, RunningJob } from '../agent-client';
 import { pickleCall, requireLoaded } from '../pickle';
 import { findCodeRoot, snapshot, SnapshotError, SnapshotResult, StatCache } from '../snapshot';
@@ -17,6 +18,7 @@ import { formatBytes, plainText } from './display';
 import { installRemoteDisplay, OutputDemux } from './display-relay';
 import type { CellIO } from './io';
 import { CellFailure } from './io';
+import { CellInterrupt } from './interrupt';
 import { LocalAgent, startLocalAgent } from '../local-agent';
 import { CellHistory, mapRemoteStack, recoverProgram } from './stack-map';
 
@@ -91,7 +93,8 @@ export class RemoteRunner {
   private readonly statCache = new StatCache();
   private codeRoot?: string;
   private readonly warned = new Set<string>();
-  private interruptCurrent?: () => void;
+  /** The magic cell in progress, which Jupyter's interrupt stops. */
+  private cell?: CellInterrupt;
   private closed = false;
 
   constructor(private readonly notebookDir: string) {
@@ -99,11 +102,22 @@ export class RemoteRunner {
     if (root) this.codeRoot = path.resolve(notebookDir, root);
   }
 
-  /** Jupyter's interrupt (SIGINT): cancel the running call on the agent. */
+  /** Jupyter's interrupt (SIGINT): stops the magic cell in progress, whatever it is doing; between cells, nothing. */
   interrupt(): boolean {
-    if (!this.interruptCurrent) return false;
-    this.interruptCurrent();
+    if (!this.cell) return false;
+    this.cell.interrupt();
     return true;
+  }
+
+  /** Runs a magic cell: from now until it ends, Jupyter's interrupt stops it (see CellInterrupt). */
+  async interruptible<T>(run: (cell: CellInterrupt) => Promise<T>): Promise<T> {
+    const cell = new CellInterrupt();
+    this.cell = cell;
+    try {
+      return await run(cell);
+    } finally {
+      if (this.cell === cell) this.cell = undefined;
+    }
   }
 
   // ---- %remote_root -------------------------------------------------------------------------------------------
@@ -120,15 +134,16 @@ export class RemoteRunner {
     return this.codeRoot;
   }
 
-  async setRoot(dir: string | undefined, io: CellIO): Promise<void> {
+  async setRoot(dir: string | undefined, io: CellIO, cell: CellInterrupt): Promise<void> {
+    cell.consequence = 'the code root is unchanged';
     try {
-      await this.showRoot(dir, io);
+      await this.showRoot(dir, io, cell);
     } catch (error) {
       throw this.failure(error, {});
     }
   }
 
-  private async showRoot(dir: string | undefined, io: CellIO): Promise<void> {
+  private async showRoot(dir: string | undefined, io: CellIO, cell: CellInterrupt): Promise<void> {
     let root: string | null;
     if (dir !== undefined) {
       root = this.userPath(dir);
@@ -143,13 +158,14 @@ export class RemoteRunner {
       return;
     }
     // A new root is kept only once it can be snapshotted: a bad one must not break every later %remote.
-    const snap = await snapshot(root, { statCache: this.statCache }).catch((error: unknown) => {
+    const taken = snapshot(root, { statCache: this.statCache }).catch((error: unknown) => {
       throw new CellFailure({
         ename: 'UsageError',
         evalue: `cannot snapshot ${root} as the code root: ${(error as Error).message}. Pick another with %remote_root DIR`,
         traceback: [],
       });
     });
+    const snap = await cell.during(`taking the snapshot of ${root}`, taken);
     this.codeRoot = root;
     const cwd = this.cwdIn(root);
     io.stream(
@@ -162,32 +178,33 @@ export class RemoteRunner {
 
   // ---- %remote_agent ------------------------------------------------------------------------------------------
 
-  async connectAgent(spec: { endpoint?: string; key?: string; name?: string; local: boolean }, io: CellIO): Promise<void> {
+  async connectAgent(spec: { endpoint?: string; key?: string; name?: string; local: boolean }, io: CellIO, cell: CellInterrupt): Promise<void> {
+    cell.consequence = this.current ? `the current agent is still ${this.current.name}` : 'no agent is connected';
     try {
-      await this.agentMagic(spec, io);
+      await this.agentMagic(spec, io, cell);
     } catch (error) {
       throw this.failure(error, {});
     }
   }
 
-  private async agentMagic(spec: { endpoint?: string; key?: string; name?: string; local: boolean }, io: CellIO): Promise<void> {
+  private async agentMagic(spec: { endpoint?: string; key?: string; name?: string; local: boolean }, io: CellIO, cell: CellInterrupt): Promise<void> {
     if (!spec.endpoint && !spec.local) {
       const agent = this.current;
       if (!agent) {
         io.stream('stdout', `no agent yet: the first %remote ${process.env[ENV_AGENT] ? `connects to ${process.env[ENV_AGENT]} (${ENV_AGENT})` : 'starts a private agent on this machine'}\n`);
         return;
       }
-      await this.describe(agent, io);
+      await this.describe(agent, io, cell);
       return;
     }
-    const agent = spec.local ? await this.startLocal(spec.name ?? 'local', io) : await this.connectTo(spec.endpoint!, spec.key, spec.name);
+    const agent = spec.local ? await this.startLocal(spec.name ?? 'local', io, cell) : await this.connectTo(spec.endpoint!, spec.key, spec.name, cell);
     this.current = agent;
     const info = agent.client.agent;
     io.stream('stdout', `connected to ${agent.name === agent.endpoint ? agent.endpoint : `${agent.name} (${agent.endpoint})`}: ${info.name} ${info.version} on ${info.hostname}, node ${info.node}, ${info.workers} workers\n`);
   }
 
-  private async describe(agent: Agent, io: CellIO): Promise<void> {
-    const status = await agent.client.status();
+  private async describe(agent: Agent, io: CellIO, cell: CellInterrupt): Promise<void> {
+    const status = await cell.during(`asking ${agent.name} for its status`, agent.client.status());
     const info = status.agent;
     const lines = [
       `agent      ${agent.name}${agent.private ? ' (private, on this machine; ends with this kernel)' : ''}`,
@@ -212,7 +229,7 @@ export class RemoteRunner {
     io.stream('stdout', `${lines.join('\n')}\n`);
   }
 
-  private async startLocal(name: string, io: CellIO): Promise<Agent> {
+  private async startLocal(name: string, io: CellIO, cell: CellInterrupt): Promise<Agent> {
     const existing = this.agents.get(name);
     if (existing && isAlive(existing)) return existing;
     if (existing) {
@@ -222,9 +239,12 @@ export class RemoteRunner {
     io.stream('stderr', 'tslab-remote: starting a private agent on this machine (it ends with this kernel)\n');
     // A process group of its own (Jupyter's interrupt signals the kernel's whole group, and must reach the kernel
     // only, which cancels the call through the protocol); it ends with the kernel, even a killed one.
-    const agentProcess = await startLocalAgent({ detached: true, ephemeral: true, startTimeoutMs: 20_000 });
+    // The signals make the agent and the client given up on by an interrupt go away, not linger half-made.
+    const starting = startLocalAgent({ detached: true, ephemeral: true, startTimeoutMs: 20_000, signal: cell.signal });
+    const agentProcess = await cell.during('starting the private agent', starting);
     try {
-      const client = await connect(agentProcess.endpoint, { clientName: `tslab-remote kernel pid ${process.pid}` });
+      const connecting = connect(agentProcess.endpoint, { clientName: `tslab-remote kernel pid ${process.pid}`, signal: cell.signal });
+      const client = await cell.during('connecting to the private agent', connecting);
       const agent: Agent = { name, endpoint: agentProcess.endpoint, client, ready: new Set(), private: agentProcess };
       this.agents.set(name, agent);
       if (existing && this.current === existing) this.current = agent;
@@ -235,12 +255,13 @@ export class RemoteRunner {
     }
   }
 
-  private async connectTo(endpoint: string, key: string | undefined, name: string | undefined): Promise<Agent> {
+  private async connectTo(endpoint: string, key: string | undefined, name: string | undefined, cell: CellInterrupt): Promise<Agent> {
     const agentName = name ?? endpoint;
     const existing = this.agents.get(agentName);
     if (existing && existing.endpoint === endpoint) return existing;
     const curve = key ? readCurve(this.userPath(key)) : undefined;
-    const client = await connect(endpoint, { clientName: `tslab-remote kernel pid ${process.pid}`, ...(curve ? { curve } : {}) });
+    const connecting = connect(endpoint, { clientName: `tslab-remote kernel pid ${process.pid}`, ...(curve ? { curve } : {}), signal: cell.signal });
+    const client = await cell.during(`connecting to ${endpoint}`, connecting);
     if (existing) await closeAgent(existing);
     const agent: Agent = { name: agentName, endpoint, client, ready: new Set() };
     this.agents.set(agentName, agent);
@@ -248,12 +269,12 @@ export class RemoteRunner {
   }
 
   /** The agent a call goes to: --agent NAME_OR_ENDPOINT, else the current one, else TSLAB_REMOTE_AGENT, else private. */
-  private async agentFor(spec: string | undefined, io: CellIO): Promise<Agent> {
+  private async agentFor(spec: string | undefined, io: CellIO, cell: CellInterrupt): Promise<Agent> {
     if (spec) {
       const named = this.agents.get(spec) ?? [...this.agents.values()].find((a) => a.endpoint === spec);
       if (named && isAlive(named)) return named;
-      if (named?.private) return this.startLocal(named.name, io); // it died: a new one, not an error on every call
-      if (spec === 'local') return this.startLocal('local', io);
+      if (named?.private) return this.startLocal(named.name, io, cell); // it died: a new one, not an error on every call
+      if (spec === 'local') return this.startLocal('local', io, cell);
       if (!/^(tcp|ipc|inproc):\/\//.test(spec)) {
         throw new CellFailure({
           ename: 'UsageError',
@@ -261,7 +282,7 @@ export class RemoteRunner {
           traceback: [],
         });
       }
-      return this.connectTo(spec, process.env[ENV_KEYS], undefined);
+      return this.connectTo(spec, process.env[ENV_KEYS], undefined, cell);
     }
     if (this.current && !isAlive(this.current)) {
       // The private agent died (killed, out of memory): a new one, rather than an error on every call.
@@ -272,7 +293,7 @@ export class RemoteRunner {
     }
     if (this.current) return this.current;
     const configured = process.env[ENV_AGENT];
-    this.current = configured ? await this.connectTo(configured, process.env[ENV_KEYS], undefined) : await this.startLocal('local', io);
+    this.current = configured ? await this.connectTo(configured, process.env[ENV_KEYS], undefined, cell) : await this.startLocal('local', io, cell);
     return this.current;
   }
 
@@ -291,29 +312,22 @@ export class RemoteRunner {
     return { root, snapshot: snap };
   }
 
-  /** Runs `fn` on the agent and resolves with its (awaited) value; failures throw CellFailure. */
-  async call(fn: () => unknown, options: { timeoutMs?: number; agent?: string }, context: CallContext, prepared = this.prepare()): Promise<unknown> {
+  /**
+   * Runs `fn` on the agent and resolves with its (awaited) value; failures throw CellFailure. An interrupt (`cell`)
+   * before the call is sent keeps it from being sent; after, cancels it on the agent.
+   */
+  async call(fn: () => unknown, options: { timeoutMs?: number; agent?: string }, context: CallContext, cell: CellInterrupt, prepared = this.prepare()): Promise<unknown> {
     const { io } = context;
-    let interrupted = false;
-    let cancel: (() => void) | undefined;
-    const interruption = new Promise<never>((_, reject) => {
-      this.interruptCurrent = () => {
-        interrupted = true;
-        cancel?.();
-        reject(new CellFailure({ ename: 'KeyboardInterrupt', evalue: 'interrupted before the call reached the agent', traceback: [] }));
-      };
-    });
-    interruption.catch(() => undefined);
     const entry = mayDisplay(context.source, context.locals) ? entryFor(fn) : fn;
     let agent: Agent | undefined;
     let root: string | undefined;
     try {
-      agent = await Promise.race([this.agentFor(options.agent, io), interruption]);
-      root = (await prepared.root) ?? undefined;
-      const snap = await Promise.race([prepared.snapshot, interruption]);
+      agent = await this.agentFor(options.agent, io, cell);
+      root = (await cell.during('looking for the code root', prepared.root)) ?? undefined;
+      const snap = await cell.during(`taking the snapshot of ${root ?? 'the code root'}`, prepared.snapshot);
       if (snap) {
         for (const warning of snap.warnings) this.warnOnce(io, `tslab-remote: ${warning}`);
-        await Promise.race([this.ensureUploaded(agent, snap, io), interruption]);
+        await this.ensureUploaded(agent, snap, io, cell);
       } else {
         this.warnOnce(io, `tslab-remote: no package.json in ${this.notebookDir} or above it, so no code root: calls run without your local files (set one with %remote_root DIR)`);
       }
@@ -339,22 +353,18 @@ export class RemoteRunner {
         },
         onVersionMismatch: (pkg, local, remote) =>
           this.warnOnce(io, `tslab-remote: package ${pkg} is ${remote ?? 'not installed'} on ${agent!.name}, ${local} here\n`),
+        signal: cell.signal,
       };
-      const job = startCall(agent.client, entry, callOptions);
-      cancel = () => void job.cancel().catch(() => undefined);
-      if (interrupted) cancel();
       try {
         let value: unknown;
         try {
-          value = await job.result;
+          value = await startCall(agent.client, entry, callOptions).result;
         } catch (error) {
           if (error instanceof RemoteError && error.code === 'SNAPSHOT_MISSING' && snap) {
             // Evicted on the agent since we last checked: upload again, once.
             agent.ready.delete(snap.hash);
-            await this.ensureUploaded(agent, snap, io);
-            const again = startCall(agent.client, entry, callOptions);
-            cancel = () => void again.cancel().catch(() => undefined);
-            value = await again.result;
+            await this.ensureUploaded(agent, snap, io, cell);
+            value = await startCall(agent.client, entry, callOptions).result;
           } else throw error;
         }
         return value;
@@ -363,23 +373,23 @@ export class RemoteRunner {
         elapsed.stop();
       }
     } catch (error) {
-      throw this.failure(error, { call: { entry, wrapped: entry !== fn, root, context }, agent, interrupted });
-    } finally {
-      this.interruptCurrent = undefined;
+      throw this.failure(error, { call: { entry, wrapped: entry !== fn, root, context }, agent, cell });
     }
   }
 
   /** The snapshot on the agent: checked and uploaded once per agent; progress shows when it takes a moment. */
-  private async ensureUploaded(agent: Agent, snap: SnapshotResult, io: CellIO): Promise<void> {
+  private async ensureUploaded(agent: Agent, snap: SnapshotResult, io: CellIO, cell: CellInterrupt): Promise<void> {
     if (agent.ready.has(snap.hash)) return;
     const progress = new ProgressDisplay(io, agent.name);
     let report;
     try {
-      report = await agent.client.upload(snap, {
+      const upload = agent.client.upload(snap, {
         onProgress: (p) => progress.update(`uploading to ${agent.name}: ${formatBytes(p.sentBytes)} of ${formatBytes(p.totalBytes)}`, p.sentBytes / Math.max(1, p.totalBytes)),
+        signal: cell.signal, // an interrupted upload stops before its next batch
       });
+      report = await cell.during(`uploading the code root to ${agent.name}`, upload);
     } catch (error) {
-      progress.done('upload failed');
+      progress.done(cell.signal.aborted ? 'upload interrupted' : 'upload failed');
       throw error;
     }
     progress.done(report.filesSent > 0 ? `uploaded ${report.filesSent} file(s), ${formatBytes(report.bytesSent)} to ${agent.name}` : undefined);
@@ -408,9 +418,11 @@ export class RemoteRunner {
   /** Any failure of a call as the cell's error: name, message, and a stack mapped to cells and the user's files. */
   private failure(
     error: unknown,
-    where: { call?: { entry: () => unknown; wrapped: boolean; root?: string; context: CallContext }; agent?: Agent; interrupted?: boolean },
+    where: { call?: { entry: () => unknown; wrapped: boolean; root?: string; context: CallContext }; agent?: Agent; cell?: CellInterrupt },
   ): CellFailure {
     if (error instanceof CellFailure) return error;
+    // The call's own abort: the interrupt came after the last check, while it was pickled, and it was not sent.
+    if (error instanceof AbortError && where.cell?.signal.aborted) return where.cell.error('the call was pickled');
     if (error instanceof RemoteError) {
       const call = where.call;
       if (error.code === 'REMOTE_EXCEPTION' && call) {
@@ -427,7 +439,7 @@ export class RemoteRunner {
       }
       const agentName = !where.agent ? 'the agent' : where.agent.private ? 'this machine, where the private agent runs' : where.agent.name;
       const hint = ERROR_HINTS[error.code]?.(agentName);
-      const ename = error.code === 'CANCELLED' && where.interrupted ? 'KeyboardInterrupt' : error.name;
+      const ename = error.code === 'CANCELLED' && where.cell?.signal.aborted ? 'KeyboardInterrupt' : error.name;
       return new CellFailure({
         ename,
         evalue: error.message,
