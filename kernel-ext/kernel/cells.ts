@@ -10,6 +10,7 @@ import { assignmentSource, Insertion, Magic, MagicSyntaxError, parseCell } from 
 import { RemoteRunner } from './remote';
 import { CellInterrupt } from './interrupt';
 import { CellHistory } from './stack-map';
+import { withoutBreakOnSigint } from './tslab-parts';
 import type { ConsoleInterface, Converter, Executor } from './tslab-parts';
 
 /** Where the result of `%remote NAME = EXPR` waits for the assignment cell that gives it its type. */
@@ -102,20 +103,24 @@ export class CellRunner {
   private async remote(magic: Extract<Magic, { kind: 'remote' | 'remote-cell' }>, count: number, io: CellIO, record: boolean, cell: CellInterrupt): Promise<void> {
     const prepared = this.runner.prepare();
     const fn = await this.remoteFunction(magic.fnSource, count, io, record, magic.inserted);
+    await cell.check('the cell was type-checked');
     const context = { count, io, source: magic.fnSource, locals: this.executor.locals, history: this.history };
     const value = await this.runner.call(fn, magic.options, context, cell, prepared);
     if (magic.kind === 'remote' && magic.assign) await this.assign(magic.assign, magic.expr, magic.async, value, count, io);
     else if (value !== undefined && value !== null) io.result(mimeBundle(value));
   }
 
-  /** An ordinary cell, run by tslab; resolves with the value tslab would have printed (none for null/undefined). */
-  private async typescript(src: string, count: number, io: CellIO, record: boolean, inserted?: Insertion): Promise<unknown[]> {
+  /**
+   * An ordinary cell, run by tslab; resolves with the value tslab would have printed (none for null/undefined).
+   * `synthesized`: the kernel's own cell for a magic, which runs no user code (see withoutBreakOnSigint).
+   */
+  private async typescript(src: string, count: number, io: CellIO, record: boolean, inserted?: Insertion, synthesized = false): Promise<unknown[]> {
     const report = new Report();
     this.report = report;
     this.recorder.lastOutput = undefined;
     let ok: boolean;
     try {
-      ok = await this.executor.execute(src);
+      ok = await (synthesized ? withoutBreakOnSigint(() => this.executor.execute(src)) : this.executor.execute(src));
     } finally {
       this.report = null;
     }
@@ -129,7 +134,7 @@ export class CellRunner {
 
   /** The synthesized cell `() => (EXPR)`: type-checked like any cell, in the notebook's scope; its value is the function. */
   private async remoteFunction(fnSource: string, count: number, io: CellIO, record: boolean, inserted?: Insertion): Promise<() => unknown> {
-    const values = await this.typescript(fnSource, count, io, record, inserted);
+    const values = await this.typescript(fnSource, count, io, record, inserted, true);
     const fn = values[values.length - 1];
     if (typeof fn !== 'function') throw new Error(`internal: the remote expression did not compile to a function (got ${typeof fn})`);
     return fn as () => unknown;

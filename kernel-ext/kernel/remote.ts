@@ -18,7 +18,7 @@ import { formatBytes, plainText } from './display';
 import { installRemoteDisplay, OutputDemux } from './display-relay';
 import type { CellIO } from './io';
 import { CellFailure } from './io';
-import { CellInterrupt } from './interrupt';
+import { CellInterrupt, keyboardInterrupt } from './interrupt';
 import { LocalAgent, startLocalAgent } from '../local-agent';
 import { CellHistory, mapRemoteStack, recoverProgram } from './stack-map';
 
@@ -367,6 +367,8 @@ export class RemoteRunner {
             value = await startCall(agent.client, entry, callOptions).result;
           } else throw error;
         }
+        // An interrupt sticks even when the call ended before the agent heard of it.
+        if (await cell.interrupted()) throw keyboardInterrupt(`interrupted as the call ended on ${agent.name}: its result is dropped`);
         return value;
       } finally {
         demux.flush();

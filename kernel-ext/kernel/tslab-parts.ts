@@ -35,3 +35,23 @@ export function tslabTypeScript(): typeof import('typescript') {
   const id = require.resolve('@tslab/typescript-for-tslab', { paths: [TSLAB_DIR] });
   return require(id) as typeof import('typescript');
 }
+
+/** Node's vm module itself (not a copy of its exports), whose runInThisContext tslab's executor calls. */
+const nodeVm = require('node:vm') as typeof import('node:vm');
+
+/**
+ * Calls `run` (synchronously) with tslab's `vm.runInThisContext` not arming breakOnSigint. tslab runs every cell with
+ * it, and for that run Node takes the process's SIGINT listeners off: a SIGINT caught while the cell was
+ * type-checked, just before, is then dropped (libuv hands it to the listener's handle, closed meanwhile), and the
+ * kernel never hears of the interrupt. For the kernel's own cell of a magic, which only creates the function to
+ * call, breakOnSigint buys nothing; there, the interrupt must be heard.
+ */
+export function withoutBreakOnSigint<T>(run: () => T): T {
+  const original = nodeVm.runInThisContext;
+  nodeVm.runInThisContext = (code, options) => original(code, typeof options === 'string' ? { filename: options } : { ...options, breakOnSigint: false });
+  try {
+    return run();
+  } finally {
+    nodeVm.runInThisContext = original;
+  }
+}

@@ -295,6 +295,33 @@ describe('kernel through a real Jupyter client', function () {
     }
   });
 
+  it('makes an interrupt during a %remote cell’s type check stick: the call is never sent', async () => {
+    const marker = path.join(workspace.work.dir, 'type-check-marker');
+    // A type check that takes seconds, for real: each line has the checker build a tuple of about 900 elements, one
+    // element at a time. The call, were it sent, would write the marker first thing.
+    const cell = [
+      '%%remote',
+      `require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'ran')`,
+      "type Build<N extends number, T extends 0[] = []> = T['length'] extends N ? T : Build<N, [...T, 0]>",
+      ...Array.from({ length: 80 }, (_, i) => `const n${i}: Build<${880 + i}>['length'] = ${880 + i}`),
+      "'ran'",
+    ].join('\n');
+    const steps = await session(workspace.jupyter, workspace.work.dir, [
+      [{ code: '%remote_root quickstart' }, { code: '%remote "the private agent is up"' }],
+      { send: [{ code: cell }, { code: '"queued behind the interrupted cell"' }], interrupt_after: 0.5 },
+      [{ code: `%remote require('node:fs').existsSync(${JSON.stringify(marker)})` }, { code: cell }],
+    ]);
+    const [interrupted, queued] = steps[1]!;
+    expect(error(interrupted!).ename).to.equal('KeyboardInterrupt');
+    expect(error(interrupted!).evalue).to.equal('interrupted while the cell was type-checked: the call was not sent');
+    expect(queued!.reply!.status).to.equal('aborted');
+    const [ran, uninterrupted] = steps[2]!;
+    expect(plain(ran!)).to.equal('false');
+    // The same cell, left alone, does write the marker.
+    expect(plain(uninterrupted!)).to.equal('ran');
+    expect(fs.existsSync(marker)).to.equal(true);
+  });
+
   it('interrupts a %remote that waits for its private agent to start, or for an upload; neither call is sent', async () => {
     const dir = (await tmp.dir({ unsafeCleanup: true, prefix: 'interrupt-waits-' })).path;
     // Nothing in an agent is slow to start on purpose: a preload, which the kernel's private agent inherits through
