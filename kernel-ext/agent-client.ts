@@ -490,7 +490,7 @@ export class AgentClient {
       return;
     }
     if (reply.type === 'pong') {
-      if (this.instance && reply.instance !== this.instance) this.agentRestarted();
+      if (this.instance && reply.instance !== this.instance) this.agentRestarted(reply.instance);
       return;
     }
     const pending = this.pending.get(reply.re!);
@@ -575,12 +575,15 @@ export class AgentClient {
     for (const job of calls) this.abandoned.add(job);
   }
 
-  private agentRestarted(): void {
+  private agentRestarted(instance: string): void {
+    // The new instance is ours from its first pong: its later pongs must not fail what was sent since (a call run
+    // again at once, the hello below).
+    this.instance = instance;
     this.failAll(
       'AGENT_RESTARTED',
       `the agent at ${this.endpoint} restarted, so the jobs it was running were lost: run the cell again`,
     );
-    // Until the new welcome arrives, `instance` keeps the old id, so every pong of the new agent retries this.
+    // Its welcome brings its description and limits.
     void this.hello('reconnect').catch(() => undefined);
   }
 

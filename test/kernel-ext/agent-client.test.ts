@@ -124,7 +124,7 @@ describe('kernel-ext agent client', function () {
     const port = await freePort();
     const bind = ['--bind', `tcp://127.0.0.1:${port}`];
     const first = await startAgent({ args: bind });
-    const client = await connect(`tcp://127.0.0.1:${port}`, { heartbeatMs: 100, heartbeatTimeoutMs: 5_000 });
+    const client = await connect(`tcp://127.0.0.1:${port}`, { heartbeatMs: 10, heartbeatTimeoutMs: 5_000 }); // pongs in flight while it re-hellos
     let second;
     try {
       const pids = (await client.status()).workers.map((w) => w.pid!);
