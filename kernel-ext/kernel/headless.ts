@@ -130,7 +130,7 @@ export async function runNotebook(file: string, options: RunOptions = {}): Promi
         if (result.stopped === 'timeout' || unended(result.status, false)) cell.outputs.push(stopError(result.stopped, stopped.message));
         break;
       }
-      if (result.error && !mayRaise) {
+      if (result.error && (result.status === 'died' || !mayRaise)) {
         failed = { index, ename: result.error.ename, evalue: result.error.evalue };
         break;
       }
@@ -163,6 +163,15 @@ function unended(status: string, killed: boolean): string {
   if (status === 'died') return killed ? ', then killed the kernel before the cell ended' : ', and the kernel exited before it ended the cell';
   return '';
 }
+
+/** The error of a cell during which the kernel process ended, with the end of its log. */
+function kernelDied(ending: string, log: string): { ename: string; evalue: string; traceback: string[] } {
+  const evalue = `the kernel exited (${ending}) while the cell ran; the cells after it did not run`;
+  const tail = log.trim().split('\n').slice(-KERNEL_LOG_LINES);
+  return { ename: 'KernelDied', evalue, traceback: [`KernelDied: ${evalue}`, ...(tail[0] ? ['the kernel\'s last log lines:', ...tail] : [])] };
+}
+
+const KERNEL_LOG_LINES = 20;
 
 /** The error output that says, in the written notebook, why the cell ended. */
 function stopError(why: StopReason, message: string): NotebookOutput {
@@ -212,6 +221,8 @@ export class KernelConnection {
   private readonly sending = new Map<zmq.Dealer, Promise<void>>();
   private readonly listeners = new Map<string, (message: Message) => void>();
   private exited = false;
+  /** How the kernel process ended ("exit code 3", "signal SIGKILL"), once it has. */
+  private ending = '';
   private stderr = '';
   private closed = false;
 
@@ -231,9 +242,10 @@ export class KernelConnection {
     void this.receive(this.control, (m) => this.replies.get(m.parent_header.msg_id ?? '')?.(m));
     void this.receive(this.iopub, (m) => this.listeners.get(m.parent_header.msg_id ?? '')?.(m));
     child.stderr?.on('data', (chunk: Buffer) => (this.stderr += chunk.toString()));
-    child.once('exit', () => {
+    child.once('exit', (code, signal) => {
       this.exited = true;
-      const error = new Error(`the kernel exited unexpectedly${this.stderr ? `; its log:\n${this.stderr}` : ''}`);
+      this.ending = signal ? `signal ${signal}` : `exit code ${code}`;
+      const error = new Error(`the kernel exited unexpectedly (${this.ending})${this.stderr ? `; its log:\n${this.stderr}` : ''}`);
       for (const reply of this.replies.values()) reply({ header: { msg_id: '', msg_type: 'kernel_died', session: '' }, parent_header: {}, metadata: {}, content: { error } });
     });
   }
@@ -372,7 +384,12 @@ export class KernelConnection {
         this.replies.delete(id);
         return { executionCount, outputs, status: reply ? 'died' : 'unanswered', ...(error ? { error } : {}), stopped: stopped! };
       }
-      if (reply.header.msg_type === 'kernel_died') throw (reply.content.error as Error);
+      if (reply.header.msg_type === 'kernel_died') {
+        // The cell ended the kernel (process.exit, a crash): its error, in the notebook too.
+        error = kernelDied(this.ending, this.stderr);
+        push({ output_type: 'error', ...error });
+        return { executionCount, outputs, status: 'died', error };
+      }
       await Promise.race([idleSeen, sleep(5_000)]);
       const status = reply.content.status as string;
       executionCount ??= (reply.content.execution_count as number | undefined) ?? null;

@@ -130,7 +130,7 @@ const IGNORES_INTERRUPTS = [
   'await new Promise((resolve) => setTimeout(resolve, 600_000))',
 ].join('\n');
 
-describe('tslab-remote run: cells past --timeout, and Ctrl-C', function () {
+describe('tslab-remote run: cells past --timeout, Ctrl-C, a kernel that dies', function () {
   this.timeout(300_000);
   // The slow cells wait ten minutes: a run that ends within RUN_LIMIT_MS was cut short by the timeout or the signal.
   const RUN_LIMIT_MS = 150_000;
@@ -265,6 +265,28 @@ describe('tslab-remote run: cells past --timeout, and Ctrl-C', function () {
     await run.ended(RUN_LIMIT_MS);
     await waitFor(() => !isAlive(kernelPid), 15_000, `the orphaned kernel (pid ${kernelPid}) to end itself`);
     await waitFor(() => !isAlive(agentPid), 15_000, `its private agent (pid ${agentPid}) to end`);
+  });
+
+  it('reports a cell that ends the kernel as KernelDied, even with --allow-errors, and writes the notebook', async () => {
+    const file = write('dies.ipynb', [
+      { code: "console.log('before')" },
+      { code: "require('fs').writeSync(2, 'last words\\n') // the kernel's own stderr, its log\nprocess.exit(3)" },
+      { code: "console.log('never runs')" },
+    ]);
+    const out = path.join(dir.path, 'out.ipynb');
+    const run = startRun([file, '--allow-errors', '--output', out]);
+    const code = await run.ended(RUN_LIMIT_MS);
+    const died = 'the kernel exited (exit code 3) while the cell ran; the cells after it did not run';
+    expect(code, run.stderr).to.equal(1);
+    expect(run.stderr).to.match(new RegExp(`\\ndies\\.ipynb: cell 2 failed \\(KernelDied: ${escape(died)}\\); stopped after [\\d.]+ s; wrote ${escape(out)}\\n`));
+    expect(run.stderr).not.to.include('    at ');
+    expect(run.stdout).not.to.include('never runs');
+    const notebook = JSON.parse(fs.readFileSync(out, 'utf8')) as ExecutedNotebook;
+    expect(textOf(notebook.cells[0]!)).to.equal('before\n');
+    const error = notebook.cells[1]!.outputs!.find((o) => o.output_type === 'error') as { ename: string; evalue: string; traceback: string[] };
+    expect(error).to.deep.include({ ename: 'KernelDied', evalue: died });
+    expect(error.traceback).to.include('last words');
+    expect(notebook.cells[2]).to.deep.include({ execution_count: null, outputs: [] });
   });
 
   it('on a second Ctrl-C kills a kernel whose cell ignores the interrupt, writes the notebook, exits 130', async () => {
