@@ -61,7 +61,8 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (error) {
-    process.stderr.write(`tslab-remote: ${error instanceof UsageError ? `${error.message}\n\n${USAGE}` : ((error as Error).stack ?? String(error))}\n`);
+    const report = error instanceof UsageError ? `${error.message}\n\n${USAGE}` : error instanceof Error && error.name === 'RunError' ? error.message : ((error as Error).stack ?? String(error));
+    process.stderr.write(`tslab-remote: ${report}\n`);
     return error instanceof UsageError ? 2 : 1;
   }
 }

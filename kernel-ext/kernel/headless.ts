@@ -90,13 +90,26 @@ interface Message {
   content: Record<string, unknown>;
 }
 
+/** A run that could not go on for a reason the user can act on (a notebook that is not one, a kernel that failed to start): its message is the whole report. */
+export class RunError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunError';
+  }
+}
+
 export function cellSource(cell: NotebookCell): string {
   return Array.isArray(cell.source) ? cell.source.join('') : cell.source;
 }
 
 export function readNotebook(file: string): Notebook {
-  const notebook = JSON.parse(fs.readFileSync(file, 'utf8')) as Notebook;
-  if (!Array.isArray(notebook.cells) || notebook.nbformat !== 4) throw new Error(`${file} is not a notebook in nbformat 4`);
+  let notebook: Notebook;
+  try {
+    notebook = JSON.parse(fs.readFileSync(file, 'utf8')) as Notebook;
+  } catch (error) {
+    throw new RunError(`cannot read ${file} as a notebook: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(notebook?.cells) || notebook.nbformat !== 4) throw new RunError(`${file} is not a notebook in nbformat 4`);
   return notebook;
 }
 
@@ -281,7 +294,12 @@ export class KernelConnection {
     options.killSignal?.addEventListener('abort', kill, { once: true });
     child.once('exit', () => options.killSignal?.removeEventListener('abort', kill));
     if (options.killSignal?.aborted) kill();
-    await kernel.waitReady();
+    try {
+      await kernel.waitReady();
+    } catch (error) {
+      await kernel.shutdown(); // a kernel that never answered is not left running
+      throw error;
+    }
     return kernel;
   }
 
@@ -289,7 +307,7 @@ export class KernelConnection {
     const deadline = Date.now() + timeoutMs;
     // kernel_info until both the reply and its iopub status arrive: then iopub is subscribed (no slow-joiner loss).
     while (Date.now() < deadline) {
-      if (this.exited) throw new Error(`the kernel exited before it answered; its log:\n${this.stderr}`);
+      if (this.exited) throw new RunError(`the kernel exited (${this.ending}) before it answered; its log:\n${this.stderr}`);
       const id = this.send(this.shell, 'kernel_info_request', {});
       let sawIopub = false;
       this.listeners.set(id, () => (sawIopub = true));
@@ -301,7 +319,7 @@ export class KernelConnection {
       this.listeners.delete(id);
       if (reply && sawIopub) return;
     }
-    throw new Error(`the kernel did not answer within ${timeoutMs / 1000} s; its log:\n${this.stderr}`);
+    throw new RunError(`the kernel did not answer within ${timeoutMs / 1000} s, so it was shut down; its log:\n${this.stderr}`);
   }
 
   /**

@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
@@ -45,6 +46,14 @@ describe('tslab-remote command line', function () {
     expect(cli(['run']).stderr).to.include('run needs one NOTEBOOK.ipynb');
     expect(cli(['run', '/nonexistent/x.ipynb']).stderr).to.include('does not exist');
     expect(cli(['run', 'x.ipynb', '--bogus']).code).to.equal(2);
+    const notNotebook = path.join(os.tmpdir(), `not-a-notebook-${process.pid}.ipynb`);
+    fs.writeFileSync(notNotebook, '{"cells": 3}');
+    try {
+      const refused = cli(['run', notNotebook]);
+      expect(refused).to.include({ code: 1, stderr: `tslab-remote: ${notNotebook} is not a notebook in nbformat 4\n` });
+    } finally {
+      fs.rmSync(notNotebook, { force: true });
+    }
     expect(cli(['frobnicate']).stderr).to.include('unknown command frobnicate');
     const help = cli(['--help']);
     expect(help.code).to.equal(0);
