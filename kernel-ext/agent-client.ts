@@ -39,6 +39,11 @@ export interface ConnectOptions {
    * connection is up: it may be stuck. Not a failure: a large result on a slow link also silences it.
    */
   silenceNoticeMs?: number;
+  /**
+   * A call whose signal aborted is cancelled on the agent; when the agent does not acknowledge the cancel within
+   * this long (stuck, or cut off), the call stops waiting and fails CANCELLED at once.
+   */
+  cancelAckMs?: number;
   /** Fixed routing id, so a reconnecting kernel is the same client to the agent. */
   routingId?: string;
   /** Shown in the agent's log. */
@@ -138,7 +143,7 @@ interface Pending {
   notice?(text: string): void;
 }
 
-const DEFAULTS = { connectTimeoutMs: 10_000, heartbeatMs: 1_000, heartbeatTimeoutMs: 10_000, silenceNoticeMs: 30_000 };
+const DEFAULTS = { connectTimeoutMs: 10_000, heartbeatMs: 1_000, heartbeatTimeoutMs: 10_000, silenceNoticeMs: 30_000, cancelAckMs: 5_000 };
 
 /** How long one send may wait for ZeroMQ to take it before the request is held again. */
 const SEND_TIMEOUT_MS = 500;
@@ -357,7 +362,7 @@ export class AgentClient {
         if (state === 'dropped') return reject(new RemoteError(localError('CANCELLED', `call ${id} was cancelled before it was sent`)));
         if (signal.aborted) return reject(new AbortError(`call ${id} was not sent: aborted`));
         send();
-        const cancel = (): void => void this.cancel(id).catch(() => undefined);
+        const cancel = (): void => this.cancelOrAbandon(id, reject);
         signal.addEventListener('abort', cancel, { once: true });
         void result.catch(() => undefined).finally(() => signal.removeEventListener('abort', cancel));
       });
@@ -377,6 +382,21 @@ export class AgentClient {
         localError('TOO_LARGE', `${what} is ${size} bytes, over the agent's bound ${bound} = ${limit} (${flag} on the agent)`),
       );
     }
+  }
+
+  /**
+   * An aborted call: cancelled on the agent, whose final reply then ends it; but if the agent does not even
+   * acknowledge the cancel in time, the call stops waiting now (and is cancelled again if the connection comes back).
+   */
+  private cancelOrAbandon(id: string, reject: (error: Error) => void): void {
+    let acknowledged = false;
+    this.cancel(id).then(() => (acknowledged = true), () => undefined);
+    setTimeout(() => {
+      if (acknowledged || !this.pending.delete(id)) return;
+      this.abandoned.add(id);
+      const seconds = this.options.cancelAckMs / 1000;
+      reject(new RemoteError(localError('CANCELLED', `the agent at ${this.endpoint} did not acknowledge the cancel of call ${id} within ${seconds} s (it may be stuck): stopped waiting; the call is cancelled there if it answers again`)));
+    }, this.options.cancelAckMs).unref();
   }
 
   /** Asks the agent to cancel a job; the job's own promise then rejects with CANCELLED (unless it already ended). */
@@ -591,6 +611,7 @@ export class AgentClient {
     const pending = [...this.pending.values()];
     this.pending.clear();
     this.held.clear();
+    this.silenceNoticed = false; // the calls told of a silence are failed: later ones were not told
     for (const p of pending) p.fail(new RemoteError(localError(code, message)));
   }
 

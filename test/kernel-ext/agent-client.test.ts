@@ -105,6 +105,34 @@ describe('kernel-ext agent client', function () {
     }
   });
 
+  it('stops waiting for an aborted call when a stuck agent does not acknowledge the cancel, and goes on', async () => {
+    const agent = await startAgent({ args: ['--workers', '1'] });
+    const client = await connect(agent.endpoint, { cancelAckMs: 500 });
+    try {
+      const abort = new AbortController();
+      const running = client.start({ source: '() => new Promise(() => {})', signal: abort.signal });
+      await waitFor(async () => (await client.status()).workers[0]!.state === 'busy', 5_000, 'the call to run');
+      agent.process.kill('SIGSTOP'); // connected, and mute
+      let error: RemoteError;
+      try {
+        abort.abort();
+        error = await rejectionOf(running.result, RemoteError);
+      } finally {
+        agent.process.kill('SIGCONT');
+      }
+      expect(error.code).to.equal('CANCELLED');
+      expect(error.message).to.equal(
+        `the agent at ${agent.endpoint} did not acknowledge the cancel of call ${running.id} within 0.5 s (it may be stuck): ` +
+          'stopped waiting; the call is cancelled there if it answers again',
+      );
+      // Back, the agent took the cancel it was sent: its worker is free for the next call.
+      expect(await client.run({ source: '() => "next"' })).to.equal('next');
+    } finally {
+      await client.close();
+      await agent.stop();
+    }
+  });
+
   it('fails a running job with AGENT_UNREACHABLE when the agent dies', async () => {
     const agent = await startAgent();
     const client = await connect(agent.endpoint, { heartbeatMs: 100, heartbeatTimeoutMs: 1_000 });
