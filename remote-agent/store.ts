@@ -32,8 +32,9 @@ export interface StoreOptions {
   /** Bound on the number of files in a manifest. */
   maxFiles: number;
   /**
-   * How long blobs a check or partial upload reported present are spared by eviction (default 10 minutes): the
-   * client uploads just the missing files next. An abandoned upload's blobs become deletable after it.
+   * How long blobs a check or partial upload reported present are spared by eviction (default 2 minutes, renewed
+   * by each batch of an upload): the client uploads just the missing files next. An abandoned upload's blobs become
+   * deletable after it.
    */
   blobLeaseMs?: number;
   log: (line: string) => void;
@@ -52,7 +53,7 @@ export const DEFAULT_STORE_LIMITS: Omit<StoreOptions, 'workdir' | 'log'> = {
 
 /** File system operations in flight at once: enough to hide syscall latency, few enough not to starve libuv. */
 const FS_CONCURRENCY = 32;
-const DEFAULT_BLOB_LEASE_MS = 10 * 60_000;
+const DEFAULT_BLOB_LEASE_MS = 2 * 60_000;
 /** Blob lstats in flight when checking blobs for writes through a snapshot: cheap calls, so more at once. */
 const STAT_CONCURRENCY = 64;
 /** Archive entries inflated at once: each holds its bytes in memory until verified. */
@@ -445,6 +446,7 @@ export class SnapshotStore {
       await fs.rm(building, { recursive: true, force: true });
     }
     this.snapshots.set(snapshot, Date.now());
+    for (const file of files) this.leasedBlobs.delete(file.hash); // linked from the snapshot now
     this.created += 1;
     const ms = (performance.now() - started).toFixed(1);
     this.options.log(`store: created snapshot ${snapshot.slice(0, 12)} (${files.length} files) in ${ms} ms`);
@@ -508,17 +510,26 @@ export class SnapshotStore {
     if (this.blobBytes <= this.options.diskBudgetBytes) return;
     // Blobs no snapshot links to (failed uploads, earlier evictions) are the cheapest space to win back.
     await this.deleteUnreferencedBlobs([...this.blobs.keys()]);
-    while (this.blobBytes > this.options.diskBudgetBytes) {
+    // Leased blobs stay whatever is evicted (an upload in progress needs them), so they do not count against the
+    // budget: evicting snapshots to make up for them would remove everything and free nothing.
+    const leased = this.leasedBytes();
+    while (this.blobBytes - leased > this.options.diskBudgetBytes) {
       const victim = this.leastRecentlyUsedEvictable();
       if (!victim) {
         this.options.log(
-          `store: blobs use ${this.blobBytes} bytes, over diskBudgetBytes = ${this.options.diskBudgetBytes}, ` +
-            'but every snapshot is pinned by a job or in use by a worker; nothing evicted',
+          `store: blobs use ${this.blobBytes} bytes (${leased} of them held for uploads in progress), over ` +
+            `diskBudgetBytes = ${this.options.diskBudgetBytes}, but every snapshot is pinned by a job or in use by a worker; nothing evicted`,
         );
         return;
       }
       await this.removeSnapshot(victim);
     }
+  }
+
+  private leasedBytes(): number {
+    let bytes = 0;
+    for (const hash of this.leasedBlobs.keys()) bytes += this.blobs.get(hash)?.size ?? 0;
+    return bytes;
   }
 
   private leastRecentlyUsedEvictable(): string | undefined {

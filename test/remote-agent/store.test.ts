@@ -422,7 +422,7 @@ describe('remote-agent/store', () => {
     });
 
     it('keeps blobs a check reported present through an eviction before the upload that follows', async () => {
-      const store = await open({ diskBudgetBytes: 1500 });
+      const store = await open({ diskBudgetBytes: 1000 });
       const shared = bytes(500, 7);
       const tOld = { 'shared.bin': shared, 'old.bin': bytes(500, 8) };
       const tNew = { 'shared.bin': shared, 'new.bin': bytes(500, 9) };
@@ -464,8 +464,28 @@ describe('remote-agent/store', () => {
       expect((await store.check(s2.snapshot, s2.files)).missing).to.have.length(2);
     });
 
-    it('keeps the blobs of an upload in batches through an eviction between the batches', async () => {
+    it('does not evict snapshots to make up for leased blobs, and drops the lease once the snapshot exists', async () => {
       const store = await open({ diskBudgetBytes: 1500 });
+      const x = bytes(1000, 11);
+      const tA = { 'x.bin': x };
+      const tD = { 'd.bin': bytes(400, 12) };
+      const tB = { 'x.bin': x, 'z.bin': bytes(100, 13) };
+      const tC = { 'c.bin': bytes(600, 14) };
+      const [sA, sD, sB, sC] = [tA, tD, tB, tC].map(snapshotOf);
+      await store.upload(sA!.snapshot, sA!.files, await zipOf(tA));
+      await store.upload(sD!.snapshot, sD!.files, await zipOf(tD));
+      expect((await store.check(sB!.snapshot, sB!.files)).missing).to.have.length(1); // x.bin leased for B's upload
+      await store.upload(sC!.snapshot, sC!.files, await zipOf(tC)); // 2000 bytes, 1000 of them leased
+      expect([sA, sD, sC].map((s) => store.has(s!.snapshot))).to.deep.equal([true, true, true]);
+      // B is made: x.bin is linked from it, no longer leased, and counts against the budget again.
+      await store.upload(sB!.snapshot, sB!.files, await zipOf({ 'z.bin': tB['z.bin'] }));
+      expect(store.has(sB!.snapshot)).to.equal(true);
+      expect(store.stats().bytes).to.be.at.most(1500 + 100);
+      expect(store.has(sA!.snapshot) && store.has(sD!.snapshot)).to.equal(false); // the least recently used went
+    });
+
+    it('keeps the blobs of an upload in batches through an eviction between the batches', async () => {
+      const store = await open({ diskBudgetBytes: 900 });
       const { s1, s2, t2 } = await partialUpload(store);
       await store.evict();
       expect(store.has(s1.snapshot)).to.equal(false); // the older snapshot goes, not the upload in progress
