@@ -115,7 +115,8 @@ export interface UploadOptions {
   batchBytes?: number;
   /**
    * Stops the transfer before its next request (an archive already handed over still travels) and rejects with an
-   * AbortError. Concurrent uploads of one snapshot share one transfer, and so the signal of the first.
+   * AbortError. Concurrent uploads of one snapshot share one transfer, and so the signal of the first; an upload
+   * asked for after that signal aborted starts a transfer of its own.
    */
   signal?: AbortSignal;
 }
@@ -258,11 +259,15 @@ export class AgentClient {
    * report. Concurrent uploads of one snapshot share one transfer.
    */
   upload(snapshot: LocalSnapshot, options: UploadOptions = {}): Promise<UploadReport> {
-    let upload = this.uploads.get(snapshot.hash);
-    if (!upload) {
-      upload = this.transfer(snapshot, options).finally(() => this.uploads.delete(snapshot.hash));
-      this.uploads.set(snapshot.hash, upload);
-    }
+    const shared = this.uploads.get(snapshot.hash);
+    if (shared) return shared;
+    const upload: Promise<UploadReport> = this.transfer(snapshot, options).finally(() => forget());
+    const forget = (): void => {
+      if (this.uploads.get(snapshot.hash) === upload) this.uploads.delete(snapshot.hash);
+    };
+    this.uploads.set(snapshot.hash, upload);
+    // An aborted transfer is its caller's: a later caller starts a fresh one rather than share its end.
+    options.signal?.addEventListener('abort', forget, { once: true });
     return upload;
   }
 

@@ -48,6 +48,17 @@ describe('kernel-ext snapshot upload to a real agent', function () {
     expect((await client.status()).store.created - before).to.equal(1);
   });
 
+  it('starts a transfer of its own for an upload asked for after the shared one was aborted', async () => {
+    const local = await snapshot(await makeTree({ 'a.js': 'exports.a = "mine";\n', 'b.js': 'exports.b = "mine too";\n' }));
+    const abort = new AbortController();
+    const interrupted = client.upload(local, { signal: abort.signal });
+    abort.abort(); // an interrupted cell; the user runs the cell again
+    const again = client.upload(local);
+    expect(((await interrupted.catch((error: Error) => error)) as Error).name).to.equal('AbortError');
+    expect((await again).filesSent).to.equal(2);
+    expect(await client.run({ source: '() => require("./a.js").a', snapshot: local.hash })).to.equal('mine');
+  });
+
   it('after an edit sends only the edited file', async () => {
     const root = await makeTree(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`src/m${i}.js`, `exports.v = ${i};\n`])));
     const cache = new StatCache();
