@@ -50,6 +50,12 @@ export async function startLocalAgent(options: LocalAgentOptions = {}): Promise<
   if (options.signal?.aborted) throw startAborted();
   const workdir = options.workdir ?? (await privateDir());
   const bind = await defaultBind(options, workdir);
+  if (options.signal?.aborted) {
+    // Aborted while the directories were made: nothing to start, nothing to leave behind.
+    bind.cleanup?.();
+    if (!options.workdir) fs.rmSync(workdir, { recursive: true, force: true });
+    throw startAborted();
+  }
   const flags = ['--exit-with-parent', ...(options.ephemeral ? ['--ephemeral'] : [])];
   const args = ['serve', '--workdir', workdir, ...flags, ...bind.args, ...(options.args ?? [])];
   const child = spawn(process.execPath, [AGENT_BIN, ...args], {

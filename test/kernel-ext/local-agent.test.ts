@@ -43,6 +43,23 @@ describe('kernel-ext/local-agent', function () {
     }
   });
 
+  it('starts nothing and leaves nothing behind when aborted as it prepares its directories', async () => {
+    const tmpBefore = new Set(fs.readdirSync(os.tmpdir()));
+    const abort = new AbortController();
+    const starting = startLocalAgent({ args: ['--workers', '1'], signal: abort.signal });
+    abort.abort(); // lands while startLocalAgent awaits its private directory, before any spawn
+    const error = await starting.then(
+      (started) => {
+        agent = started;
+        throw new Error(`an agent started (pid ${started.process.pid}) although the start was aborted`);
+      },
+      (rejected: Error) => rejected,
+    );
+    expect(error.name).to.equal('AbortError');
+    const left = fs.readdirSync(os.tmpdir()).filter((name) => !tmpBefore.has(name) && name.startsWith('tslab-remote-agent-'));
+    expect(left).to.deep.equal([]);
+  });
+
   it('uses a private socket directory of its own when given a workdir, and removes it on exit', async () => {
     const workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-workdir-'));
     try {
