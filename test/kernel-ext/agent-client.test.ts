@@ -45,7 +45,6 @@ describe('kernel-ext agent client', function () {
 
   it('says no agent answered when nothing listens at the endpoint', async () => {
     const endpoint = `tcp://127.0.0.1:${await freePort()}`;
-    const started = Date.now();
     try {
       await connect(endpoint, { connectTimeoutMs: 500 });
       expect.fail('connect should fail');
@@ -53,7 +52,6 @@ describe('kernel-ext agent client', function () {
       expect((error as RemoteError).code).to.equal('AGENT_UNREACHABLE');
       expect((error as Error).message).to.include(endpoint).and.include('remote-agent serve');
     }
-    expect(Date.now() - started).to.be.below(3_000);
   });
 
   it('gives up connecting when its signal aborts, and closes the half-made connection', async () => {

