@@ -17,8 +17,9 @@
 // named like an option); but where what follows `--word` could not continue an expression (`--gpu 1 f()`,
 // `--gpu=1`), it is a mistyped option and refused. After %%remote, any `--word` is an option.
 //
-// The values of %remote_agent and %remote_root may be quoted, '...' or "...", to hold blanks; nothing in them is
-// expanded (no ~, $VAR or escapes).
+// The values of %remote_agent and %remote_root may be quoted, '...' or "...", to hold blanks; the parser expands
+// nothing in them ($VAR, escapes). A path that starts with `~/` is the home directory, quoted or not (the kernel
+// resolves paths, remote.ts).
 //
 // The TypeScript the kernel type-checks for a magic keeps every character of the user's code at its line and column
 // (the magic is overwritten by the function head, padded with spaces), so tslab's diagnostics and remote stack
@@ -356,8 +357,8 @@ function checkNothingAfter(code: string, lineEnd: number, magic: string): void {
 
 /**
  * Splits a magic's arguments at blanks. '...' and "..." keep blanks in a word (`--key "/my keys"`), and a word may
- * join quoted and bare parts (`--key="/my keys"`); nothing is expanded and there are no escapes, so a Windows path
- * needs no doubled backslashes.
+ * join quoted and bare parts (`--key="/my keys"`); nothing is expanded here and there are no escapes, so a Windows
+ * path needs no doubled backslashes.
  */
 function splitWords(text: string, magic: string): string[] {
   const words: string[] = [];
