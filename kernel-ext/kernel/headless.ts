@@ -267,7 +267,7 @@ export class KernelConnection {
    * Starts `tslab-remote kernel` in `cwd` with a fresh connection file and waits until it answers. Aborting
    * options.killSignal kills it.
    */
-  static async start(cwd: string, options: { agent?: string; env?: NodeJS.ProcessEnv; killSignal?: AbortSignal } = {}): Promise<KernelConnection> {
+  static async start(cwd: string, options: { agent?: string; env?: NodeJS.ProcessEnv; signal?: AbortSignal; killSignal?: AbortSignal } = {}): Promise<KernelConnection> {
     const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tslab-remote-run-'));
     const ports = await freePorts(5);
     const connection = {
@@ -295,7 +295,7 @@ export class KernelConnection {
     child.once('exit', () => options.killSignal?.removeEventListener('abort', kill));
     if (options.killSignal?.aborted) kill();
     try {
-      await kernel.waitReady();
+      await kernel.waitReady(options.signal);
     } catch (error) {
       await kernel.shutdown(); // a kernel that never answered is not left running
       throw error;
@@ -303,10 +303,11 @@ export class KernelConnection {
     return kernel;
   }
 
-  private async waitReady(timeoutMs = 60_000): Promise<void> {
+  private async waitReady(signal?: AbortSignal, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     // kernel_info until both the reply and its iopub status arrive: then iopub is subscribed (no slow-joiner loss).
     while (Date.now() < deadline) {
+      if (signal?.aborted) throw new RunError('stopped while the kernel started');
       if (this.exited) throw new RunError(`the kernel exited (${this.ending}) before it answered; its log:\n${this.stderr}`);
       const id = this.send(this.shell, 'kernel_info_request', {});
       let sawIopub = false;
