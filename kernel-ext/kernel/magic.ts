@@ -134,6 +134,7 @@ function parseLineMagic(code: string, start: number): Magic {
   // Trailing semicolons and blanks do not belong to the expression; dropping them at the end moves nothing.
   let exprEnd = code.length;
   while (exprEnd > exprStart && /[\s;]/.test(code[exprEnd - 1]!)) exprEnd--;
+  exprEnd = exprStart + oneExpressionLength(code.slice(exprStart, exprEnd));
   const expr = code.slice(exprStart, exprEnd);
   if (expr.trim() === '') throw new MagicSyntaxError(`%remote needs an expression to run: ${USAGE.remote}`);
   const statement = STATEMENT_START.exec(expr);
@@ -160,6 +161,26 @@ function parseLineMagic(code: string, start: number): Magic {
     userStart: exprStart,
     sourceStart: prefix.length,
   };
+}
+
+/**
+ * The length of the one expression `text` holds: all of it, or without a `;` and a comment after it. Several
+ * statements (`f(); g()`) are refused with a pointer to %%remote rather than left to TypeScript's "')' expected".
+ */
+function oneExpressionLength(text: string): number {
+  const ts = tslabTypeScript();
+  const parses = (source: string): boolean =>
+    ((ts.createSourceFile('expr.ts', source, ts.ScriptTarget.Latest) as unknown as { parseDiagnostics: unknown[] }).parseDiagnostics ?? []).length === 0;
+  if (parses(`async () => (${text}\n)`)) return text.length;
+  const statements = ts.createSourceFile('expr.ts', text, ts.ScriptTarget.Latest).statements;
+  if (statements.length > 1 && parses(text)) {
+    throw new MagicSyntaxError(
+      `%remote takes one expression, and this is ${statements.length} statements: put them under %%remote (the cell's last expression is its result)`,
+    );
+  }
+  const only = statements[0];
+  if (statements.length === 1 && only && ts.isExpressionStatement(only)) return only.expression.end;
+  return text.length; // TypeScript's own error will say what is wrong
 }
 
 /** The columns `head` pushes EXPR right by, when EXPR starts on the magic's line with less room than the head. */

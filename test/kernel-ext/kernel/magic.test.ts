@@ -110,12 +110,12 @@ describe('kernel magic parser', () => {
   });
 
   it('records how far a head longer than the magic pushes EXPR right on its line', () => {
-    const code = '\n  %remote await f(1)\ng()';
+    const code = '\n  %remote await f(1)\n.then(g)';
     const magic = remote(code);
-    expect(magic.fnSource).to.equal('\nasync () => (await f(1)\ng()\n)');
+    expect(magic.fnSource).to.equal('\nasync () => (await f(1)\n.then(g)\n)');
     // `await` is at column 10 in the cell and 13 in fnSource; the next line is not moved.
     expect(magic.inserted).to.deep.equal({ line: 1, column: 10, length: 3 });
-    expect(positionOf(magic.fnSource, 'g()')).to.deep.equal(positionOf(code, 'g()'));
+    expect(positionOf(magic.fnSource, '.then(g)')).to.deep.equal(positionOf(code, '.then(g)'));
     expect(remote('%remote      await f()').inserted).to.equal(undefined);
     expect(remote('%remote f()').inserted).to.equal(undefined);
   });
@@ -136,6 +136,19 @@ describe('kernel magic parser', () => {
       ['%remote y = while (x) f()', 'while'],
     ];
     for (const [code, word] of cases) expect(syntaxError(code), code).to.include(`and ${word} starts a statement`);
+  });
+
+  it('refuses several statements after %remote, and drops a comment after the closing semicolon', () => {
+    const several = "%remote takes one expression, and this is 2 statements: put them under %%remote (the cell's last expression is its result)";
+    expect(syntaxError('%remote f(); g()')).to.equal(several);
+    expect(syntaxError('%remote f()\ng()')).to.equal(several);
+    const commented = remote('%remote x = f(1);  // the first try');
+    expect(commented).to.deep.include({ assign: 'x', expr: 'f(1)' });
+    expect(commented.fnSource).to.equal('() => (     f(1)\n)');
+    // What parses as one expression is left whole: semicolons in strings, templates and bodies, object literals.
+    for (const expr of ['"a; b"', '`${a}; b`', '(() => { a(); b() })()', '{ a: 1, b: 2 }', 'f() // a comment']) {
+      expect(remote(`%remote ${expr}`).expr, expr).to.equal(expr);
+    }
   });
 
   it('takes expressions that begin with a keyword or a statement word used as a name', () => {
