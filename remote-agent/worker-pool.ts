@@ -301,9 +301,10 @@ export class WorkerPool {
     if (slot.running !== job || !slot.child) return; // its worker is dying; the exit handler reports the job
     this.sendTo(slot, encodeMessage({ type: 'cancel', job: job.spec.id, reason }));
     // A worker whose event loop is free acknowledges the cancel (and the job's abort signal fires). One that does not
-    // within SIGINT_AFTER_MS is stuck in the job's synchronous part: SIGINT interrupts that (breakOnSigint), and is
-    // repeated in case it landed just before the worker entered it. Workers have no SIGINT listener, so a signal
-    // that lands outside a job's synchronous part ends the worker: the grace period would have, a little later.
+    // within SIGINT_AFTER_MS is most likely stuck in the job's synchronous part: SIGINT interrupts that
+    // (breakOnSigint), and is repeated in case it landed just before the worker entered it. A signal that lands
+    // anywhere else (the job not started yet, or awaiting on a loaded machine) is ignored by the worker's listener;
+    // a job that never yields is killed after the grace period.
     const child = slot.child;
     const interval = Math.max(10, Math.min(SIGINT_AFTER_MS, this.graceMs / 4));
     const interrupt = setInterval(() => {
@@ -550,10 +551,9 @@ export class WorkerPool {
     this.clearSlotTimers(slot);
     const job = slot.running;
     slot.running = null;
-    // Killed after the grace period, or ended by the cancel's SIGINT landing outside the job's synchronous part
-    // (workers have no SIGINT listener): deliberate either way, not a crash.
-    const killedForGrace = job !== null && slot.killedFor === job;
-    const killedForCancel = killedForGrace || (job !== null && job.stop !== null && signal === 'SIGINT');
+    // Killed after the grace period: deliberate, not a crash. (A cancel's SIGINT never ends a worker: it ignores one
+    // outside a job's synchronous part.)
+    const killedForCancel = job !== null && slot.killedFor === job;
     const facts: ExitFacts = { ...slot, maxOldSpaceMb: this.options.maxOldSpaceMb, code, signal };
     const what = describeExit(facts);
     this.setInUse(slot, []);
@@ -570,13 +570,10 @@ export class WorkerPool {
     }
 
     if (job && job.stop) {
-      const how = killedForGrace
+      const how = killedForCancel
         ? `it did not stop within ${this.graceMs} ms of the interrupt, so worker ${slot.index} was killed and restarted: ` +
           'its module state (loaded modules, caches) was lost'
-        : killedForCancel
-          ? `it was busy outside its interruptible part, so the interrupt ended worker ${slot.index}, which was restarted: ` +
-            'its module state (loaded modules, caches) was lost'
-          : `worker ${slot.index} ${what} after the interrupt and was restarted: its module state was lost`;
+        : `worker ${slot.index} ${what} after the interrupt and was restarted: its module state was lost`;
       this.fail(job, this.stoppedError(job, how), slot.index);
     } else if (job) {
       this.fail(job, crashError(facts, job.spec.label ?? job.spec.id, what), slot.index);

@@ -6,8 +6,8 @@
 // synchronous part of a job runs inside a vm script with `breakOnSigint`, so SIGINT stops even `while (true) {}`
 // there and the worker lives on with its state. Once the job awaits, the `cancel` message aborts the job's
 // AbortSignal (see JOB_CONTEXT) and the worker reports the job cancelled as soon as its promise settles; a job that
-// ignores both is killed by the pool after a grace period. Workers have no SIGINT listener, so a SIGINT that lands
-// outside the synchronous part ends the worker (the pool reports the job cancelled and restarts it: see its stopJob).
+// ignores both is killed by the pool after a grace period. A SIGINT that lands outside the synchronous part is
+// ignored (a listener), so a cancel that races the job's start never costs the worker its state.
 //
 // A worker never outlives its agent: 'disconnect' ends it when the IPC channel closes, and a watchdog thread ends it
 // when its parent changes, which also works while a job blocks the event loop.
@@ -146,9 +146,17 @@ class Worker {
   async start(): Promise<void> {
     this.modules.install();
     this.output.install();
-    // No SIGINT listener on purpose: with one, every breakOnSigint call detaches and re-attaches it, which cost
-    // ~250 us per job. The pool sends SIGINT only when the worker did not acknowledge a cancel, i.e. when it is
-    // stuck in a job's synchronous part, where breakOnSigint turns it into an exception.
+    // The pool sends SIGINT when the worker did not acknowledge a cancel within ~100 ms: usually because a job's
+    // synchronous part blocks the event loop (breakOnSigint turns the signal into an exception there, and takes this
+    // listener off meanwhile). On a loaded machine the signal can also land before the worker has even started the
+    // job, or while it awaits and has not yet read the cancel: without a listener that SIGINT would end the worker and
+    // its module state for nothing. A job that really ignores the cancel is killed by the pool after graceMs.
+    let ignoredFor: string | null | undefined; // the pool repeats its SIGINT until the grace kill: say it once a job
+    process.on('SIGINT', () => {
+      const job = this.current?.id ?? null;
+      if (job !== ignoredFor) this.log(`SIGINT outside a job's synchronous part${job ? ` (job ${job})` : ''}: ignored`);
+      ignoredFor = job;
+    });
     process.on('uncaughtException', (err, origin) => this.fatal(err, origin));
     // The agent died without stopping us: do not linger as an orphan (nobody is left to read what is pending).
     process.on('disconnect', () => {
