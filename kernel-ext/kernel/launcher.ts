@@ -4,6 +4,8 @@
 
 import { JupyterHandlerImpl } from 'tslab/dist/jupyter';
 
+import { hideDynamicImportWarning } from '../../protocol/dynamic-import';
+
 import { CellRunner, ConvertRecorder } from './cells';
 import { RemoteRunner } from './remote';
 import { ExecutionQueue, KernelServer } from './server';
@@ -50,6 +52,7 @@ class ConverterSetImpl implements ConverterSet {
 }
 
 export async function startKernel(options: KernelOptions): Promise<RunningKernel> {
+  hideDynamicImportWarning(); // unpickling (stack mapping) compiles with it, and the user did not ask for it
   const notebookDir = options.notebookDir ?? process.cwd();
   const recorder = new ConvertRecorder();
   const convs = new ConverterSetImpl(recorder);

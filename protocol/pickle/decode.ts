@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as vm from 'node:vm';
 
+import { DYNAMIC_IMPORT } from '../dynamic-import';
 import { decodeValue } from '../values';
 import { UnpickleError } from './errors';
 import { DescFlags, FnBits, Integrity, isRef, Kind, MAGIC, ModuleRef, Node, Slot, VERSION } from './format';
@@ -449,7 +450,7 @@ class Decoder {
     const code = `[\n${parts.join(',\n')}\n]`;
     let results: unknown[];
     try {
-      results = new vm.Script(code, { filename: this.context.filename ?? 'tslab-remote-pickle.js' }).runInThisContext() as unknown[];
+      results = new vm.Script(code, { filename: this.context.filename ?? 'tslab-remote-pickle.js', ...DYNAMIC_IMPORT }).runInThisContext() as unknown[];
     } catch (err) {
       throw new UnpickleError(`the pickled functions do not compile on this side: ${(err as Error).message}`, { cause: err });
     }

@@ -22,6 +22,7 @@ import { Worker as Thread } from 'node:worker_threads';
 
 import * as zmq from 'zeromq';
 
+import { DYNAMIC_IMPORT, hideDynamicImportWarning } from '../../protocol/dynamic-import';
 import { AgentError, toWireError, WireError } from '../../protocol/errors';
 import { encodeMessage, SendQueue } from '../../protocol/frames';
 import { isSafeRelativePath } from '../../protocol/manifest';
@@ -158,6 +159,7 @@ class Worker {
       ignoredFor = job;
     });
     process.on('uncaughtException', (err, origin) => this.fatal(err, origin));
+    hideDynamicImportWarning();
     // The agent died without stopping us: do not linger as an orphan (nobody is left to read what is pending).
     process.on('disconnect', () => {
       this.dealer.linger = 0;
@@ -268,6 +270,7 @@ class Worker {
       script = new vm.Script(`(function (require, module, exports, __filename, __dirname) { return (\n${source}\n); })`, {
         filename,
         lineOffset: -1,
+        ...DYNAMIC_IMPORT,
       });
       if (this.wrappers.size >= WRAPPER_CACHE_SIZE) this.wrappers.delete(this.wrappers.keys().next().value!);
       this.wrappers.set(key, script);

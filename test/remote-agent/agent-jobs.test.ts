@@ -159,6 +159,35 @@ describe('remote-agent jobs, end to end', function () {
     expect((error.cause as RemoteError).remoteName).to.equal('TypeError');
   });
 
+  it('runs ES modules of a snapshot by require and import(), and an edit of one is live on the next call', async () => {
+    const root = await makeTree({
+      'package.json': '{"name":"esm-proj","type":"module"}',
+      'helper.js': 'export const helper = () => 41;\n',
+      'lib.js': "import { helper } from './helper.js';\nexport const answer = () => helper() + 1;\n",
+    });
+    // A fresh worker: Node warns on a process's first use of the loader import() needs.
+    const own = await startAgent({ args: ['--workers', '1'] });
+    const ownClient = await connect(own.endpoint);
+    try {
+      const stderr: string[] = [];
+      const run = (source: string, snapshot: string) => ownClient.run({ source, snapshot, onOutput: (stream, text) => stream === 'stderr' && stderr.push(text) });
+      const v1 = await snapshotDirectory(root);
+      await ownClient.upload(v1);
+      expect(await run('async () => (await import("./lib.js")).answer()', v1.hash)).to.equal(42);
+      expect(await run('() => require("./lib.js").answer()', v1.hash)).to.equal(42);
+      await writeTree(root, { 'helper.js': 'export const helper = () => 99;\n' });
+      const v2 = await snapshotDirectory(root);
+      await ownClient.upload(v2);
+      expect(await run('async () => (await import("./lib.js")).answer()', v2.hash)).to.equal(100);
+      // That warning ("vm.USE_MAIN_CONTEXT_DEFAULT_LOADER is an experimental feature") is about us, not the user's code.
+      expect(await run('() => "after"', v2.hash)).to.equal('after');
+      expect(`${stderr.join('')}${own.log()}`).not.to.include('ExperimentalWarning');
+    } finally {
+      await ownClient.close();
+      await own.stop();
+    }
+  });
+
   it('names a package that is not installed on the agent', async () => {
     const error = await rejection(client.run({ source: '() => require("left-pad-not-installed")' }));
     expect(error.code).to.equal('MODULE_NOT_INSTALLED');

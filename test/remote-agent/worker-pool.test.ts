@@ -340,6 +340,18 @@ describe('remote-agent/worker-pool', function () {
       expect(await h.value(`() => require('./src/extra').kind`, { snapshot: v1 })).to.equal('mts');
     });
 
+    it('loads ES modules of a snapshot by require and by import()', async () => {
+      h = await Harness.create({ size: 1 });
+      const v1 = h.snapshot('v1');
+      const esm = path.join(h.options.snapshotsRoot, v1, 'esm');
+      fs.mkdirSync(esm);
+      fs.writeFileSync(path.join(esm, 'package.json'), '{"type": "module"}\n');
+      fs.writeFileSync(path.join(esm, 'helper.js'), 'export const helper = () => 41;\n');
+      fs.writeFileSync(path.join(esm, 'lib.js'), "import { helper } from './helper.js';\nexport const answer = () => helper() + 1;\n");
+      expect(await h.value(`() => require('./esm/lib.js').answer()`, { snapshot: v1 })).to.equal(42);
+      expect(await h.value(`async () => (await import('./esm/lib.js')).answer()`, { snapshot: v1 })).to.equal(42);
+    });
+
     it('compiles a TypeScript file once: a second worker uses the cached output', async () => {
       h = await Harness.create();
       const v1 = h.snapshot('v1');
