@@ -178,8 +178,9 @@ function unended(status: string, killed: boolean): string {
 }
 
 /** The error of a cell during which the kernel process ended, with the end of its log. */
-function kernelDied(ending: string, log: string): { ename: string; evalue: string; traceback: string[] } {
-  const evalue = `the kernel exited (${ending}) while the cell ran; the cells after it did not run`;
+function kernelDied(ending: string, log: string, before: boolean): { ename: string; evalue: string; traceback: string[] } {
+  const when = before ? 'before the cell could run' : 'while the cell ran';
+  const evalue = `the kernel exited (${ending}) ${when}; the cells after it did not run`;
   const tail = log.trim().split('\n').slice(-KERNEL_LOG_LINES);
   return { ename: 'KernelDied', evalue, traceback: [`KernelDied: ${evalue}`, ...(tail[0] ? ['the kernel\'s last log lines:', ...tail] : [])] };
 }
@@ -258,9 +259,14 @@ export class KernelConnection {
     child.once('exit', (code, signal) => {
       this.exited = true;
       this.ending = signal ? `signal ${signal}` : `exit code ${code}`;
-      const error = new Error(`the kernel exited unexpectedly (${this.ending})${this.stderr ? `; its log:\n${this.stderr}` : ''}`);
-      for (const reply of this.replies.values()) reply({ header: { msg_id: '', msg_type: 'kernel_died', session: '' }, parent_header: {}, metadata: {}, content: { error } });
+      for (const reply of this.replies.values()) reply(this.died());
     });
+  }
+
+  /** What a reply awaited from a kernel that exited is. */
+  private died(): Message {
+    const error = new Error(`the kernel exited unexpectedly (${this.ending})${this.stderr ? `; its log:\n${this.stderr}` : ''}`);
+    return { header: { msg_id: '', msg_type: 'kernel_died', session: '' }, parent_header: {}, metadata: {}, content: { error } };
   }
 
   /**
@@ -392,6 +398,7 @@ export class KernelConnection {
           break;
       }
     });
+    const deadBefore = this.exited;
     try {
       this.send(this.shell, 'execute_request', { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: options.stopOnError }, id);
       const replied = this.waitReply(id);
@@ -405,7 +412,7 @@ export class KernelConnection {
       }
       if (reply.header.msg_type === 'kernel_died') {
         // The cell ended the kernel (process.exit, a crash): its error, in the notebook too.
-        error = kernelDied(this.ending, this.stderr);
+        error = kernelDied(this.ending, this.stderr, deadBefore);
         push({ output_type: 'error', ...error });
         return { executionCount, outputs, status: 'died', error };
       }
@@ -466,6 +473,7 @@ export class KernelConnection {
   }
 
   private waitReply(id: string, timeoutMs?: number): Promise<Message | undefined> {
+    if (this.exited) return Promise.resolve(this.died()); // it died between cells: nobody would ever answer
     return new Promise((resolve) => {
       const timer = timeoutMs ? setTimeout(() => finish(undefined), timeoutMs) : undefined;
       const finish = (message: Message | undefined): void => {

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
 import { connect } from '../../../kernel-ext/agent-client';
-import { INTERRUPT_GRACE_MS } from '../../../kernel-ext/kernel/headless';
+import { INTERRUPT_GRACE_MS, KernelConnection } from '../../../kernel-ext/kernel/headless';
 import { AgentProcess, isAlive, startAgent, waitFor } from '../../support/agent-process';
 import { CLI, ExecutedNotebook, jupyterAvailability, PYTHON, textOf } from './jupyter-support';
 
@@ -296,6 +296,22 @@ describe('tslab-remote run: cells past --timeout, Ctrl-C, a kernel that dies', f
     expect(error).to.deep.include({ ename: 'KernelDied', evalue: died });
     expect(error.traceback).to.include('last words');
     expect(notebook.cells[2]).to.deep.include({ execution_count: null, outputs: [] });
+  });
+
+  it('reports KernelDied, rather than waiting forever, for a cell sent to a kernel that died after the last one', async () => {
+    const kernel = await KernelConnection.start(dir.path);
+    try {
+      expect((await kernel.execute('1 + 1', { stopOnError: true })).status).to.equal('ok');
+      process.kill(kernel.pid!, 'SIGKILL'); // killed from outside between cells (the OOM killer, say)
+      await waitFor(() => !isAlive(kernel.pid!), 5_000, 'the kernel to die');
+      const result = await kernel.execute('2 + 2', { stopOnError: true });
+      expect(result.status).to.equal('died');
+      expect(result.error?.ename).to.equal('KernelDied');
+      // "before": unless this process heard of the exit only after it had sent the cell.
+      expect(result.error?.evalue).to.match(/^the kernel exited \(signal SIGKILL\) (before the cell could run|while the cell ran); the cells after it did not run$/);
+    } finally {
+      await kernel.shutdown();
+    }
   });
 
   it('on a second Ctrl-C kills a kernel whose cell ignores the interrupt, writes the notebook, exits 130', async () => {
