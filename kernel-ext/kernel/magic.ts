@@ -172,14 +172,16 @@ function oneExpressionLength(text: string): number {
   const parses = (source: string): boolean =>
     ((ts.createSourceFile('expr.ts', source, ts.ScriptTarget.Latest) as unknown as { parseDiagnostics: unknown[] }).parseDiagnostics ?? []).length === 0;
   if (parses(`async () => (${text}\n)`)) return text.length;
-  const statements = ts.createSourceFile('expr.ts', text, ts.ScriptTarget.Latest).statements;
-  if (statements.length > 1 && parses(text)) {
+  // In expression position, as `{` would open a block at a statement's start.
+  const head = '_ = ';
+  const statements = ts.createSourceFile('expr.ts', head + text, ts.ScriptTarget.Latest).statements;
+  if (statements.length > 1 && parses(head + text)) {
     throw new MagicSyntaxError(
       `%remote takes one expression, and this is ${statements.length} statements: put them under %%remote (the cell's last expression is its result)`,
     );
   }
   const only = statements[0];
-  if (statements.length === 1 && only && ts.isExpressionStatement(only)) return only.expression.end;
+  if (statements.length === 1 && only && ts.isExpressionStatement(only)) return only.expression.end - head.length;
   return text.length; // TypeScript's own error will say what is wrong
 }
 

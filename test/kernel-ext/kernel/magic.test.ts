@@ -145,6 +145,9 @@ describe('kernel magic parser', () => {
     const commented = remote('%remote x = f(1);  // the first try');
     expect(commented).to.deep.include({ assign: 'x', expr: 'f(1)' });
     expect(commented.fnSource).to.equal('() => (     f(1)\n)');
+    for (const expr of ['{ a: 1 }', 'function () { return 1 }', 'class { }', 'await f()']) {
+      expect(remote(`%remote ${expr}; // note`).expr, expr).to.equal(expr);
+    }
     // What parses as one expression is left whole: semicolons in strings, templates and bodies, object literals.
     for (const expr of ['"a; b"', '`${a}; b`', '(() => { a(); b() })()', '{ a: 1, b: 2 }', 'f() // a comment']) {
       expect(remote(`%remote ${expr}`).expr, expr).to.equal(expr);
