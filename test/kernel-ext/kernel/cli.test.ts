@@ -51,6 +51,8 @@ describe('tslab-remote command line', function () {
     try {
       const refused = cli(['run', notNotebook]);
       expect(refused).to.include({ code: 1, stderr: `tslab-remote: ${notNotebook} is not a notebook in nbformat 4\n` });
+      fs.writeFileSync(notNotebook, '{"cells": [{"cell_type": "code"}], "nbformat": 4}');
+      expect(cli(['run', notNotebook])).to.include({ code: 1, stderr: `tslab-remote: ${notNotebook}: cell 1 is not a notebook cell (it needs cell_type and source)\n` });
     } finally {
       fs.rmSync(notNotebook, { force: true });
     }
