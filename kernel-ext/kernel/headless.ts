@@ -311,7 +311,10 @@ export class KernelConnection {
     try {
       await kernel.waitReady(options.signal);
     } catch (error) {
-      await kernel.shutdown(); // a kernel that never answered is not left running
+      // A kernel that never answered is not left running; one stopped while it started has run nothing: no need to
+      // ask it to shut down (it would not answer yet either).
+      if (options.signal?.aborted) kernel.kill();
+      await kernel.shutdown();
       throw error;
     }
     return kernel;
