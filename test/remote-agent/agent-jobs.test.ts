@@ -12,6 +12,9 @@ import { rejectionOf } from '../support/rejection';
 
 const rejection = (promise: Promise<unknown>): Promise<RemoteError> => rejectionOf(promise, RemoteError);
 
+/** require() of ES modules, on by default from Node 20.19 (and 22.12). */
+const REQUIRE_ESM = (process.features as { require_module?: boolean }).require_module === true;
+
 describe('remote-agent jobs, end to end', function () {
   this.timeout(30_000);
   let agent: AgentProcess;
@@ -159,7 +162,7 @@ describe('remote-agent jobs, end to end', function () {
     expect((error.cause as RemoteError).remoteName).to.equal('TypeError');
   });
 
-  it('runs ES modules of a snapshot by require and import(), and an edit of one is live on the next call', async () => {
+  (REQUIRE_ESM ? it : it.skip)('runs ES modules of a snapshot by require and import(), and an edit of one is live on the next call (Node 20.19+: require of ES modules)', async () => {
     const root = await makeTree({
       'package.json': '{"name":"esm-proj","type":"module"}',
       'helper.js': 'export const helper = () => 41;\n',

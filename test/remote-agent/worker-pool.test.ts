@@ -198,6 +198,9 @@ function lineOf(file: string, marker: string): number {
   return index + 1;
 }
 
+/** require() of ES modules, on by default from Node 20.19 (and 22.12). */
+const REQUIRE_ESM = (process.features as { require_module?: boolean }).require_module === true;
+
 describe('remote-agent/worker-pool', function () {
   this.timeout(20_000);
   let h: Harness | undefined;
@@ -340,7 +343,7 @@ describe('remote-agent/worker-pool', function () {
       expect(await h.value(`() => require('./src/extra').kind`, { snapshot: v1 })).to.equal('mts');
     });
 
-    it('loads ES modules of a snapshot by require and by import()', async () => {
+    (REQUIRE_ESM ? it : it.skip)('loads ES modules of a snapshot by require and by import() (Node 20.19+: require of ES modules)', async () => {
       h = await Harness.create({ size: 1 });
       const v1 = h.snapshot('v1');
       const esm = path.join(h.options.snapshotsRoot, v1, 'esm');
