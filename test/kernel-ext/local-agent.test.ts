@@ -44,20 +44,28 @@ describe('kernel-ext/local-agent', function () {
   });
 
   it('starts nothing and leaves nothing behind when aborted as it prepares its directories', async () => {
-    const tmpBefore = new Set(fs.readdirSync(os.tmpdir()));
-    const abort = new AbortController();
-    const starting = startLocalAgent({ args: ['--workers', '1'], signal: abort.signal });
-    abort.abort(); // lands while startLocalAgent awaits its private directory, before any spawn
-    const error = await starting.then(
-      (started) => {
-        agent = started;
-        throw new Error(`an agent started (pid ${started.process.pid}) although the start was aborted`);
-      },
-      (rejected: Error) => rejected,
-    );
-    expect(error.name).to.equal('AbortError');
-    const left = fs.readdirSync(os.tmpdir()).filter((name) => !tmpBefore.has(name) && name.startsWith('tslab-remote-agent-'));
-    expect(left).to.deep.equal([]);
+    // A temp directory of its own, so that nothing else running here can put directories in it meanwhile.
+    const tmpdir = fs.mkdtempSync(path.join(os.tmpdir(), 'abort-start-'));
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = tmpdir;
+    try {
+      const abort = new AbortController();
+      const starting = startLocalAgent({ args: ['--workers', '1'], signal: abort.signal });
+      abort.abort(); // lands while startLocalAgent awaits its private directory, before any spawn
+      const error = await starting.then(
+        (started) => {
+          agent = started;
+          throw new Error(`an agent started (pid ${started.process.pid}) although the start was aborted`);
+        },
+        (rejected: Error) => rejected,
+      );
+      expect(error.name).to.equal('AbortError');
+      expect(fs.readdirSync(tmpdir)).to.deep.equal([]);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+      fs.rmSync(tmpdir, { recursive: true, force: true });
+    }
   });
 
   it('uses a private socket directory of its own when given a workdir, and removes it on exit', async () => {
