@@ -394,14 +394,14 @@ export class AgentClient {
    * acknowledge the cancel in time, the call stops waiting now (and is cancelled again if the connection comes back).
    */
   private cancelOrAbandon(id: string, reject: (error: Error) => void): void {
-    let acknowledged = false;
-    this.cancel(id).then(() => (acknowledged = true), () => undefined);
-    setTimeout(() => {
-      if (acknowledged || !this.pending.delete(id)) return;
+    const timer = setTimeout(() => {
+      if (!this.pending.delete(id)) return;
       this.abandoned.add(id);
       const seconds = this.options.cancelAckMs / 1000;
       reject(new RemoteError(localError('CANCELLED', `the agent at ${this.endpoint} did not acknowledge the cancel of call ${id} within ${seconds} s (it may be stuck): stopped waiting; the call is cancelled there if it answers again`)));
-    }, this.options.cancelAckMs).unref();
+    }, this.options.cancelAckMs);
+    timer.unref();
+    this.cancel(id).then(() => clearTimeout(timer), () => undefined);
   }
 
   /** Asks the agent to cancel a job; the job's own promise then rejects with CANCELLED (unless it already ended). */
