@@ -62,9 +62,9 @@ export class TcpProxy {
       return;
     }
     const upstream = net.connect(this.targetPort, '127.0.0.1');
-    const downstream = new Downstream(this, this.options.downstreamBytesPerSecond);
-    upstream.pipe(downstream).pipe(client);
-    client.pipe(new Upstream(this, this.options.upstreamBytesPerSecond)).pipe(upstream);
+    const toClient = new Direction((n) => (this.downstreamBytes += n), this.options.downstreamBytesPerSecond, () => this.swallowing);
+    upstream.pipe(toClient).pipe(client);
+    client.pipe(new Direction((n) => (this.upstreamBytes += n), this.options.upstreamBytesPerSecond)).pipe(upstream);
     for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
       this.sockets.add(from);
       from.on('error', () => to.destroy());
@@ -74,41 +74,21 @@ export class TcpProxy {
       });
     }
   }
-
-  /** For Downstream: whether bytes are being swallowed. */
-  get isSwallowing(): boolean {
-    return this.swallowing;
-  }
 }
 
-/** Client → agent bytes: counted, optionally paced. */
-class Upstream extends Transform {
+/** One direction of the proxy: bytes counted, optionally swallowed or paced. */
+class Direction extends Transform {
   constructor(
-    private readonly proxy: TcpProxy,
+    private readonly count: (bytes: number) => void,
     private readonly bytesPerSecond: number | undefined,
+    private readonly swallowing: () => boolean = () => false,
   ) {
     super();
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.proxy.upstreamBytes += chunk.length;
-    if (!this.bytesPerSecond) return done(null, chunk);
-    setTimeout(() => done(null, chunk), (chunk.length / this.bytesPerSecond) * 1000);
-  }
-}
-
-/** Agent → client bytes: counted, optionally swallowed or paced. */
-class Downstream extends Transform {
-  constructor(
-    private readonly proxy: TcpProxy,
-    private readonly bytesPerSecond: number | undefined,
-  ) {
-    super();
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    if (this.proxy.isSwallowing) return done();
-    this.proxy.downstreamBytes += chunk.length;
+    if (this.swallowing()) return done();
+    this.count(chunk.length);
     if (!this.bytesPerSecond) return done(null, chunk);
     setTimeout(() => done(null, chunk), (chunk.length / this.bytesPerSecond) * 1000);
   }
