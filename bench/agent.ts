@@ -12,9 +12,9 @@ import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 import * as zmq from 'zeromq';
 
-import { connect } from '../kernel-ext/agent-client';
-import { snapshot, StatCache } from '../kernel-ext/snapshot';
-import { startLocalAgent } from '../kernel-ext/local-agent';
+import { connect } from '../kernel-ext/client/agent-client';
+import { snapshot, StatCache } from '../kernel-ext/client/snapshot';
+import { startLocalAgent } from '../kernel-ext/client/local-agent';
 import { startCurveAgent } from './curve-agent';
 import { median, percentile, table, timeMany } from './stats';
 
@@ -76,7 +76,7 @@ async function roundTrips(): Promise<void> {
 
 /**
  * A tree of `count` JavaScript files of about `bytes` each, plus a package.json, dated an hour ago like a project
- * at rest (the stat cache re-reads files written within the last 2 s, see kernel-ext/snapshot/stat-cache.ts).
+ * at rest (the stat cache re-reads files written within the last 2 s, see kernel-ext/client/snapshot/stat-cache.ts).
  */
 async function makeTree(count: number, bytes: number): Promise<string> {
   const root = (await tmp.dir({ unsafeCleanup: true, prefix: 'bench-tree-' })).path;

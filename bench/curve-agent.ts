@@ -3,9 +3,9 @@
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
-import type { ClientCurve } from '../kernel-ext/agent-client';
-import { LocalAgent, startLocalAgent } from '../kernel-ext/local-agent';
-import { readKeyFile, readKeyPair, writeKeyPair } from '../protocol/keys';
+import type { ClientCurve } from '../kernel-ext/client/agent-client';
+import { LocalAgent, startLocalAgent } from '../kernel-ext/client/local-agent';
+import { readKeyFile, readKeyPair, writeKeyPair } from '../common/key-files';
 
 export async function startCurveAgent(args: string[] = []): Promise<{ agent: LocalAgent; curve: ClientCurve }> {
   const keys = (await tmp.dir({ unsafeCleanup: true, prefix: 'bench-keys-' })).path;

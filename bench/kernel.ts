@@ -8,7 +8,7 @@
 
 import * as path from 'node:path';
 
-import { KernelConnection } from '../kernel-ext/kernel/headless';
+import { KernelConnection } from '../kernel-ext/run/headless';
 import { median, percentile, table } from './stats';
 
 const NOTEBOOKS = path.resolve(__dirname, '..', '..', 'notebooks');

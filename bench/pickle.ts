@@ -3,9 +3,9 @@
 
 import * as vm from 'node:vm';
 
-import { pickleCall } from '../kernel-ext/pickle';
-import { localRegistry } from '../kernel-ext/pickle/registry';
-import { pickleResult, requireFromRoot, unpickle } from '../protocol/pickle';
+import { pickleCall } from '../kernel-ext/client/capture';
+import { localRegistry } from '../kernel-ext/client/capture/registry';
+import { pickleResult, requireFromRoot, unpickle } from '../pickle';
 import { median, percentile, table } from './stats';
 
 const RUNS = 200;

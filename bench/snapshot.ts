@@ -11,7 +11,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
-import { snapshot, StatCache, zipFiles } from '../kernel-ext/snapshot';
+import { snapshot, StatCache, zipFiles } from '../kernel-ext/client/snapshot';
 import { median, table, timeMany } from './stats';
 
 const FILES = Number(process.env.BENCH_FILES ?? 2000);

@@ -6,8 +6,8 @@ import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import * as zmq from 'zeromq';
 
-import { connect } from '../kernel-ext/agent-client';
-import { startLocalAgent } from '../kernel-ext/local-agent';
+import { connect } from '../kernel-ext/client/agent-client';
+import { startLocalAgent } from '../kernel-ext/client/local-agent';
 import { startCurveAgent } from './curve-agent';
 import { median, table } from './stats';
 

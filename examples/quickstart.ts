@@ -7,9 +7,9 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
-import { connect } from '../kernel-ext/agent-client';
-import { LocalAgent, startLocalAgent } from '../kernel-ext/local-agent';
-import { snapshotDirectory } from '../kernel-ext/snapshot';
+import { connect } from '../kernel-ext/client/agent-client';
+import { LocalAgent, startLocalAgent } from '../kernel-ext/client/local-agent';
+import { snapshotDirectory } from '../kernel-ext/client/snapshot';
 import { RemoteError } from '../protocol/errors';
 
 const PROJECT = path.resolve(__dirname, '..', '..', 'notebooks', 'quickstart');

@@ -10,13 +10,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import type { Notebook, RunResult } from './kernel/headless';
+import { BIN as PACKAGE_BIN, PACKAGE_VERSION } from '../common/package-info';
+import type { Notebook, RunResult } from './run/headless';
 
 export const KERNEL_NAME = 'tslab-remote';
 export const DISPLAY_NAME = 'TypeScript (remote)';
 /** `run`'s exit status when a cell ran past --timeout: timeout(1)'s, distinct from a failed cell's 1. */
 export const EXIT_TIMEOUT = 124;
-const BIN = path.resolve(__dirname, '..', '..', 'bin', 'tslab-remote.js');
+const BIN = PACKAGE_BIN.tslabRemote;
 
 const USAGE = `Usage: tslab-remote install [--user | --prefix DIR] [--python PY]
        tslab-remote kernel --config-path CONNECTION_FILE
@@ -54,7 +55,7 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case '-v':
       case '--version':
-        process.stdout.write(`${(require('../../package.json') as { version: string }).version}\n`);
+        process.stdout.write(`${PACKAGE_VERSION}\n`);
         return 0;
       default:
         process.stderr.write(`${command ? `unknown command ${command}\n\n` : ''}${USAGE}\n`);
@@ -141,7 +142,7 @@ async function run(args: string[]): Promise<number> {
   if (!fs.existsSync(file)) throw new UsageError(`${file} does not exist`);
   const timeout = values.timeout !== undefined ? Number(values.timeout) : undefined;
   if (timeout !== undefined && !(timeout > 0)) throw new UsageError('--timeout needs a positive number of seconds');
-  const { runNotebook } = await import('./kernel/headless');
+  const { runNotebook } = await import('./run/headless');
   const started = Date.now();
   const stop = stopOnSignals();
   let result: RunResult;

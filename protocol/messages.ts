@@ -17,7 +17,7 @@ export interface ManifestEntry {
 
 /**
  * What a job runs. `source`: a JavaScript function expression, called with the arguments (frames: a value).
- * `pickle`: the frames hold a pickled call, `[function, ...arguments]` (protocol/pickle); the result comes back
+ * `pickle`: the frames hold a pickled call, `[function, ...arguments]` (pickle/); the result comes back
  * pickled too. `filename` names the job's file in remote stacks.
  */
 export type JobCode = { kind: 'source'; source: string; filename?: string } | { kind: 'pickle'; filename?: string };

@@ -7,10 +7,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { readKeyFile, readKeyPair, writeKeyPair } from '../protocol/keys';
+import { readKeyFile, readKeyPair, writeKeyPair } from '../common/key-files';
 import { readGpus } from './resources';
 import { Agent, AgentCurve, DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_RESULT_TTL_MS } from './server';
-import { AGENT_VERSION, PACKAGE_ROOT } from './version';
+import { PACKAGE_VERSION, PACKAGE_ROOT } from '../common/package-info';
 
 const USAGE = `Usage: remote-agent serve [options]
        remote-agent keygen [--out DIR] [--name NAME]
@@ -60,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
     return fail(`${(error as Error).message}\n\n${USAGE}`);
   }
   const { values, positionals } = parsed;
-  if (values.version) return print(AGENT_VERSION);
+  if (values.version) return print(PACKAGE_VERSION);
   if (positionals[0] === 'keygen' && positionals.length === 1) return keygen(values);
   return serve(values, positionals);
 }
@@ -164,7 +164,7 @@ async function serve(values: ReturnType<typeof parseFlags>['values'], positional
   }
   process.stdout.write(`remote-agent listening on ${agent.endpoint}\n`);
   if (curve) log(`CURVE on: agent public key ${curve.publicKey}, ${curve.allowedClientKeys.length} client key(s) allowed`);
-  log(`remote-agent ${AGENT_VERSION} (node ${process.version}), workdir ${workdir}, ${agent.info.workers} worker(s)` +
+  log(`remote-agent ${PACKAGE_VERSION} (node ${process.version}), workdir ${workdir}, ${agent.info.workers} worker(s)` +
     (gpus ? `, pinned to GPU(s) ${gpus.join(' | ')}` : ''));
   const why = await untilStopped(values['exit-with-parent']!);
   log(`shutting down (${why}): cancelling jobs and ending workers`);

@@ -24,7 +24,7 @@ import { ClientSession } from './client-session';
 import { JobSink, WorkerPool } from './worker-pool';
 import { readResources } from './resources';
 import { ZapHandler } from './zap';
-import { AGENT_VERSION } from './version';
+import { PACKAGE_VERSION } from '../common/package-info';
 
 /** CurveZMQ: the agent's key pair and the client public keys it admits (Z85). */
 export interface AgentCurve {
@@ -98,7 +98,7 @@ export class Agent {
     this.sendQueue = new SendQueue(router);
     this.info = {
       name: 'remote-agent',
-      version: AGENT_VERSION,
+      version: PACKAGE_VERSION,
       protocol: PROTOCOL_VERSION,
       instance: randomBytes(8).toString('hex'),
       hostname: os.hostname(),

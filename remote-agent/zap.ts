@@ -3,7 +3,7 @@
 
 import * as zmq from 'zeromq';
 
-import { z85Encode } from '../protocol/z85';
+import { z85Encode } from '../common/z85';
 
 const ZAP_ENDPOINT = 'inproc://zeromq.zap.01';
 

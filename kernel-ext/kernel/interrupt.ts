@@ -2,7 +2,7 @@
 // (type check, starting or connecting to an agent, snapshot, upload, pickling, the call itself), the cell ends with
 // a KeyboardInterrupt, and what was not sent yet is not sent. Between cells an interrupt does nothing.
 
-import { abortable, afterPendingEvents } from '../abort';
+import { abortable, afterPendingEvents } from '../client/abort';
 import { CellFailure } from './io';
 
 export class CellInterrupt {

@@ -2,9 +2,10 @@
 // set, `createExecutor`, `JupyterHandlerImpl`, `ZmqServer` — with execution wrapped for the magics and the Jupyter
 // protocol fixes (server.ts). Completion, inspection, is_complete, display and the cells themselves are tslab's.
 
+import { PACKAGE_VERSION as KERNEL_VERSION } from '../../common/package-info';
 import { JupyterHandlerImpl } from 'tslab/dist/jupyter';
 
-import { hideDynamicImportWarning } from '../../protocol/dynamic-import';
+import { hideDynamicImportWarning } from '../../pickle/dynamic-import';
 
 import { CellRunner, ConvertRecorder } from './cells';
 import { RemoteRunner } from './remote';
@@ -12,7 +13,6 @@ import { ExecutionQueue, KernelServer } from './server';
 import { CellHistory } from './stack-map';
 import { converterModule, Converter, ConverterSet, executorModule, tslabVersion } from './tslab-parts';
 
-export const KERNEL_VERSION = (require('../../../package.json') as { version: string }).version;
 
 export interface KernelOptions {
   /** The Jupyter connection file. */

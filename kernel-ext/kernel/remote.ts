@@ -7,19 +7,19 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { AbortError } from '../abort';
-import { AgentClient, CallOptions, ClientCurve, connect, RunningJob } from '../agent-client';
-import { pickleCall, requireLoaded } from '../pickle';
-import { findCodeRoot, snapshot, SnapshotError, SnapshotResult, StatCache } from '../snapshot';
+import { AbortError } from '../client/abort';
+import { AgentClient, CallOptions, ClientCurve, connect, RunningJob } from '../client/agent-client';
+import { pickleCall, requireLoaded } from '../client/capture';
+import { findCodeRoot, snapshot, SnapshotError, SnapshotResult, StatCache } from '../client/snapshot';
 import { RemoteError } from '../../protocol/errors';
-import { readKeyFile, readKeyPair } from '../../protocol/keys';
-import { PickleError, unpickle } from '../../protocol/pickle';
+import { readKeyFile, readKeyPair } from '../../common/key-files';
+import { PickleError, unpickle } from '../../pickle';
 import { formatBytes, plainText } from './display';
 import { installRemoteDisplay, OutputDemux } from './display-relay';
 import type { CellIO } from './io';
 import { CellFailure } from './io';
 import { CellInterrupt, keyboardInterrupt } from './interrupt';
-import { LocalAgent, startLocalAgent } from '../local-agent';
+import { LocalAgent, startLocalAgent } from '../client/local-agent';
 import { CellHistory, mapRemoteStack, recoverProgram } from './stack-map';
 
 export const ENV_AGENT = 'TSLAB_REMOTE_AGENT';

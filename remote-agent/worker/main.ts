@@ -22,7 +22,7 @@ import { Worker as Thread } from 'node:worker_threads';
 
 import * as zmq from 'zeromq';
 
-import { DYNAMIC_IMPORT, hideDynamicImportWarning } from '../../protocol/dynamic-import';
+import { DYNAMIC_IMPORT, hideDynamicImportWarning } from '../../pickle/dynamic-import';
 import { AgentError, toWireError, WireError } from '../../protocol/errors';
 import { encodeMessage, SendQueue } from '../../protocol/frames';
 import { isSafeRelativePath } from '../../protocol/manifest';

@@ -1,12 +1,12 @@
 // Jobs whose code is a pickled call (code.kind 'pickle'): rebuild `[function, ...arguments]` inside the job's
 // snapshot, and pickle the result so instances of local classes go back as such. The pickle format and its
-// decoder live in protocol/pickle, shared with the kernel.
+// decoder live in pickle/, shared with the kernel.
 
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 
 import { AgentError } from '../../protocol/errors';
-import { pickleResult, requireFromRoot, unpickle, UnpickleError } from '../../protocol/pickle';
+import { pickleResult, requireFromRoot, unpickle, UnpickleError } from '../../pickle';
 
 export interface PickledCall {
   fn: (...args: unknown[]) => unknown;

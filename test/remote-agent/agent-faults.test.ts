@@ -9,8 +9,8 @@ import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 import * as zmq from 'zeromq';
 
-import { connect } from '../../kernel-ext/agent-client';
-import { snapshotDirectory } from '../../kernel-ext/snapshot';
+import { connect } from '../../kernel-ext/client/agent-client';
+import { snapshotDirectory } from '../../kernel-ext/client/snapshot';
 import { RemoteError } from '../../protocol/errors';
 import { rejectionOf, remoteCodeOf } from '../support/rejection';
 import { fileHash, snapshotHash } from '../../protocol/manifest';

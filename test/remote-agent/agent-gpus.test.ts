@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
-import { connect } from '../../kernel-ext/agent-client';
+import { connect } from '../../kernel-ext/client/agent-client';
 import { parseNvidiaSmi } from '../../remote-agent/resources';
 import { startAgent } from '../support/agent-process';
 

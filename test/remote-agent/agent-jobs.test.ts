@@ -4,8 +4,8 @@ import { expect } from 'chai';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 
-import { AgentClient, connect } from '../../kernel-ext/agent-client';
-import { snapshotDirectory } from '../../kernel-ext/snapshot';
+import { AgentClient, connect } from '../../kernel-ext/client/agent-client';
+import { snapshotDirectory } from '../../kernel-ext/client/snapshot';
 import { RemoteError } from '../../protocol/errors';
 import { AgentProcess, isAlive, makeTree, startAgent, waitFor, writeTree } from '../support/agent-process';
 import { rejectionOf } from '../support/rejection';

@@ -7,8 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
-import { ClientCurve, connect } from '../../kernel-ext/agent-client';
-import { readKeyFile, readKeyPair } from '../../protocol/keys';
+import { ClientCurve, connect } from '../../kernel-ext/client/agent-client';
+import { readKeyFile, readKeyPair } from '../../common/key-files';
 import { RemoteError } from '../../protocol/errors';
 import { AgentProcess, startAgent, waitFor } from '../support/agent-process';
 

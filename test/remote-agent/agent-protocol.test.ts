@@ -8,7 +8,7 @@ import JSZip from 'jszip';
 import * as tmp from 'tmp-promise';
 import * as zmq from 'zeromq';
 
-import { AgentClient, connect } from '../../kernel-ext/agent-client';
+import { AgentClient, connect } from '../../kernel-ext/client/agent-client';
 import { fileHash, snapshotHash } from '../../protocol/manifest';
 import { ManifestEntry, PROTOCOL_VERSION } from '../../protocol/messages';
 import { AgentProcess, startAgent } from '../support/agent-process';

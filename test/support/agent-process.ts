@@ -5,7 +5,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
-import { LocalAgent, LocalAgentOptions, startLocalAgent } from '../../kernel-ext/local-agent';
+import { LocalAgent, LocalAgentOptions, startLocalAgent } from '../../kernel-ext/client/local-agent';
 
 export type AgentProcess = LocalAgent;
 

@@ -1,5 +1,5 @@
 // The pickle scenario matrix, as data, so that the same scenarios run through a child process here
-// (test/kernel-ext/pickle-scenarios.test.ts) and through a real agent later.
+// (test/kernel-ext/client/capture/capture-scenarios.test.ts) and through a real agent later.
 //
 // Each scenario's make() builds a fresh function (and arguments) with fresh state. A runner calls make() twice: once
 // to compute the expected result locally by calling fn(...args) (unless `expected` is given), once to pickle with

@@ -8,8 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
-import { connect } from '../../../kernel-ext/agent-client';
-import { INTERRUPT_GRACE_MS, KernelConnection } from '../../../kernel-ext/kernel/headless';
+import { connect } from '../../../kernel-ext/client/agent-client';
+import { INTERRUPT_GRACE_MS, KernelConnection } from '../../../kernel-ext/run/headless';
 import { AgentProcess, isAlive, startAgent, waitFor } from '../../support/agent-process';
 import { CLI, ExecutedNotebook, jupyterAvailability, PYTHON, textOf } from './jupyter-support';
 

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
-import { writeKeyPair } from '../../../protocol/keys';
+import { writeKeyPair } from '../../../common/key-files';
 import { isAlive, startAgent, waitFor } from '../../support/agent-process';
 import { TcpProxy } from '../../support/tcp-proxy';
 import { messagesOf, RequestResult, session, useJupyterWorkspace } from './jupyter-support';

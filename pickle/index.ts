@@ -1,0 +1,41 @@
+// The pickle protocol: the format (format.ts), the unpickler (decode.ts, both sides), the lean result pickler
+// (result.ts, the worker) and the encoder core they share with the kernel's capture (kernel-ext/client/capture). Nothing
+// here needs the inspector or a parser, so the agent stays lean.
+
+export { Encoder, EncoderHooks, EncoderOptions, ownConstructor, isRequireFunction } from './encode';
+export { keySegment, Path, pathSegments, pathTo, PickleError, UnpickleError } from './errors';
+export { FnBits, Kind, MAGIC, ModuleKind, ModuleRef, Node, Slot, VERSION } from './format';
+export { globalIndex, standardGlobalNames } from './globals';
+export { ModuleIndex, ModuleLocation, classifyModuleFile, moduleIndexFor } from './modules';
+export { originOf, recordOrigin } from './origins';
+export { pickleResult, ResultOptions } from './result';
+export { installedVersion, packageName, refFor, unpickle, UnpickleContext } from './decode';
+export { isNativeSource, refuse } from './unpicklable';
+
+import * as path from 'node:path';
+import { createRequire } from 'node:module';
+
+import type { ModuleRef } from './format';
+
+/**
+ * A requireModule for UnpickleContext that resolves from `root` (the snapshot directory on the agent, the code
+ * root in the kernel): builtins by name, packages from root's node_modules (and Node's usual lookup), local
+ * modules as files under root.
+ */
+export function requireFromRoot(root: string): (ref: ModuleRef) => unknown {
+  const req = createRequire(path.join(root, '__tslab_remote_pickle__.js'));
+  return (ref) => {
+    switch (ref.kind) {
+      case 'builtin':
+        return req(`node:${ref.id}`);
+      case 'package':
+        return req(ref.id);
+      case 'local': {
+        const file = path.resolve(root, ref.id);
+        const rel = path.relative(root, file);
+        if (rel.startsWith('..') || path.isAbsolute(rel)) throw new Error(`local module ${ref.id} lies outside ${root}`);
+        return req(file);
+      }
+    }
+  };
+}

@@ -1,0 +1,118 @@
+// The private local agent: reachable only by this user, ended with the process that started it, and a bounded log.
+
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { connect } from '../../../kernel-ext/client/agent-client';
+import { LocalAgent, startLocalAgent } from '../../../kernel-ext/client/local-agent';
+import { isAlive, waitFor } from '../../support/agent-process';
+
+const LOCAL_AGENT_JS = path.resolve(__dirname, '..', '..', '..', 'kernel-ext', 'client', 'local-agent.js');
+
+/** A node process that starts a local agent and prints its pid; resolves with both pids. */
+function parentOfAnAgent(): Promise<{ parent: number; agent: number }> {
+  const script = `require(${JSON.stringify(LOCAL_AGENT_JS)}).startLocalAgent({ args: ['--workers', '1'] }).then((a) => console.log(a.process.pid))`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    child.stdout.once('data', (chunk: Buffer) => resolve({ parent: child.pid!, agent: Number(chunk.toString().trim()) }));
+    child.once('exit', (code) => reject(new Error(`the parent script exited with code ${code} before its agent started`)));
+  });
+}
+
+describe('kernel-ext/local-agent', function () {
+  this.timeout(30_000);
+  let agent: LocalAgent | undefined;
+
+  afterEach(async () => {
+    await agent?.stop();
+    agent = undefined;
+  });
+
+  it('listens on a unix socket in its private (0700) workdir by default, not on a TCP port', async () => {
+    agent = await startLocalAgent({ args: ['--workers', '1'] });
+    expect(agent.endpoint).to.equal(`ipc://${path.join(agent.workdir, 'agent.sock')}`);
+    expect(fs.statSync(agent.workdir).mode & 0o777).to.equal(0o700);
+    const client = await connect(agent.endpoint);
+    try {
+      expect(await client.run({ source: '() => 6 * 7' })).to.equal(42);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('starts nothing and leaves nothing behind when aborted as it prepares its directories', async () => {
+    // A temp directory of its own, so that nothing else running here can put directories in it meanwhile.
+    const tmpdir = fs.mkdtempSync(path.join(os.tmpdir(), 'abort-start-'));
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = tmpdir;
+    try {
+      const abort = new AbortController();
+      const starting = startLocalAgent({ args: ['--workers', '1'], signal: abort.signal });
+      abort.abort(); // lands while startLocalAgent awaits its private directory, before any spawn
+      const error = await starting.then(
+        (started) => {
+          agent = started;
+          throw new Error(`an agent started (pid ${started.process.pid}) although the start was aborted`);
+        },
+        (rejected: Error) => rejected,
+      );
+      expect(error.name).to.equal('AbortError');
+      expect(fs.readdirSync(tmpdir)).to.deep.equal([]);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+      fs.rmSync(tmpdir, { recursive: true, force: true });
+    }
+  });
+
+  it('uses a private socket directory of its own when given a workdir, and removes it on exit', async () => {
+    const workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-workdir-'));
+    try {
+      agent = await startLocalAgent({ args: ['--workers', '1'], workdir });
+      const socket = agent.endpoint.replace(/^ipc:\/\//, '');
+      expect(path.dirname(socket)).not.to.equal(workdir);
+      expect(fs.statSync(path.dirname(socket)).mode & 0o777).to.equal(0o700);
+      await agent.stop();
+      await waitFor(() => !fs.existsSync(path.dirname(socket)), 2_000, 'the socket directory to be removed');
+    } finally {
+      fs.rmSync(workdir, { recursive: true, force: true });
+    }
+  });
+
+  it('shuts down cleanly when its stdin reaches EOF (--exit-with-parent)', async () => {
+    agent = await startLocalAgent({ args: ['--workers', '1'] });
+    const exited = new Promise((resolve) => agent!.process.once('exit', resolve));
+    agent.process.stdin!.end();
+    expect(await exited).to.equal(0);
+    expect(agent.log()).to.match(/shutting down \(stdin closed: the parent is gone\)/);
+  });
+
+  it('ends when the process that started it is SIGKILLed', async () => {
+    const { parent, agent: pid } = await parentOfAnAgent();
+    expect(isAlive(pid)).to.equal(true);
+    process.kill(parent, 'SIGKILL');
+    try {
+      await waitFor(() => !isAlive(pid), 5_000, `the agent (pid ${pid}) of a killed parent to exit`);
+    } finally {
+      if (isAlive(pid)) process.kill(pid, 'SIGKILL'); // the bug this test catches would leave it running
+    }
+  });
+
+  it('keeps only the last 256 KiB of its log', async () => {
+    agent = await startLocalAgent({ args: ['--workers', '1'] });
+    const client = await connect(agent.endpoint);
+    try {
+      // Written after the job ended, so the agent logs it as the worker's output: a megabyte in one line.
+      const chatty = `() => { setTimeout(() => console.error('x'.repeat(1 << 20) + '\\nthe last line'), 50); }`;
+      await client.run({ source: chatty });
+      await waitFor(() => agent!.log().includes('the last line'), 5_000, 'the chatty line in the log');
+      const bytes = Buffer.byteLength(agent.log());
+      expect(bytes).to.be.at.most(256 * 1024).and.at.least(200 * 1024);
+    } finally {
+      await client.close();
+    }
+  });
+});
