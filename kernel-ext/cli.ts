@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 
 import { BIN as PACKAGE_BIN, PACKAGE_VERSION } from '../common/package-info';
 import type { Notebook, RunResult } from './run/headless';
+import { checkTslab, TslabMissingError } from './tslab-peer';
 
 export const KERNEL_NAME = 'tslab-remote';
 export const DISPLAY_NAME = 'TypeScript (remote)';
@@ -62,7 +63,12 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (error) {
-    const report = error instanceof UsageError ? `${error.message}\n\n${USAGE}` : error instanceof Error && error.name === 'RunError' ? error.message : ((error as Error).stack ?? String(error));
+    const report =
+      error instanceof UsageError
+        ? `${error.message}\n\n${USAGE}`
+        : error instanceof TslabMissingError || (error instanceof Error && error.name === 'RunError')
+          ? error.message
+          : ((error as Error).stack ?? String(error));
     process.stderr.write(`tslab-remote: ${report}\n`);
     return error instanceof UsageError ? 2 : 1;
   }
@@ -95,6 +101,7 @@ export function kernelSpec(): object {
 function install(args: string[]): number {
   const { values } = parse(args, { user: { type: 'boolean' }, prefix: { type: 'string' }, python: { type: 'string', default: 'python3' } });
   if (values.user && values.prefix) throw new UsageError('--user and --prefix exclude each other');
+  checkTslab();
   const user = Boolean(values.user) || (!values.prefix && process.getuid?.() !== 0);
   const prefix = values.prefix ? path.resolve(values.prefix as string) : undefined;
   const dir = kernelsDir(values.python as string, user, prefix);
@@ -126,6 +133,7 @@ function kernelsDir(python: string, user: boolean, prefix: string | undefined): 
 async function kernel(args: string[]): Promise<number> {
   const { values } = parse(args, { 'config-path': { type: 'string' } });
   if (!values['config-path']) throw new UsageError('kernel needs --config-path CONNECTION_FILE');
+  checkTslab();
   const { startKernel } = await import('./kernel/launcher');
   await startKernel({ configPath: values['config-path'] as string });
   return new Promise<number>(() => undefined); // the kernel lives until Jupyter shuts it down
@@ -142,6 +150,7 @@ async function run(args: string[]): Promise<number> {
   if (!fs.existsSync(file)) throw new UsageError(`${file} does not exist`);
   const timeout = values.timeout !== undefined ? Number(values.timeout) : undefined;
   if (timeout !== undefined && !(timeout > 0)) throw new UsageError('--timeout needs a positive number of seconds');
+  checkTslab();
   const { runNotebook } = await import('./run/headless');
   const started = Date.now();
   const stop = stopOnSignals();
