@@ -31,4 +31,5 @@ export type { ErrorCode, WireError } from '../../protocol/errors';
 export type { AgentInfo, AgentLimits, GpuInfo, Resources, StatusReply, WorkerStatus } from '../../protocol/messages';
 export { writeKeyPair, readKeyPair, readKeyFile } from '../../common/key-files';
 export type { KeyPair } from '../../common/key-files';
+export type { AgentEndpoint, LaunchedAgents } from './cluster/types';
 export { PACKAGE_VERSION as VERSION } from '../../common/package-info';
