@@ -13,7 +13,15 @@ export function encodeMessage(header: object, payload: readonly Frame[] = []): F
 }
 
 /** Both ends: probe an idle TCP connection after 10 s, every 2 s, 3 times: a vanished peer is a disconnect in ~16 s. */
-export const TCP_KEEPALIVE = { tcpKeepalive: 1, tcpKeepaliveIdle: 10, tcpKeepaliveInterval: 2, tcpKeepaliveCount: 3 } as const;
+export const TCP_KEEPALIVE = {
+  tcpKeepalive: 1,
+  tcpKeepaliveIdle: 10,
+  tcpKeepaliveInterval: 2,
+  tcpKeepaliveCount: 3,
+  // TCP_USER_TIMEOUT: keepalive probes only an idle connection, and pings keep it busy; sent data unacknowledged
+  // this long (a host that vanished without FIN or RST) drops the connection instead of retrying for 15 minutes.
+  tcpMaxRetransmitTimeout: 10_000,
+} as const;
 
 type Sendable = Pick<zmq.Dealer, 'send'> | Pick<zmq.Router, 'send'>;
 

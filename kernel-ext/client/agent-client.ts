@@ -40,6 +40,12 @@ export interface ConnectOptions {
    */
   silenceNoticeMs?: number;
   /**
+   * Pending requests fail AGENT_UNREACHABLE when the agent has said nothing, pongs included, for this long although
+   * the connection is up: a frozen or partitioned host that TCP has not noticed yet. Off by default, since a result
+   * larger than this long's worth of the link also silences the agent; a pool sets it (15 s) to move work on.
+   */
+  silenceTimeoutMs?: number;
+  /**
    * A call whose signal aborted is cancelled on the agent; when the agent does not acknowledge the cancel within
    * this long (stuck, or cut off), the call stops waiting and fails CANCELLED at once.
    */
@@ -549,6 +555,7 @@ export class AgentClient {
         return;
       }
       if (downMs > 0) return; // nothing would carry a ping now
+      if (this.pending.size > 0 && this.silentTooLong()) return;
       this.checkSilence();
       const jobs = [...this.pending].filter(([, p]) => p.isJob).map(([id]) => id);
       const resend = this.reconnected;
@@ -557,6 +564,26 @@ export class AgentClient {
       this.sendQueue.send(encodeMessage(ping)).catch(() => undefined);
     }, this.options.heartbeatMs);
     this.heartbeat.unref();
+  }
+
+  /** Whether the connection is up and the agent spoke (a pong at least) within the silence timeout, if any. */
+  get reachable(): boolean {
+    if (this.closed || this.connection.disconnectedForMs() > 0) return false;
+    return !this.options.silenceTimeoutMs || Date.now() - this.lastHeardAt < this.options.silenceTimeoutMs;
+  }
+
+  /** Connected but silent past silenceTimeoutMs: fail what waits, as for a connection that stayed down. */
+  private silentTooLong(): boolean {
+    const silentMs = Date.now() - this.lastHeardAt;
+    if (!this.options.silenceTimeoutMs || silentMs < this.options.silenceTimeoutMs) return false;
+    const calls = [...this.pending].filter(([, p]) => p.isJob).map(([id]) => id);
+    this.failAll(
+      'AGENT_UNREACHABLE',
+      `no word from the agent at ${this.endpoint} for ${Math.round(silentMs / 1000)} s although the connection is up: ` +
+        'the host may be frozen or cut off from this one. Its running jobs are cancelled if it answers again',
+    );
+    for (const job of calls) this.abandoned.add(job);
+    return true;
   }
 
   /** Connected, calls waiting, and not a word from the agent, not even a pong: tell the calls, once. */

@@ -16,12 +16,14 @@ export class TcpProxy {
   private readonly sockets = new Set<net.Socket>();
   private refusing = false;
   private swallowing = false;
+  private partitioned = false;
   /** Agent → client bytes forwarded so far. */
   downstreamBytes = 0;
   /** Client → agent bytes received so far. */
   upstreamBytes = 0;
 
   private constructor(
+    private readonly targetHost: string,
     private readonly targetPort: number,
     private readonly options: ProxyOptions,
   ) {
@@ -29,8 +31,8 @@ export class TcpProxy {
   }
 
   static async start(target: string, options: ProxyOptions = {}): Promise<{ proxy: TcpProxy; endpoint: string }> {
-    const port = Number(/:(\d+)$/.exec(target)?.[1]);
-    const proxy = new TcpProxy(port, options);
+    const [, host, port] = /^tcp:\/\/([^:]+):(\d+)$/.exec(target) ?? [];
+    const proxy = new TcpProxy(host ?? '127.0.0.1', Number(port), options);
     await new Promise<void>((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
     return { proxy, endpoint: `tcp://127.0.0.1:${(proxy.server.address() as net.AddressInfo).port}` };
   }
@@ -51,6 +53,14 @@ export class TcpProxy {
     }, ms).unref();
   }
 
+  /**
+   * Stops forwarding both ways and never closes anything: to both ends the other host fell silent, with no FIN or
+   * RST, as when a network partition or a frozen host cuts them apart.
+   */
+  partition(): void {
+    this.partitioned = true;
+  }
+
   close(): Promise<void> {
     for (const socket of this.sockets) socket.destroy();
     return new Promise((resolve) => this.server.close(() => resolve()));
@@ -61,10 +71,10 @@ export class TcpProxy {
       client.destroy();
       return;
     }
-    const upstream = net.connect(this.targetPort, '127.0.0.1');
-    const toClient = new Direction((n) => (this.downstreamBytes += n), this.options.downstreamBytesPerSecond, () => this.swallowing);
+    const upstream = net.connect(this.targetPort, this.targetHost);
+    const toClient = new Direction((n) => (this.downstreamBytes += n), this.options.downstreamBytesPerSecond, () => this.swallowing || this.partitioned);
     upstream.pipe(toClient).pipe(client);
-    client.pipe(new Direction((n) => (this.upstreamBytes += n), this.options.upstreamBytesPerSecond)).pipe(upstream);
+    client.pipe(new Direction((n) => (this.upstreamBytes += n), this.options.upstreamBytesPerSecond, () => this.partitioned)).pipe(upstream);
     for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
       this.sockets.add(from);
       from.on('error', () => to.destroy());
