@@ -18,10 +18,10 @@ import {
   Unversioned,
 } from '../protocol/messages';
 import { DEFAULT_HEADER_LIMITS, HeaderLimits, parseHeader, requestIdOf, validateRequest } from '../protocol/validate';
-import { DEFAULT_STORE_LIMITS, SnapshotStore } from './store';
+import { DEFAULT_STORE_LIMITS, SnapshotStore } from './store/snapshot-store';
 import { TCP_KEEPALIVE } from '../protocol/frames';
 import { ClientSession } from './client-session';
-import { JobSink, WorkerPool } from './worker-pool';
+import { JobSink, WorkerPool } from './pool/worker-pool';
 import { readResources } from './resources';
 import { ZapHandler } from './zap';
 import { PACKAGE_VERSION } from '../common/package-info';
@@ -292,7 +292,7 @@ export class Agent {
       );
     }
     const release = request.snapshot === null ? () => undefined : this.store.pin(request.snapshot);
-    if (request.snapshot !== null) this.store.touch(request.snapshot);
+    if (request.snapshot !== null) void this.store.touch(request.snapshot);
     session.jobs.add(request.id);
     const re = request.id;
     const finish = (reply: Unversioned<Reply>, payload: readonly Frame[] = []): void => {

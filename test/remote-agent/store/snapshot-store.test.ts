@@ -1,17 +1,17 @@
 import { expect } from 'chai';
 
-import { rejectionOf as rejectionOfType } from '../support/rejection';
+import { rejectionOf as rejectionOfType } from '../../support/rejection';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import JSZip from 'jszip';
 import * as tmp from 'tmp-promise';
 
-import { AgentError } from '../../protocol/errors';
-import { fileHash, snapshotHash } from '../../protocol/manifest';
-import type { ManifestEntry } from '../../protocol/messages';
-import { DEFAULT_STORE_LIMITS, SnapshotStore, StoreOptions } from '../../remote-agent/store';
-import { manyEntryZip } from '../support/zips';
+import { AgentError } from '../../../protocol/errors';
+import { fileHash, snapshotHash } from '../../../protocol/manifest';
+import type { ManifestEntry } from '../../../protocol/messages';
+import { DEFAULT_STORE_LIMITS, SnapshotStore, StoreOptions } from '../../../remote-agent/store/snapshot-store';
+import { manyEntryZip } from '../../support/zips';
 
 type Tree = Record<string, Buffer>;
 
@@ -51,28 +51,36 @@ function bytes(n: number, seed: number): Buffer {
 
 const rejectionOf = (promise: Promise<unknown>): Promise<AgentError> => rejectionOfType(promise, AgentError);
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Writes a read-only file as a job running as root could (root ignores mode 0444; others need the chmod). */
+/**
+ * Writes a read-only file as a job running as root could (root ignores mode 0444; others need the chmod). The mtime
+ * is set apart from the upload's, as a later write's would be on a file system with coarse timestamps.
+ */
 async function writeAsRoot(file: string, text: string): Promise<void> {
   await fs.chmod(file, 0o644);
   await fs.writeFile(file, text);
   await fs.chmod(file, 0o444);
+  await fs.utimes(file, 1_000, 1_000);
 }
 
 describe('remote-agent/store', () => {
   let parent: tmp.DirectoryResult;
   let workdir: string;
   let logs: string[];
+  /** The store's clock: tests move it instead of sleeping. */
+  let clock: number;
+  const later = (ms = 1_000): void => {
+    clock += ms;
+  };
 
   const open = (overrides: Partial<StoreOptions> = {}): Promise<SnapshotStore> =>
-    SnapshotStore.open({ ...DEFAULT_STORE_LIMITS, workdir, log: (line) => logs.push(line), ...overrides });
+    SnapshotStore.open({ ...DEFAULT_STORE_LIMITS, workdir, log: (line) => logs.push(line), now: () => clock, ...overrides });
 
   beforeEach(async () => {
     // The store lives one level below a private parent, so a listing of the parent shows escapes of any depth.
     parent = await tmp.dir({ unsafeCleanup: true, prefix: 'store-test-' });
     workdir = path.join(parent.path, 'work');
     logs = [];
+    clock = Date.UTC(2030, 0, 1);
   });
 
   afterEach(async () => {
@@ -162,7 +170,6 @@ describe('remote-agent/store', () => {
       const store = await open();
       const a = snapshotOf(treeA);
       await store.upload(a.snapshot, a.files, await zipOf(treeA));
-      await sleep(20); // past the file system's timestamp granularity, so a same-size write shows in the mtime
       const dirA = store.dirOf(a.snapshot);
       await writeAsRoot(path.join(dirA, 'package.json'), '{"name":"tampered"}'); // another size
       await writeAsRoot(path.join(dirA, 'src/index.ts'), 'export const x = 9;\n'); // the same size
@@ -373,7 +380,7 @@ describe('remote-agent/store', () => {
       const [s1, s2, s3, s4] = [t1, t2, t3, t4].map(snapshotOf);
       const put = async (s: { snapshot: string; files: ManifestEntry[] }, t: Tree): Promise<void> => {
         await store.upload(s.snapshot, s.files, await zipOf(t));
-        await sleep(5); // distinct last-use times
+        later(); // distinct last-use times
       };
       await put(s1!, t1);
       await put(s2!, t2);
@@ -436,7 +443,7 @@ describe('remote-agent/store', () => {
       const tOther = { 'other.bin': bytes(1000, 10) };
       const [sOld, sNew, sOther] = [tOld, tNew, tOther].map(snapshotOf);
       await store.upload(sOld!.snapshot, sOld!.files, await zipOf(tOld));
-      await sleep(5);
+      later();
       // A client checks sNew: shared.bin is there, only new.bin is missing...
       const newHash = fileHash('new.bin', tNew['new.bin']);
       expect(await store.check(sNew!.snapshot, sNew!.files)).to.deep.equal({ ready: false, missing: [newHash] });
@@ -464,7 +471,7 @@ describe('remote-agent/store', () => {
     it('deletes blobs no snapshot links to, once their lease has run out, before evicting any snapshot', async () => {
       const store = await open({ diskBudgetBytes: 1500, blobLeaseMs: 50 });
       const { s1, s2 } = await partialUpload(store);
-      await sleep(60); // the upload was abandoned
+      later(60); // the upload was abandoned
       await store.evict();
       expect(store.has(s1.snapshot)).to.equal(true);
       expect(store.stats()).to.deep.include({ snapshots: 1, blobs: 1, bytes: 1000, evicted: 0 });
@@ -508,11 +515,10 @@ describe('remote-agent/store', () => {
       const sOld = snapshotOf(tOld);
       const sNew = snapshotOf(tNew);
       await first.upload(sNew.snapshot, sNew.files, await zipOf(tNew)); // created first ...
-      await sleep(20);
+      later();
       await first.upload(sOld.snapshot, sOld.files, await zipOf(tOld));
-      await sleep(20);
-      first.touch(sNew.snapshot); // ... but used last
-      await sleep(50); // touch records the use on disk asynchronously
+      later();
+      await first.touch(sNew.snapshot); // ... but used last
       await fs.writeFile(path.join(workdir, 'tmp', 'leftover'), 'half-written');
 
       const second = await open({ diskBudgetBytes: 1500 });
