@@ -148,6 +148,8 @@ export interface WorkerStatus {
   restarts: number;
   queued: number;
   snapshot: string | null;
+  /** Why the worker is not running (its process cannot be started), while it is retried. */
+  error?: string;
 }
 
 export interface StoreStats {

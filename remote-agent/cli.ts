@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 
 import { readKeyFile, readKeyPair, writeKeyPair } from '../common/key-files';
 import { readGpus } from './resources';
-import { Agent, AgentCurve, DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_RESULT_TTL_MS } from './server';
+import { Agent, AgentCurve, DEFAULT_CLIENT_GRACE_MS, DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_RESULT_TTL_MS } from './server';
 import { PACKAGE_VERSION, PACKAGE_ROOT } from '../common/package-info';
 
 const USAGE = `Usage: remote-agent serve [options]
@@ -32,6 +32,8 @@ Options of serve:
                          (default: node_modules of the current directory and of this package, with their parents)
   --cancel-grace-ms MS   time a cancelled job gets before its worker is killed (default 2000)
   --client-timeout-ms MS a client silent this long has its jobs cancelled (default 1800000: 30 min)
+  --client-grace-ms MS   a client whose connection closed has its running and queued jobs cancelled after this
+                         long, unless it reconnects (default 15000)
   --result-ttl-ms MS     how long a finished job's reply waits for a disconnected client (default 1800000)
   --worker-max-old-space-mb MB  heap limit of each worker (default: node's)
   --exit-with-parent     shut down cleanly when stdin reaches EOF or the parent process changes (for a parent that
@@ -85,6 +87,7 @@ function parseFlags(argv: string[]) {
       'max-jobs-per-client': { type: 'string', default: '64' },
       'cancel-grace-ms': { type: 'string', default: '2000' },
       'client-timeout-ms': { type: 'string', default: String(DEFAULT_CLIENT_TIMEOUT_MS) },
+      'client-grace-ms': { type: 'string', default: String(DEFAULT_CLIENT_GRACE_MS) },
       'result-ttl-ms': { type: 'string', default: String(DEFAULT_RESULT_TTL_MS) },
       'worker-max-old-space-mb': { type: 'string' },
       insecure: { type: 'boolean', default: false },
@@ -153,6 +156,7 @@ async function serve(values: ReturnType<typeof parseFlags>['values'], positional
       },
       cancelGraceMs: positiveInt(values['cancel-grace-ms']!, '--cancel-grace-ms'),
       clientTimeoutMs: positiveInt(values['client-timeout-ms']!, '--client-timeout-ms'),
+      clientGraceMs: positiveInt(values['client-grace-ms']!, '--client-grace-ms'),
       resultTtlMs: positiveInt(values['result-ttl-ms']!, '--result-ttl-ms'),
       workerMaxOldSpaceMb: values['worker-max-old-space-mb']
         ? positiveInt(values['worker-max-old-space-mb'], '--worker-max-old-space-mb')

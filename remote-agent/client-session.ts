@@ -9,6 +9,8 @@ import type { Frame } from '../protocol/frames';
 export type SendFrames = (frames: readonly Frame[]) => Promise<string | null>;
 
 interface Kept {
+  /** Messages that must arrive before the reply (a dropped-output notice); each leaves once sent. */
+  before: (readonly Frame[])[];
   frames: readonly Frame[];
   endedAt: number;
   /** A failed delivery was logged already (retries stay quiet). */
@@ -21,6 +23,8 @@ const RETRY_MS = 250;
 
 export class ClientSession {
   lastSeen = Date.now();
+  /** Since when (ms) the client's connection is known to be gone (a send failed with EHOSTUNREACH), or null. */
+  goneSince: number | null = null;
   readonly jobs = new Set<string>();
   private readonly kept = new Map<string, Kept>();
   private readonly droppedOutput = new Map<string, number>();
@@ -48,22 +52,30 @@ export class ClientSession {
     return this.jobs.has(job) || this.kept.has(job);
   }
 
+  /** Sends a message the client ignores, to learn whether its connection is still there. */
+  async probe(frames: readonly Frame[]): Promise<void> {
+    this.noteFailure(await this.sendFrames(frames));
+  }
+
   /** Streams output; a client too slow to take it loses it (counted) rather than stalling the agent. */
   async output(job: string, frames: readonly Frame[]): Promise<void> {
     const failure = await this.sendFrames(frames);
+    this.noteFailure(failure);
     if (failure === null) return;
     const dropped = (this.droppedOutput.get(job) ?? 0) + 1;
     this.droppedOutput.set(job, dropped);
     if (dropped === 1) this.log(`client ${this.key}: dropping output of job ${job} (${failure}); the client will be told how much`);
   }
 
-  /** Keeps a job's final reply and delivers it, after a notice of any output that was dropped. */
+  /**
+   * Keeps a job's final reply and delivers it, after a notice of any output that was dropped: the notice is kept and
+   * retried with the reply, so it cannot be lost to the same full queue that dropped the output.
+   */
   finish(job: string, frames: readonly Frame[], droppedNotice: (count: number) => readonly Frame[]): void {
     this.jobs.delete(job);
     const dropped = this.droppedOutput.get(job);
     this.droppedOutput.delete(job);
-    if (dropped) void this.sendFrames(droppedNotice(dropped));
-    this.kept.set(job, { frames, endedAt: Date.now() });
+    this.kept.set(job, { before: dropped ? [droppedNotice(dropped)] : [], frames, endedAt: Date.now() });
     void this.deliver(job);
   }
 
@@ -95,11 +107,26 @@ export class ClientSession {
   private async deliver(job: string): Promise<void> {
     const kept = this.kept.get(job);
     if (!kept) return;
-    const failure = await this.sendFrames(kept.frames);
+    let failure: string | null = null;
+    // A notice leaves the list while it is sent, so a concurrent delivery (a resend ping) does not send it twice;
+    // sends share one queue, so it still goes out before that delivery's reply.
+    for (let next = kept.before.shift(); next; next = kept.before.shift()) {
+      failure = await this.sendFrames(next);
+      if (failure !== null) {
+        kept.before.unshift(next);
+        break;
+      }
+    }
+    if (failure === null) failure = await this.sendFrames(kept.frames);
     kept.unreachable = failure === 'EHOSTUNREACH';
+    this.noteFailure(failure);
     if (failure === null) return;
     if (!kept.logged) this.log(`could not send the final reply of job ${job} to client ${this.key} (${failure}); kept for redelivery`);
     kept.logged = true;
     if (failure !== 'EHOSTUNREACH') setTimeout(() => void this.deliver(job), RETRY_MS).unref();
+  }
+
+  private noteFailure(failure: string | null): void {
+    if (failure === 'EHOSTUNREACH') this.goneSince ??= Date.now();
   }
 }

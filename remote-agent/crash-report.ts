@@ -12,6 +12,8 @@ export interface FatalReport {
 
 export interface ExitFacts {
   index: number;
+  /** The process could not be started at all (spawn EMFILE, ENOMEM, ...). */
+  spawnError?: Error | null;
   fatal: FatalReport | null;
   stderrTail: readonly string[];
   heapLimitMb: number | null;
@@ -22,6 +24,7 @@ export interface ExitFacts {
 
 /** "crashed on an uncaught exception (...)", "ran out of memory (...)", "was killed by signal ...", "exited with code ...". */
 export function describeExit(facts: ExitFacts): string {
+  if (facts.spawnError) return `could not be started (${facts.spawnError.message})`;
   if (facts.fatal) {
     const kind = facts.fatal.origin === 'unhandledRejection' ? 'an unhandled promise rejection' : 'an uncaught exception';
     return `crashed on ${kind} (${facts.fatal.error.name}: ${facts.fatal.error.message})`;
@@ -37,7 +40,7 @@ export function describeExit(facts: ExitFacts): string {
 /** The WORKER_CRASHED error for the job that was running; an uncaught exception becomes its cause, with its stack. */
 export function crashError(facts: ExitFacts, job: string, what: string): WireError {
   const message =
-    `worker ${facts.index} ${what} while running job ${job}; it was restarted and its module state was lost` +
+    `worker ${facts.index} ${what} while running job ${job}; it is being restarted and its module state was lost` +
     stderrTailText(facts.stderrTail);
   const error: WireError = {
     code: 'WORKER_CRASHED',

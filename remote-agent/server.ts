@@ -20,10 +20,11 @@ import {
 import { DEFAULT_HEADER_LIMITS, HeaderLimits, parseHeader, requestIdOf, validateRequest } from '../protocol/validate';
 import { DEFAULT_STORE_LIMITS, SnapshotStore } from './store/snapshot-store';
 import { TCP_KEEPALIVE } from '../protocol/frames';
-import { ClientSession } from './client-session';
+import { ClientRegistry } from './client-registry';
 import { JobSink, WorkerPool } from './pool/worker-pool';
 import { readResources } from './resources';
 import { ZapHandler } from './zap';
+import { lockWorkdir } from './workdir-lock';
 import { PACKAGE_VERSION } from '../common/package-info';
 
 /** CurveZMQ: the agent's key pair and the client public keys it admits (Z85). */
@@ -45,6 +46,8 @@ export interface AgentOptions {
   limits?: Partial<AgentLimits & { diskBudgetBytes: number }>;
   /** A client silent this long (no heartbeat) has its running jobs cancelled. */
   clientTimeoutMs?: number;
+  /** A client whose connection closed has its running and queued jobs cancelled after this long (a reconnect ends it). */
+  clientGraceMs?: number;
   /** How long the final reply of a job stays available to a client that was disconnected when it ended. */
   resultTtlMs?: number;
   /** Grace period between cancelling a job and killing its worker. */
@@ -76,11 +79,11 @@ export const DEFAULT_AGENT_LIMITS: AgentLimits = {
 export class Agent {
   readonly info: AgentInfo;
   private readonly sendQueue: SendQueue;
-  private readonly clients = new Map<string, ClientSession>();
+  private clients!: ClientRegistry;
   private readonly log: (line: string) => void;
   private readonly limits: AgentLimits;
   private readonly headerLimits: HeaderLimits;
-  private livenessTimer?: NodeJS.Timeout;
+  private releaseWorkdir: () => void = () => undefined;
   private stopping?: Promise<void>;
   private loop?: Promise<void>;
 
@@ -109,10 +112,22 @@ export class Agent {
     };
   }
 
-  /** Opens the store, starts the workers, then binds: the agent answers only once it can run jobs. */
+  /** Locks the workdir, opens the store, starts the workers, then binds: the agent answers once it can run jobs. */
   static async start(options: AgentOptions): Promise<Agent> {
-    const log = options.log ?? (() => undefined);
     const workdir = path.resolve(options.workdir);
+    const releaseWorkdir = lockWorkdir(workdir);
+    try {
+      const agent = await Agent.startLocked(options, workdir);
+      agent.releaseWorkdir = releaseWorkdir;
+      return agent;
+    } catch (error) {
+      releaseWorkdir();
+      throw error;
+    }
+  }
+
+  private static async startLocked(options: AgentOptions, workdir: string): Promise<Agent> {
+    const log = options.log ?? (() => undefined);
     const limits = agentLimits(options);
     const store = await SnapshotStore.open({
       ...DEFAULT_STORE_LIMITS,
@@ -173,14 +188,14 @@ export class Agent {
     }
     const agent = new Agent(options, router, store, pool, zap, endpoint);
     agent.loop = agent.receiveLoop();
-    agent.watchClients();
+    agent.watchClients(router);
     return agent;
   }
 
   /** Cancels every job, ends every worker, sends the last replies, closes the socket. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
-      clearInterval(this.livenessTimer);
+      this.clients.stop();
       const since = Date.now() - COLLECT_WINDOW_MS;
       await this.pool.stop();
       await this.sendQueue.drained();
@@ -191,6 +206,7 @@ export class Agent {
       this.router.close();
       await this.loop?.catch(() => undefined);
       await this.zap?.close();
+      this.releaseWorkdir();
     })();
     return this.stopping;
   }
@@ -202,7 +218,7 @@ export class Agent {
    */
   private async untilCollected(since: number): Promise<void> {
     const deadline = Date.now() + COLLECT_TIMEOUT_MS;
-    const uncollected = (): boolean => [...this.clients.values()].some((session) => session.holdsRepliesSince(since));
+    const uncollected = (): boolean => [...this.clients.all()].some((session) => session.holdsRepliesSince(since));
     while (uncollected() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   }
 
@@ -219,7 +235,7 @@ export class Agent {
   /** One message in, one final reply out, whatever happens in between. */
   private async handle(identity: Buffer, frames: Buffer[]): Promise<void> {
     const client = identity.toString('hex');
-    this.seen(client, identity);
+    this.clients.seen(client, identity);
     let header: Record<string, unknown> | undefined;
     try {
       header = parseHeader(frames[0], this.headerLimits);
@@ -243,7 +259,7 @@ export class Agent {
         // The pong goes first: a client that reached a restarted agent learns it from the pong's instance before any
         // JOB_UNKNOWN for the calls the old agent had.
         const pong = this.reply(identity, { type: 'pong', re: request.id, instance: this.info.instance });
-        this.session(client, identity).onPing(request.waiting ?? [], request.resend === true, (job) =>
+        this.clients.session(client, identity).onPing(request.waiting ?? [], request.resend === true, (job) =>
           void this.reply(identity, { type: 'error', re: job, error: unknownJob(job) }),
         );
         return pong;
@@ -274,7 +290,7 @@ export class Agent {
   }
 
   private call(identity: Buffer, client: string, request: CallRequest, args: Buffer[]): void {
-    const session = this.session(client, identity);
+    const session = this.clients.session(client, identity);
     if (session.knows(request.id)) {
       throw new AgentError('BAD_MESSAGE', `job id ${request.id} was already used by this client; use a new id`);
     }
@@ -331,46 +347,24 @@ export class Agent {
     }
   }
 
-  private seen(client: string, identity: Buffer): void {
-    this.session(client, identity).lastSeen = Date.now();
-  }
-
-  private session(client: string, identity: Buffer): ClientSession {
-    let session = this.clients.get(client);
-    if (!session) {
-      session = new ClientSession(client, (frames) => this.send(identity, frames), this.log);
-      this.clients.set(client, session);
-    }
-    return session;
-  }
-
-  /**
-   * A client that stopped sending heartbeats does not leave its jobs running forever, and final replies nobody
-   * collected are discarded after their time to live.
-   */
-  private watchClients(): void {
-    const timeout = this.options.clientTimeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS;
-    const ttl = this.options.resultTtlMs ?? DEFAULT_RESULT_TTL_MS;
-    this.livenessTimer = setInterval(() => {
-      const now = Date.now();
-      for (const [client, session] of this.clients) {
-        session.expire(now, ttl);
-        if (now - session.lastSeen < timeout) continue;
-        if (session.jobs.size > 0) {
-          const cancelled = this.pool.cancelClient(client);
-          this.log(`client ${client} silent for ${Math.round((now - session.lastSeen) / 1000)} s: cancelled ${cancelled} job(s)`);
-        }
-        if (session.idle) {
-          this.clients.delete(client);
-          this.pool.forgetClient(client);
-        }
-      }
-    }, Math.max(50, Math.min(timeout / 4, ttl / 4, 5_000)));
-    this.livenessTimer.unref();
+  /** Client liveness: see client-registry.ts. A closed connection is the cue to look for clients that are gone. */
+  private watchClients(router: zmq.Router): void {
+    this.clients = new ClientRegistry({
+      timeoutMs: this.options.clientTimeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS,
+      graceMs: this.options.clientGraceMs ?? DEFAULT_CLIENT_GRACE_MS,
+      ttlMs: this.options.resultTtlMs ?? DEFAULT_RESULT_TTL_MS,
+      send: (identity, frames) => this.send(identity, frames),
+      probe: () => this.encode({ type: 'pong', re: 'probe', instance: this.info.instance }),
+      cancelJobs: (client) => this.pool.cancelClient(client),
+      forget: (client) => this.pool.forgetClient(client),
+      log: this.log,
+    });
+    router.events.on('disconnect', () => void this.clients.connectionClosed());
   }
 }
 
 export const DEFAULT_CLIENT_TIMEOUT_MS = 30 * 60_000;
+export const DEFAULT_CLIENT_GRACE_MS = 15_000;
 export const DEFAULT_RESULT_TTL_MS = 30 * 60_000;
 
 function agentLimits(options: AgentOptions): AgentLimits {

@@ -34,7 +34,10 @@ export function exitedJobError(job: Job, context: ExitContext): WireError {
 }
 
 /** For jobs queued on a worker that failed to start several times in a row. */
-export function cannotStartError(facts: ExitFacts, attempts: number, what: string): WireError {
-  const message = `worker ${facts.index} cannot start (${attempts} attempts; last: ${what})${stderrTailText(facts.stderrTail)}`;
+export function cannotStartError(facts: ExitFacts, attempts: number, what: string, retryMs: number): WireError {
+  const message =
+    `worker ${facts.index} cannot start (${attempts} attempts; last: ${what}); it is retried every ` +
+    `${Math.round(retryMs / 1000)} s or so. Run the job again later; the agent's operator should look at its log` +
+    stderrTailText(facts.stderrTail);
   return { code: 'WORKER_CRASHED', name: 'WorkerCrashed', message };
 }

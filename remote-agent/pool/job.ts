@@ -11,6 +11,8 @@ export interface JobSpec {
   /** How errors name the job to its user (the client's own id); defaults to `id`. */
   label?: string;
   client: string;
+  /** Started to outlive its client (detached jobs): not cancelled when the client goes away. */
+  outlivesClient?: boolean;
   snapshot: string | null;
   code: JobCode;
   options: JobOptions;

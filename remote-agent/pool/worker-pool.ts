@@ -98,6 +98,7 @@ export class WorkerPool {
     if (this.jobs.has(spec.id)) return refuse('BAD_MESSAGE', `job id ${spec.id} is already in use on agent ${agent}`);
     const worker = this.scheduler.pick(spec.client, spec.options.worker, agent);
     if (typeof worker === 'string') return refuse('BAD_MESSAGE', worker);
+    if (worker.startFailure !== null) return refuse('WORKER_CRASHED', `job ${spec.label ?? spec.id} was not run: ${worker.startFailure}`);
     const job: Job = { spec, sink, worker, state: 'queued', stop: null, timers: [] };
     this.jobs.set(spec.id, job);
     worker.queue.push(job);
@@ -112,11 +113,12 @@ export class WorkerPool {
     return true;
   }
 
-  /** Cancels every queued and running job of a client; returns how many. */
+  /** Cancels the queued and running jobs of a client that went away, except those meant to outlive it; how many. */
   cancelClient(client: string): number {
     let count = 0;
     for (const job of [...this.jobs.values()]) {
-      if (job.spec.client === client && this.cancel(job.spec.id)) count++;
+      if (job.spec.client !== client || job.spec.outlivesClient || job.stop) continue;
+      if (this.cancel(job.spec.id)) count++;
     }
     return count;
   }
@@ -341,7 +343,8 @@ export class WorkerPool {
     const backoff = nextRestartDelay(worker, killedForCancel, this.now());
     if (cannotStart(worker)) {
       // It cannot even start: fail what waits for it rather than let it wait forever.
-      const error = cannotStartError(facts, worker.crashStreak, what);
+      const error = cannotStartError(facts, worker.crashStreak, what, backoff);
+      worker.startFailure = error.message;
       for (const queued of worker.queue.splice(0)) this.fail(queued, error, worker.index);
     }
     worker.restarts++;

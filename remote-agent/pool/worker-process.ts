@@ -51,6 +51,10 @@ export class WorkerProcess {
   inUse: string[] = [];
   stderrTail: string[] = [];
   fatal: FatalReport | null = null;
+  /** The last attempt to start a process failed with this error. */
+  spawnError: Error | null = null;
+  /** Set while the worker cannot start: jobs for it fail at once with this message. */
+  startFailure: string | null = null;
   heapLimitMb: number | null = null;
   readyAt: number | null = null;
   crashStreak = 0;
@@ -67,25 +71,32 @@ export class WorkerProcess {
     private readonly events: ProcessEvents,
   ) {}
 
-  /** Starts a new process with a fresh routing id; returns that id. */
+  /** Starts a new process with a fresh routing id; returns that id. A failure to start is reported as an exit. */
   spawn(): string {
     const routingId = `w${this.index}-${randomBytes(8).toString('hex')}`;
-    const child = spawn(process.execPath, [...this.execArgv(), WORKER_MAIN], {
-      env: this.env(routingId),
-      // detached: a process group of its own, so a Ctrl-C in the agent's terminal does not interrupt jobs (the pool
-      // decides what a signal means). The IPC channel is only there so the worker exits when the agent dies.
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-      detached: true,
-    });
-    this.child = child;
-    this.pid = child.pid ?? null;
-    this.routingId = routingId;
     this.state = this.restarts > 0 ? 'restarting' : 'starting';
     this.stderrTail = [];
     this.partial = { stdout: '', stderr: '' };
     this.fatal = null;
+    this.spawnError = null;
     this.readyAt = null;
     this.killedFor = null;
+    let child: ChildProcess;
+    try {
+      child = spawn(process.execPath, [...this.execArgv(), WORKER_MAIN], {
+        env: this.env(routingId),
+        // detached: a process group of its own, so a Ctrl-C in the agent's terminal does not interrupt jobs (the
+        // pool decides what a signal means). The IPC channel is only there so the worker exits when the agent dies.
+        stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+        detached: true,
+      });
+    } catch (error) {
+      child = new ChildProcess(); // never started: stands for the failed attempt until it is reported
+      queueMicrotask(() => child.emit('error', error));
+    }
+    this.child = child;
+    this.pid = child.pid ?? null;
+    this.routingId = routingId;
     this.exited = this.watchExit(child);
     child.stdout?.setEncoding('utf8').on('data', (text: string) => this.native(child, 'stdout', text));
     child.stderr?.setEncoding('utf8').on('data', (text: string) => this.native(child, 'stderr', text));
@@ -104,6 +115,7 @@ export class WorkerProcess {
     this.pid = pid;
     this.heapLimitMb = heapLimitMb;
     this.readyAt = now;
+    this.startFailure = null;
     this.clearTimers();
     this.onReady?.resolve();
     this.onReady = null;
@@ -111,8 +123,9 @@ export class WorkerProcess {
 
   status(): WorkerStatus {
     const gpu = this.settings.gpus?.[this.index];
-    const { index, pid, state, restarts, snapshot } = this;
-    return { index, ...(gpu !== undefined ? { gpu } : {}), pid, state, restarts, queued: this.queue.length, snapshot };
+    const { index, pid, state, restarts, snapshot, startFailure } = this;
+    const extra = { ...(gpu !== undefined ? { gpu } : {}), ...(startFailure !== null ? { error: startFailure } : {}) };
+    return { index, ...extra, pid, state, restarts, queued: this.queue.length, snapshot };
   }
 
   /** Ends the process: SIGTERM, then SIGKILL after a second if it lingers (a job may trap SIGTERM). */
@@ -133,8 +146,8 @@ export class WorkerProcess {
   }
 
   exitFacts(code: number | null, signal: NodeJS.Signals | null): ExitFacts {
-    const { index, fatal, stderrTail, heapLimitMb } = this;
-    return { index, fatal, stderrTail, heapLimitMb, maxOldSpaceMb: this.settings.maxOldSpaceMb, code, signal };
+    const { index, fatal, stderrTail, heapLimitMb, spawnError } = this;
+    return { index, spawnError, fatal, stderrTail, heapLimitMb, maxOldSpaceMb: this.settings.maxOldSpaceMb, code, signal };
   }
 
   timer(ms: number, run: () => void): void {
@@ -183,9 +196,14 @@ export class WorkerProcess {
         });
       };
       child.once('exit', exited);
-      child.once('error', (err) => {
+      child.on('error', (err) => {
         this.settings.log(`worker ${this.index}: process error: ${err.message}`);
-        if (child.exitCode === null && child.signalCode === null && child.pid === undefined) exited(null, null); // never started
+        // A spawn that failed (EMFILE, ENOMEM, ...) emits no 'exit'; Node 20.20 sets exitCode to the negative errno
+        // before this event, so the pid, which a started process always has, is what tells.
+        if (child.pid === undefined) {
+          this.spawnError = err;
+          exited(null, null);
+        }
       });
     });
   }

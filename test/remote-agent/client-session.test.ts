@@ -72,6 +72,25 @@ describe('remote-agent/client-session', () => {
     await flaky.output('j1', frame('out 2'));
     failing = false;
     flaky.finish('j1', frame('reply j1'), notice);
+    await new Promise((resolve) => setImmediate(resolve));
     expect(sent).to.deep.equal(['out 1', 'out 2', 'dropped 2', 'reply j1']);
+  });
+
+  it('retries the dropped-output notice while the queue stays full, and delivers it before the final reply', async () => {
+    const delivered: string[] = [];
+    let full = 5; // sends refused: two outputs, then the notice and the reply twice more
+    const stalled = new ClientSession('c3', async (frames) => {
+      if (full > 0) {
+        full--;
+        return 'EAGAIN';
+      }
+      delivered.push(String(frames[0]));
+      return null;
+    }, () => undefined);
+    await stalled.output('j1', frame('out 1'));
+    await stalled.output('j1', frame('out 2'));
+    stalled.finish('j1', frame('reply j1'), notice);
+    for (let i = 0; i < 200 && delivered.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(delivered).to.deep.equal(['dropped 2', 'reply j1']);
   });
 });

@@ -557,8 +557,8 @@ describe('remote-agent/worker-pool', function () {
     });
 
     for (const [what, source] of [
-      ['an async loop', `async () => { for (;;) await new Promise((r) => setImmediate(r)); }`],
-      ['an endless loop started after an await', `async () => { await null; while (true) {} }`],
+      ['an async loop', `async () => { require('fs').writeSync(1, 'looping\\n'); for (;;) await new Promise((r) => setImmediate(r)); }`],
+      ['an endless loop started after an await', `async () => { await null; require('fs').writeSync(1, 'looping\\n'); while (true) {} }`],
     ] as const) {
       // A loop that leaves the event loop free acknowledges the cancel, one that blocks it outside the interruptible
       // part shrugs off the SIGINT (the worker's listener): both are killed after graceMs.
@@ -568,7 +568,7 @@ describe('remote-agent/worker-pool', function () {
         const pid = h.pid(0);
         const stuck = h.submit(source);
         const next = h.submit(`() => 'next ran'`);
-        await h.busy();
+        await h.until(() => stuck.events.length > 0, 'the job in its loop');
         h.pool.cancel(stuck.id);
         const outcome = await stuck.done;
         expect(outcome.error?.code).to.equal('CANCELLED');
