@@ -7,7 +7,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
+import * as zmq from 'zeromq';
+
 import { readKeyFile, readKeyPair, writeKeyPair } from '../common/key-files';
+import { isZ85Key } from '../common/z85';
+import { advertisedEndpoint, writeEndpointFile } from './announce';
 import { readGpus } from './resources';
 import { Agent, AgentCurve, DEFAULT_CLIENT_GRACE_MS, DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_RESULT_TTL_MS } from './server';
 import { PACKAGE_VERSION, PACKAGE_ROOT } from '../common/package-info';
@@ -50,6 +54,12 @@ Bounds (exceeding one is an error that names it):
   --max-jobs-per-client N  jobs running or queued per client (default 64)
   --keys DIR             encrypt and authenticate with DIR/agent.key and DIR/agent.pub (see keygen)
   --allow FILE           a client public key (.pub) admitted with --keys, or a directory of them; repeatable
+  --allow-key Z85        a client public key given as text; repeatable. Without --keys the agent makes a key pair
+                         for this run and prints its public key (how launchers start agents for one session)
+  --advertise HOST       the host name printed and written as the endpoint's (default: the bound address, or this
+                         host's name when the bind is a wildcard such as tcp://0.0.0.0:*)
+  --endpoint-file DIR    write DIR/<host>.json (endpoint, public key, workers, GPUs) while serving: for agents
+                         started by a batch job, attached from a notebook with %remote_cluster attach DIR
   --insecure             allow a non-loopback --bind without keys (anyone who can reach the port can run code)
   -h, --help             show this help
   -v, --version          print the version`;
@@ -95,6 +105,9 @@ function parseFlags(argv: string[]) {
       ephemeral: { type: 'boolean', default: false },
       keys: { type: 'string' },
       allow: { type: 'string', multiple: true },
+      'allow-key': { type: 'string', multiple: true },
+      advertise: { type: 'string' },
+      'endpoint-file': { type: 'string' },
       out: { type: 'string' },
       name: { type: 'string', default: 'agent' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -112,7 +125,7 @@ async function serve(values: ReturnType<typeof parseFlags>['values'], positional
   const bind = values.bind!;
   let curve: AgentCurve | undefined;
   try {
-    curve = values.keys ? loadCurve(values.keys, values.allow ?? []) : undefined;
+    curve = values.keys ? loadCurve(values.keys, values.allow ?? [], values['allow-key'] ?? []) : sessionCurve(values['allow-key'] ?? []);
   } catch (error) {
     return fail((error as Error).message);
   }
@@ -166,12 +179,26 @@ async function serve(values: ReturnType<typeof parseFlags>['values'], positional
   } catch (error) {
     return fail((error as Error).message);
   }
-  process.stdout.write(`remote-agent listening on ${agent.endpoint}\n`);
+  const endpoint = advertisedEndpoint(agent.endpoint, values.advertise);
+  process.stdout.write(`remote-agent listening on ${endpoint}\n`);
+  if (curve) process.stdout.write(`remote-agent public key ${curve.publicKey}\n`);
   if (curve) log(`CURVE on: agent public key ${curve.publicKey}, ${curve.allowedClientKeys.length} client key(s) allowed`);
+  const endpointFile = values['endpoint-file']
+    ? writeEndpointFile(path.resolve(values['endpoint-file']), {
+        endpoint,
+        host: /^tcp:\/\/(\[[^\]]+\]|[^:]+):/.exec(endpoint)?.[1] ?? os.hostname(),
+        ...(curve ? { serverKey: curve.publicKey } : {}),
+        workers: agent.info.workers,
+        gpus: gpus ?? [],
+        pid: process.pid,
+      })
+    : undefined;
+  if (endpointFile) log(`wrote ${endpointFile.file}`);
   log(`remote-agent ${PACKAGE_VERSION} (node ${process.version}), workdir ${workdir}, ${agent.info.workers} worker(s)` +
     (gpus ? `, pinned to GPU(s) ${gpus.join(' | ')}` : ''));
   const why = await untilStopped(values['exit-with-parent']!);
   log(`shutting down (${why}): cancelling jobs and ending workers`);
+  endpointFile?.remove();
   await agent.stop();
   if (values.ephemeral) fs.rmSync(workdir, { recursive: true, force: true });
   log('stopped');
@@ -205,17 +232,29 @@ function keygen(values: ReturnType<typeof parseFlags>['values']): number {
 }
 
 /** The agent's key pair from DIR/agent.{key,pub} and the allowed client keys from files or directories of .pub. */
-function loadCurve(dir: string, allow: string[]): AgentCurve {
+function loadCurve(dir: string, allow: string[], allowKeys: string[]): AgentCurve {
   const pair = readKeyPair(path.resolve(dir), 'agent');
   const files = allow.flatMap((entry) =>
     fs.statSync(entry, { throwIfNoEntry: false })?.isDirectory()
       ? fs.readdirSync(entry).filter((name) => name.endsWith('.pub')).map((name) => path.join(entry, name))
       : [entry],
   );
-  if (files.length === 0) {
+  if (files.length === 0 && allowKeys.length === 0) {
     throw new Error('--keys needs at least one --allow FILE: the public key of each kernel allowed to connect (remote-agent keygen --name kernel creates one)');
   }
-  return { ...pair, allowedClientKeys: files.map(readKeyFile) };
+  return { ...pair, allowedClientKeys: [...files.map(readKeyFile), ...allowKeys.map(checkedKey)] };
+}
+
+/** --allow-key without --keys: a key pair made for this run only, never written anywhere. */
+function sessionCurve(allowKeys: string[]): AgentCurve | undefined {
+  if (allowKeys.length === 0) return undefined;
+  const { publicKey, secretKey } = zmq.curveKeyPair();
+  return { publicKey, secretKey, allowedClientKeys: allowKeys.map(checkedKey) };
+}
+
+function checkedKey(key: string): string {
+  if (!isZ85Key(key)) throw new Error(`--allow-key ${JSON.stringify(key)} is not a CurveZMQ public key (40 Z85 characters)`);
+  return key;
 }
 
 /** Resolves with the reason to shut down: a signal, or with `exitWithParent` the parent going away. */
