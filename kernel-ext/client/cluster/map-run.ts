@@ -92,7 +92,10 @@ export class MapRun<R> implements PromiseLike<R[]>, AsyncIterable<ItemResult<R>>
     this.progress = { total: itemCount, done: 0, running: 0, failed: 0, retried: 0, perAgent: {} };
     for (const agent of agents) this.progress.perAgent[agent.name] = { running: 0, done: 0, failed: 0 };
     options.signal?.addEventListener('abort', () => this.fail(abortError(options.signal!)), { once: true });
-    this.done = this.start();
+    this.done = this.start().catch((error: Error) => {
+      this.fail(error); // readers waiting in the iterator must see it too
+      throw this.failure ?? error;
+    });
     this.done.catch(() => undefined); // the caller's await or iteration reports it
   }
 

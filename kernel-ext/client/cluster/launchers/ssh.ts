@@ -1,0 +1,56 @@
+// Agents over SSH: one `ssh HOST remote-agent serve ...` per host. Each agent binds every address of its host, is
+// advertised under the name the kernel used for the host, admits only this session's key, and ends when its ssh
+// ends (--exit-with-parent: the remote end of ssh's stdin closes).
+
+import type { LaunchedAgents } from '../types';
+import { LauncherProcess, shellWord } from './agent-process';
+import { sessionCurve } from './session-keys';
+
+export interface SshOptions {
+  hosts: string[];
+  /** How to run remote-agent on the hosts (default `remote-agent`, on PATH there), e.g. `cd ~/proj && npx remote-agent`. */
+  agentCommand?: string;
+  /** More `serve` flags, after the launcher's own (a later --bind or --workdir wins). */
+  agentArgs?: string[];
+  /** Bind each agent to its host's name as given (resolved there) instead of every address of the host. */
+  bindToHost?: boolean;
+  /** Extra ssh options, before the host: `-p 2222`, `-i KEY`, `-o ...`. */
+  sshArgs?: string[];
+  /** The ssh program (default `ssh`). */
+  ssh?: string;
+  startTimeoutMs?: number;
+}
+
+export async function launchSsh(options: SshOptions, signal?: AbortSignal): Promise<LaunchedAgents> {
+  if (options.hosts.length === 0) throw new Error('ssh launch: no hosts given');
+  const curve = sessionCurve();
+  const processes = options.hosts.map((host) => {
+    const serve = [
+      'serve',
+      '--exit-with-parent',
+      '--bind', `tcp://${options.bindToHost ? host : '0.0.0.0'}:*`,
+      '--advertise', host,
+      '--allow-key', curve.publicKey,
+      '--workdir', `.cache/tslab-remote/agent-${host}`,
+      ...(options.agentArgs ?? []),
+    ];
+    const remote = `${options.agentCommand ?? 'remote-agent'} ${serve.map(shellWord).join(' ')}`;
+    return LauncherProcess.spawn(options.ssh ?? 'ssh', ['-o', 'BatchMode=yes', '-o', 'ServerAliveInterval=5', ...(options.sshArgs ?? []), host, remote]);
+  });
+  const stopAll = async (): Promise<void> => void (await Promise.all(processes.map((p) => p.stop())));
+  const started = await Promise.allSettled(
+    processes.map((p, i) => p.waitForAgents({ count: 1, keys: true, name: () => options.hosts[i]!, timeoutMs: options.startTimeoutMs ?? 60_000, signal })),
+  );
+  const failures = started.flatMap((outcome, i) => (outcome.status === 'rejected' ? [`${options.hosts[i]}: ${(outcome.reason as Error).message}`] : []));
+  if (failures.length > 0) {
+    await stopAll(); // the agents that did start too
+    throw new Error(`ssh launch failed on ${failures.length} of ${options.hosts.length} host(s):\n${failures.join('\n')}`);
+  }
+  return {
+    agents: started.flatMap((outcome) => (outcome.status === 'fulfilled' ? outcome.value : [])),
+    clientCurve: curve,
+    ended: Promise.all(processes.map((p) => p.ended)).then(() => undefined),
+    stop: stopAll,
+    command: processes.map((p) => p.command).join('\n'),
+  };
+}

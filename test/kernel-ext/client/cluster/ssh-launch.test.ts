@@ -1,0 +1,91 @@
+// The SSH launcher against a real sshd on loopback addresses 127.0.0.2 and 127.0.0.3: agents started over ssh
+// with a session key pair (they admit this client only), a pool over them, and their end with the pool. A host
+// that refuses us says so with the command, and stops the agents that did start.
+
+import { expect } from 'chai';
+import * as tmp from 'tmp-promise';
+
+import { BIN } from '../../../../common/package-info';
+import { launchAgents } from '../../../../kernel-ext/client/cluster/launch-agents';
+import { connect } from '../../../../kernel-ext/client/agent-client';
+import { rejectionOf } from '../../../support/rejection';
+import { isAlive, waitFor } from '../../../support/agent-process';
+import { Sshd, sshdMissing, startSshd } from '../../../support/sshd';
+
+const HOSTS = ['127.0.0.2', '127.0.0.3'];
+
+describe('kernel-ext cluster: agents launched over ssh', function () {
+  this.timeout(60_000);
+  let sshd: Sshd;
+  let workdirs: string;
+
+  before(async function () {
+    const missing = sshdMissing();
+    if (missing) {
+      if (process.env.CI === 'true') throw new Error(`the ssh launcher tests need sshd: ${missing}`);
+      console.log(`      skipped: ${missing}`);
+      this.skip();
+    }
+    sshd = await startSshd(HOSTS);
+    workdirs = (await tmp.dir({ unsafeCleanup: true, prefix: 'ssh-agents-' })).path;
+  });
+
+  after(async () => {
+    await sshd?.stop();
+  });
+
+  it('starts one agent per host, admits only the session key, maps over them, and stops them with the pool', async () => {
+    const pool = await launchAgents({
+      ssh: { hosts: HOSTS, bindToHost: true, sshArgs: sshd.sshArgs, agentCommand: `${process.execPath} ${BIN.remoteAgent}`, agentArgs: ['--workdir', `${workdirs}/agents`] },
+    });
+    let pids: number[] = [];
+    try {
+      const listing = pool.agents();
+      expect(listing.map((a) => [a.name, a.host, a.state])).to.deep.equal([
+        ['127.0.0.2', '127.0.0.2', 'up'],
+        ['127.0.0.3', '127.0.0.3', 'up'],
+      ]);
+      const results = await pool.map((n: number) => ({ n: n * n, pid: process.ppid }), [1, 2, 3, 4, 5, 6]);
+      expect(results.map((r) => r.n)).to.deep.equal([1, 4, 9, 16, 25, 36]);
+      pids = [...new Set(results.map((r) => r.pid))];
+      expect(pids, 'one agent process per host').to.have.length(2);
+      // A client without the session key is refused.
+      const stranger = await rejectionOf(connect(listing[0]!.endpoint, { connectTimeoutMs: 2_000 }), Error);
+      expect(stranger.message).to.match(/handshake|no agent answered/);
+    } finally {
+      await pool.close();
+    }
+    await waitFor(() => pids.every((pid) => !isAlive(pid)), 10_000, 'the agents to end with their ssh');
+  });
+
+  it('binds each agent to its host with bindToHost, each in the workdir agentArgs give', async () => {
+    const pool = await launchAgents({
+      ssh: { hosts: HOSTS, bindToHost: true, sshArgs: sshd.sshArgs, agentCommand: `${process.execPath} ${BIN.remoteAgent}`, agentArgs: ['--workdir', `${workdirs}/agents`] },
+    });
+    try {
+      expect(pool.agents().map((a) => a.endpoint.replace(/:\d+$/, ''))).to.deep.equal(['tcp://127.0.0.2', 'tcp://127.0.0.3']);
+      expect((await pool.all(() => 7)).map((row) => row.value)).to.deep.equal([7, 7]);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('says which host failed and why, with the command, and stops the agents that did start', async () => {
+    const error = await rejectionOf(
+      launchAgents({
+        ssh: {
+          hosts: [HOSTS[0]!, '127.0.0.4'],
+          bindToHost: true,
+          sshArgs: [...sshd.sshArgs, '-o', 'ConnectTimeout=5'],
+          agentCommand: `${process.execPath} ${BIN.remoteAgent}`,
+          startTimeoutMs: 20_000,
+        },
+      }),
+      Error,
+    );
+    expect(error.message).to.contain('ssh launch failed on 1 of 2 host(s)');
+    expect(error.message).to.contain('127.0.0.4: could not start agents');
+    expect(error.message).to.match(/the command: ssh .* 127\.0\.0\.4 /);
+    expect(error.message).to.match(/Connection refused|its stderr/);
+  });
+});
