@@ -12,6 +12,8 @@ export interface SshOptions {
   agentCommand?: string;
   /** More `serve` flags, after the launcher's own (a later --bind or --workdir wins). */
   agentArgs?: string[];
+  /** Where each agent keeps its snapshots on its host: BASE/agent-HOST (default .cache/tslab-remote in the login directory). */
+  workdirBase?: string;
   /** Bind each agent to its host's name as given (resolved there) instead of every address of the host. */
   bindToHost?: boolean;
   /** Extra ssh options, before the host: `-p 2222`, `-i KEY`, `-o ...`. */
@@ -31,7 +33,7 @@ export async function launchSsh(options: SshOptions, signal?: AbortSignal): Prom
       '--bind', `tcp://${options.bindToHost ? host : '0.0.0.0'}:*`,
       '--advertise', host,
       '--allow-key', curve.publicKey,
-      '--workdir', `.cache/tslab-remote/agent-${host}`,
+      '--workdir', `${options.workdirBase ?? '.cache/tslab-remote'}/agent-${host}`,
       ...(options.agentArgs ?? []),
     ];
     const remote = `${options.agentCommand ?? 'remote-agent'} ${serve.map(shellWord).join(' ')}`;

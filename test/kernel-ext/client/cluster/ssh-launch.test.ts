@@ -3,6 +3,7 @@
 // that refuses us says so with the command, and stops the agents that did start.
 
 import { expect } from 'chai';
+import * as fs from 'node:fs';
 import * as tmp from 'tmp-promise';
 
 import { BIN } from '../../../../common/package-info';
@@ -36,7 +37,7 @@ describe('kernel-ext cluster: agents launched over ssh', function () {
 
   it('starts one agent per host, admits only the session key, maps over them, and stops them with the pool', async () => {
     const pool = await launchAgents({
-      ssh: { hosts: HOSTS, bindToHost: true, sshArgs: sshd.sshArgs, agentCommand: `${process.execPath} ${BIN.remoteAgent}`, agentArgs: ['--workdir', `${workdirs}/agents`] },
+      ssh: { hosts: HOSTS, bindToHost: true, sshArgs: sshd.sshArgs, agentCommand: `${process.execPath} ${BIN.remoteAgent}`, workdirBase: workdirs },
     });
     let pids: number[] = [];
     try {
@@ -58,13 +59,14 @@ describe('kernel-ext cluster: agents launched over ssh', function () {
     await waitFor(() => pids.every((pid) => !isAlive(pid)), 10_000, 'the agents to end with their ssh');
   });
 
-  it('binds each agent to its host with bindToHost, each in the workdir agentArgs give', async () => {
+  it('binds each agent to its host with bindToHost, each in a workdir of its own under workdirBase', async () => {
     const pool = await launchAgents({
-      ssh: { hosts: HOSTS, bindToHost: true, sshArgs: sshd.sshArgs, agentCommand: `${process.execPath} ${BIN.remoteAgent}`, agentArgs: ['--workdir', `${workdirs}/agents`] },
+      ssh: { hosts: HOSTS, bindToHost: true, sshArgs: sshd.sshArgs, agentCommand: `${process.execPath} ${BIN.remoteAgent}`, workdirBase: workdirs },
     });
     try {
       expect(pool.agents().map((a) => a.endpoint.replace(/:\d+$/, ''))).to.deep.equal(['tcp://127.0.0.2', 'tcp://127.0.0.3']);
       expect((await pool.all(() => 7)).map((row) => row.value)).to.deep.equal([7, 7]);
+      expect(HOSTS.map((host) => fs.existsSync(`${workdirs}/agent-${host}/agent.lock`))).to.deep.equal([true, true]);
     } finally {
       await pool.close();
     }
