@@ -6,10 +6,11 @@ import * as util from 'node:util';
 
 import { mimeBundle } from './display';
 import { CellFailure, CellIO, JupyterError } from './io';
-import { assignmentSource, Insertion, Magic, MagicSyntaxError, parseCell } from './magic';
+import { Insertion, Magic, MagicSyntaxError, parseCell } from './magic';
+import { assignmentSource } from './magic-tooling';
 import { RemoteRunner } from './remote';
 import { CellInterrupt } from './interrupt';
-import { CellHistory } from './stack-map';
+import { CellHistory } from './cell-history';
 import { withoutBreakOnSigint } from './tslab-parts';
 import type { ConsoleInterface, Converter, Executor } from './tslab-parts';
 

@@ -17,7 +17,7 @@ import { ZmqServer } from 'tslab/dist/jupyter';
 
 import { CellRunner } from './cells';
 import { CellFailure, CellIO, JupyterError } from './io';
-import { toolingView } from './magic';
+import { toolingView } from './magic-tooling';
 import { DisplayData, jupyter } from './tslab-parts';
 
 type ShellMessage = Parameters<ZmqServer['handleExecute']>[1];

@@ -3,7 +3,9 @@
 
 import { expect } from 'chai';
 
-import { assignmentSource, Magic, MagicSyntaxError, parseCell, returnLastExpression } from '../../../kernel-ext/kernel/magic';
+import { Magic, MagicSyntaxError, parseCell } from '../../../kernel-ext/kernel/magic';
+import { returnLastExpression } from '../../../kernel-ext/kernel/magic-syntax';
+import { assignmentSource } from '../../../kernel-ext/kernel/magic-tooling';
 
 function remote(code: string): Extract<Magic, { kind: 'remote' }> {
   const magic = parseCell(code);
@@ -297,7 +299,7 @@ describe('kernel magic parser', () => {
 
 describe('kernel magic tooling view (completion and inspection in magic cells)', () => {
   it('maps a cursor in %remote and %%remote cells to the synthesized TypeScript and back', async () => {
-    const { toolingView } = await import('../../../kernel-ext/kernel/magic');
+    const { toolingView } = await import('../../../kernel-ext/kernel/magic-tooling');
     const line = '%remote --timeout 5 model.tra';
     const view = toolingView(line, line.length)!;
     expect(view.source.slice(0, view.cursor).endsWith('model.tra')).to.equal(true);

@@ -1,0 +1,61 @@
+// The magics' parsed form, their error and their usage lines (magic.ts parses).
+
+export interface RemoteOptions {
+  /** `--timeout SECONDS`, as milliseconds. */
+  timeoutMs?: number;
+  /** `--agent NAME_OR_ENDPOINT`. */
+  agent?: string;
+}
+
+export type Magic =
+  | { kind: 'typescript' }
+  | {
+      kind: 'remote';
+      options: RemoteOptions;
+      /** `NAME = EXPR`: the notebook variable that receives the result. */
+      assign?: string;
+      expr: string;
+      /** TypeScript that evaluates to `() => (EXPR)`, with EXPR at its original line and column. */
+      fnSource: string;
+      /** Set when the head is longer than the text before EXPR on its line (`%remote await f()`). */
+      inserted?: Insertion;
+      async: boolean;
+      /** Where the user's code starts in the cell and in fnSource (for completion and inspection). */
+      userStart: number;
+      sourceStart: number;
+    }
+  | {
+      kind: 'remote-cell';
+      options: RemoteOptions;
+      body: string;
+      fnSource: string;
+      /** Where `return ` was put in front of the last expression (0-based line and column of fnSource). */
+      inserted?: Insertion;
+      userStart: number;
+      sourceStart: number;
+      /** Offset in the cell where `return ` was inserted. */
+      insertedAt?: number;
+    }
+  | { kind: 'agent'; endpoint?: string; key?: string; name?: string; local: boolean }
+  | { kind: 'root'; dir?: string };
+
+/** Text the kernel inserted into the user's line: positions after it are `length` columns to the right. */
+export interface Insertion {
+  line: number;
+  column: number;
+  length: number;
+}
+
+export class MagicSyntaxError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MagicSyntaxError';
+  }
+}
+
+export const USAGE = {
+  remote: '%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT] [NAME =] EXPRESSION',
+  cell: '%%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT] (on the first line; the rest of the cell runs remotely)',
+  agent: '%remote_agent [ENDPOINT] [--key DIR] [--name NAME] | %remote_agent --local',
+  root: '%remote_root [DIR]',
+};
