@@ -10,7 +10,7 @@ import { hideDynamicImportWarning } from '../../pickle/dynamic-import';
 import { CellRunner, ConvertRecorder } from './cells';
 import { RemoteRunner } from './remote';
 import { ExecutionQueue, KernelServer } from './server';
-import { CellHistory } from './stack-map';
+import { CellHistory } from './cell-history';
 import { converterModule, Converter, ConverterSet, executorModule, tslabVersion } from './tslab-parts';
 
 

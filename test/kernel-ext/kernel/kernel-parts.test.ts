@@ -7,7 +7,9 @@ import * as util from 'node:util';
 import { converterModule } from '../../../kernel-ext/kernel/tslab-parts';
 import { mimeBundle } from '../../../kernel-ext/kernel/display';
 import { DISPLAY_END, DISPLAY_START, DisplayRecord, OutputDemux } from '../../../kernel-ext/kernel/display-relay';
-import { alignLines, CellHistory, decodeMappings, mapRemoteStack, programFunctions } from '../../../kernel-ext/kernel/stack-map';
+import { CellHistory } from '../../../kernel-ext/kernel/cell-history';
+import { alignLines, LineMap } from '../../../kernel-ext/kernel/line-map';
+import { mapRemoteStack, programFunctions } from '../../../kernel-ext/kernel/stack-map';
 
 function record(data: object, update = false): string {
   return DISPLAY_START + Buffer.from(JSON.stringify({ data, update })).toString('base64') + DISPLAY_END;
@@ -75,15 +77,16 @@ describe('kernel display relay', () => {
 });
 
 describe('kernel stack mapping', () => {
-  it('decodes source map mappings', () => {
-    // "AAAA,MAAM;AACN": line 0: col 0 → 0:0, col 6 → 0:6; line 1: col 0 → source line +1, column -6 → 1:0
-    expect(decodeMappings('AAAA,MAAM;AACN')).to.deep.equal([
-      [
-        { generatedColumn: 0, sourceLine: 0, sourceColumn: 0 },
-        { generatedColumn: 6, sourceLine: 0, sourceColumn: 6 },
-      ],
-      [{ generatedColumn: 0, sourceLine: 1, sourceColumn: 0 }],
-    ]);
+  it('maps a line of tslab\'s CommonJS to the TypeScript through the source map of a fresh transpile', () => {
+    const ts = "let a: number = 1;\nif (a) {\n  throw new Error('x');\n}\n";
+    const cjs = '"use strict";\nObject.defineProperty(exports, "__esModule", { value: true });\nlet a = 1;\nif (a) {\n    throw new Error(\'x\');\n}\n';
+    const map = new LineMap(ts, cjs);
+    // `new` at column 10 of the CommonJS line 4 is column 8 of the TypeScript line 2 (0-based).
+    expect(map.map(4, 10)).to.deep.equal({ line: 2, column: 8 });
+    // Left of the statement: its first character.
+    expect(map.map(4, 0)).to.deep.equal({ line: 2, column: 2 });
+    // CommonJS bookkeeping has no TypeScript line.
+    expect(map.map(1, 0)).to.equal(undefined);
   });
 
   it('aligns lines by common subsequence and places the others between', () => {
