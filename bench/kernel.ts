@@ -8,7 +8,7 @@
 
 import * as path from 'node:path';
 
-import { KernelConnection } from '../kernel-ext/run/headless';
+import { KernelConnection } from '../kernel-ext/run/kernel-connection';
 import { median, percentile, table } from './stats';
 
 const NOTEBOOKS = path.resolve(__dirname, '..', '..', 'notebooks');

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { KernelConnection } from '../../../kernel-ext/run/headless';
+import { KernelConnection } from '../../../kernel-ext/run/kernel-connection';
 import { isAlive, waitFor } from '../../support/agent-process';
 import {
   cellStartingWith,
