@@ -24,6 +24,7 @@ import { UnpickleError } from './errors';
 import { DescFlags, FnBits, Integrity, isRef, Kind, MAGIC, ModuleRef, Node, Slot, VERSION } from './format';
 import { resolveGlobalPath } from './globals';
 import { recordOrigin } from './origins';
+import { bufferOf, viewOf } from './views';
 
 export interface UnpickleContext {
   /** Resolves module references: builtins and packages by name, local modules by snapshot-relative path ('src/model.ts'). */
@@ -172,11 +173,10 @@ class Decoder {
         const boxed = Object(node[4]) as object;
         return this.shell(node, boxed, Object.getPrototypeOf(boxed) as object, undefined);
       }
-      case Kind.ARRAYBUFFER: {
-        const view = node[1] as Uint8Array;
-        const whole = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength && view.buffer instanceof ArrayBuffer;
-        return this.keep(node, whole ? view.buffer : view.slice().buffer);
-      }
+      case Kind.ARRAYBUFFER:
+        return this.keep(node, bufferOf(node[1]));
+      case Kind.VIEW:
+        return this.keep(node, viewOf(node, this.resolve(node[1])));
       case Kind.SYMBOL: {
         const sym = Symbol(node[1] as string | undefined);
         if (typeof node[2] === 'string') recordOrigin(sym, node[2]);

@@ -15,6 +15,7 @@ import { DescFlags, Integrity, Kind, MAGIC, Node, Ref, Slot, VERSION } from './f
 import { globalIndex } from './globals';
 import { ModuleIndex, ModuleLocation } from './modules';
 import { refuse } from './unpicklable';
+import { ViewEncoder } from './views';
 
 export interface EncoderHooks {
   /**
@@ -48,6 +49,7 @@ export class Encoder {
   readonly functions: Ref[] = [];
   private readonly moduleNodes = new Map<string, Ref>();
   private readonly globals = globalIndex();
+  private readonly views = new ViewEncoder();
 
   constructor(
     readonly hooks: EncoderHooks,
@@ -62,6 +64,7 @@ export class Encoder {
 
   private finish(rootSlot: Slot): Uint8Array[] {
     this.drain();
+    this.views.finish();
     const header = [MAGIC, VERSION, rootSlot, this.functions, this.table];
     return encodeValue(header, this.options.outOfBandBytes ?? DEFAULT_OUT_OF_BAND_BYTES);
   }
@@ -127,7 +130,7 @@ export class Encoder {
     const obj = value as object;
     const known = this.memo.get(obj);
     if (known !== undefined) return known;
-    if (ArrayBuffer.isView(obj)) return obj; // a leaf: values.ts carries it, out of band when large
+    if (ArrayBuffer.isView(obj)) return this.encodeView(obj, path);
     const ref = this.reference(obj, path);
     if (ref !== undefined) return ref;
     if (typeof obj === 'function' && isRequireFunction(obj)) return this.keep(obj, [Kind.REQUIRE]);
@@ -188,9 +191,7 @@ export class Encoder {
       this.later(() => this.fillArray(obj as unknown[], node, path));
       return ref;
     }
-    if (t.isArrayBuffer(obj)) {
-      return this.remember(obj, [Kind.ARRAYBUFFER, new Uint8Array(obj as ArrayBuffer)]);
-    }
+    if (t.isArrayBuffer(obj)) return this.bufferRef(obj as ArrayBuffer, 0, (obj as ArrayBuffer).byteLength);
     let node: Node;
     let defaultProto: object | null = OBJECT_PROTO;
     if (t.isDate(obj)) {
@@ -235,6 +236,22 @@ export class Encoder {
       node[3] = integrity(obj);
     });
     return ref;
+  }
+
+  /** A VIEW node over its buffer's node (views.ts); views of one buffer share that node. */
+  private encodeView(view: ArrayBufferView, path: Path): Ref {
+    const buffer = view.buffer;
+    if (util.types.isSharedArrayBuffer(buffer)) {
+      this.fail(path, 'a view of a SharedArrayBuffer cannot be pickled (shared memory)', 'Copy it into an ArrayBuffer or typed array');
+    }
+    const bufferRef = this.bufferRef(buffer as ArrayBuffer, view.byteOffset, view.byteOffset + view.byteLength);
+    return this.remember(view, this.views.view(view, bufferRef));
+  }
+
+  /** The ARRAYBUFFER node of `buffer`, widened to cover [start, end). */
+  private bufferRef(buffer: ArrayBuffer, start: number, end: number): Ref {
+    const { node, isNew } = this.views.span(buffer, start, end);
+    return isNew ? this.remember(buffer, node) : this.memo.get(buffer)!;
   }
 
   /** TypeScript's __importStar(m) for a CommonJS module m: getters over m's exports plus `default: m`. */

@@ -5,8 +5,6 @@
 //             functions: refs of every FUNCTION node; table: every node, refs index it
 //   slot   := undefined | null | boolean | number | string                (the value itself)
 //           | ref                                                         (a bigint: index of a node in the table)
-//           | ArrayBufferView                                             (typed array, DataView, Buffer: a leaf;
-//                                                                          out of band above the threshold)
 //           | [BIGINT, value]                                             (a BigInt value, inline)
 //   node   := [kind, ...fields]                                           (a JS array; see Kind below)
 //
@@ -45,7 +43,7 @@ export const enum Kind {
   ERROR = 6,
   /** [BOXED, proto, props, integrity, primitive] new Number(1), Object('s'), Object(1n)... */
   BOXED = 7,
-  /** [ARRAYBUFFER, view] view: a Uint8Array leaf over the whole buffer */
+  /** [ARRAYBUFFER, bytes] bytes: a Uint8Array leaf over the part of the buffer the pickle reaches (views.ts) */
   ARRAYBUFFER = 8,
   /** [SYMBOL, description, originId] a unique symbol: a fresh symbol on the other side, one per node */
   SYMBOL = 10,
@@ -82,6 +80,13 @@ export const enum Kind {
   URL_SEARCH_PARAMS = 24,
   /** [BIGINT, value] inline in a slot (a bare bigint slot is a ref) */
   BIGINT = 25,
+  /**
+   * [VIEW, buffer, type, byteOffset, length] a typed array, DataView or Buffer over the ARRAYBUFFER node `buffer`;
+   * type: protocol/values.ts's view index; length: elements (bytes for a DataView). See views.ts.
+   */
+  VIEW = 26,
+  /** [UNINITIALIZED] a captured `let`/`const`/`class` binding still in its temporal dead zone */
+  UNINITIALIZED = 27,
 }
 
 export const enum DescFlags {

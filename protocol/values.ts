@@ -13,7 +13,7 @@ export const DEFAULT_OUT_OF_BAND_BYTES = 64 * 1024;
 const IN_BAND = 0;
 const OUT_OF_BAND = 1;
 
-type ViewConstructor = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): ArrayBufferView; BYTES_PER_ELEMENT?: number };
+export type ViewConstructor = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): ArrayBufferView; BYTES_PER_ELEMENT?: number };
 
 // Index on the wire → constructor. Append only: the index is part of the format.
 const VIEW_TYPES: readonly ViewConstructor[] = [
@@ -32,12 +32,22 @@ const VIEW_TYPES: readonly ViewConstructor[] = [
   Buffer as unknown as ViewConstructor,
 ];
 
-function viewTypeIndex(view: ArrayBufferView): number {
+/** The wire index of a view's type (a typed-array subclass: its nearest built-in base); the pickle format uses it too. */
+export function viewTypeIndex(view: ArrayBufferView): number {
   if (Buffer.isBuffer(view)) return VIEW_TYPES.length - 1;
   const index = VIEW_TYPES.findIndex((ctor) => view.constructor === ctor);
   if (index >= 0) return index;
   // A subclass of a typed array: travel as its nearest built-in base.
   return VIEW_TYPES.findIndex((ctor) => view instanceof (ctor as unknown as Function));
+}
+
+/** The view type of a wire index, or undefined for an index this side does not know. */
+export function viewConstructor(index: number): ViewConstructor | undefined {
+  return VIEW_TYPES[index];
+}
+
+export function isBufferConstructor(ctor: ViewConstructor): boolean {
+  return ctor === (Buffer as unknown as ViewConstructor);
 }
 
 // Node implements these hooks but its typings omit them.

@@ -241,8 +241,9 @@ class Worker {
     if (!isSafeRelativePath(name)) throw new AgentError('BAD_MESSAGE', `code.filename ${JSON.stringify(name)} is not a safe relative path`);
     const filename = path.join(dir, name);
     if (message.code.kind === 'pickle') {
-      const call = unpickleCall(frames, this.snapshotDir(message) ?? dir, filename, (text) => this.output.write('stderr', text));
-      return this.interruptible(() => call.fn(...call.args));
+      const { fn, args } = unpickleCall(frames, this.snapshotDir(message) ?? dir, filename, (text) => this.output.write('stderr', text));
+      // A plain call, as the notebook makes it: `this` is undefined in strict code and globalThis in sloppy code.
+      return this.interruptible(() => fn(...args));
     }
     const args = decodeArguments(frames);
     if (!Array.isArray(args)) throw new AgentError('BAD_MESSAGE', 'the job arguments must encode an array');

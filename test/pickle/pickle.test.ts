@@ -103,6 +103,25 @@ describe('pickle/', () => {
       expect(Array.from(copy.small)).to.deep.equal([1, -2]);
     });
 
+    it('gives an in-band view a buffer of its own, never the message body', () => {
+      const frames = pickleResult(new Float32Array([1, 2, 3, 4]));
+      const copy = unpickle(frames, context) as Float32Array;
+      expect([copy.byteOffset, copy.buffer.byteLength]).to.deep.equal([0, 16]);
+      expect(copy.buffer).to.not.equal(frames[0]!.buffer);
+    });
+
+    it('keeps views of one buffer aligned when the reached span starts mid-element, padding with zeros', () => {
+      const buf = new ArrayBuffer(64);
+      new Uint8Array(buf).fill(0xff);
+      const bytes = new Uint8Array(buf, 3, 2);
+      const doubles = new Float64Array(buf, 8, 2);
+      const copy = unpickle(pickleResult([bytes, doubles]), context) as [Uint8Array, Float64Array];
+      expect(copy[1].buffer).to.equal(copy[0].buffer);
+      expect(copy[1].byteOffset - copy[0].byteOffset).to.equal(5);
+      expect(copy[1].byteOffset % 8).to.equal(0);
+      expect(Array.from(new Uint8Array(copy[0].buffer, 0, copy[0].byteOffset))).to.deep.equal([0, 0, 0]);
+    });
+
     it('honours the threshold and keeps a view reached twice one view', () => {
       const view = new Uint8Array(1000);
       expect(pickleResult({ view }, { outOfBandBytes: 100 })).to.have.length(2);

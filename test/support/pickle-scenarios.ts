@@ -809,6 +809,106 @@ export const pickleScenarios: PickleScenario[] = [
       };
     },
   },
+  {
+    name: 'typed arrays sharing one buffer keep sharing it, at their offsets, as arguments, captured and returned',
+    make() {
+      const buf = new ArrayBuffer(32);
+      const whole = new Float32Array(buf);
+      const tail = whole.subarray(4); // byteOffset 16
+      const bytes = new Uint8Array(buf, 8, 8);
+      const dv = new DataView(buf, 4, 12);
+      const captured = new Int32Array(buf, 12, 2);
+      const big = Float64Array.from({ length: 1 << 17 }, (_, i) => i); // 1 MiB: out of band
+      const bigTail = big.subarray(1000);
+      return {
+        fn: (w: Float32Array, t: Float32Array, b: Uint8Array, d: DataView, bg: Float64Array, bt: Float64Array) => {
+          t[0] = 7; // seen through w[4]
+          d.setUint8(0, 9); // byte 4: seen through w[1]'s bytes
+          captured[0] = 5; // byte 12: seen through w[3]
+          bt[0] = -1; // seen through bg[1000]
+          const out = new ArrayBuffer(24);
+          const u16 = new Uint16Array(out);
+          const sub = u16.subarray(2);
+          const outView = new DataView(out, 6, 10);
+          sub[0] = 3;
+          return {
+            shared: [t.buffer === w.buffer, b.buffer === w.buffer, d.buffer === w.buffer, captured.buffer === w.buffer, bt.buffer === bg.buffer],
+            offsets: [w.byteOffset, t.byteOffset, b.byteOffset, d.byteOffset, d.byteLength, captured.byteOffset, bt.byteOffset, w.buffer.byteLength],
+            seen: [w[4], new Uint8Array(w.buffer)[4], new Int32Array(w.buffer)[3], bg[1000], bg.length],
+            back: { u16, sub, outView },
+          };
+        },
+        args: [whole, tail, bytes, dv, big, bigTail],
+        digest: (r) => {
+          const { back, ...rest } = r as { back: { u16: Uint16Array; sub: Uint16Array; outView: DataView } };
+          return { ...rest, back: [back.u16[2], back.sub.byteOffset, back.outView.byteOffset, back.outView.byteLength, back.u16.buffer.byteLength] };
+        },
+        check: (r) => {
+          const { back } = r as { back: { u16: Uint16Array; sub: Uint16Array; outView: DataView } };
+          assert.equal(back.sub.buffer, back.u16.buffer, 'views returned from one buffer share one here');
+          assert.equal(back.outView.buffer, back.u16.buffer);
+          back.outView.setUint16(0, 0x0101);
+          assert.equal(back.u16[3], 0x0101, 'a write through the DataView is seen through the array');
+        },
+      };
+    },
+  },
+  {
+    name: 'a small typed array arrives at offset 0 of a buffer of its own size, both ways (no pool or message bytes)',
+    make() {
+      const pooled = Buffer.from('abc'); // cut from Node's 8 KiB pool here
+      const f4 = new Float32Array([1, 2, 3, 4]);
+      const lone = new Float64Array(10).fill(2).subarray(3, 5);
+      return {
+        fn: (p: Buffer, f: Float32Array, l: Float64Array) => {
+          const describe = (v: ArrayBufferView) => [v.byteOffset, v.byteLength, v.buffer.byteLength];
+          const reply = Buffer.from('xyz'); // cut from the agent's pool
+          const r4 = new Float32Array([5, 6, 7, 8]);
+          return { args: [describe(p), p.toString(), describe(f), Array.from(new Float32Array(f.buffer)), describe(l), Array.from(l)], reply, r4 };
+        },
+        args: [pooled, f4, lone],
+        expected: {
+          args: [[0, 3, 3], 'abc', [0, 16, 16], [1, 2, 3, 4], [0, 16, 16], [2, 2]],
+          reply: [0, 3, 3, 'xyz'],
+          r4: [0, 16, 16, 5, 6, 7, 8],
+        },
+        digest: (r) => {
+          const result = r as { args: unknown; reply: Buffer | unknown[]; r4: Float32Array | unknown[] };
+          if (Array.isArray(result.reply)) return result; // the expected value
+          const reply = result.reply as Buffer;
+          const r4 = result.r4 as Float32Array;
+          return {
+            args: result.args,
+            reply: [reply.byteOffset, reply.byteLength, reply.buffer.byteLength, reply.toString()],
+            r4: [r4.byteOffset, r4.byteLength, r4.buffer.byteLength, ...Array.from(new Float32Array(r4.buffer))],
+          };
+        },
+        check: (r) => assert.ok(Buffer.isBuffer((r as { reply: unknown }).reply), 'a Buffer comes back as a Buffer'),
+      };
+    },
+  },
+  {
+    name: 'the shipped function is called without a receiver: undefined in strict code, globalThis in sloppy code',
+    make() {
+      const locals: Record<string, unknown> = {};
+      const sloppy = cell(locals, `exports.sloppy = function sloppy() { return this === globalThis; }; return exports.sloppy;`) as () => boolean;
+      function strict(this: unknown): unknown[] {
+        return [this === undefined, sloppy()];
+      }
+      return { fn: strict, context: { locals }, expected: [true, true] };
+    },
+  },
+  {
+    name: "a class-field arrow keeps its instance's this when reached through the instance",
+    make() {
+      class Clicker {
+        n = 2;
+        onClick = (k: number) => this.n * k;
+      }
+      const clicker = new Clicker();
+      return { fn: (c: Clicker) => [c.onClick(3), c.onClick === c.onClick], args: [clicker] };
+    },
+  },
 ];
 
 export const unpicklableScenarios: PickleScenario[] = [
@@ -987,6 +1087,54 @@ export const unpicklableScenarios: PickleScenario[] = [
           return shared.byteLength;
         },
         error: 'sum → captured shared: a SharedArrayBuffer cannot be pickled (shared memory). Copy it into an ArrayBuffer or typed array',
+      };
+    },
+  },
+  {
+    name: "a class-field arrow reached through a table of handlers, away from its instance",
+    make() {
+      class Button {
+        label = 'ok';
+        onClick = () => this.label;
+      }
+      const handlers = [new Button().onClick];
+      return {
+        fn: function clickAll() {
+          return handlers.map((h) => h());
+        },
+        error:
+          'clickAll → captured handlers → [0]: function onClick is an arrow function that uses the `this` of the code it was created in, which cannot be read from outside. Use a method or an ordinary function, or capture the object in a variable (const self = this)',
+      };
+    },
+  },
+  {
+    name: 'an arrow made by a method, its this an object that is not where the arrow was found',
+    make() {
+      const counter = {
+        n: 1,
+        reader() {
+          return () => this.n;
+        },
+      };
+      const table = { read: counter.reader() };
+      return {
+        fn: function readAll() {
+          return table.read();
+        },
+        error:
+          'readAll → captured table → .read: function (anonymous) is an arrow function that uses the `this` of the code it was created in, which cannot be read from outside. Use a method or an ordinary function, or capture the object in a variable (const self = this)',
+      };
+    },
+  },
+  {
+    name: 'a view of a SharedArrayBuffer',
+    make() {
+      const view = new Int32Array(new SharedArrayBuffer(8));
+      return {
+        fn: function sumShared() {
+          return view[0];
+        },
+        error: 'sumShared → captured view: a view of a SharedArrayBuffer cannot be pickled (shared memory). Copy it into an ArrayBuffer or typed array',
       };
     },
   },

@@ -80,7 +80,7 @@ export class Capture implements EncoderHooks {
     if (analysis.lexicalArguments) {
       enc.fail(path, `${describe(fn)} uses the \`arguments\` of the function it was created in, which cannot be read from outside`, 'Use rest parameters (...args) in the enclosing function and capture them');
     }
-    if (analysis.lexicalThis && owner === undefined) {
+    if (analysis.lexicalThis && !isFieldOf(fn, source, owner)) {
       enc.fail(
         path,
         `${describe(fn)} is an arrow function that uses the \`this\` of the code it was created in, which cannot be read from outside`,
@@ -295,6 +295,21 @@ export class Capture implements EncoderHooks {
     }
     return known;
   }
+}
+
+/**
+ * The inspector does not show an arrow's lexical `this`; it is known only for a class-field arrow found on its own
+ * instance (`onClick = () => this.n`), where `this` is that instance. Anywhere else (an array, a handler table, an
+ * arrow a method returned) the holder is not its `this`, so the arrow is refused rather than given a wrong one.
+ */
+function isFieldOf(fn: Function, source: string, owner: object | undefined): boolean {
+  if (owner === undefined || Array.isArray(owner) || typeof owner !== 'object') return false;
+  if (!Object.values(Object.getOwnPropertyDescriptors(owner)).some((desc) => desc.value === fn)) return false;
+  for (let proto = Object.getPrototypeOf(owner) as object | null; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+    const ctor = ownConstructor(proto);
+    if (ctor && /^class\b/.test(fnSource(ctor)) && fnSource(ctor).includes(source)) return true;
+  }
+  return false;
 }
 
 /** A method or accessor whose text lies inside the class's source: evaluating the class recreates it. */
