@@ -50,9 +50,11 @@ describe('kernel-ext cluster: agents of an sbatch job attached by their endpoint
         '#SBATCH --job-name=tslab-agents',
         '#SBATCH --nodes=3',
         '#SBATCH --ntasks-per-node=1',
-        `#SBATCH --output=${path.join(dir, 'job-%j.out')}`,
+        `#SBATCH --output=${path.join(dir, 'job.out')}`,
+        // Z85 has no single quote, but has $ & < > ( ): quoted once here, passed on in the environment.
+        `export KERNEL_KEY='${curve.publicKey}'`,
         `srun bash -c 'addr=127.0.0.$(( \${SLURMD_NODENAME#node} + 1 )); exec ${process.execPath} ${AGENT_BIN} serve \\`,
-        `  --bind "tcp://$addr:*" --advertise $addr --workers 2 --allow-key ${curve.publicKey} \\`,
+        `  --bind "tcp://$addr:*" --advertise $addr --workers 2 --allow-key "$KERNEL_KEY" \\`,
         `  --endpoint-file ${endpoints} --workdir ${dir}/agent-$SLURMD_NODENAME'`,
         '',
       ].join('\n'),
@@ -60,7 +62,10 @@ describe('kernel-ext cluster: agents of an sbatch job attached by their endpoint
     const jobId = /Submitted batch job (\d+)/.exec(cluster.run('sbatch', [script]))?.[1];
     expect(jobId, 'sbatch printed a job id').to.be.a('string');
     try {
-      await waitFor(() => jsonFiles(endpoints).length === 3, 60_000, `three endpoint files in ${endpoints}`);
+      await waitFor(() => jsonFiles(endpoints).length === 3, 60_000, `three endpoint files in ${endpoints}`).catch((error: Error) => {
+        const out = path.join(dir, 'job.out');
+        throw new Error(`${error.message}; the job's output:\n${fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '(none)'}`);
+      });
       expect(jsonFiles(endpoints)).to.deep.equal(['127.0.0.2.json', '127.0.0.3.json', '127.0.0.4.json']);
       const record = JSON.parse(fs.readFileSync(path.join(endpoints, '127.0.0.3.json'), 'utf8')) as Record<string, unknown>;
       expect(record).to.include({ name: '127.0.0.3', host: '127.0.0.3', workers: 2 });
