@@ -5,6 +5,8 @@
 // ready. Medians of BENCH_CLUSTER_RUNS maps each, after one warm-up map.
 //
 // Needs slurm-wlm and munge (run as root) and python3-ipyparallel; says what is missing and exits 0 otherwise.
+// bench/cluster.ts runs `mapPeer` beside its own map over loopback agents: ipyparallel's figure on a Slurm cluster
+// of as many nodes as it has agents.
 
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -23,6 +25,19 @@ const ITEM_MS = 200; // written as a literal in the mapped function below: shipp
 const IDEAL_MS = (ITEMS * ITEM_MS) / (NODES * WORKERS_PER_NODE);
 const PYTHON = '/usr/bin/python3';
 const DRIVER = path.join(__dirname, '..', '..', 'bench', 'ipyparallel-map.py');
+
+/** The shape bench/cluster.ts passes to its peers and expects back (declared here: importing it would run it). */
+export interface MapSpec {
+  items: number;
+  itemMs: number;
+  hosts: string[];
+  workersPerHost: number;
+}
+export interface PeerFigure {
+  name: string;
+  ms?: number;
+  skipped?: string;
+}
 
 interface Figures {
   startMs: number;
@@ -66,8 +81,9 @@ async function ours(cluster: SlurmCluster, workdirBase: string): Promise<Figures
   }
 }
 
-async function ipyparallel(cluster: SlurmCluster): Promise<Figures> {
-  const args = [DRIVER, String(NODES * WORKERS_PER_NODE), String(ITEMS), String(ITEM_MS), String(RUNS)];
+async function ipyparallel(cluster: SlurmCluster, spec: MapSpec): Promise<Figures> {
+  const engines = spec.hosts.length * spec.workersPerHost;
+  const args = [DRIVER, String(engines), String(spec.items), String(spec.itemMs), String(RUNS)];
   const child = spawn(PYTHON, args, { env: cluster.env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -76,6 +92,19 @@ async function ipyparallel(cluster: SlurmCluster): Promise<Figures> {
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   if (code !== 0) throw new Error(`${PYTHON} ${args.join(' ')} exited with ${code}:\n${stderr.slice(-3_000)}`);
   return JSON.parse(stdout.trim().split('\n').pop()!) as Figures;
+}
+
+/** The same map through ipyparallel, on a Slurm cluster of one node per host of `spec`, started and stopped here. */
+export async function mapPeer(spec: MapSpec): Promise<PeerFigure> {
+  const name = `ipyparallel 7 on a local ${spec.hosts.length}-node Slurm (load-balanced view)`;
+  const missing = slurmMissing() ?? ipyparallelMissing();
+  if (missing) return { name, skipped: missing };
+  const cluster = await startSlurmCluster(spec.hosts.length);
+  try {
+    return { name, ms: median((await ipyparallel(cluster, spec)).runsMs) };
+  } finally {
+    await cluster.stop();
+  }
 }
 
 function ipyparallelMissing(): string | null {
@@ -94,7 +123,7 @@ async function main(): Promise<void> {
   try {
     const pool = await ours(cluster, workdirBase);
     await untilQueueEmpty(cluster);
-    const peer = await ipyparallel(cluster);
+    const peer = await ipyparallel(cluster, { items: ITEMS, itemMs: ITEM_MS, hosts: cluster.nodes, workersPerHost: WORKERS_PER_NODE });
     const row = (what: string, f: Figures): (string | number)[] => [
       what,
       median(f.runsMs),
@@ -123,7 +152,9 @@ async function untilQueueEmpty(cluster: SlurmCluster): Promise<void> {
   for (let i = 0; i < 100 && cluster.run('squeue', ['-h']).trim() !== ''; i++) await new Promise((resolve) => setTimeout(resolve, 100));
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}
