@@ -197,6 +197,9 @@ async function serve(values: ReturnType<typeof parseFlags>['values'], positional
   log(`remote-agent ${PACKAGE_VERSION} (node ${process.version}), workdir ${workdir}, ${agent.info.workers} worker(s)` +
     (gpus ? `, pinned to GPU(s) ${gpus.join(' | ')}` : ''));
   const why = await untilStopped(values['exit-with-parent']!);
+  // A parent that is gone no longer reads our stdout and stderr: writing the log there must not end us (EPIPE) before
+  // the shutdown below has ended the workers and removed an ephemeral workdir.
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
   log(`shutting down (${why}): cancelling jobs and ending workers`);
   endpointFile?.remove();
   await agent.stop();

@@ -32,7 +32,10 @@ export interface LocalAgent {
 export interface LocalAgentOptions {
   /** Extra `remote-agent serve` flags; a `--bind` here replaces the private unix socket. */
   args?: string[];
-  /** Defaults to a temporary directory removed when the process exits. */
+  /**
+   * Defaults to a private temporary directory, removed whenever the agent ends (it stops with this process, however
+   * this process ends: normal stop, exit, a signal, SIGKILL).
+   */
   workdir?: string;
   env?: NodeJS.ProcessEnv;
   startTimeoutMs?: number;
@@ -41,7 +44,10 @@ export interface LocalAgentOptions {
    * SIGINT to its whole process group (jupyter_client's killpg), which must reach the kernel only.
    */
   detached?: boolean;
-  /** Remove the workdir when the agent stops (`serve --ephemeral`): the parent may be gone by then. */
+  /**
+   * Remove a given workdir when the agent stops (`serve --ephemeral`): the parent may be gone by then. A default
+   * workdir is always removed.
+   */
   ephemeral?: boolean;
   /** Gives up waiting for the agent to listen: it is killed and the promise rejects with an AbortError. */
   signal?: AbortSignal;
@@ -57,7 +63,10 @@ export async function startLocalAgent(options: LocalAgentOptions = {}): Promise<
     if (!options.workdir) fs.rmSync(workdir, { recursive: true, force: true });
     throw startAborted();
   }
-  const flags = ['--exit-with-parent', ...(options.ephemeral ? ['--ephemeral'] : [])];
+  // Our own temporary workdir holds a copy of the user's sources: the agent removes it as it stops, which it does
+  // when this process ends in any way (stdin reaches EOF); stop() removes it too, should the agent have been killed.
+  const ours = options.workdir === undefined;
+  const flags = ['--exit-with-parent', ...(options.ephemeral || ours ? ['--ephemeral'] : [])];
   const args = ['serve', '--workdir', workdir, ...flags, ...bind.args, ...(options.args ?? [])];
   const child = spawn(process.execPath, [AGENT_BIN, ...args], {
     stdio: ['pipe', 'pipe', 'pipe'], // our end of stdin closes when we die, however we die: the agent then stops
@@ -69,6 +78,7 @@ export async function startLocalAgent(options: LocalAgentOptions = {}): Promise<
   child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   if (bind.cleanup) void exited.then(bind.cleanup);
+  if (ours) void exited.then(() => fs.rmSync(workdir, { recursive: true, force: true }));
   const endpoint = await listeningEndpoint(child, exited, { timeoutMs: options.startTimeoutMs ?? 15_000, signal: options.signal }, () => stderr.text());
   if (options.detached) {
     child.unref();
@@ -89,7 +99,7 @@ export async function startLocalAgent(options: LocalAgentOptions = {}): Promise<
 // tmp-promise creates directories with mode 0700: only this user can enter them, so only this user can reach a socket
 // inside.
 async function privateDir(): Promise<string> {
-  return (await tmp.dir({ unsafeCleanup: true, prefix: 'tslab-remote-agent-' })).path;
+  return (await tmp.dir({ prefix: 'tslab-remote-agent-' })).path;
 }
 
 /**

@@ -12,12 +12,20 @@ import { isAlive, waitFor } from '../../support/agent-process';
 
 const LOCAL_AGENT_JS = path.resolve(__dirname, '..', '..', '..', 'kernel-ext', 'client', 'local-agent.js');
 
-/** A node process that starts a local agent and prints its pid; resolves with both pids. */
-function parentOfAnAgent(): Promise<{ parent: number; agent: number }> {
-  const script = `require(${JSON.stringify(LOCAL_AGENT_JS)}).startLocalAgent({ args: ['--workers', '1'] }).then((a) => console.log(a.process.pid))`;
+/**
+ * A node process that starts a local agent and prints its pid and workdir; resolves with both pids and the workdir.
+ * `then` is run by the parent once the agent is listening (`a` is the agent).
+ */
+function parentOfAnAgent(then = ''): Promise<{ parent: number; agent: number; workdir: string }> {
+  const script =
+    `require(${JSON.stringify(LOCAL_AGENT_JS)}).startLocalAgent({ args: ['--workers', '1'] })` +
+    `.then((a) => { console.log(a.process.pid + ' ' + a.workdir); ${then} })`;
   const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
-    child.stdout.once('data', (chunk: Buffer) => resolve({ parent: child.pid!, agent: Number(chunk.toString().trim()) }));
+    child.stdout.once('data', (chunk: Buffer) => {
+      const [agent, workdir] = chunk.toString().trim().split(' ');
+      resolve({ parent: child.pid!, agent: Number(agent), workdir: workdir! });
+    });
     child.once('exit', (code) => reject(new Error(`the parent script exited with code ${code} before its agent started`)));
   });
 }
@@ -100,6 +108,30 @@ describe('kernel-ext/local-agent', function () {
       if (isAlive(pid)) process.kill(pid, 'SIGKILL'); // the bug this test catches would leave it running
     }
   });
+
+  // Its temporary workdir holds a copy of the user's sources and compiled code: nothing of it may outlive the agent.
+  const ends: Array<[string, string, (parent: number) => void]> = [
+    ['a normal stop()', 'a.stop()', () => undefined],
+    ['process.exit() of its owner', 'process.exit(0)', () => undefined],
+    ['SIGINT to its owner', '', (parent) => process.kill(parent, 'SIGINT')],
+    ['SIGTERM to its owner', '', (parent) => process.kill(parent, 'SIGTERM')],
+    ['SIGKILL to its owner', '', (parent) => process.kill(parent, 'SIGKILL')],
+  ];
+  for (const [end, then, signal] of ends) {
+    it(`removes its temporary workdir on ${end}`, async () => {
+      const { parent, agent: pid, workdir } = await parentOfAnAgent(then);
+      try {
+        expect(workdir).to.match(/tslab-remote-agent-/);
+        signal(parent);
+        await waitFor(() => !isAlive(pid), 10_000, `the agent (pid ${pid}) to exit`);
+        await waitFor(() => !fs.existsSync(workdir), 5_000, `its workdir ${workdir} to be removed`);
+      } finally {
+        if (isAlive(parent)) process.kill(parent, 'SIGKILL');
+        if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+        fs.rmSync(workdir, { recursive: true, force: true });
+      }
+    });
+  }
 
   it('keeps only the last 256 KiB of its log', async () => {
     agent = await startLocalAgent({ args: ['--workers', '1'] });
