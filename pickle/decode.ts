@@ -233,7 +233,11 @@ class Decoder {
         const bound = Function.prototype.bind.call(target, this.resolve(node[3]), ...args) as Function;
         this.keep(node, bound);
         const props = node[1] as Slot[] | undefined;
-        if (props) this.later(() => this.applyProps(bound, props));
+        this.later(() => {
+          // bind took the target's name before its props were applied (an arrow's `add3` is given later)
+          Object.defineProperty(bound, 'name', { value: `bound ${String((target as Function).name)}`, configurable: true });
+          if (props) this.applyProps(bound, props);
+        });
         return bound;
       }
       case Kind.REQUIRE:

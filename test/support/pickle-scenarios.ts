@@ -909,6 +909,49 @@ export const pickleScenarios: PickleScenario[] = [
       return { fn: (c: Clicker) => [c.onClick(3), c.onClick === c.onClick], args: [clicker] };
     },
   },
+  {
+    name: 'a bound arrow keeps the name bind gave it from the const it was assigned to',
+    make() {
+      const add3 = (a: number, b: number) => a + b + 3;
+      const addOne = add3.bind(null, 1);
+      return { fn: () => [addOne.name, addOne(2), add3.name] };
+    },
+  },
+  {
+    name: 'a class with static private methods and accessors (no state) travels',
+    make() {
+      class Ids {
+        static #prefix(): string {
+          return 'id-';
+        }
+        static get #width(): number {
+          return 3;
+        }
+        static make(n: number): string {
+          return Ids.#prefix() + String(n).padStart(Ids.#width, '0');
+        }
+      }
+      return { fn: (n: number) => Ids.make(n), args: [7] };
+    },
+  },
+  {
+    name: "a class's static private fields keep their current values",
+    make() {
+      class Sequence {
+        static #next = 0;
+        static #label: string | undefined;
+        static take(): string {
+          return `${Sequence.#label ?? '?'}${Sequence.#next++}`;
+        }
+        static name2(label: string): void {
+          Sequence.#label = label;
+        }
+      }
+      Sequence.take();
+      Sequence.name2('n');
+      return { fn: () => [Sequence.take(), Sequence.take()] };
+    },
+  },
 ];
 
 export const unpicklableScenarios: PickleScenario[] = [

@@ -49,6 +49,9 @@ const FUNCTION_PROTOS = new Set<unknown>([
   Object.getPrototypeOf(async function* () {}),
 ]);
 
+/** The variables (name + index) that hold a class's static #private values while its static block copies them in. */
+const PRIVATE_STATICS = '$tslabRemotePrivateStatics';
+
 const fnSource = (fn: Function): string => Function.prototype.toString.call(fn);
 
 export class Capture implements EncoderHooks {
@@ -87,17 +90,32 @@ export class Capture implements EncoderHooks {
         'Use a method or an ordinary function, or capture the object in a variable (const self = this)',
       );
     }
+    // A class's static #private fields: carried by a static block appended to its body, which runs after the
+    // initializers and sets each field to its value here (read through the inspector).
+    const statics = analysis.isClass && this.mayHavePrivate(fn) ? this.inspector.privateFields(fn) : [];
+    let emitSource = analysis.emitSource;
+    if (statics.length > 0) {
+      const end = emitSource.lastIndexOf('}');
+      const sets = statics.map((field, i) => `this.${field.name} = ${PRIVATE_STATICS}${i};`).join(' ');
+      emitSource = `${emitSource.slice(0, end)}\nstatic { ${sets} }\n}`;
+    }
     let bits = 0;
-    if (analysis.definitionTime) bits |= FnBits.DEFINITION_TIME;
+    if (analysis.definitionTime || statics.length > 0) bits |= FnBits.DEFINITION_TIME;
     if (analysis.form === 'method') bits |= FnBits.METHOD | (analysis.methodKind === 'get' ? FnBits.GETTER : analysis.methodKind === 'set' ? FnBits.SETTER : 0);
     if (Object.prototype.hasOwnProperty.call(fn, 'caller')) bits |= FnBits.SLOPPY;
     if (analysis.lexicalThis) bits |= FnBits.HAS_THIS;
     // [FUNCTION, proto, props, integrity, scope, source, bits, originId, heritageName, heritage, thisValue, prototype]
-    const node: Node = [Kind.FUNCTION, undefined, undefined, Integrity.NONE, null, analysis.emitSource, bits, this.registry.idFor(fn), undefined, undefined, undefined, undefined];
+    const node: Node = [Kind.FUNCTION, undefined, undefined, Integrity.NONE, null, emitSource, bits, this.registry.idFor(fn), undefined, undefined, undefined, undefined];
     const ref = enc.remember(fn, node);
     enc.functions.push(ref);
 
     if (analysis.free.length > 0) node[4] = this.captureScopes(fn, analysis, enc, path);
+    if (statics.length > 0) {
+      // One variable per field: an array would still be empty when the class is defined (contents come later).
+      const names = statics.map((_, i) => `${PRIVATE_STATICS}${i}`);
+      const values = statics.map((field) => enc.encode(field.value, pathTo(path, `static ${field.name}`)));
+      node[4] = enc.add([Kind.SCOPE, node[4], names, values]);
+    }
     if (analysis.lexicalThis) node[10] = enc.encode(owner, pathTo(path, 'this'));
 
     const heritage = analysis.isClass && analysis.heritageName ? (Object.getPrototypeOf(fn) as unknown) : undefined;

@@ -164,6 +164,12 @@ export class ClosureInspector {
     return names;
   }
 
+  /** An object's private fields and their values (not accessors or methods, which evaluating the class recreates). */
+  privateFields(obj: object): { name: string; value: unknown }[] {
+    const fields = (this.internals(obj).privateProperties ?? []).filter((p) => p.value !== undefined);
+    return fields.map((p) => ({ name: p.name, value: this.toValue(p.value) }));
+  }
+
   /** Lets the inspector drop the objects this pickle looked at. */
   release(): void {
     if (!this.session || !this.used) return;
