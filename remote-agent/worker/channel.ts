@@ -169,6 +169,19 @@ export function parseFromWorker(frames: readonly Uint8Array[]): { message: FromW
   }
 }
 
+/**
+ * The job a message names, read leniently from a message that failed its checks: the receiver then fails that job
+ * instead of leaving it waiting. Null when no job id can be read.
+ */
+export function jobIdOf(frames: readonly Uint8Array[]): string | null {
+  try {
+    const job = parse(frames[0]).job;
+    return typeof job === 'string' && job.length > 0 && job.length <= 128 ? job : null;
+  } catch {
+    return null; // not even a JSON object: nothing names a job
+  }
+}
+
 /** Parses a message received by a worker. The pool built it from an already validated call, so checks are light. */
 export function parseToWorker(frames: readonly Uint8Array[]): { message: ToWorker; payload: Uint8Array[] } {
   const o = parse(frames[0]);

@@ -27,7 +27,7 @@ import { AgentError, toWireError, WireError } from '../../protocol/errors';
 import { encodeMessage, SendQueue } from '../../protocol/frames';
 import { isSafeRelativePath } from '../../protocol/manifest';
 import { decodeValue, encodeValue } from '../../protocol/values';
-import { FATAL_MARKER, parseToWorker, RunMessage, stoppedJobMessage, WORKER_CONFIG_ENV, WorkerConfig } from './channel';
+import { FATAL_MARKER, jobIdOf, parseToWorker, RunMessage, stoppedJobMessage, WORKER_CONFIG_ENV, WorkerConfig } from './channel';
 import { ModuleSupport, notInstalledPackage } from './modules';
 import { pickleCallResult, unpickleCall } from './pickled-call';
 import { StackRewriter, TRAMPOLINE_FILENAME } from './stack';
@@ -178,7 +178,7 @@ class Worker {
     try {
       parsed = parseToWorker(frames);
     } catch (err) {
-      this.log(`dropped a bad message from the pool: ${(err as Error).message}`);
+      this.rejectBadMessage(frames, err as Error);
       return;
     }
     const { message, payload } = parsed;
@@ -199,6 +199,18 @@ class Worker {
       return;
     }
     void this.run(message, payload);
+  }
+
+  /**
+   * A message from the pool that fails its checks: the job it names fails with BAD_MESSAGE (a job of its own still
+   * running goes on: it answers for itself). Without a readable job id it can only be logged.
+   */
+  private rejectBadMessage(frames: Buffer[], err: Error): void {
+    const job = jobIdOf(frames);
+    this.log(`a bad message from the pool${job ? ` for job ${job}` : ''}: ${err.message}`);
+    if (!job || job === this.current?.id) return;
+    const error = toWireError(new AgentError('BAD_MESSAGE', `worker ${this.config.index} could not read the pool's message for job ${job}: ${err.message}`));
+    this.send({ type: 'error', job, error, interrupted: false, inUse: this.inUse() });
   }
 
   private async run(message: RunMessage, args: Uint8Array[]): Promise<void> {

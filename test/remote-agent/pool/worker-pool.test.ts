@@ -512,6 +512,30 @@ describe('remote-agent/worker-pool', function () {
       expect(await h.value(`() => 'alive'`)).to.equal('alive');
       expect(h.pid(0)).not.to.equal(pid);
     });
+
+    it('fails the job whose run message the worker cannot read, and the worker goes on', async () => {
+      h = await Harness.create({ size: 1 });
+      const pid = h.pid(0);
+      // The pool runs in this process: garble its next run header as it is encoded.
+      const stringify = JSON.stringify;
+      JSON.stringify = function (this: unknown, value: unknown, ...rest: unknown[]): string {
+        if ((value as { type?: unknown } | null)?.type === 'run') {
+          JSON.stringify = stringify;
+          return stringify({ ...(value as object), code: { kind: 'bogus' } });
+        }
+        return (stringify as (...args: unknown[]) => string).call(this, value, ...rest);
+      } as typeof JSON.stringify;
+      let outcome;
+      try {
+        outcome = await h.run(`() => 1`);
+      } finally {
+        JSON.stringify = stringify;
+      }
+      expect(outcome.error?.code).to.equal('BAD_MESSAGE');
+      expect(outcome.error?.message).to.include("could not read the pool's message");
+      expect(await h.value(`() => 'alive'`)).to.equal('alive');
+      expect(h.pid(0)).to.equal(pid);
+    });
   });
 
   describe('cancel and timeout', () => {
