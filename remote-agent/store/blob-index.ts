@@ -6,7 +6,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 import type { ManifestEntry } from '../../protocol/messages';
-import { decrement, forEachLimit, FS_CONCURRENCY, quickLstat, statOrUndefined } from './fs-helpers';
+import { forEachLimit } from '../../common/bounded';
+import { decrement, FS_CONCURRENCY, quickLstat, statOrUndefined } from './fs-helpers';
 import { HASH } from './manifest-rules';
 
 /** Blob lstats in flight when checking blobs for writes through a snapshot: cheap calls, so more at once. */

@@ -5,7 +5,8 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 import type { BlobIndex } from './blob-index';
-import { forEachLimit, FS_CONCURRENCY } from './fs-helpers';
+import { forEachLimit } from '../../common/bounded';
+import { FS_CONCURRENCY } from './fs-helpers';
 
 export interface EvictionContext {
   blobs: BlobIndex;

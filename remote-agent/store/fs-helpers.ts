@@ -1,4 +1,4 @@
-// File system helpers of the snapshot store: bounded concurrency, error classification, and the messages made from
+// File system helpers of the snapshot store: the concurrency bound, error classification, and the messages made from
 // file system failures.
 
 import { lstat as lstatCallback, promises as fs, Stats } from 'node:fs';
@@ -8,24 +8,6 @@ import { agentError } from '../archive';
 
 /** File system operations in flight at once: enough to hide syscall latency, few enough not to starve libuv. */
 export const FS_CONCURRENCY = 32;
-
-/** Runs `fn` over `items` with at most `limit` calls pending; the first failure rejects after the others settle. */
-export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { error: unknown } | undefined;
-  const lane = async (): Promise<void> => {
-    while (next < items.length && !failure) {
-      const index = next++;
-      try {
-        await fn(items[index]!, index);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  if (failure) throw failure.error;
-}
 
 /** ENOSPC or EDQUOT, on the error or anywhere down its cause chain. */
 export function isDiskFull(error: unknown): boolean {

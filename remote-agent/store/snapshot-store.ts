@@ -17,7 +17,8 @@ import type { ManifestEntry, StoreStats } from '../../protocol/messages';
 import { openArchive, readVerified } from '../archive';
 import { BlobIndex } from './blob-index';
 import { Eviction } from './eviction';
-import { decrement, forEachLimit, FS_CONCURRENCY, hasErrorCode, isDiskFull, nameTooLong } from './fs-helpers';
+import { forEachLimit } from '../../common/bounded';
+import { decrement, FS_CONCURRENCY, hasErrorCode, isDiskFull, nameTooLong } from './fs-helpers';
 import { assertHash, HASH, validateManifest } from './manifest-rules';
 import { buildTree, publish } from './snapshot-tree';
 

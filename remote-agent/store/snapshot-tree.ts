@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { AgentError } from '../../protocol/errors';
 import type { ManifestEntry } from '../../protocol/messages';
 import type { BlobIndex } from './blob-index';
-import { forEachLimit, FS_CONCURRENCY, fsFailure, throwFor } from './fs-helpers';
+import { forEachLimit } from '../../common/bounded';
+import { FS_CONCURRENCY, fsFailure, throwFor } from './fs-helpers';
 
 /** Directories first (each once, parents before children), then one hard link per file. */
 export async function buildTree(root: string, files: ManifestEntry[], blobs: BlobIndex): Promise<void> {

@@ -3,7 +3,7 @@
 
 import { fileHash } from '../../../protocol/manifest';
 import type { ManifestEntry } from '../../../protocol/messages';
-import { forEachLimit } from './bounded';
+import { forEachLimit } from '../../../common/bounded';
 import type { WalkedFile } from './file-walk';
 import { errorCode, type SnapshotFs } from './snapshot-fs';
 import type { StatCache } from './stat-cache';

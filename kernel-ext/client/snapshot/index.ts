@@ -7,7 +7,7 @@ import JSZip from 'jszip';
 
 import { snapshotHash, sortManifest } from '../../../protocol/manifest';
 import type { ManifestEntry } from '../../../protocol/messages';
-import { forEachLimit } from './bounded';
+import { forEachLimit } from '../../../common/bounded';
 import { ExcludeRules } from './exclude-rules';
 import { walkTree } from './file-walk';
 import { hashFiles, READ_CONCURRENCY } from './hash-files';
