@@ -9,7 +9,8 @@ export { globalIndex, standardGlobalNames } from './globals';
 export { ModuleIndex, ModuleLocation, classifyModuleFile, moduleIndexFor } from './modules';
 export { originOf, recordOrigin } from './origins';
 export { pickleResult, ResultOptions } from './result';
-export { installedVersion, packageName, refFor, unpickle, UnpickleContext } from './decode';
+export { installedVersion, refFor, unpickle, UnpickleContext } from './decode';
+export { packageName } from '../common/package-name';
 export { isNativeSource, refuse } from './unpicklable';
 
 import * as path from 'node:path';

@@ -24,6 +24,19 @@ export function sortManifest(files: readonly ManifestEntry[]): ManifestEntry[] {
   return [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
+/** A file's or snapshot's content hash as it travels and names files: SHA-256, 64 lowercase hex digits. */
+export const HASH_PATTERN = /^[0-9a-f]{64}$/;
+
+/** What every check says of a path isSafeRelativePath refuses: `what` names it, `fix` says what to send instead. */
+export function unsafePathMessage(what: string, path: unknown, fix: string): string {
+  return (
+    `${what} ${JSON.stringify(path)} is not a safe relative path (absolute, "..", ".", empty segment, backslash, drive ` +
+    `letter, a name over 255 bytes or over 4096 bytes in all): ${fix}`
+  );
+}
+
+export const UNSAFE_PATH_FIX = 'list files relative to the code root with "/" separators, and rename or exclude files with such long names';
+
 /**
  * A path that stays inside the directory it is joined to on every platform: relative, POSIX separators, no `..`,
  * `.` or empty segments, no backslashes, drive letters or NUL bytes. It must also fit common file systems: no segment

@@ -2,7 +2,7 @@
 // these functions, never through a cast. A failure throws AgentError('BAD_MESSAGE') naming the offending field.
 
 import { AgentError, ERROR_CODES, WireError } from './errors';
-import { isSafeRelativePath } from './manifest';
+import { HASH_PATTERN, isSafeRelativePath, UNSAFE_PATH_FIX, unsafePathMessage } from './manifest';
 import { AgentLimits, CallRequest, PROTOCOL_VERSION, Reply, Request } from './messages';
 
 /** Bounds on what a header may hold, so a hostile message cannot make the agent allocate without limit. */
@@ -61,10 +61,9 @@ function arr(o: Obj, key: string, path: string, maxLength: number): unknown[] {
   return v;
 }
 
-const HASH = /^[0-9a-f]{64}$/;
 function hash(o: Obj, key: string, path: string): string {
   const v = o[key];
-  if (typeof v !== 'string' || !HASH.test(v)) fail(`${path}.${key}`, 'a SHA-256 hex digest', v);
+  if (typeof v !== 'string' || !HASH_PATTERN.test(v)) fail(`${path}.${key}`, 'a SHA-256 hex digest', v);
   return v;
 }
 
@@ -113,9 +112,7 @@ function manifest(o: Obj, limits: HeaderLimits): { snapshot: string; files: { pa
     if (!isSafeRelativePath(path)) {
       throw new AgentError(
         'UNSAFE_ARCHIVE',
-        `files[${i}].path ${JSON.stringify(path)} is not a safe relative path (absolute, "..", ".", empty segment, ` +
-          'backslash, drive letter, a name over 255 bytes or over 4096 bytes in all): list files relative to the code ' +
-          'root with "/" separators, and rename or exclude files with such long names',
+        unsafePathMessage(`files[${i}].path`, path, UNSAFE_PATH_FIX),
       );
     }
     return { path, size: num(entry, 'size', `files[${i}]`), hash: hash(entry, 'hash', `files[${i}]`) };
@@ -239,7 +236,7 @@ export function validateReply(header: Obj, frameCount: number): Reply {
       return { v, type, re: re(), instance: str(header, 'instance', 'header') };
     case 'snapshot.status': {
       const missing = arr(header, 'missing', 'header', Number.MAX_SAFE_INTEGER).map((h, i) => {
-        if (typeof h !== 'string' || !HASH.test(h)) fail(`missing[${i}]`, 'a hash', h);
+        if (typeof h !== 'string' || !HASH_PATTERN.test(h)) fail(`missing[${i}]`, 'a hash', h);
         return h;
       });
       return { v, type, re: re(), snapshot: hash(header, 'snapshot', 'header'), ready: bool(header, 'ready', 'header'), missing };

@@ -5,7 +5,7 @@
 import JSZip from 'jszip';
 
 import { AgentError } from '../protocol/errors';
-import { fileHash, isSafeRelativePath } from '../protocol/manifest';
+import { fileHash, isSafeRelativePath, unsafePathMessage } from '../protocol/manifest';
 import type { ManifestEntry } from '../protocol/messages';
 
 /** One archive entry that passed the name, type and membership checks; its bytes are not read yet. */
@@ -208,8 +208,7 @@ function checkEntry(object: JSZip.JSZipObject, manifest: ReadonlyMap<string, Man
   if (!isSafeRelativePath(name)) {
     throw agentError(
       'UNSAFE_ARCHIVE',
-      `archive entry ${JSON.stringify(name)} is not a safe relative path (absolute, "..", ".", empty segment, ` +
-        'backslash or drive letter): name entries by their manifest paths, relative to the code root',
+      unsafePathMessage('archive entry', name, 'name entries by their manifest paths, relative to the code root'),
       { path: name },
     );
   }

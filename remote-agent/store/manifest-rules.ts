@@ -1,11 +1,11 @@
 // What makes a snapshot manifest acceptable, checked before the store trusts it for anything: shape, safe paths,
 // no path conflicts, the agent's bounds, and a snapshot hash that matches the files.
 
-import { isSafeRelativePath, snapshotHash } from '../../protocol/manifest';
+import { HASH_PATTERN, isSafeRelativePath, snapshotHash, UNSAFE_PATH_FIX, unsafePathMessage } from '../../protocol/manifest';
 import type { ManifestEntry } from '../../protocol/messages';
 import { agentError } from '../archive';
 
-export const HASH = /^[0-9a-f]{64}$/;
+export const HASH = HASH_PATTERN;
 
 export interface ManifestBounds {
   maxFiles: number;
@@ -48,9 +48,7 @@ function validateEntry(file: ManifestEntry, maxFileBytes: number): void {
   if (typeof file.path !== 'string' || !isSafeRelativePath(file.path)) {
     throw agentError(
       'UNSAFE_ARCHIVE',
-      `manifest path ${JSON.stringify(file.path)} is not a safe relative path (absolute, "..", ".", empty segment, ` +
-        'backslash, drive letter, a name over 255 bytes or over 4096 bytes in all): list files relative to the code ' +
-        'root with "/" separators, and rename or exclude files with such long names',
+      unsafePathMessage('manifest path', file.path, UNSAFE_PATH_FIX),
       { path: file.path },
     );
   }

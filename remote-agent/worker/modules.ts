@@ -8,6 +8,9 @@ import * as fs from 'node:fs';
 import Module = require('node:module');
 import * as path from 'node:path';
 
+import { packageName } from '../../common/package-name';
+import { HASH_PATTERN } from '../../protocol/manifest';
+
 // The CommonJS loader's internals that this file hooks; @types/node does not describe them.
 interface LoadedModule {
   id: string;
@@ -29,7 +32,6 @@ export const NOT_INSTALLED = Symbol.for('tslab-remote.moduleNotInstalled');
 
 export const TS_EXTENSIONS = ['.ts', '.tsx', '.mts', '.cts'] as const;
 
-const HASH_SEGMENT = /^[0-9a-f]{64}$/;
 
 export interface ModuleOptions {
   /** The snapshots root as configured and as real path (require.cache keys are real paths). */
@@ -96,7 +98,7 @@ export class ModuleSupport {
       const relative = path.relative(root, filename);
       if (relative.startsWith('..') || path.isAbsolute(relative)) continue;
       const [hash, ...rest] = relative.split(path.sep);
-      if (hash && HASH_SEGMENT.test(hash) && rest.length > 0) return rest.join('/');
+      if (hash && HASH_PATTERN.test(hash) && rest.length > 0) return rest.join('/');
     }
     return filename;
   }
@@ -107,7 +109,7 @@ export class ModuleSupport {
       const prefix = root.endsWith(path.sep) ? root : root + path.sep;
       if (filename.startsWith(prefix)) {
         const segment = filename.slice(prefix.length).split(path.sep, 1)[0] ?? '';
-        return HASH_SEGMENT.test(segment) ? segment : null;
+        return HASH_PATTERN.test(segment) ? segment : null;
       }
     }
     return null;
@@ -160,14 +162,6 @@ export class ModuleSupport {
 
 function isNotFound(err: unknown): err is NodeJS.ErrnoException {
   return err instanceof Error && (err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND';
-}
-
-/** `lodash/fp` → `lodash`, `@scope/pkg/x` → `@scope/pkg`; null for relative and absolute requests. */
-export function packageName(request: string): string | null {
-  if (request.startsWith('.') || path.isAbsolute(request) || request.startsWith('node:')) return null;
-  const parts = request.split('/');
-  if (request.startsWith('@')) return parts.length >= 2 ? `${parts[0]}/${parts[1]}` : null;
-  return parts[0] || null;
 }
 
 /** The package name a MODULE_NOT_INSTALLED error was raised for, if `err` is one. */
