@@ -8,8 +8,8 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 
+import { fail, parseFlags, print, UsageError } from '../common/cli';
 import { BIN as PACKAGE_BIN, PACKAGE_VERSION } from '../common/package-info';
 import type { Notebook, RunResult } from './run/headless';
 import { checkTslab, TslabMissingError } from './tslab-peer';
@@ -52,12 +52,10 @@ export async function main(argv: string[]): Promise<number> {
       case '-h':
       case '--help':
       case 'help':
-        process.stdout.write(`${USAGE}\n`);
-        return 0;
+        return print(USAGE);
       case '-v':
       case '--version':
-        process.stdout.write(`${PACKAGE_VERSION}\n`);
-        return 0;
+        return print(PACKAGE_VERSION);
       default:
         process.stderr.write(`${command ? `unknown command ${command}\n\n` : ''}${USAGE}\n`);
         return 2;
@@ -69,22 +67,15 @@ export async function main(argv: string[]): Promise<number> {
         : error instanceof TslabMissingError || (error instanceof Error && error.name === 'RunError')
           ? error.message
           : ((error as Error).stack ?? String(error));
-    process.stderr.write(`tslab-remote: ${report}\n`);
-    return error instanceof UsageError ? 2 : 1;
+    return fail('tslab-remote', report, error instanceof UsageError ? 2 : 1);
   }
 }
-
-class UsageError extends Error {}
 
 type Options = Record<string, { type: 'string' | 'boolean'; default?: string }>;
 
 function parse(args: string[], options: Options, positionals = false): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
-  try {
-    const parsed = parseArgs({ args, options, allowPositionals: positionals, strict: true });
-    return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  const parsed = parseFlags({ args, options, allowPositionals: positionals, strict: true });
+  return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
 }
 
 /** The kernelspec: node and this package's bin by absolute path, so it works without anything on PATH. */

@@ -5,10 +5,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
+import type { parseArgs, ParseArgsConfig } from 'node:util';
 
 import * as zmq from 'zeromq';
 
+import { fail, parseFlags, print, UsageError } from '../common/cli';
 import { readKeyFile, readKeyPair, writeKeyPair } from '../common/key-files';
 import { isZ85Key } from '../common/z85';
 import { advertisedEndpoint, writeEndpointFile } from './announce';
@@ -16,42 +17,62 @@ import { readGpus } from './resources';
 import { Agent, AgentCurve, DEFAULT_CLIENT_GRACE_MS, DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_RESULT_TTL_MS } from './server';
 import { PACKAGE_VERSION, PACKAGE_ROOT } from '../common/package-info';
 
+/** serve's defaults: the flags' defaults and the usage text's, written once. */
+const SERVE_DEFAULTS = {
+  bind: 'tcp://127.0.0.1:5555',
+  workers: '2',
+  'nvidia-smi': 'nvidia-smi',
+  'disk-budget': '10240',
+  'max-message-mb': '2048',
+  'max-archive-mb': '1024',
+  'max-file-mb': '256',
+  'max-snapshot-mb': '1024',
+  'max-files': '100000',
+  'max-jobs-per-client': '64',
+  'cancel-grace-ms': '2000',
+  'client-timeout-ms': String(DEFAULT_CLIENT_TIMEOUT_MS),
+  'client-grace-ms': String(DEFAULT_CLIENT_GRACE_MS),
+  'result-ttl-ms': String(DEFAULT_RESULT_TTL_MS),
+} as const;
+const D = SERVE_DEFAULTS;
+const KEYGEN_DEFAULTS = { name: 'agent' } as const;
+
 const USAGE = `Usage: remote-agent serve [options]
        remote-agent keygen [--out DIR] [--name NAME]
 
 serve runs code shipped from tslab-remote notebooks on this machine.
 keygen creates a CurveZMQ key pair: NAME.pub (hand it to the other side) and NAME.key (secret, owner-only);
-default DIR ~/.tslab-remote, NAME agent.
+default DIR ~/.tslab-remote, NAME ${KEYGEN_DEFAULTS.name}.
 
 Options of serve:
-  --bind ENDPOINT        ZeroMQ endpoint to listen on (default tcp://127.0.0.1:5555;
+  --bind ENDPOINT        ZeroMQ endpoint to listen on (default ${D.bind};
                          tcp://127.0.0.1:* picks a free port)
   --workdir DIR          where snapshots and compiled code are kept
                          (default $XDG_CACHE_HOME/tslab-remote/agent or ~/.cache/tslab-remote/agent)
-  --workers N            long-lived worker processes (default 2)
+  --workers N            long-lived worker processes (default ${D.workers})
   --gpus all|LIST        one worker per GPU, pinned with CUDA_VISIBLE_DEVICES: all GPUs nvidia-smi lists, or a
                          list such as 0,1 (0+1 gives one worker both GPUs); overrides --workers
   --nvidia-smi PATH      the nvidia-smi used for --gpus all and resource reports (default: nvidia-smi on PATH)
   --node-modules DIR     where bare imports resolve from; repeatable
                          (default: node_modules of the current directory and of this package, with their parents)
-  --cancel-grace-ms MS   time a cancelled job gets before its worker is killed (default 2000)
-  --client-timeout-ms MS a client silent this long has its jobs cancelled (default 1800000: 30 min)
+  --cancel-grace-ms MS   time a cancelled job gets before its worker is killed (default ${D['cancel-grace-ms']})
+  --client-timeout-ms MS a client silent this long has its jobs cancelled (default ${D['client-timeout-ms']}: ${Number(D['client-timeout-ms']) / 60_000} min)
   --client-grace-ms MS   a client whose connection closed has its running and queued jobs cancelled after this
-                         long, unless it reconnects (default 15000)
-  --result-ttl-ms MS     how long a finished job's reply waits for a disconnected client (default 1800000)
+                         long, unless it reconnects (default ${D['client-grace-ms']})
+  --result-ttl-ms MS     how long a finished job's reply waits for a disconnected client (default ${D['result-ttl-ms']})
   --worker-max-old-space-mb MB  heap limit of each worker (default: node's)
   --exit-with-parent     shut down cleanly when stdin reaches EOF or the parent process changes (for a parent that
                          starts the agent with a pipe as stdin, so the agent ends with it even when it is killed)
   --ephemeral            remove --workdir when the agent stops (a private agent's temporary workdir)
 
 Bounds (exceeding one is an error that names it):
-  --disk-budget MB       snapshot storage kept before old snapshots are evicted (default 10240)
-  --max-message-mb MB    one message frame (default 2048)
-  --max-archive-mb MB    one upload archive (default 1024)
-  --max-file-mb MB       one file of a snapshot (default 256)
-  --max-snapshot-mb MB   all files of a snapshot (default 1024)
-  --max-files N          files in a snapshot (default 100000)
-  --max-jobs-per-client N  jobs running or queued per client (default 64)
+  --disk-budget MB       snapshot storage kept before old snapshots are evicted (default ${D['disk-budget']})
+  --max-message-mb MB    one message frame (default ${D['max-message-mb']})
+  --max-archive-mb MB    one upload archive (default ${D['max-archive-mb']})
+  --max-file-mb MB       one file of a snapshot (default ${D['max-file-mb']})
+  --max-snapshot-mb MB   all files of a snapshot (default ${D['max-snapshot-mb']})
+  --max-files N          files in a snapshot (default ${D['max-files']})
+  --max-jobs-per-client N  jobs running or queued per client (default ${D['max-jobs-per-client']})
   --keys DIR             encrypt and authenticate with DIR/agent.key and DIR/agent.pub (see keygen)
   --allow FILE           a client public key (.pub) admitted with --keys, or a directory of them; repeatable
   --allow-key Z85        a client public key given as text; repeatable. Without --keys the agent makes a key pair
@@ -65,73 +86,85 @@ Bounds (exceeding one is an error that names it):
   -v, --version          print the version`;
 
 export async function main(argv: string[]): Promise<number> {
-  let parsed;
+  const [command, ...rest] = argv;
   try {
-    parsed = parseFlags(argv);
+    switch (command) {
+      case 'serve':
+        return await serve(parseFlags({ args: rest, options: SERVE_OPTIONS, strict: true }).values);
+      case 'keygen':
+        return keygen(parseFlags({ args: rest, options: KEYGEN_OPTIONS, strict: true }).values);
+      case '-v':
+      case '--version':
+        return print(PACKAGE_VERSION);
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        return print(USAGE);
+      default:
+        return fail(TOOL, `unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+    }
   } catch (error) {
-    return fail(`${(error as Error).message}\n\n${USAGE}`);
+    if (error instanceof UsageError) return fail(TOOL, `${error.message}\n\n${USAGE}`);
+    throw error;
   }
-  const { values, positionals } = parsed;
-  if (values.version) return print(PACKAGE_VERSION);
-  if (positionals[0] === 'keygen' && positionals.length === 1) return keygen(values);
-  return serve(values, positionals);
 }
 
-function parseFlags(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      bind: { type: 'string', default: 'tcp://127.0.0.1:5555' },
-      workdir: { type: 'string' },
-      workers: { type: 'string', default: '2' },
-      gpus: { type: 'string' },
-      'nvidia-smi': { type: 'string', default: 'nvidia-smi' },
-      'node-modules': { type: 'string', multiple: true },
-      'disk-budget': { type: 'string', default: '10240' },
-      'max-message-mb': { type: 'string', default: '2048' },
-      'max-archive-mb': { type: 'string', default: '1024' },
-      'max-file-mb': { type: 'string', default: '256' },
-      'max-snapshot-mb': { type: 'string', default: '1024' },
-      'max-files': { type: 'string', default: '100000' },
-      'max-jobs-per-client': { type: 'string', default: '64' },
-      'cancel-grace-ms': { type: 'string', default: '2000' },
-      'client-timeout-ms': { type: 'string', default: String(DEFAULT_CLIENT_TIMEOUT_MS) },
-      'client-grace-ms': { type: 'string', default: String(DEFAULT_CLIENT_GRACE_MS) },
-      'result-ttl-ms': { type: 'string', default: String(DEFAULT_RESULT_TTL_MS) },
-      'worker-max-old-space-mb': { type: 'string' },
-      insecure: { type: 'boolean', default: false },
-      'exit-with-parent': { type: 'boolean', default: false },
-      ephemeral: { type: 'boolean', default: false },
-      keys: { type: 'string' },
-      allow: { type: 'string', multiple: true },
-      'allow-key': { type: 'string', multiple: true },
-      advertise: { type: 'string' },
-      'endpoint-file': { type: 'string' },
-      out: { type: 'string' },
-      name: { type: 'string', default: 'agent' },
-      help: { type: 'boolean', short: 'h', default: false },
-      version: { type: 'boolean', short: 'v', default: false },
-    },
-  });
-}
+const TOOL = 'remote-agent';
 
-async function serve(values: ReturnType<typeof parseFlags>['values'], positionals: string[]): Promise<number> {
-  if (values.help || positionals.length === 0) return print(USAGE);
-  if (positionals[0] !== 'serve' || positionals.length > 1) {
-    return fail(`unknown command ${JSON.stringify(positionals.join(' '))}\n\n${USAGE}`);
-  }
+/** serve's flags; keygen's are its own (serve takes no --out, keygen no --bind). */
+const SERVE_OPTIONS = {
+  bind: { type: 'string', default: D.bind },
+  workdir: { type: 'string' },
+  workers: { type: 'string', default: D.workers },
+  gpus: { type: 'string' },
+  'nvidia-smi': { type: 'string', default: D['nvidia-smi'] },
+  'node-modules': { type: 'string', multiple: true },
+  'disk-budget': { type: 'string', default: D['disk-budget'] },
+  'max-message-mb': { type: 'string', default: D['max-message-mb'] },
+  'max-archive-mb': { type: 'string', default: D['max-archive-mb'] },
+  'max-file-mb': { type: 'string', default: D['max-file-mb'] },
+  'max-snapshot-mb': { type: 'string', default: D['max-snapshot-mb'] },
+  'max-files': { type: 'string', default: D['max-files'] },
+  'max-jobs-per-client': { type: 'string', default: D['max-jobs-per-client'] },
+  'cancel-grace-ms': { type: 'string', default: D['cancel-grace-ms'] },
+  'client-timeout-ms': { type: 'string', default: D['client-timeout-ms'] },
+  'client-grace-ms': { type: 'string', default: D['client-grace-ms'] },
+  'result-ttl-ms': { type: 'string', default: D['result-ttl-ms'] },
+  'worker-max-old-space-mb': { type: 'string' },
+  insecure: { type: 'boolean', default: false },
+  'exit-with-parent': { type: 'boolean', default: false },
+  ephemeral: { type: 'boolean', default: false },
+  keys: { type: 'string' },
+  allow: { type: 'string', multiple: true },
+  'allow-key': { type: 'string', multiple: true },
+  advertise: { type: 'string' },
+  'endpoint-file': { type: 'string' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+const KEYGEN_OPTIONS = {
+  out: { type: 'string' },
+  name: { type: 'string', default: KEYGEN_DEFAULTS.name },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+type Values<O extends ParseArgsConfig['options']> = ReturnType<typeof parseArgs<{ options: O; strict: true }>>['values'];
+
+async function serve(values: Values<typeof SERVE_OPTIONS>): Promise<number> {
+  if (values.help) return print(USAGE);
 
   const bind = values.bind!;
   let curve: AgentCurve | undefined;
   try {
     curve = values.keys ? loadCurve(values.keys, values.allow ?? [], values['allow-key'] ?? []) : sessionCurve(values['allow-key'] ?? []);
   } catch (error) {
-    return fail((error as Error).message);
+    return fail(TOOL, (error as Error).message);
   }
-  if (!curve && values.allow) return fail('--allow needs --keys DIR: the agent must have its own key pair to check clients');
+  if (!curve && values.allow) return fail(TOOL, '--allow needs --keys DIR: the agent must have its own key pair to check clients');
   if (!curve && !isLoopback(bind) && !values.insecure) {
     return fail(
+      TOOL,
       `refusing to serve on ${bind} without keys: anyone who can reach that address could run code on this machine.\n` +
         'Create keys on this host and on the kernel\'s machine (remote-agent keygen --name agent; remote-agent keygen --name kernel),\n' +
         `then serve with --keys ~/.tslab-remote --allow kernel.pub; or bind to loopback and use an SSH tunnel\n` +
@@ -144,7 +177,7 @@ async function serve(values: ReturnType<typeof parseFlags>['values'], positional
   try {
     gpus = values.gpus === undefined ? undefined : await gpuList(values.gpus, values['nvidia-smi']!);
   } catch (error) {
-    return fail((error as Error).message);
+    return fail(TOOL, (error as Error).message);
   }
   const workdir = path.resolve(values.workdir ?? defaultWorkdir());
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
@@ -177,7 +210,7 @@ async function serve(values: ReturnType<typeof parseFlags>['values'], positional
       log,
     });
   } catch (error) {
-    return fail((error as Error).message);
+    return fail(TOOL, (error as Error).message);
   }
   const endpoint = advertisedEndpoint(agent.endpoint, values.advertise);
   process.stdout.write(`remote-agent listening on ${endpoint}\n`);
@@ -224,13 +257,14 @@ async function gpuList(spec: string, nvidiaSmi: string): Promise<string[]> {
   return gpus.map((gpu) => String(gpu.index));
 }
 
-function keygen(values: ReturnType<typeof parseFlags>['values']): number {
+function keygen(values: Values<typeof KEYGEN_OPTIONS>): number {
+  if (values.help) return print(USAGE);
   const dir = path.resolve(values.out ?? path.join(os.homedir(), '.tslab-remote'));
   try {
     const { publicFile, secretFile, publicKey } = writeKeyPair(dir, values.name!);
     return print(`${publicKey}\nwrote ${publicFile} (public: hand it to the other side) and ${secretFile} (secret, owner-only)`);
   } catch (error) {
-    return fail((error as Error).message);
+    return fail(TOOL, (error as Error).message);
   }
 }
 
@@ -329,24 +363,12 @@ function megabytes(text: string, flag: string): number {
   return positiveInt(text, flag) * 1024 * 1024;
 }
 
-class UsageError extends Error {}
-
-function print(text: string): number {
-  process.stdout.write(`${text}\n`);
-  return 0;
-}
-
-function fail(message: string): number {
-  process.stderr.write(`remote-agent: ${message}\n`);
-  return 2;
-}
-
 /** Entry point of the `remote-agent` bin. */
 export function run(): void {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (error: unknown) => {
-      process.exit(fail(error instanceof UsageError ? error.message : (error as Error).stack ?? String(error)));
+      process.exit(fail(TOOL, error instanceof UsageError ? error.message : ((error as Error).stack ?? String(error))));
     },
   );
 }

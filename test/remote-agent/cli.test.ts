@@ -27,6 +27,20 @@ describe('remote-agent command line', () => {
     expect(bad.stderr).to.include('--workers needs a positive whole number');
   });
 
+  it("takes each command's own flags only: serve no --out, keygen no --bind", () => {
+    const serve = runCli('serve', '--out', '/tmp/x');
+    expect(serve.status).to.equal(2);
+    expect(serve.stderr).to.include("Unknown option '--out'").and.include('Usage:');
+    const keygen = runCli('keygen', '--bind', 'tcp://127.0.0.1:*');
+    expect(keygen.status).to.equal(2);
+    expect(keygen.stderr).to.include("Unknown option '--bind'").and.include('Usage:');
+  });
+
+  it('shows the defaults the flags have in the usage', () => {
+    const usage = runCli('--help').stdout;
+    expect(usage).to.include('(default tcp://127.0.0.1:5555;').and.include('(default 1800000: 30 min)').and.include('NAME agent.');
+  });
+
   it('prints help and version', () => {
     expect(runCli('--help').stdout).to.include('remote-agent serve');
     expect(runCli('--version').stdout.trim()).to.match(/^\d+\.\d+\.\d+/);
