@@ -20,6 +20,7 @@ import * as vm from 'node:vm';
 
 import { DYNAMIC_IMPORT } from './dynamic-import';
 import { decodeValue } from '../protocol/values';
+import { packageName } from '../common/package-name';
 import { UnpickleError } from './errors';
 import { DescFlags, FnBits, Integrity, isRef, Kind, MAGIC, ModuleRef, Node, Slot, VERSION } from './format';
 import { resolveGlobalPath } from './globals';
@@ -43,6 +44,8 @@ export interface UnpickleContext {
   require?: (id: string) => unknown;
   /** File name of the generated program, as stack traces show it. */
   filename?: string;
+  /** Sees the generated program before it is compiled (the kernel maps remote stack frames with it; it may throw to stop). */
+  onProgram?(program: string): void;
 }
 
 class InProgress {
@@ -307,7 +310,7 @@ class Decoder {
   private requireModule(ref: ModuleRef): unknown {
     const exports = this.context.requireModule(ref);
     if (ref.kind === 'package' && ref.version !== undefined) {
-      const name = packageName(ref.id);
+      const name = packageName(ref.id) ?? ref.id;
       if (!this.warned.has(name)) {
         this.warned.add(name);
         const installed = this.context.installedVersion ? this.context.installedVersion(name) : installedVersion(name);
@@ -452,6 +455,7 @@ class Decoder {
       parts.push(`[null, [\n${top.map(thunk).join(',\n')}\n], []]`);
     }
     const code = `[\n${parts.join(',\n')}\n]`;
+    this.context.onProgram?.(code);
     let results: unknown[];
     try {
       results = new vm.Script(code, { filename: this.context.filename ?? 'tslab-remote-pickle.js', ...DYNAMIC_IMPORT }).runInThisContext() as unknown[];
@@ -506,11 +510,6 @@ function importStar(mod: unknown): unknown {
   }
   Object.defineProperty(result, 'default', { enumerable: true, value: mod });
   return result;
-}
-
-export function packageName(id: string): string {
-  const parts = id.split('/');
-  return id.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0]!;
 }
 
 /** A require id as a module reference: builtins by name, relative and absolute paths as local, the rest packages. */

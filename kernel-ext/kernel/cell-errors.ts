@@ -111,7 +111,7 @@ function recoverCallProgram(call: FailedCall): string | undefined {
   const { entry, locals, root, notebookDir } = call;
   try {
     const frames = pickleCall(entry, [], { locals, ...(root !== undefined ? { codeRoot: root } : {}) });
-    return recoverProgram((filename) => unpickle(frames, { requireModule: requireLoaded(root ?? notebookDir), filename }));
+    return recoverProgram((onProgram) => unpickle(frames, { requireModule: requireLoaded(root ?? notebookDir), onProgram }));
   } catch {
     return undefined;
   }

@@ -14,10 +14,6 @@
 // Frames in the user's files (`src/model.ts:5:11`) are mapped on the agent already and stay as they are; frames of
 // the kernel's own entry wrapper are dropped. Whatever cannot be mapped stays as the agent reported it.
 
-
-// The module object itself (not an import-star copy), so the unpickler sees a replaced `Script`.
-import vm = require('node:vm');
-
 import { CellHistory, countLines } from './cell-history';
 
 /** A function of the generated program: where its source starts (0-based line) and its text. */
@@ -47,30 +43,19 @@ export function programFunctions(program: string): ProgramFunction[] {
 }
 
 /**
- * Runs `unpickle` only as far as its program: the program's `vm.Script` is recorded and the unpickling stopped
- * there, before any of the program runs. Undefined when the unpickler never compiles one (no functions).
+ * Runs `unpickle` only as far as its program: the decoder shows the program before compiling it, and the unpickling
+ * is stopped there, before any of the program runs. Undefined when the unpickler never builds one (no functions).
  */
-export function recoverProgram(unpickleUntilCompile: (filename: string) => unknown): string | undefined {
-  const filename = `tslab-remote-stack-map-${process.pid}-${Date.now()}.js`;
+export function recoverProgram(unpickleUntilProgram: (onProgram: (program: string) => never) => unknown): string | undefined {
   const stop = new Error('program recorded');
   let program: string | undefined;
-  const Original = vm.Script;
-  const vmModule = vm as { Script: typeof vm.Script };
-  vmModule.Script = class extends Original {
-    constructor(code: string, options?: vm.ScriptOptions | string) {
-      if (typeof options === 'object' && options?.filename === filename) {
-        program = code;
-        throw stop;
-      }
-      super(code, options);
-    }
-  };
   try {
-    unpickleUntilCompile(filename);
+    unpickleUntilProgram((code) => {
+      program = code;
+      throw stop;
+    });
   } catch (err) {
     if (err !== stop && program === undefined) return undefined;
-  } finally {
-    vmModule.Script = Original;
   }
   return program;
 }
