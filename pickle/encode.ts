@@ -37,6 +37,11 @@ export interface EncoderOptions {
   outOfBandBytes?: number;
   /** Results: an instance of a class that cannot travel keeps its own state under the nearest prototype that can. */
   lenientPrototypes?: boolean;
+  /**
+   * The hint for what cannot travel, instead of each refusal's own: a result was made inside the remote function,
+   * so "create it inside the remote function" does not fit there.
+   */
+  refusalHint?: string;
 }
 
 const OBJECT_PROTO = Object.prototype;
@@ -135,7 +140,7 @@ export class Encoder {
     if (ref !== undefined) return ref;
     if (typeof obj === 'function' && isRequireFunction(obj)) return this.keep(obj, [Kind.REQUIRE]);
     const refusal = refuse(obj);
-    if (refusal) this.fail(path, refusal.reason, refusal.hint);
+    if (refusal) this.fail(path, refusal.reason, this.options.refusalHint ?? refusal.hint);
     if (typeof obj === 'function') return this.hooks.encodeFunction(obj as Function, this, path, owner);
     return this.encodeObject(obj, path);
   }

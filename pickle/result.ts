@@ -50,6 +50,9 @@ export function pickleResult(value: unknown, options: ResultOptions = {}): Uint8
     modules,
     outOfBandBytes: options.outOfBandBytes ?? DEFAULT_OUT_OF_BAND_BYTES,
     lenientPrototypes: true,
+    refusalHint:
+      'A result travels back by value: return plain data instead (an address, a count) and keep the live object on ' +
+      'the agent, in a module-level variable for later calls',
   });
   return encoder.pickle(value, options.label ?? 'result');
 }

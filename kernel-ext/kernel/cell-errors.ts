@@ -86,8 +86,10 @@ function remoteFailure(error: RemoteError, where: FailureContext): CellFailure {
 const ERROR_HINTS: Partial<Record<string, (agent: string) => string>> = {
   AGENT_UNREACHABLE: (agent) => `The kernel is fine: start or reach ${agent} again (see %remote_agent), then run the cell again.`,
   AGENT_RESTARTED: () => 'The agent restarted and lost the call; run the cell again.',
-  WORKER_CRASHED: () => 'The worker process died (it was restarted); module state on it was lost. Run the cell again.',
-  MODULE_NOT_INSTALLED: (agent) => `Install it where the message says (on ${agent}), then run the cell again.`,
+  WORKER_CRASHED: () =>
+    'The worker process ended (it was restarted); module state on it was lost. If the code ended it (process.exit, ' +
+    'process.abort, a native crash), running the cell again ends it again: return or throw instead.',
+  // MODULE_NOT_INSTALLED: the agent's message already says where and how to install the package.
   TIMEOUT: () => 'Give it more time with %remote --timeout SECONDS.',
   AUTH_FAILED: () => 'Check the key directory given to %remote_agent --key (kernel.key, kernel.pub, agent.pub).',
   CANCELLED: () => 'The call was cancelled on the agent (the message says whether its worker kept its state); the next call works.',

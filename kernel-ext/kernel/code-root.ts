@@ -69,7 +69,9 @@ export class CodeRoot {
     io.stream(
       'stdout',
       `code root ${root}\n  ${snap.files.length} files, ${formatBytes(snap.bytes)}, snapshot ${snap.hash.slice(0, 12)}\n` +
-        `  the notebook's directory on the agent: ${cwd ?? (this.notebookDir === root ? '(the root itself)' : '(outside the code root: the root itself)')}\n`,
+        (cwd !== undefined || this.notebookDir === root
+          ? `  the notebook's directory on the agent: ${cwd ?? '(the root itself)'}\n`
+          : "  the notebook's directory is outside the code root: calls run in the root's copy on the agent\n"),
     );
     for (const warning of snap.warnings) io.stream('stderr', `${warning}\n`);
   }

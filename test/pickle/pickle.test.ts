@@ -3,6 +3,7 @@
 import * as path from 'node:path';
 
 import { expect } from 'chai';
+import * as net from 'node:net';
 
 import { Kind, MAGIC, PickleError, pickleResult, recordOrigin, requireFromRoot, unpickle, UnpickleError, VERSION } from '../../pickle';
 import { classifyModuleFile } from '../../pickle/modules';
@@ -216,6 +217,20 @@ describe('pickle/', () => {
   });
 
   describe('the result pickler', () => {
+    it('tells a result that holds a live handle to return data, not to create the handle inside the function', () => {
+      const server = net.createServer();
+      const error = (() => {
+        try {
+          pickleResult({ server });
+        } catch (thrown) {
+          return thrown as Error;
+        }
+        throw new Error('a net.Server was pickled as a result');
+      })();
+      expect(error.message).to.match(/^result → \.server: net\.Server cannot be pickled \(live handle\)\. A result travels back by value/);
+      expect(error.message).not.to.include('inside the remote function');
+    });
+
     it('refuses functions created on the agent, naming the path', () => {
       const helper = () => 1;
       expect(() => pickleResult({ deep: [{ helper }] })).to.throw(
