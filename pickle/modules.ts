@@ -99,13 +99,27 @@ export function classifyModuleFile(filename: string, codeRoot: string | null): {
     return { ref: withVersion({ kind: 'package', id: `${name}/${sub}` }, info.version), rank: RANK_PACKAGE_SUBPATH };
   }
   if (codeRoot) {
-    const rel = path.relative(codeRoot, filename);
+    const root = snapshotOfFile(codeRoot, filename) ?? codeRoot;
+    const rel = path.relative(root, filename);
     if (rel && !rel.startsWith('..') && !path.isAbsolute(rel)) {
       const source = localSourceFile(filename);
-      return { ref: { kind: 'local', id: toPosix(path.relative(codeRoot, source)) }, rank: RANK_LOCAL };
+      return { ref: { kind: 'local', id: toPosix(path.relative(root, source)) }, rank: RANK_LOCAL };
     }
   }
   return null;
+}
+
+const SNAPSHOT_DIR = /^[0-9a-f]{64}$/;
+
+/**
+ * On an agent the code root is a snapshot directory, <snapshots>/<hash>, and a worker keeps unchanged modules of
+ * an earlier snapshot loaded across an edit: such a module is local too, at its path inside its own snapshot.
+ */
+function snapshotOfFile(codeRoot: string, filename: string): string | null {
+  if (!SNAPSHOT_DIR.test(path.basename(codeRoot))) return null;
+  const snapshots = path.dirname(codeRoot);
+  const [hash] = path.relative(snapshots, filename).split(path.sep, 1);
+  return hash && SNAPSHOT_DIR.test(hash) ? path.join(snapshots, hash) : null;
 }
 
 function withVersion(ref: ModuleRef, version: string | undefined): ModuleRef {

@@ -28,6 +28,7 @@ import { encodeMessage, SendQueue } from '../../protocol/frames';
 import { isSafeRelativePath } from '../../protocol/manifest';
 import { decodeValue, encodeValue } from '../../protocol/values';
 import { FATAL_MARKER, jobIdOf, parseToWorker, RunMessage, stoppedJobMessage, WORKER_CONFIG_ENV, WorkerConfig } from './channel';
+import type { SwitchReport } from './module-reload';
 import { ModuleSupport, notInstalledPackage } from './modules';
 import { pickleCallResult, unpickleCall } from './pickled-call';
 import { StackRewriter, TRAMPOLINE_FILENAME } from './stack';
@@ -130,6 +131,7 @@ class Worker {
     const roots = [config.snapshotsRoot, realpathOr(config.snapshotsRoot)];
     this.modules = new ModuleSupport({
       snapshotRoots: roots,
+      snapshotsRoot: roots[1]!,
       compileCacheDir: config.compileCacheDir,
       nodePaths: config.nodePaths,
       agentName: config.agentName,
@@ -301,8 +303,16 @@ class Worker {
     const root = path.join(this.config.snapshotsRoot, message.snapshot);
     if (!fs.existsSync(root)) throw new AgentError('SNAPSHOT_MISSING', `snapshot ${message.snapshot} is not on agent ${this.config.agentName}`);
     if (message.snapshot !== this.loadedSnapshot) {
-      const purged = this.modules.purgeSnapshotsExcept(message.snapshot);
-      if (this.loadedSnapshot !== null) this.log(`switched from snapshot ${this.loadedSnapshot.slice(0, 12)} to ${message.snapshot.slice(0, 12)}: ${purged} modules purged`);
+      const report = this.modules.reloader.switchTo(message.snapshot);
+      // Job wrappers compiled for other snapshots' file names would pile up over many edits.
+      for (const key of this.wrappers.keys()) if (!key.startsWith(root)) this.wrappers.delete(key);
+      if (this.loadedSnapshot !== null) {
+        const summary = describeSwitch(report);
+        this.log(`switched from snapshot ${this.loadedSnapshot.slice(0, 12)} to ${message.snapshot.slice(0, 12)}: ${summary}`);
+        // Said to the call that sees it, so a reset of module state is never silent.
+        if (report.changed.length + report.importers.length > 0) this.output.write('stderr', `tslab-remote: ${summary}\n`);
+        for (const failure of report.disposeErrors) this.output.write('stderr', `tslab-remote: a dispose callback threw: ${failure}\n`);
+      }
       this.loadedSnapshot = message.snapshot;
     }
     const cwd = message.options.cwd;
@@ -432,4 +442,12 @@ function unsendableResult(err: unknown): AgentError {
   error.name = 'PickleError';
   error.stack = `${error.name}: ${error.message}`;
   return error;
+}
+
+/** "reloaded src/model.ts and 1 module that imports it; 14 kept". */
+export function describeSwitch(report: SwitchReport): string {
+  const names = (files: string[]): string => (files.length <= 3 ? files.join(', ') : `${files.slice(0, 3).join(', ')} and ${files.length - 3} more`);
+  if (report.changed.length + report.importers.length === 0) return `no loaded module changed; ${report.kept} kept`;
+  const importers = report.importers.length === 0 ? '' : ` and ${report.importers.length} module${report.importers.length === 1 ? '' : 's'} that import${report.importers.length === 1 ? 's' : ''} ${report.changed.length === 1 ? 'it' : 'them'}`;
+  return `reloaded ${names(report.changed) || 'nothing changed'}${importers}; ${report.kept} kept`;
 }

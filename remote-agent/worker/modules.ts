@@ -10,6 +10,7 @@ import * as path from 'node:path';
 
 import { packageName } from '../../common/package-name';
 import { HASH_PATTERN } from '../../protocol/manifest';
+import { attachHot, CachedModule, ModuleReloader } from './module-reload';
 
 // The CommonJS loader's internals that this file hooks; @types/node does not describe them.
 interface LoadedModule {
@@ -17,6 +18,7 @@ interface LoadedModule {
   filename: string;
   loaded: boolean;
   children: LoadedModule[];
+  hot?: CachedModule['hot'];
   _compile(content: string, filename: string): unknown;
 }
 interface Loader {
@@ -36,13 +38,20 @@ export const TS_EXTENSIONS = ['.ts', '.tsx', '.mts', '.cts'] as const;
 export interface ModuleOptions {
   /** The snapshots root as configured and as real path (require.cache keys are real paths). */
   snapshotRoots: string[];
+  /** The snapshots root as require.cache keys name it (its real path). */
+  snapshotsRoot: string;
   compileCacheDir: string;
   nodePaths: string[];
   agentName: string;
 }
 
 export class ModuleSupport {
-  constructor(private readonly options: ModuleOptions) {}
+  /** Which modules a new snapshot keeps, and where requires of unchanged files go. */
+  readonly reloader: ModuleReloader;
+
+  constructor(private readonly options: ModuleOptions) {
+    this.reloader = new ModuleReloader(loader._cache as Record<string, CachedModule | undefined>, this, options.snapshotsRoot);
+  }
 
   /** Installs the `.ts` hook, the `.js` → `.ts` fallback and the not-installed error. Call once per process. */
   install(): void {
@@ -50,21 +59,27 @@ export class ModuleSupport {
     const compiler = new CachedTypeScript(this.options.compileCacheDir);
     for (const ext of TS_EXTENSIONS) {
       loader._extensions[ext] = (module, filename) => {
+        if (this.snapshotOf(filename) !== null) attachHot(module);
         module._compile(compiler.compile(filename, this.snapshotRelative(filename)), filename);
       };
     }
+    const loadJs = loader._extensions['.js']!;
+    loader._extensions['.js'] = (module, filename) => {
+      if (this.snapshotOf(filename) !== null) attachHot(module);
+      loadJs(module, filename);
+    };
     const resolve = loader._resolveFilename;
     const support = this;
     loader._resolveFilename = function (request, parent, isMain, options) {
       try {
-        return resolve.call(this, request, parent, isMain, options);
+        return support.reloader.redirect(resolve.call(this, request, parent, isMain, options));
       } catch (err) {
         if (!isNotFound(err)) throw err;
         // TypeScript projects write `import './model.js'` for `model.ts`: try the TypeScript file.
         const tsRequest = /^\.\.?[\\/]/.test(request) ? request.replace(/\.(c|m)?js$/, (_m, k: string | undefined) => `.${k ?? ''}ts`) : null;
         if (tsRequest && tsRequest !== request) {
           try {
-            return resolve.call(this, tsRequest, parent, isMain, options);
+            return support.reloader.redirect(resolve.call(this, tsRequest, parent, isMain, options));
           } catch {
             // Fall through to the original error, which names what the user wrote.
           }
