@@ -16,7 +16,8 @@ export const ALWAYS_EXCLUDED: readonly string[] = ['.git', '.tslab-remote'];
 
 /**
  * Excluded at any depth unless a user pattern re-includes them: installed packages and the usual build output
- * (tsc/bundlers: dist, build, out; test coverage; tool caches: .cache, .next, .turbo), and secrets that must never
+ * (tsc/bundlers: dist, build, out; test coverage; tool caches: .cache, .next, .turbo), notebooks and their
+ * checkpoints (a notebook's code reaches the agent pickled, not as a file), and secrets that must never
  * reach another machine by accident (CurveZMQ and SSH private keys, .env files, registry credentials).
  */
 export const DEFAULT_EXCLUDES: readonly string[] = [
@@ -28,6 +29,9 @@ export const DEFAULT_EXCLUDES: readonly string[] = [
   '.cache/',
   '.next/',
   '.turbo/',
+  // notebooks: Jupyter saves them every two minutes, which would ship a new snapshot (and reload nothing) each time
+  '*.ipynb',
+  '.ipynb_checkpoints/',
   // secrets
   '*.key',
   '*.pem',

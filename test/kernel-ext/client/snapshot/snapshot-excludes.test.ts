@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { snapshot } from '../../../../kernel-ext/client/snapshot';
 import { nodeFs } from '../../../../kernel-ext/client/snapshot/snapshot-fs';
 import { makeTree, pathsOf, removeTrees } from './snapshot-tree';
+import { writeTree } from '../../../support/agent-process';
 
 describe('kernel-ext snapshot: excludes', () => {
   afterEach(removeTrees);
@@ -114,6 +115,21 @@ describe('kernel-ext snapshot: excludes', () => {
     });
     const result = await snapshot(root, { exclude: ['*.csv', '/data/', '!dist/', '!important.log', '!.git/'] });
     expect(pathsOf(result)).to.deep.equal(['.gitignore', 'dist/index.js', 'important.log', 'lib/data/kept.txt', 'src/index.ts']);
+  });
+
+  it('leaves out notebooks and their checkpoints, so saving a notebook ships nothing; a user pattern re-includes them', async () => {
+    const root = await makeTree({
+      'package.json': '{}',
+      'analysis.ipynb': '{}',
+      'notebooks/deep/b.ipynb': '{}',
+      '.ipynb_checkpoints/analysis-checkpoint.ipynb': '{}',
+      'src/model.ts': 'x',
+    });
+    const before = await snapshot(root);
+    expect(pathsOf(before)).to.deep.equal(['package.json', 'src/model.ts']);
+    await writeTree(root, { 'analysis.ipynb': '{"saved": true}', '.ipynb_checkpoints/analysis-checkpoint.ipynb': '{"saved": true}' });
+    expect((await snapshot(root)).hash, 'a saved notebook changes no snapshot').to.equal(before.hash);
+    expect(pathsOf(await snapshot(root, { exclude: ['!analysis.ipynb'] }))).to.deep.equal(['analysis.ipynb', 'package.json', 'src/model.ts']);
   });
 
   it('matches case-sensitively, as git does on Linux', async () => {
