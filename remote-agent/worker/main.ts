@@ -35,6 +35,11 @@ import { StackRewriter, TRAMPOLINE_FILENAME } from './stack';
 
 /** `globalThis[JOB_CONTEXT]` while a job runs: `{ id, worker, signal }`; the signal aborts on cancel. */
 export const JOB_CONTEXT = Symbol.for('tslab-remote.job');
+/**
+ * `globalThis[RELOAD_HOOK](files?)`, callable by a job: drops the snapshot's loaded modules (all, or the named
+ * root-relative files and their importers) so the next require loads them afresh. `%remote_reload` runs it.
+ */
+export const RELOAD_HOOK = Symbol.for('tslab-remote.reload');
 const ENTER = Symbol.for('tslab-remote.enter');
 
 interface RunningJob {
@@ -148,6 +153,7 @@ class Worker {
 
   async start(): Promise<void> {
     this.modules.install();
+    Object.defineProperty(globalThis, RELOAD_HOOK, { value: (files?: string[]) => this.modules.reloader.drop(files), enumerable: false });
     this.output.install();
     // The pool sends SIGINT when the worker did not acknowledge a cancel within ~100 ms: usually because a job's
     // synchronous part blocks the event loop (breakOnSigint turns the signal into an exception there, and takes this

@@ -98,13 +98,18 @@ export class ModuleReloader {
     return report;
   }
 
-  /** Drops every snapshot module (dispose callbacks first): `%remote_reload`, and a worker's fresh start. */
-  dropAll(): number {
-    const loaded = new Set(this.snapshotModules());
-    for (const module of loaded) this.dispose(module);
-    this.remove(loaded);
-    this.kept.clear();
-    return loaded.size;
+  /**
+   * Drops every snapshot module, or those of the given root-relative files and their importers (dispose callbacks
+   * first), so the next require loads them afresh: `%remote_reload`.
+   */
+  drop(files?: readonly string[]): { dropped: string[]; disposeErrors: string[] } {
+    const loaded = this.snapshotModules();
+    const named = files ? loaded.filter((module) => files.includes(this.paths.snapshotRelative(module.filename))) : loaded;
+    const dropped = importersOf(new Set(named), loaded);
+    const disposeErrors = [...dropped].flatMap((module) => this.dispose(module));
+    this.remove(dropped);
+    for (const module of dropped) this.kept.delete(this.paths.snapshotRelative(module.filename));
+    return { dropped: [...dropped].map((module) => this.paths.snapshotRelative(module.filename)).sort(), disposeErrors };
   }
 
   /**

@@ -45,6 +45,8 @@ describe('remote-agent worker: reload what changed, keep the rest', function () 
       'disposing.js': "globalThis.__disposed = globalThis.__disposed || []; module.hot.dispose(() => globalThis.__disposed.push('disposing v1')); exports.v = 1;",
       'throwing.js': "module.hot.dispose(() => { throw new Error('cannot release'); }); exports.v = 1;",
     });
+    // Modules of equal content stay loaded from earlier tests' trees (rightly): each test starts from none.
+    await client.run({ source: "() => { globalThis[Symbol.for('tslab-remote.reload')](); globalThis.__loads = 0; }" });
   });
 
   /** Ships the tree as it is now and runs `source` there, with its stderr. */
@@ -108,6 +110,16 @@ describe('remote-agent worker: reload what changed, keep the rest', function () 
     const after = await call("() => [require('./disposing').v, require('./throwing').v, globalThis.__disposed]");
     expect(after.value).to.deep.equal([2, 2, ['disposing v1']]);
     expect(after.stderr).to.contain('tslab-remote: a dispose callback threw: throwing.js: cannot release');
+  });
+
+  it('drops the named modules and their importers, or all, through the reload hook (%remote_reload)', async () => {
+    const reload = (files?: string[]): string =>
+      `() => globalThis[Symbol.for('tslab-remote.reload')](${files ? JSON.stringify(files) : ''}).dropped`;
+    await call("() => [require('./train').run(), require('./train').run(), require('./other').hits++]");
+    expect((await call(reload(['model.js']))).value).to.deep.equal(['model.js', 'train.js']);
+    expect((await call("() => [require('./train').run(), require('./other').hits]")).value, 'data kept, model fresh').to.deep.equal([3, 1]);
+    expect((await call(reload())).value).to.include.members(['data.js', 'model.js', 'other.js', 'train.js']);
+    expect((await call("() => [require('./train').run(), require('./other').hits]")).value, 'everything fresh').to.deep.equal([1, 0]);
   });
 
   it('sends instances of a kept module back as the local class, after an edit elsewhere', async () => {
