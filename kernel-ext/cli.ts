@@ -138,7 +138,8 @@ async function run(args: string[]): Promise<number> {
   );
   if (positionals.length !== 1) throw new UsageError('run needs one NOTEBOOK.ipynb');
   const file = path.resolve(positionals[0]!);
-  if (!fs.existsSync(file)) throw new UsageError(`${file} does not exist`);
+  // A mistyped name is not a usage error: one line saying so, not the whole help.
+  if (!fs.existsSync(file)) return fail('tslab-remote', `run: ${file} does not exist`, 1);
   const timeout = values.timeout !== undefined ? Number(values.timeout) : undefined;
   if (timeout !== undefined && !(timeout > 0)) throw new UsageError('--timeout needs a positive number of seconds');
   checkTslab();

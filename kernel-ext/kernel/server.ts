@@ -18,9 +18,11 @@ import { ZmqServer } from 'tslab/dist/jupyter';
 import { CellRunner } from './cells';
 import { CellFailure, CellIO, JupyterError } from './io';
 import { toolingView } from './magic-tooling';
+import { answerQuietly, peekType, QUIET_TYPES } from './quiet-replies';
 import { DisplayData, jupyter } from './tslab-parts';
 
 type ShellMessage = Parameters<ZmqServer['handleExecute']>[1];
+type ShellSocket = Parameters<ZmqServer['handleShellMessage']>[0];
 
 export interface ExecuteRequest {
   code: string;
@@ -109,6 +111,12 @@ export class ExecutionQueue {
 
 interface Sender {
   send(message: unknown): Promise<void>;
+  readonly closed?: boolean;
+}
+
+/** A socket seen through serializeSends: `sent` settles once every send asked for so far is done. */
+interface Serialized {
+  readonly sent?: Promise<void>;
 }
 
 /**
@@ -123,6 +131,8 @@ export function serializeSends<T extends Sender>(socket: T, name: string): T {
     tail = tail
       .then(() => send(message))
       .catch((error: unknown) => {
+        // After the shutdown closed the sockets, late output (a timer's console.log) has nowhere to go: no news.
+        if (socket.closed) return;
         stderr(`tslab-remote kernel: a message on the ${name} socket was not sent: ${(error as Error).message}\n`);
       });
     return tail;
@@ -132,6 +142,7 @@ export function serializeSends<T extends Sender>(socket: T, name: string): T {
   return new Proxy(socket, {
     get(target, property) {
       if (property === 'send') return serialized;
+      if (property === 'sent') return tail;
       const value: unknown = Reflect.get(target, property, target);
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
@@ -193,6 +204,12 @@ export class KernelServer extends ZmqServer {
     this.onClose = callback;
   }
 
+  /** Requests tslab does not know (history, comms): answered here, without its "unknown msg_type" warning. */
+  override async handleShellMessage(sock: ShellSocket, ...frames: Buffer[]): Promise<void> {
+    if (!QUIET_TYPES.has(peekType(frames) ?? '')) return super.handleShellMessage(sock, ...frames);
+    answerQuietly(this.connInfo.key, frames, sock, this.iopub);
+  }
+
   override handleKernelInfo(sock: unknown, msg: ShellMessage): void {
     const reply = msg.createReply();
     reply.header.msg_type = 'kernel_info_reply';
@@ -243,8 +260,15 @@ export class KernelServer extends ZmqServer {
     reply.signAndSend(this.connInfo.key, sock);
   }
 
+  /**
+   * After a shutdown_request: once the replies and the last status have gone out (sends are queued, see
+   * serializeSends), so that closing the sockets does not cut them off, which the client would log.
+   */
   override close(): void {
-    super.close();
-    this.onClose?.();
+    const pending = [this.iopub, this.shell, this.control].map((socket) => (socket as unknown as Serialized).sent);
+    void Promise.all(pending).then(() => {
+      super.close();
+      this.onClose?.();
+    });
   }
 }

@@ -153,6 +153,60 @@ def session(args):
     return 0
 
 
+def protocol(args):
+    """history, comm_info and comm requests, then an orderly shutdown; prints each request's reply and iopub."""
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="tslab-remote")
+    km.start_kernel(cwd=os.getcwd())
+    kc = km.client()
+    kc.start_channels()
+    out = {}
+    try:
+        kc.wait_for_ready(timeout=60)
+        comm = {"comm_id": "c0ffee", "data": {}}
+        sent = {
+            "history_request": kc.history(hist_access_type="tail", n=10),
+            "comm_info_request": kc.comm_info(),
+        }
+        for msg_type, content in (
+            ("comm_open", dict(comm, target_name="jupyter.widget")),
+            ("comm_msg", comm),
+            ("comm_close", comm),
+        ):
+            msg = kc.session.msg(msg_type, content)
+            kc.shell_channel.send(msg)
+            sent[msg_type] = msg["header"]["msg_id"]
+        by_id = {msg_id: {"reply": None, "iopub": []} for msg_id in sent.values()}
+        idle = set()
+        deadline = time.time() + 60
+        answered = lambda: all(by_id[sent[t]]["reply"] for t in ("history_request", "comm_info_request"))
+        while (len(idle) < len(sent) or not answered()) and time.time() < deadline:
+            try:
+                msg = kc.get_shell_msg(timeout=0.05)
+                parent = msg["parent_header"].get("msg_id")
+                if parent in by_id:
+                    by_id[parent]["reply"] = {"msg_type": msg["msg_type"], "content": msg["content"]}
+            except Exception:
+                pass
+            while True:
+                try:
+                    msg = kc.get_iopub_msg(timeout=0.05)
+                except Exception:
+                    break
+                parent = msg["parent_header"].get("msg_id")
+                if parent in by_id:
+                    by_id[parent]["iopub"].append({"msg_type": msg["msg_type"], "content": msg["content"]})
+                    if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+                        idle.add(parent)
+        out = {msg_type: by_id[msg_id] for msg_type, msg_id in sent.items()}
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
+    print(json.dumps(out, default=str))
+    return 0
+
+
 def main(argv):
     if not argv:
         sys.stderr.write(__doc__)
@@ -164,6 +218,8 @@ def main(argv):
         return notebook(args)
     if command == "session":
         return session(args)
+    if command == "protocol":
+        return protocol(args)
     sys.stderr.write("unknown command %s\n" % command)
     return 2
 

@@ -44,7 +44,7 @@ describe('tslab-remote command line', function () {
     expect(cli(['install', '--user', '--prefix', '/tmp/x']).stderr).to.include('--user and --prefix exclude each other');
     expect(cli(['kernel']).stderr).to.include('kernel needs --config-path');
     expect(cli(['run']).stderr).to.include('run needs one NOTEBOOK.ipynb');
-    expect(cli(['run', '/nonexistent/x.ipynb']).stderr).to.include('does not exist');
+    expect(cli(['run', '/nonexistent/x.ipynb'])).to.include({ code: 1, stderr: 'tslab-remote: run: /nonexistent/x.ipynb does not exist\n' });
     expect(cli(['run', 'x.ipynb', '--bogus']).code).to.equal(2);
     const notNotebook = path.join(os.tmpdir(), `not-a-notebook-${process.pid}.ipynb`);
     fs.writeFileSync(notNotebook, '{"cells": 3}');
