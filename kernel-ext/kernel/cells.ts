@@ -98,6 +98,9 @@ export class CellRunner {
       case 'root':
         await this.runner.interruptible((cell) => this.runner.setRoot(magic.dir, io, cell));
         return;
+      case 'reload':
+        await this.runner.interruptible((cell) => this.runner.reload(magic.files, io, cell));
+        return;
     }
   }
 

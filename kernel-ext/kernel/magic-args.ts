@@ -37,6 +37,12 @@ export function parseRoot(code: string, at: number, lineEnd: number): Magic {
   return words[0] === undefined ? { kind: 'root' } : { kind: 'root', dir: words[0] };
 }
 
+/** `%remote_reload [FILE ...]`. */
+export function parseReload(code: string, at: number, lineEnd: number): Magic {
+  checkNothingAfter(code, lineEnd, '%remote_reload');
+  return { kind: 'reload', files: splitWords(code.slice(at, lineEnd), '%remote_reload') };
+}
+
 function checkNothingAfter(code: string, lineEnd: number, magic: string): void {
   if (code.slice(lineEnd).trim() !== '') throw new MagicSyntaxError(`${magic} takes one line; put other code in a cell of its own`);
 }

@@ -37,7 +37,9 @@ export type Magic =
       insertedAt?: number;
     }
   | { kind: 'agent'; endpoint?: string; key?: string; name?: string; local: boolean }
-  | { kind: 'root'; dir?: string };
+  | { kind: 'root'; dir?: string }
+  /** `%remote_reload [FILE ...]`: files relative to the notebook; none for every module. */
+  | { kind: 'reload'; files: string[] };
 
 /** Text the kernel inserted into the user's line: positions after it are `length` columns to the right. */
 export interface Insertion {
@@ -58,4 +60,5 @@ export const USAGE = {
   cell: '%%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT] (on the first line; the rest of the cell runs remotely)',
   agent: '%remote_agent [ENDPOINT] [--key DIR] [--name NAME] | %remote_agent --local',
   root: '%remote_root [DIR]',
+  reload: '%remote_reload [FILE ...]',
 };

@@ -7,6 +7,7 @@
 //   %%remote [--timeout S] [--agent A]              first line of a cell: the whole cell runs remotely
 //   %remote_agent [ENDPOINT] [--key DIR] [--name N] [--local]   connect, or show the current agent
 //   %remote_root [DIR]                              set (or show) the code root shipped to agents
+//   %remote_reload [FILE ...]                       the agent drops those modules (or all) and their importers
 //
 // %remote's EXPR runs to the end of the cell; it, or NAME =, may start on a line below %remote, but the options stay
 // on the %remote line. EXPR must be an expression: one starting with a statement (`const`, `if`, `for`, `return`,
@@ -27,7 +28,7 @@
 // longer than `%remote ` in `%remote await f()`; `return ` goes in front of a %%remote cell's last expression), the
 // rest of that line moves right, and the magic records an Insertion for the stack frames.
 
-import { parseAgent, parseRoot } from './magic-args';
+import { parseAgent, parseReload, parseRoot } from './magic-args';
 import { firstNonBlank, indexOrEnd, lineAndColumn, overwrite, skipBlanks, skipSpaces } from './magic-text';
 import { Insertion, Magic, MagicSyntaxError, RemoteOptions, USAGE } from './magic-types';
 import { checkMagicBelow, oneExpressionLength, RESERVED, RETURN, returnLastExpression, STATEMENT_START } from './magic-syntax';
@@ -53,12 +54,14 @@ export function parseCell(code: string): Magic {
       return parseAgent(code, start + word.length, lineEnd);
     case '%remote_root':
       return parseRoot(code, start + word.length, lineEnd);
+    case '%remote_reload':
+      return parseReload(code, start + word.length, lineEnd);
     default:
       if (word === '%remote_' || word.startsWith('%remote') || word.startsWith('%%')) {
         throw new MagicSyntaxError(`unknown magic ${word}; the magics are:\n  ${Object.values(USAGE).join('\n  ')}`);
       }
       throw new MagicSyntaxError(
-        `unknown magic ${word}: this kernel knows %remote, %%remote, %remote_agent and %remote_root; ` +
+        `unknown magic ${word}: this kernel knows %remote, %%remote, %remote_agent, %remote_root and %remote_reload; ` +
           'a line starting with % is not TypeScript',
       );
   }

@@ -1,6 +1,8 @@
 // The magic runner: %remote_agent (agents.ts), %remote_root (code-root.ts), and the remote call of a cell's function
 // with its output, progress, elapsed time, interrupt and errors (cell-errors.ts).
 
+import * as path from 'node:path';
+
 import { AgentClient, CallOptions, RunningJob } from '../client/agent-client';
 import { SnapshotResult } from '../client/snapshot';
 import { RemoteError } from '../../protocol/errors';
@@ -97,6 +99,37 @@ export class RemoteRunner {
     cell.consequence = 'the code root is unchanged';
     try {
       await this.codeRoot.show(dir, io, cell);
+    } catch (error) {
+      throw cellFailure(error, {});
+    }
+  }
+
+  /**
+   * %remote_reload [FILE ...]: the agent's worker drops those modules of the code root (every module without FILE)
+   * and the modules that import them, after their dispose callbacks, so the next call loads them afresh; the worker
+   * and everything else it holds stay.
+   */
+  async reload(files: string[], io: CellIO, cell: CellInterrupt): Promise<void> {
+    cell.consequence = 'no module was dropped';
+    try {
+      const prepared = this.prepare();
+      const agent = await this.agents.agentFor(undefined, io, cell);
+      const root = (await cell.during('looking for the code root', prepared.root)) ?? this.notebookDir;
+      const snap = await cell.during('taking the snapshot of the code root', prepared.snapshot);
+      if (snap) await this.ensureUploaded(agent, snap, io, cell);
+      const named = files.length === 0 ? null : files.map((file) => path.relative(root, path.resolve(this.notebookDir, file)).split(path.sep).join('/'));
+      const report = await cell.during(
+        'dropping modules on the agent',
+        agent.client.run<{ dropped: string[]; disposeErrors: string[] }>({
+          source: "(files) => globalThis[Symbol.for('tslab-remote.reload')](files === null ? undefined : files)",
+          args: [named],
+          snapshot: snap?.hash ?? null,
+        }),
+      );
+      for (const failure of report.disposeErrors) io.stream('stderr', `tslab-remote: a dispose callback threw: ${failure}\n`);
+      const missed = named?.filter((file) => !report.dropped.includes(file)) ?? [];
+      const what = report.dropped.length === 0 ? 'no module was loaded' : `dropped ${report.dropped.length} module(s): ${report.dropped.join(', ')}`;
+      io.stream('stdout', `${what}${missed.length ? ` (not loaded: ${missed.join(', ')})` : ''}; the next call loads them afresh on ${agent.name}\n`);
     } catch (error) {
       throw cellFailure(error, {});
     }

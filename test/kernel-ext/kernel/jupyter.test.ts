@@ -390,6 +390,26 @@ describe('kernel through a real Jupyter client', function () {
     expect(steps[4]!.map(plain)).to.deep.equal(['5', '6']);
   });
 
+  it('keeps module state across an unrelated write and a notebook save; %remote_reload starts a module afresh', async () => {
+    const call = '%remote (train(0.5, 1), callCount())';
+    const [[, , first, second, , kept, reload, fresh]] = (await session(workspace.jupyter, workspace.work.dir, [
+      [
+        { code: '%remote_root quickstart' },
+        { code: "import { train, callCount } from './quickstart/src/model'" },
+        { code: call },
+        { code: call },
+        { code: "require('fs').writeFileSync('quickstart/notes-reload.txt', 'x'); require('fs').writeFileSync('quickstart/saved.ipynb', '{}')" },
+        { code: call },
+        { code: '%remote_reload quickstart/src/model.ts' },
+        { code: call },
+        { code: "require('fs').rmSync('quickstart/notes-reload.txt'); require('fs').rmSync('quickstart/saved.ipynb')" },
+      ],
+    ])) as RequestResult[][];
+    expect([plain(first!), plain(second!), plain(kept!)], 'the module kept its count across the write and the save').to.deep.equal(['1', '2', '3']);
+    expect(stdout(reload!)).to.equal('dropped 1 module(s): src/model.ts; the next call loads them afresh on local\n');
+    expect(plain(fresh!)).to.equal('1');
+  });
+
   it('ends its private agent with the kernel', async () => {
     const [[local, info]] = await session(workspace.jupyter, workspace.work.dir, [[{ code: '%remote_agent --local' }, { code: '%remote_agent' }]]);
     expect(stdout(local!)).to.include('connected to local');

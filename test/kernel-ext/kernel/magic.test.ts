@@ -228,6 +228,12 @@ describe('kernel magic parser', () => {
     expect(syntaxError('a()\n%remote_agent tcp://h:1')).to.include('%remote_agent is on line 2');
   });
 
+  it('parses %remote_reload with no file (every module) or files, quoted or bare', () => {
+    expect(parseCell('%remote_reload')).to.deep.equal({ kind: 'reload', files: [] });
+    expect(parseCell('%remote_reload src/model.ts "src/my data.ts"')).to.deep.equal({ kind: 'reload', files: ['src/model.ts', 'src/my data.ts'] });
+    expect(() => parseCell('%remote_reload a.ts\nmore')).to.throw(MagicSyntaxError, '%remote_reload takes one line');
+  });
+
   it('parses %remote_agent and %remote_root', () => {
     expect(parseCell('%remote_agent')).to.deep.equal({ kind: 'agent', local: false });
     expect(parseCell('%remote_agent tcp://gpu1:5555 --key ~/.tslab-remote --name gpu1')).to.deep.equal({
