@@ -1,7 +1,7 @@
 // Content addressing shared by the packager and the agent: both sides must compute the same hashes from the same
 // bytes, so the rules live here once. Hashes never depend on mtimes, walk order or the machine.
 
-import { createHash } from 'node:crypto';
+import { createHash, Hash } from 'node:crypto';
 
 import type { ManifestEntry } from './messages';
 
@@ -10,7 +10,12 @@ const SNAPSHOT_DOMAIN = 'tslab-remote/snapshot/v1\0';
 
 /** SHA-256 of a file's relative path and bytes: a file's identity in a snapshot and the blob store's key. */
 export function fileHash(path: string, bytes: Uint8Array): string {
-  return createHash('sha256').update(FILE_DOMAIN).update(path).update('\0').update(bytes).digest('hex');
+  return fileHasher(path).update(bytes).digest('hex');
+}
+
+/** fileHash for bytes that arrive in pieces: update with each, then digest('hex'). */
+export function fileHasher(path: string): Hash {
+  return createHash('sha256').update(FILE_DOMAIN).update(path).update('\0');
 }
 
 /** The snapshot's identity: SHA-256 of its manifest sorted by path. */

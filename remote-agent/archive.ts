@@ -1,11 +1,13 @@
-// Safe reading of an uploaded snapshot archive (a jszip zip holding the files the agent lacks). Nothing here touches
-// the file system: entry names are only ever used to look files up in the manifest, and every byte handed back has
-// been checked against the manifest's size and hash. The store decides where verified bytes go.
+// Safe reading of an uploaded snapshot archive (a jszip zip holding the files the agent lacks). Entry names are only
+// ever used to look files up in the manifest, never as paths; an entry is inflated into a file the store names, and
+// checked against the manifest's size and hash as it is written.
+
+import * as fs from 'node:fs';
 
 import JSZip from 'jszip';
 
 import { AgentError } from '../protocol/errors';
-import { fileHash, isSafeRelativePath, unsafePathMessage } from '../protocol/manifest';
+import { fileHasher, isSafeRelativePath, unsafePathMessage } from '../protocol/manifest';
 import type { ManifestEntry } from '../protocol/messages';
 
 /** One archive entry that passed the name, type and membership checks; its bytes are not read yet. */
@@ -239,64 +241,72 @@ function checkFileType(object: JSZip.JSZipObject, name: string): void {
 }
 
 /**
- * Inflates one entry with a running byte count and stops as soon as it passes the manifest's size (a zip bomb is
- * never inflated in full), then checks the exact size and the content hash.
+ * Inflates one entry into the new file `target` as a stream, hashing as it goes, so memory stays at a chunk however
+ * large the entry; stops as soon as it passes the manifest's size (a zip bomb is never inflated in full), then
+ * checks the exact size and the content hash. On a failure `target` may hold part of the entry: the caller's
+ * staging directory goes with it.
  */
-export function readVerified(file: ArchiveFile): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
+export function inflateVerified(file: ArchiveFile, target: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
     const { entry } = file;
-    const chunks: Buffer[] = [];
+    const hash = fileHasher(entry.path);
+    const out = fs.createWriteStream(target, { flags: 'wx', mode: 0o444 });
     let total = 0;
     let settled = false;
-    const settle = (fn: () => void): void => {
+    const settle = (error: Error | null): void => {
       if (settled) return;
       settled = true;
-      fn();
+      if (error) {
+        stream.pause();
+        out.destroy();
+        reject(error);
+      } else {
+        resolve();
+      }
     };
     const stream = (file.object as unknown as InternalStreamObject).internalStream('nodebuffer');
     stream
       .on('data', (chunk) => {
         if (settled) return; // the inflater finishes its current input block synchronously after we pause; drop it
         total += chunk.length;
-        if (total > entry.size) {
+        if (total > entry.size) return settle(oversizedEntry(entry, total));
+        hash.update(chunk);
+        if (!out.write(chunk)) {
           stream.pause();
-          settle(() => reject(oversizedEntry(entry, total)));
-          return;
+          out.once('drain', () => settled || stream.resume());
         }
-        chunks.push(chunk);
       })
-      .on('error', (error) => settle(() => reject(corruptEntry(entry, error))))
-      .on('end', () => settle(() => verifyBytes(entry, Buffer.concat(chunks, total), resolve, reject)));
+      .on('error', (error) => settle(corruptEntry(entry, error)))
+      .on('end', () => {
+        if (settled) return;
+        const mismatch = verify(entry, total, hash.digest('hex'));
+        if (mismatch) return settle(mismatch);
+        out.end(() => settle(null));
+      });
+    out.on('error', (error) => settle(error));
     stream.resume();
   });
 }
 
-// Bytes that match the manifest resolve; anything else rejects with HASH_MISMATCH naming the path.
-function verifyBytes(entry: ManifestEntry, bytes: Buffer, resolve: (b: Buffer) => void, reject: (e: Error) => void): void {
-  if (bytes.length !== entry.size) {
-    reject(
-      agentError(
-        'HASH_MISMATCH',
-        `archive entry ${JSON.stringify(entry.path)} holds ${bytes.length} bytes but the manifest says ${entry.size}: ` +
-          'the file probably changed while it was packaged; run the call again to re-package it',
-        { path: entry.path, expected: entry.size, value: bytes.length },
-      ),
+/** Null when the size and hash match the manifest; else HASH_MISMATCH naming the path. */
+function verify(entry: ManifestEntry, size: number, actual: string): AgentError | null {
+  if (size !== entry.size) {
+    return agentError(
+      'HASH_MISMATCH',
+      `archive entry ${JSON.stringify(entry.path)} holds ${size} bytes but the manifest says ${entry.size}: ` +
+        'the file probably changed while it was packaged; run the call again to re-package it',
+      { path: entry.path, expected: entry.size, value: size },
     );
-    return;
   }
-  const actual = fileHash(entry.path, bytes);
   if (actual !== entry.hash) {
-    reject(
-      agentError(
-        'HASH_MISMATCH',
-        `archive entry ${JSON.stringify(entry.path)} hashes to ${actual.slice(0, 12)}, the manifest says ` +
-          `${entry.hash.slice(0, 12)}: the file probably changed while it was packaged; run the call again to re-package it`,
-        { path: entry.path, expected: entry.hash, value: actual },
-      ),
+    return agentError(
+      'HASH_MISMATCH',
+      `archive entry ${JSON.stringify(entry.path)} hashes to ${actual.slice(0, 12)}, the manifest says ` +
+        `${entry.hash.slice(0, 12)}: the file probably changed while it was packaged; run the call again to re-package it`,
+      { path: entry.path, expected: entry.hash, value: actual },
     );
-    return;
   }
-  resolve(bytes);
+  return null;
 }
 
 function oversizedEntry(entry: ManifestEntry, inflated: number): AgentError {

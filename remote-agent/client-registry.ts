@@ -26,6 +26,8 @@ export interface ClientRegistryOptions {
   log: (line: string) => void;
 }
 
+const REPROBE_AFTER_MS = 3_000;
+
 export class ClientRegistry {
   private readonly sessions = new Map<string, ClientSession>();
   private readonly timer: NodeJS.Timeout;
@@ -73,6 +75,11 @@ export class ClientRegistry {
     const { timeoutMs, graceMs, ttlMs, log } = this.options;
     for (const [client, session] of this.sessions) {
       session.expire(now, ttlMs);
+      // A probe sent just as the connection closed can still find it open: clients with jobs ping every second,
+      // so one silent for a few seconds is probed again.
+      if (session.jobs.size > 0 && session.goneSince === null && now - session.lastSeen > REPROBE_AFTER_MS) {
+        void session.probe(this.options.probe());
+      }
       const gone = session.goneSince !== null && now - session.goneSince >= graceMs;
       const silent = now - session.lastSeen >= timeoutMs;
       if (!gone && !silent) continue;

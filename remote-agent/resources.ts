@@ -50,7 +50,31 @@ export function readGpus(nvidiaSmi: string): Promise<{ gpus: GpuInfo[]; gpuError
   });
 }
 
-export async function readResources(nvidiaSmi: string): Promise<Resources> {
+/** How long one nvidia-smi reading answers status requests. */
+const GPU_READING_TTL_MS = 2_000;
+
+/**
+ * nvidia-smi for status requests: one run at a time, shared by every request that arrives meanwhile, and its
+ * reading reused for GPU_READING_TTL_MS, so a burst of status requests cannot start a burst of processes.
+ */
+export class GpuReader {
+  private reading: Promise<{ gpus: GpuInfo[]; gpuError?: string }> | null = null;
+  private readAt = -Infinity;
+
+  constructor(private readonly nvidiaSmi: string) {}
+
+  read(): Promise<{ gpus: GpuInfo[]; gpuError?: string }> {
+    if (this.reading && performance.now() - this.readAt < GPU_READING_TTL_MS) return this.reading;
+    const reading = readGpus(this.nvidiaSmi).finally(() => {
+      if (this.reading === reading) this.readAt = performance.now(); // the reading's age counts from its end
+    });
+    this.reading = reading;
+    this.readAt = Infinity; // in flight: shared, whatever its age
+    return reading;
+  }
+}
+
+export async function readResources(gpus: GpuReader): Promise<Resources> {
   const cpus = os.cpus();
   return {
     cpus: cpus.length,
@@ -58,6 +82,6 @@ export async function readResources(nvidiaSmi: string): Promise<Resources> {
     loadAverage: os.loadavg().map((load) => Math.round(load * 100) / 100),
     memoryTotalMb: Math.round(os.totalmem() / 1024 / 1024),
     memoryFreeMb: Math.round(os.freemem() / 1024 / 1024),
-    ...(await readGpus(nvidiaSmi)),
+    ...(await gpus.read()),
   };
 }

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as zmq from 'zeromq';
 
 import { AgentError, toWireError, WireError } from '../protocol/errors';
-import { encodeMessage, Frame, SendQueue } from '../protocol/frames';
+import { encodeMessage, Frame, joinPieces, MAX_WIRE_FRAME_BYTES, SendQueue } from '../protocol/frames';
 import {
   AgentInfo,
   AgentLimits,
@@ -22,7 +22,7 @@ import { DEFAULT_STORE_LIMITS, SnapshotStore } from './store/snapshot-store';
 import { TCP_KEEPALIVE } from '../protocol/frames';
 import { ClientRegistry } from './client-registry';
 import { JobSink, WorkerPool } from './pool/worker-pool';
-import { readResources } from './resources';
+import { GpuReader, readResources } from './resources';
 import { ZapHandler } from './zap';
 import { lockWorkdir } from './workdir-lock';
 import { PACKAGE_VERSION } from '../common/package-info';
@@ -84,6 +84,7 @@ export class Agent {
   private readonly limits: AgentLimits;
   private readonly headerLimits: HeaderLimits;
   private releaseWorkdir: () => void = () => undefined;
+  private readonly gpuReader: GpuReader;
   private stopping?: Promise<void>;
   private loop?: Promise<void>;
 
@@ -99,6 +100,7 @@ export class Agent {
     this.limits = agentLimits(options);
     this.headerLimits = { ...DEFAULT_HEADER_LIMITS, maxFiles: this.limits.maxFiles };
     this.sendQueue = new SendQueue(router);
+    this.gpuReader = new GpuReader(options.nvidiaSmi ?? 'nvidia-smi');
     this.info = {
       name: 'remote-agent',
       version: PACKAGE_VERSION,
@@ -137,12 +139,14 @@ export class Agent {
       maxSnapshotBytes: limits.maxSnapshotBytes,
       maxFiles: limits.maxFiles,
       workdir,
+      compileCacheDir: path.join(workdir, 'compiled'),
       log,
     });
     // The ZAP handler must be bound before the socket that consults it.
     const zap = options.curve ? await ZapHandler.start(options.curve.allowedClientKeys, log) : undefined;
-    // maxMessageSize is the hard guard (an oversize peer is disconnected); clients check the same bound first and
-    // say so, since they learn it from the welcome. sendTimeout 0: a send to a vanished or stalled client fails at
+    // maxMessageSize bounds each wire frame, so a peer cannot make the agent allocate more than that before it has
+    // authenticated (it is disconnected instead); clients check --max-message-mb for a whole value frame first,
+    // since they learn it from the welcome, and the agent checks it again when joining pieces. sendTimeout 0: a send to a vanished or stalled client fails at
     // once instead of blocking the replies to everyone else (final replies are kept for redelivery).
     const router = new zmq.Router({
       mandatory: true,
@@ -153,7 +157,9 @@ export class Agent {
       // A vanished client is disconnected (closed connection, or TCP keepalive), so sends to it fail at once
       // (EHOSTUNREACH). Not ZMTP heartbeats: they would cut off a client still receiving a large result slowly.
       ...TCP_KEEPALIVE,
-      maxMessageSize: limits.maxMessageBytes,
+      // Per wire frame, and before authentication too: larger values and archives come in pieces (protocol/frames.ts).
+      maxMessageSize: Math.min(limits.maxMessageBytes, MAX_WIRE_FRAME_BYTES),
+      handshakeInterval: 30_000, // a connection that has not authenticated by then is dropped (README, Bounds)
       ...curveServerOptions(options.curve),
     });
     let endpoint: string;
@@ -239,9 +245,10 @@ export class Agent {
     let header: Record<string, unknown> | undefined;
     try {
       header = parseHeader(frames[0], this.headerLimits);
-      const request = validateRequest(header, frames.length - 1, this.headerLimits);
+      const payload = joinPieces(header, frames.slice(1), this.limits.maxMessageBytes);
+      const request = validateRequest(header, payload.length, this.headerLimits);
       if (this.stopping && request.type !== 'ping') throw new AgentError('SHUTTING_DOWN', 'the agent is shutting down; start it again and retry');
-      await this.dispatch(identity, client, request, frames.slice(1));
+      await this.dispatch(identity, client, request, payload);
     } catch (error) {
       const wire = toWireError(error);
       if (wire.code === 'INTERNAL') this.log(`internal error on a request from ${client}: ${(error as Error).stack}`);
@@ -271,7 +278,7 @@ export class Agent {
           agent: this.info,
           workers: this.pool.status(),
           store: this.store.stats(),
-          resources: await readResources(this.options.nvidiaSmi ?? 'nvidia-smi'),
+          resources: await readResources(this.gpuReader),
         });
       case 'snapshot.check': {
         const status = await this.store.check(request.snapshot, request.files);

@@ -4,17 +4,22 @@
 import * as zmq from 'zeromq';
 
 import { z85Encode } from '../common/z85';
+import { rateLimitedLog } from './rate-limited-log';
 
 const ZAP_ENDPOINT = 'inproc://zeromq.zap.01';
 
 export class ZapHandler {
   private readonly socket = new zmq.Router({ linger: 0 });
   private loop?: Promise<void>;
+  /** Refusals are logged, but anyone who can reach the port can cause them: at most 10 lines a minute. */
+  private readonly logRefusal: (line: string) => void;
 
   private constructor(
     private readonly allowed: ReadonlySet<string>,
     private readonly log: (line: string) => void,
-  ) {}
+  ) {
+    this.logRefusal = rateLimitedLog(log, 'refused connections');
+  }
 
   /** Binds the handler; the agent must bind its own socket (with `zapDomain` set) after this. */
   static async start(allowedClientKeys: Iterable<string>, log: (line: string) => void): Promise<ZapHandler> {
@@ -52,12 +57,12 @@ export class ZapHandler {
     ];
     if (version?.toString() !== '1.0') return reply('400', 'unsupported ZAP version');
     if (mechanism?.toString() !== 'CURVE' || clientKey?.length !== 32) {
-      this.log(`refused a ${mechanism?.toString() || 'NULL'} connection from ${address?.toString()}: keys are required`);
+      this.logRefusal(`refused a ${mechanism?.toString() || 'NULL'} connection from ${address?.toString()}: keys are required`);
       return reply('400', 'CURVE keys required');
     }
     const key = z85Encode(clientKey);
     if (!this.allowed.has(key)) {
-      this.log(`refused client key ${key} from ${address?.toString()}: not in --allow`);
+      this.logRefusal(`refused client key ${key} from ${address?.toString()}: not in --allow`);
       return reply('400', 'client key not allowed');
     }
     return reply('200', 'OK');

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import * as zmq from 'zeromq';
 
 import { AgentError, RemoteError, toWireError, WireError } from '../../protocol/errors';
-import { encodeMessage, Frame, SendQueue, TCP_KEEPALIVE } from '../../protocol/frames';
+import { encodeMessage, Frame, PIECE_BYTES, SendQueue, TCP_KEEPALIVE } from '../../protocol/frames';
 import { FINAL_REPLIES, PROTOCOL_VERSION, Reply, Request, Unversioned } from '../../protocol/messages';
 import { parseHeader, validateReply } from '../../protocol/validate';
 import type { ClientSettings } from './client-options';
@@ -100,7 +100,7 @@ export class RequestChannel {
       handlers.fail(new RemoteError(localError('CLIENT_CLOSED', 'the connection to the agent is closed')));
       return;
     }
-    const frames = encodeMessage({ v: PROTOCOL_VERSION, id, ...body }, payload);
+    const frames = encodeMessage({ v: PROTOCOL_VERSION, id, ...body }, payload, PIECE_BYTES); // the agent's frame bound
     this.pending.set(id, { ...handlers, frames });
     this.transmit(id, frames);
   }

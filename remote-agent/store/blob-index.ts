@@ -137,6 +137,12 @@ export class BlobIndex {
     return missing;
   }
 
+  /** What a failed upload stored that no snapshot links to is given back: its leases end, its blobs go; how many. */
+  async reclaim(files: ManifestEntry[]): Promise<number> {
+    this.endLeases(files);
+    return this.deleteUnreferenced([...new Set(files.map((f) => f.hash))]);
+  }
+
   /** The files are linked from a snapshot now: they need no lease. */
   endLeases(files: ManifestEntry[]): void {
     for (const file of files) this.leases.delete(file.hash);

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 
 import type { BlobIndex } from './blob-index';
 import { forEachLimit } from '../../common/bounded';
+import { scanCompiled } from './compiled-cache';
 import { FS_CONCURRENCY } from './fs-helpers';
 
 export interface EvictionContext {
@@ -15,6 +16,8 @@ export interface EvictionContext {
   /** False for snapshots a job pins, a worker uses, or a creation is making. */
   isEvictable(snapshot: string): boolean;
   dirOf(snapshot: string): string;
+  /** The workers' compiled-TypeScript cache, counted in the budget. */
+  compiledDir?: string;
   budgetBytes: number;
   log: (line: string) => void;
 }
@@ -25,9 +28,12 @@ export class Eviction {
 
   constructor(private readonly context: EvictionContext) {}
 
-  /** Removes least recently used snapshots until the blobs fit the budget; one eviction at a time. */
-  run(): Promise<void> {
-    const run = this.running.then(() => this.evictNow());
+  /**
+   * Removes least recently used snapshots until the blobs fit the budget, or `targetBytes` when lower (a full disk
+   * makes room below the budget); one eviction at a time.
+   */
+  run(targetBytes = this.context.budgetBytes): Promise<void> {
+    const run = this.running.then(() => this.evictNow(Math.min(targetBytes, this.context.budgetBytes)));
     // The chain must survive a failed run; the caller of that run sees (and reports) its error.
     this.running = run.then(
       () => undefined,
@@ -36,17 +42,27 @@ export class Eviction {
     return run;
   }
 
-  private async evictNow(): Promise<void> {
-    const { blobs, budgetBytes, log } = this.context;
+  private async evictNow(budgetBytes: number): Promise<void> {
+    const { blobs, log } = this.context;
     let leased = blobs.leasedBytes(); // also forgets expired leases
-    if (blobs.bytes <= budgetBytes) return;
+    const compiled = await scanCompiled(this.context.compiledDir);
+    let compiledBytes = compiled.reduce((sum, f) => sum + f.size, 0);
+    if (blobs.bytes + compiledBytes <= budgetBytes) return;
     // Blobs no snapshot links to (failed uploads, earlier evictions) are the cheapest space to win back.
     await blobs.deleteUnreferenced(blobs.hashes());
     // Leased blobs stay whatever is evicted (an upload in progress needs them), so they do not count against the
     // budget: evicting snapshots to make up for them would remove everything and free nothing.
     leased = blobs.leasedBytes();
-    while (blobs.bytes - leased > budgetBytes) {
+    while (blobs.bytes - leased + compiledBytes > budgetBytes) {
+      // Snapshots and compiled files go in one least-recently-used order.
       const victim = this.leastRecentlyUsedEvictable();
+      const oldest = compiled[0];
+      if (oldest && (!victim || oldest.mtimeMs <= (this.context.lastUsed.get(victim) ?? 0))) {
+        compiled.shift();
+        await fs.rm(oldest.file, { force: true });
+        compiledBytes -= oldest.size;
+        continue;
+      }
       if (!victim) {
         log(
           `store: blobs use ${blobs.bytes} bytes (${leased} of them held for uploads in progress), over ` +

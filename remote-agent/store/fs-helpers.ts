@@ -9,6 +9,26 @@ import { agentError } from '../archive';
 /** File system operations in flight at once: enough to hide syscall latency, few enough not to starve libuv. */
 export const FS_CONCURRENCY = 32;
 
+/** At most `limit` tasks at once across all callers; the others wait their turn in order. */
+export class Limiter {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.active++;
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(); // the slot passes on
+      else this.active--;
+    }
+  }
+}
+
 /** ENOSPC or EDQUOT, on the error or anywhere down its cause chain. */
 export function isDiskFull(error: unknown): boolean {
   return hasErrorCode(error, 'ENOSPC') || hasErrorCode(error, 'EDQUOT');

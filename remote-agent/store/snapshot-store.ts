@@ -14,11 +14,11 @@ import * as path from 'node:path';
 
 import { AgentError } from '../../protocol/errors';
 import type { ManifestEntry, StoreStats } from '../../protocol/messages';
-import { openArchive, readVerified } from '../archive';
+import { inflateVerified, openArchive } from '../archive';
 import { BlobIndex } from './blob-index';
 import { Eviction } from './eviction';
 import { forEachLimit } from '../../common/bounded';
-import { decrement, FS_CONCURRENCY, hasErrorCode, isDiskFull, nameTooLong } from './fs-helpers';
+import { decrement, FS_CONCURRENCY, hasErrorCode, isDiskFull, Limiter, nameTooLong } from './fs-helpers';
 import { assertHash, HASH, validateManifest } from './manifest-rules';
 import { buildTree, publish } from './snapshot-tree';
 
@@ -41,6 +41,8 @@ export interface StoreOptions {
    * deletable after it.
    */
   blobLeaseMs?: number;
+  /** The workers' compiled-TypeScript cache: counted in the budget, evicted with the snapshots. */
+  compileCacheDir?: string;
   /** The time in ms (default Date.now): last uses and leases are read from it, so tests can move it. */
   now?: () => number;
   log: (line: string) => void;
@@ -60,8 +62,11 @@ export const DEFAULT_STORE_LIMITS: Omit<StoreOptions, 'workdir' | 'log'> = {
 };
 
 const DEFAULT_BLOB_LEASE_MS = 2 * 60_000;
-/** Archive entries inflated at once: each holds its bytes in memory until verified. */
-const INFLATE_CONCURRENCY = 4;
+/**
+ * Archive entries inflated at once, per upload and in the whole store: inflating is CPU work on the agent's one
+ * thread, and other clients' requests must still get their turn.
+ */
+const INFLATE_CONCURRENCY = 2;
 
 export class SnapshotStore {
   readonly snapshotsRoot: string;
@@ -76,6 +81,7 @@ export class SnapshotStore {
   private readonly pins = new Map<string, number>();
   private readonly inUse = new Map<string, ReadonlySet<string>>();
   private created = 0;
+  private readonly inflating = new Limiter(INFLATE_CONCURRENCY);
 
   private constructor(private readonly options: StoreOptions) {
     this.snapshotsRoot = path.join(options.workdir, 'snapshots');
@@ -88,6 +94,7 @@ export class SnapshotStore {
       lastUsed: this.snapshots,
       isEvictable: (snapshot) => this.isEvictable(snapshot),
       dirOf: (snapshot) => this.dirOf(snapshot),
+      compiledDir: options.compileCacheDir,
       budgetBytes: options.diskBudgetBytes,
       log: options.log,
     });
@@ -106,6 +113,7 @@ export class SnapshotStore {
     await fs.mkdir(store.tmpRoot, { recursive: true });
     await store.indexSnapshots();
     await store.blobs.load();
+    await store.evict(); // over the budget (a lowered --disk-budget, an earlier failed upload): make it fit now
     options.log(
       `store: ${store.snapshots.size} snapshot(s), ${store.blobs.count} blob(s), ${store.blobs.bytes} bytes in ${options.workdir}`,
     );
@@ -123,7 +131,7 @@ export class SnapshotStore {
 
   /** Which content hashes does the store lack? Creates the snapshot at once when it lacks none. */
   async check(snapshot: string, files: ManifestEntry[]): Promise<CheckResult> {
-    return this.guardDisk(() => this.checkNow(snapshot, files));
+    return this.guardDisk(files, () => this.checkNow(snapshot, files));
   }
 
   private async checkNow(snapshot: string, files: ManifestEntry[]): Promise<CheckResult> {
@@ -145,7 +153,7 @@ export class SnapshotStore {
    * reply lists what is still missing.
    */
   async upload(snapshot: string, files: ManifestEntry[], archive: Buffer): Promise<CheckResult> {
-    return this.guardDisk(() => this.uploadNow(snapshot, files, archive));
+    return this.guardDisk(files, () => this.uploadNow(snapshot, files, archive));
   }
 
   private async uploadNow(snapshot: string, files: ManifestEntry[], archive: Buffer): Promise<CheckResult> {
@@ -165,23 +173,47 @@ export class SnapshotStore {
   }
 
   /**
-   * A full disk is the operator's to fix, not a bug: say so with DISK_FULL. Uploads and creations work in tmp/ and
-   * clean up after themselves, so nothing half-made remains and the same request can simply be retried.
+   * A full disk: eviction makes room for the request below the budget, and it is tried once more. If it still does
+   * not fit, what this snapshot's upload stored so far is given back (nothing half-made is kept) and DISK_FULL tells
+   * the operator; the same request can simply be retried later.
    */
-  private async guardDisk<T>(work: () => Promise<T>): Promise<T> {
+  private async guardDisk<T>(files: ManifestEntry[], work: () => Promise<T>): Promise<T> {
     try {
-      return await work();
+      return await this.nameErrors(work);
     } catch (error) {
-      if (hasErrorCode(error, 'ENAMETOOLONG')) throw nameTooLong(error);
       if (!isDiskFull(error)) throw error;
-      this.options.log(`store: out of disk space in ${this.options.workdir}: ${(error as Error).message}`);
+      const free = await fs.statfs(this.options.workdir).then((f) => `${f.bavail * f.bsize} bytes free`, () => 'free space unknown');
+      this.options.log(`store: out of disk space in ${this.options.workdir} (${free}): ${(error as Error).message}; evicting to make room`);
+      await this.makeRoom(files);
+    }
+    try {
+      return await this.nameErrors(work);
+    } catch (error) {
+      if (!isDiskFull(error)) throw error;
+      const reclaimed = await this.blobs.reclaim(files);
+      this.options.log(`store: still out of disk space; gave back ${reclaimed} blob(s) of the failed upload`);
       throw new AgentError(
         'DISK_FULL',
-        `the agent's disk is full (workdir ${this.options.workdir}); nothing of this snapshot was kept. Free space ` +
-          'there or lower --disk-budget on the agent, then run again',
+        `the agent's disk is full (workdir ${this.options.workdir}), even after evicting unused snapshots; nothing of ` +
+          'this snapshot was kept. Free space there or lower --disk-budget on the agent, then run again',
         { cause: error },
       );
     }
+  }
+
+  private async nameErrors<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw hasErrorCode(error, 'ENAMETOOLONG') ? nameTooLong(error) : error;
+    }
+  }
+
+  /** Evicts until the request's missing bytes would fit under what is left (blobs held for uploads stay). */
+  private async makeRoom(files: ManifestEntry[]): Promise<void> {
+    const needed = files.reduce((sum, f) => sum + (this.blobs.has(f.hash) ? 0 : f.size), 0);
+    const evictable = this.blobs.bytes - this.blobs.leasedBytes();
+    await this.evict(Math.max(0, evictable - needed)).catch((error: Error) => this.options.log(`store: eviction failed: ${error.message}`));
   }
 
   /** Records a use of the snapshot; resolves once the use is on disk too. */
@@ -221,9 +253,9 @@ export class SnapshotStore {
     };
   }
 
-  /** Removes least recently used snapshots until the blobs fit the budget; one eviction at a time. */
-  evict(): Promise<void> {
-    return this.eviction.run();
+  /** Removes least recently used snapshots until the blobs fit the budget (or `targetBytes`); one at a time. */
+  evict(targetBytes?: number): Promise<void> {
+    return this.eviction.run(targetBytes);
   }
 
   private isEvictable(snapshot: string): boolean {
@@ -240,11 +272,9 @@ export class SnapshotStore {
     try {
       const staged: { entry: ManifestEntry; file: string }[] = [];
       await forEachLimit(entries, INFLATE_CONCURRENCY, async (archived, i) => {
-        const bytes = await readVerified(archived);
-        if (this.blobs.has(archived.entry.hash)) return; // verified, but already held
         const file = path.join(staging, String(i));
-        await fs.writeFile(file, bytes, { mode: 0o444 });
-        staged.push({ entry: archived.entry, file });
+        await this.inflating.run(() => inflateVerified(archived, file));
+        if (!this.blobs.has(archived.entry.hash)) staged.push({ entry: archived.entry, file }); // else already held
       });
       await forEachLimit(staged, FS_CONCURRENCY, ({ entry, file }) => this.blobs.add(entry, file));
     } finally {

@@ -211,7 +211,9 @@ class CachedTypeScript {
       .digest('hex');
     const cached = path.join(this.cacheDir, `${key}.js`);
     try {
-      return fs.readFileSync(cached, 'utf8');
+      const output = fs.readFileSync(cached, 'utf8');
+      touch(cached); // the agent evicts the least recently used compiled files with the snapshots
+      return output;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
@@ -278,4 +280,14 @@ function compilerOptionsFor(filename: string): Record<string, unknown> {
     inlineSources: true,
     ...(filename.endsWith('.tsx') ? { jsx: JSX_REACT_JSX } : {}),
   };
+}
+
+/** Records a use; a file the agent just evicted is compiled again next time, so a failure changes nothing. */
+function touch(file: string): void {
+  const now = new Date();
+  try {
+    fs.utimesSync(file, now, now);
+  } catch {
+    // evicted meanwhile
+  }
 }

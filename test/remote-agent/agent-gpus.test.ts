@@ -3,7 +3,9 @@
 
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import * as tmp from 'tmp-promise';
 
 import { connect } from '../../kernel-ext/client/agent-client';
 import { parseNvidiaSmi } from '../../remote-agent/resources';
@@ -66,6 +68,24 @@ describe('remote-agent on GPU hosts (fake nvidia-smi)', function () {
       const { resources } = await client.status();
       expect(resources.gpus).to.deep.equal([]);
       expect(resources).not.to.have.property('gpuError');
+    } finally {
+      await client.close();
+      await agent.stop();
+    }
+  });
+
+  it('shares one nvidia-smi run among a burst of status requests', async () => {
+    // A slow nvidia-smi first on PATH that counts its runs.
+    const bin = (await tmp.dir({ unsafeCleanup: true, prefix: 'smi-' })).path;
+    const runs = path.join(bin, 'runs');
+    await fs.writeFile(path.join(bin, 'nvidia-smi'), `#!/bin/sh\necho run >> '${runs}'\nsleep 0.3\nexec '${FAKE_SMI}' "$@"\n`, { mode: 0o755 });
+    const agent = await startAgent({ args: ['--workers', '1'], env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    const client = await connect(agent.endpoint);
+    try {
+      const replies = await Promise.all(Array.from({ length: 100 }, () => client.status()));
+      expect(replies.every((status) => status.resources.gpus.length === 2)).to.equal(true);
+      const count = (await fs.readFile(runs, 'utf8')).split('\n').filter(Boolean).length;
+      expect(count, 'nvidia-smi runs for 100 status requests').to.be.at.most(3);
     } finally {
       await client.close();
       await agent.stop();

@@ -4,6 +4,7 @@
 
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -101,6 +102,85 @@ describe('remote-agent hardening, end to end', function () {
       await waitFor(async () => (await client.status()).workers[0]!.state === 'idle', 20_000, 'the worker back');
       expect(await client.run({ source: '() => "back"' })).to.equal('back');
       expect((await client.status()).workers[0]!.error).to.equal(undefined);
+    } finally {
+      await client.close();
+      await agent.stop();
+    }
+  });
+
+  it('gives back what an upload stored before the disk filled, and evicts unused snapshots to make room', async function () {
+    // A real full disk: the workdir on a 24 MiB tmpfs. Mounting needs root (as in CI); elsewhere skip.
+    const mountPoint = (await tmp.dir({ unsafeCleanup: true, prefix: 'disk-full-' })).path;
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', mountPoint]).status !== 0) {
+      if (process.env.CI === 'true') throw new Error('cannot mount a tmpfs: CI runs as root');
+      this.skip(); // not root here: the full disk cannot be made
+    }
+    const workdir = path.join(mountPoint, 'workdir');
+    const tree = async (files: number, prefix: string): Promise<string> => {
+      const root = await makeTree({});
+      for (let i = 0; i < files; i++) await fs.writeFile(path.join(root, `${prefix}${i}.bin`), randomBytes(2 * 1024 * 1024));
+      return root;
+    };
+    const blobBytes = async (): Promise<number> => {
+      const files = await fs.readdir(path.join(workdir, 'blobs'), { recursive: true, withFileTypes: true });
+      const sizes = await Promise.all(files.filter((f) => f.isFile()).map((f) => fs.stat(path.join(f.parentPath, f.name))));
+      return sizes.reduce((sum, stat) => sum + stat.size, 0);
+    };
+    let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
+    try {
+      agent = await startAgent({ args: ['--workers', '1'], workdir });
+      const client = await connect(agent.endpoint);
+      // 30 MiB in 8 MiB batches: the first batches are stored, then the disk is full.
+      const tooBig = await snapshotDirectory(await tree(15, 'big'));
+      expect(await remoteCodeOf(client.upload(tooBig))).to.equal('DISK_FULL');
+      expect(await blobBytes(), 'bytes of the failed upload left in blobs/').to.equal(0);
+      // A snapshot that fits the empty disk is stored; another that fits only without it evicts it.
+      const first = await snapshotDirectory(await tree(5, 'first'));
+      await client.upload(first);
+      const second = await snapshotDirectory(await tree(8, 'second'));
+      await client.upload(second);
+      const status = await client.status();
+      expect(status.store).to.deep.include({ snapshots: 1, evicted: 1 });
+      await client.close();
+    } finally {
+      await agent?.stop();
+      spawnSync('umount', [mountPoint]);
+    }
+  });
+
+  it('counts the compiled-TypeScript cache in --disk-budget and evicts it with the snapshots', async () => {
+    const agent = await startAgent({ args: ['--workers', '1', '--disk-budget', '1'] });
+    const client = await connect(agent.endpoint);
+    const compiledDir = path.join(agent.workdir, 'compiled');
+    const sizes = async (): Promise<number[]> => {
+      const names = await fs.readdir(compiledDir);
+      return Promise.all(names.map(async (name) => (await fs.stat(path.join(compiledDir, name))).size));
+    };
+    try {
+      const filler = `// ${'x'.repeat(100)}\n`.repeat(1_000); // ~100 KB of source, compiled with a source map
+      for (let edit = 0; edit < 20; edit++) {
+        const local = await snapshotDirectory(await makeTree({ 'model.ts': `${filler}export const edit: number = ${edit};\n` }));
+        await client.upload(local);
+        expect(await client.run({ source: '() => require("./model").edit', snapshot: local.hash })).to.equal(edit);
+      }
+      const compiled = await sizes();
+      const total = compiled.reduce((sum, size) => sum + size, 0);
+      // Each creation brings blobs and compiled files back under the budget; the last run compiled one more file.
+      expect(total, `${compiled.length} compiled files`).to.be.at.most(1024 * 1024 + Math.max(...compiled));
+      expect((await client.status()).store.evicted).to.be.greaterThan(0);
+    } finally {
+      await client.close();
+      await agent.stop();
+    }
+  });
+
+  it('carries a 100 MiB argument in pieces under the 64 MiB wire frame bound', async () => {
+    const agent = await startAgent({ args: ['--workers', '1'] });
+    const client = await connect(agent.endpoint);
+    try {
+      const big = new Uint8Array(100 * 1024 * 1024).fill(7);
+      big[big.length - 1] = 9;
+      expect(await client.run({ source: '(a) => [a.length, a[0], a[a.length - 1]]', args: [big] })).to.deep.equal([big.length, 7, 9]);
     } finally {
       await client.close();
       await agent.stop();

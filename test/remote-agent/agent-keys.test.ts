@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
@@ -93,5 +94,63 @@ describe('remote-agent keys (CURVE), end to end', function () {
     const result = spawnSync(process.execPath, [BIN, 'serve', '--bind', 'tcp://127.0.0.1:*', '--keys', keys], { encoding: 'utf8' });
     expect(result.status).to.equal(2);
     expect(result.stderr).to.include('--keys needs at least one --allow FILE');
+  });
+
+  it('refuses key and allow folders other users can write', async () => {
+    const open = (await tmp.dir({ unsafeCleanup: true, prefix: 'open-keys-' })).path;
+    expect(keygen(open, 'agent').status).to.equal(0);
+    expect(keygen(open, 'kernel').status).to.equal(0);
+    fs.chmodSync(open, 0o777);
+    const serve = (...args: string[]) => spawnSync(process.execPath, [BIN, 'serve', '--bind', 'tcp://127.0.0.1:*', ...args], { encoding: 'utf8', timeout: 15_000 });
+    const keysOpen = serve('--keys', open, '--allow', path.join(keys, 'kernel.pub'));
+    expect(keysOpen.status).to.equal(2);
+    expect(keysOpen.stderr).to.include(`--keys ${open} can be written by other users (mode 777)`);
+    const allowOpen = serve('--keys', keys, '--allow', open);
+    expect(allowOpen.status).to.equal(2);
+    expect(allowOpen.stderr).to.include(`--allow ${open} can be written by other users`);
+  });
+
+  it('logs refused keys at a bounded rate, however many connections try', async () => {
+    const stranger = { serverKey: agentPub, ...readKeyPair(keys, 'stranger') };
+    const before = (agent.log().match(/refused client key/g) ?? []).length;
+    await Promise.all(Array.from({ length: 30 }, () => refusal(stranger, agent.endpoint)));
+    await waitFor(() => /further refused connections in this minute are counted/.test(agent.log()), 5_000, 'the rate limit');
+    const after = (agent.log().match(/refused client key/g) ?? []).length;
+    expect(after - before).to.be.at.most(10);
+  });
+
+  it('disconnects a peer without a key that announces a 1 GiB frame, before holding it in memory', async () => {
+    const pid = agent.process.pid!;
+    const kib = (field: string): number =>
+      Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+    fs.writeFileSync(`/proc/${pid}/clear_refs`, '5'); // resets the peak (VmHWM) to the current size
+    const before = kib('VmRSS');
+    const socket = net.connect(Number(agent.endpoint.split(':').pop()), '127.0.0.1');
+    socket.on('error', () => undefined); // the agent hangs up: EPIPE or ECONNRESET on our writes
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise((resolve) => socket.once('connect', resolve));
+    // A ZMTP 3.0 greeting asking for CURVE, then, in place of the HELLO command, a frame of 1 GiB.
+    const greeting = Buffer.alloc(64);
+    greeting[0] = 0xff;
+    greeting[9] = 0x7f;
+    greeting[10] = 3;
+    greeting.write('CURVE', 12, 'latin1');
+    const frame = Buffer.alloc(9);
+    frame[0] = 0x02; // a long frame
+    frame.writeBigUInt64BE(1n << 30n, 1);
+    socket.write(Buffer.concat([greeting, frame]));
+    const chunk = Buffer.alloc(1024 * 1024, 1);
+    let sent = 0;
+    let gone = false;
+    void closed.then(() => (gone = true));
+    while (!gone && sent < 256 * chunk.length) {
+      if (!socket.write(chunk)) await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), closed]);
+      sent += chunk.length;
+    }
+    await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    socket.destroy();
+    expect(gone, `the agent kept the connection after ${sent >> 20} MiB`).to.equal(true);
+    expect(sent, 'bytes the peer could send before it was cut off').to.be.below(256 * chunk.length);
+    expect((kib('VmHWM') - before) / 1024, 'agent peak memory growth (MB)').to.be.below(64);
   });
 });

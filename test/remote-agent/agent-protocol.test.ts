@@ -139,6 +139,21 @@ describe('remote-agent protocol, end to end', function () {
       expect(await upload({ 'a.js': bomb }, [{ path: 'a.js', size: 10, hash: 'b'.repeat(64) }])).to.equal('TOO_LARGE');
     });
 
+    it('inflates entries to disk, not memory: four 64 MiB entries with wrong hashes leave the agent small', async () => {
+      const pid = agent.process.pid!;
+      const kib = async (field: string): Promise<number> =>
+        Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(await fs.readFile(`/proc/${pid}/status`, 'utf8'))![1]);
+      await fs.writeFile(`/proc/${pid}/clear_refs`, '5'); // resets the peak (VmHWM) to the current size
+      const before = await kib('VmRSS');
+      const zeros = Buffer.alloc(64 * 1024 * 1024);
+      const names = ['a.bin', 'b.bin', 'c.bin', 'd.bin'];
+      const manifest = names.map((p) => ({ path: p, size: zeros.length, hash: 'c'.repeat(64) }));
+      expect(await upload(Object.fromEntries(names.map((name) => [name, zeros])), manifest)).to.equal('HASH_MISMATCH');
+      const peakGrowthMb = ((await kib('VmHWM')) - before) / 1024;
+      expect(peakGrowthMb, 'agent peak memory growth (MB) for 256 MiB inflated').to.be.below(128);
+      expect(await fs.readdir(path.join(agent.workdir, 'tmp'))).to.deep.equal([]);
+    });
+
     it('refuses an archive with two entries of one name', async () => {
       const zip = new JSZip().file('a.js', 'good', { createFolders: false }).file('b.js', 'evil', { createFolders: false });
       const bytes = await zip.generateAsync({ type: 'nodebuffer', compression: 'STORE' });

@@ -1,4 +1,7 @@
 import { expect } from 'chai';
+import * as fs from 'node:fs/promises';
+import * as nodePath from 'node:path';
+import * as tmp from 'tmp-promise';
 
 import { rejectionOf } from '../support/rejection';
 import JSZip from 'jszip';
@@ -6,10 +9,21 @@ import JSZip from 'jszip';
 import { AgentError } from '../../protocol/errors';
 import { fileHash } from '../../protocol/manifest';
 import type { ManifestEntry } from '../../protocol/messages';
-import { openArchive, readVerified } from '../../remote-agent/archive';
+import { ArchiveFile, inflateVerified, openArchive } from '../../remote-agent/archive';
 import { manyEntryZip } from '../support/zips';
 
 const caught = (promise: Promise<unknown>): Promise<AgentError> => rejectionOf(promise, AgentError);
+
+/** Inflates the entry into a temp file, as the store does, and reads it back. */
+async function readVerified(file: ArchiveFile): Promise<Buffer> {
+  const dir = await tmp.dir({ unsafeCleanup: true, prefix: 'inflate-' });
+  try {
+    await inflateVerified(file, nodePath.join(dir.path, 'entry'));
+    return await fs.readFile(nodePath.join(dir.path, 'entry'));
+  } finally {
+    await dir.cleanup();
+  }
+}
 
 function entryOf(path: string, bytes: Buffer): ManifestEntry {
   return { path, size: bytes.length, hash: fileHash(path, bytes) };
