@@ -7,74 +7,32 @@ import * as path from 'node:path';
 import * as zmq from 'zeromq';
 
 import { AgentError, toWireError, WireError } from '../protocol/errors';
-import { encodeMessage, Frame, joinPieces, MAX_WIRE_FRAME_BYTES, SendQueue } from '../protocol/frames';
-import {
-  AgentInfo,
-  AgentLimits,
-  CallRequest,
-  PROTOCOL_VERSION,
-  Reply,
-  Request,
-  Unversioned,
-} from '../protocol/messages';
+import { encodeMessage, Frame, joinPieces, MAX_WIRE_FRAME_BYTES, SendQueue, TCP_KEEPALIVE } from '../protocol/frames';
+import { AgentInfo, AgentLimits, CallRequest, PROTOCOL_VERSION, Reply, Request, Unversioned } from '../protocol/messages';
 import { DEFAULT_HEADER_LIMITS, HeaderLimits, parseHeader, requestIdOf, validateRequest } from '../protocol/validate';
 import { DEFAULT_STORE_LIMITS, SnapshotStore } from './store/snapshot-store';
-import { TCP_KEEPALIVE } from '../protocol/frames';
 import { ClientRegistry } from './client-registry';
 import { JobSink, WorkerPool } from './pool/worker-pool';
 import { GpuReader, readResources } from './resources';
 import { ZapHandler } from './zap';
 import { lockWorkdir } from './workdir-lock';
 import { PACKAGE_VERSION } from '../common/package-info';
+import {
+  AgentOptions,
+  agentLimits,
+  curveServerOptions,
+  DEFAULT_CLIENT_GRACE_MS,
+  DEFAULT_CLIENT_TIMEOUT_MS,
+  DEFAULT_RESULT_TTL_MS,
+} from './agent-options';
 
-/** CurveZMQ: the agent's key pair and the client public keys it admits (Z85). */
-export interface AgentCurve {
-  publicKey: string;
-  secretKey: string;
-  allowedClientKeys: string[];
-}
+export type { AgentCurve, AgentOptions } from './agent-options';
+export { DEFAULT_AGENT_LIMITS, DEFAULT_CLIENT_GRACE_MS, DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_RESULT_TTL_MS } from './agent-options';
 
-export interface AgentOptions {
-  bind: string;
-  /** Encrypt and authenticate; without it the agent must be on loopback (the CLI enforces that). */
-  curve?: AgentCurve;
-  workdir: string;
-  workers: number;
-  /** Directories bare imports of shipped code resolve from. */
-  nodePaths: string[];
-  /** Bounds on what a client may send and keep; defaults in DEFAULT_AGENT_LIMITS. */
-  limits?: Partial<AgentLimits & { diskBudgetBytes: number }>;
-  /** A client silent this long (no heartbeat) has its running jobs cancelled. */
-  clientTimeoutMs?: number;
-  /** A client whose connection closed has its running and queued jobs cancelled after this long (a reconnect ends it). */
-  clientGraceMs?: number;
-  /** How long the final reply of a job stays available to a client that was disconnected when it ended. */
-  resultTtlMs?: number;
-  /** Grace period between cancelling a job and killing its worker. */
-  cancelGraceMs?: number;
-  /** One worker per entry, pinned with CUDA_VISIBLE_DEVICES (overrides `workers`). */
-  gpus?: string[];
-  /** The nvidia-smi to read GPUs with (a fake one in tests); default `nvidia-smi` on PATH. */
-  nvidiaSmi?: string;
-  /** Worker heap limit in MB (node's --max-old-space-size); default: node's own. */
-  workerMaxOldSpaceMb?: number;
-  log?: (line: string) => void;
-}
-
-const MiB = 1024 * 1024;
 /** On stop, replies of jobs that ended this long before it are waited for too: they may still sit in ZeroMQ. */
 const COLLECT_WINDOW_MS = 1_000;
 /** On stop, how long to wait for clients to collect those replies (clients ping every second). */
 const COLLECT_TIMEOUT_MS = 3_000;
-
-export const DEFAULT_AGENT_LIMITS: AgentLimits = {
-  maxMessageBytes: 2048 * MiB,
-  maxArchiveBytes: DEFAULT_STORE_LIMITS.maxArchiveBytes,
-  maxFileBytes: DEFAULT_STORE_LIMITS.maxFileBytes,
-  maxSnapshotBytes: DEFAULT_STORE_LIMITS.maxSnapshotBytes,
-  maxFiles: DEFAULT_STORE_LIMITS.maxFiles,
-  maxJobsPerClient: 64,
-};
 
 export class Agent {
   readonly info: AgentInfo;
@@ -368,20 +326,6 @@ export class Agent {
     });
     router.events.on('disconnect', () => void this.clients.connectionClosed());
   }
-}
-
-export const DEFAULT_CLIENT_TIMEOUT_MS = 30 * 60_000;
-export const DEFAULT_CLIENT_GRACE_MS = 15_000;
-export const DEFAULT_RESULT_TTL_MS = 30 * 60_000;
-
-function agentLimits(options: AgentOptions): AgentLimits {
-  const { diskBudgetBytes: _ignored, ...limits } = options.limits ?? {};
-  return { ...DEFAULT_AGENT_LIMITS, ...limits };
-}
-
-function curveServerOptions(curve: AgentCurve | undefined): zmq.SocketOptions<zmq.Router> {
-  if (!curve) return {};
-  return { curveServer: true, curveSecretKey: curve.secretKey, curvePublicKey: curve.publicKey, zapDomain: 'tslab-remote' };
 }
 
 function unknownJob(job: string): WireError {

@@ -41,3 +41,12 @@ export function cannotStartError(facts: ExitFacts, attempts: number, what: strin
     stderrTailText(facts.stderrTail);
   return { code: 'WORKER_CRASHED', name: 'WorkerCrashed', message };
 }
+
+/** For the job whose worker sent a message the pool cannot read: the worker is restarted. */
+export function unreadableError(worker: number, job: string, why: string): WireError {
+  const message =
+    `worker ${worker} sent a message the agent cannot read (${why}) while running job ${job}, so the job failed and ` +
+    'the worker was restarted, losing its module state: run the job again; if it recurs, the job probably changes ' +
+    "globals the worker relies on (JSON, Buffer), or it is a bug to report with the agent's log";
+  return { code: 'INTERNAL', name: 'AgentError', message };
+}

@@ -11,11 +11,11 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { ErrorCode, WireError } from '../../protocol/errors';
 import { encodeMessage } from '../../protocol/frames';
 import type { WorkerStatus } from '../../protocol/messages';
-import { describeExit, stderrTailText } from '../crash-report';
-import { CancelReason, FromWorker, parseFromWorker, stoppedJobMessage } from '../worker/channel';
+import { describeExit, ExitFacts, stderrTailText } from '../crash-report';
+import { CancelReason, FromWorker, stoppedJobMessage } from '../worker/channel';
 import { climbCancelLadder } from './cancel-ladder';
 import { Job, JobSink, JobSpec, labelOf, safely } from './job';
-import { cannotStartError, exitedJobError, stoppedError } from './job-errors';
+import { cannotStartError, exitedJobError, stoppedError, unreadableError } from './job-errors';
 import { cannotStart, nextRestartDelay } from './restart-policy';
 import { Scheduler } from './scheduling';
 import { WorkerTransport } from './transport';
@@ -46,11 +46,10 @@ export class WorkerPool {
   private readonly options: PoolOptions;
   private readonly graceMs: number;
   private readonly now: () => number;
-  private readonly transport = new WorkerTransport();
+  private readonly transport = new WorkerTransport<WorkerProcess>();
   private readonly workers: WorkerProcess[] = [];
   private readonly scheduler: Scheduler;
   private readonly jobs = new Map<string, Job>();
-  private readonly byRoutingId = new Map<string, WorkerProcess>();
   private started = false;
   private stopping = false;
   private stopped: Promise<void> | null = null;
@@ -72,7 +71,8 @@ export class WorkerPool {
     this.started = true;
     fs.mkdirSync(this.options.runDir, { recursive: true, mode: 0o700 });
     fs.mkdirSync(this.options.compileCacheDir, { recursive: true });
-    await this.transport.bind(this.options.runDir, (id, frames) => this.deliver(id, frames), this.options.log);
+    const delivery = { message: this.handle.bind(this), unreadable: this.unreadable.bind(this) };
+    await this.transport.bind(this.options.runDir, delivery, this.options.log);
     const ready = this.workers.map(
       (worker) =>
         new Promise<void>((resolve, reject) => {
@@ -233,19 +233,6 @@ export class WorkerPool {
     });
   }
 
-  private deliver(routingId: string, frames: Buffer[]): void {
-    const worker = this.byRoutingId.get(routingId);
-    if (!worker) return; // a worker we already buried, or a stranger
-    let parsed: ReturnType<typeof parseFromWorker>;
-    try {
-      parsed = parseFromWorker(frames);
-    } catch (err) {
-      this.unreadable(worker, (err as Error).message);
-      return;
-    }
-    this.handle(worker, parsed.message, parsed.payload);
-  }
-
   /**
    * A message the pool cannot read may have been its job's result: the job fails rather than wait forever, and the
    * worker, whose state is now unknown, is restarted (a deliberate kill, not a crash).
@@ -254,11 +241,7 @@ export class WorkerPool {
     this.options.log(`worker ${worker.index}: bad message: ${why}`);
     const job = worker.running;
     if (!job || !worker.child) return;
-    const message =
-      `worker ${worker.index} sent a message the agent cannot read (${why}) while running job ${labelOf(job)}, so the ` +
-      'job failed and the worker was restarted, losing its module state: run the job again; if it recurs, the job ' +
-      "probably changes globals the worker relies on (JSON, Buffer), or it is a bug to report with the agent's log";
-    this.fail(job, { code: 'INTERNAL', name: 'AgentError', message }, worker.index);
+    this.fail(job, unreadableError(worker.index, labelOf(job), why), worker.index);
     worker.killedFor = job;
     worker.child.kill('SIGKILL');
   }
@@ -299,14 +282,14 @@ export class WorkerPool {
 
   private spawn(worker: WorkerProcess): void {
     if (this.stopping) return;
-    this.byRoutingId.set(worker.spawn(), worker);
+    this.transport.register(worker.spawn(), worker);
   }
 
   /** A worker process ended: report its job, restart it (with backoff when it keeps crashing). */
   private exited(worker: WorkerProcess, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (worker.child !== child) return;
     worker.flushOutput();
-    if (worker.routingId) this.byRoutingId.delete(worker.routingId);
+    if (worker.routingId) this.transport.forget(worker.routingId);
     worker.child = null;
     worker.pid = null;
     worker.routingId = null;
@@ -339,10 +322,13 @@ export class WorkerPool {
       this.options.log(`worker ${worker.index} ${what} while ${worker.readyAt === null ? 'starting' : 'idle'}; restarting it`);
     }
 
-    // A deliberate kill is no crash; a crash soon after the last start, without a job done since, is a loop.
-    const backoff = nextRestartDelay(worker, killedForCancel, this.now());
+    this.restart(worker, facts, what, killedForCancel);
+  }
+
+  /** With a backoff when it keeps crashing; a worker that cannot even start fails what waits for it. */
+  private restart(worker: WorkerProcess, facts: ExitFacts, what: string, deliberate: boolean): void {
+    const backoff = nextRestartDelay(worker, deliberate, this.now());
     if (cannotStart(worker)) {
-      // It cannot even start: fail what waits for it rather than let it wait forever.
       const error = cannotStartError(facts, worker.crashStreak, what, backoff);
       worker.startFailure = error.message;
       for (const queued of worker.queue.splice(0)) this.fail(queued, error, worker.index);
