@@ -67,7 +67,8 @@ Options of serve:
 
 Bounds (exceeding one is an error that names it):
   --disk-budget MB       snapshot storage kept before old snapshots are evicted (default ${D['disk-budget']})
-  --max-message-mb MB    one message frame (default ${D['max-message-mb']})
+  --max-message-mb MB    one value frame or upload archive, sent in 4 MiB pieces (default ${D['max-message-mb']}); no
+                         frame on the wire exceeds 64 MiB, before authentication too
   --max-archive-mb MB    one upload archive (default ${D['max-archive-mb']})
   --max-file-mb MB       one file of a snapshot (default ${D['max-file-mb']})
   --max-snapshot-mb MB   all files of a snapshot (default ${D['max-snapshot-mb']})
