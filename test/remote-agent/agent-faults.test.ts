@@ -28,7 +28,7 @@ describe('remote-agent faults, end to end', function () {
     const client = await connect(endpoint, { heartbeatMs: 100, heartbeatTimeoutMs: 10_000 });
     try {
       const job = client.run({ source: '() => new Promise((r) => setTimeout(() => r("survived"), 800))' });
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await waitFor(async () => (await client.status()).workers.some((w) => w.state === 'busy'), 5_000, 'the job running');
       proxy.cut(1_500); // the job ends while the client is cut off
       expect(await job).to.equal('survived');
       expect(agent.log()).to.match(/could not send the final reply of job \S+ to client \S+ \(EHOSTUNREACH\); kept for redelivery/);
@@ -97,7 +97,7 @@ describe('remote-agent faults, end to end', function () {
     const agent = await startAgent({ args: ['--result-ttl-ms', '300'] });
     const client = await connect(agent.endpoint);
     const job = client.run({ source: '() => new Promise((r) => setTimeout(() => r(1), 300))' });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitFor(async () => (await client.status()).workers.some((w) => w.state === 'busy'), 5_000, 'the job running');
     await client.close();
     expect(await remoteCodeOf(job)).to.equal('CLIENT_CLOSED');
     try {
