@@ -2,14 +2,16 @@
 // (result.ts, the worker) and the encoder core they share with the kernel's capture (kernel-ext/client/capture). Nothing
 // here needs the inspector or a parser, so the agent stays lean.
 
-export { Encoder, EncoderHooks, EncoderOptions, ownConstructor, isRequireFunction } from './encode';
+export { Encoder, EncoderHooks, EncoderOptions } from './encode';
+export { isRequireFunction, ownConstructor } from './object-shape';
 export { keySegment, Path, pathSegments, pathTo, PickleError, UnpickleError } from './errors';
 export { FnBits, Kind, MAGIC, ModuleKind, ModuleRef, Node, Slot, VERSION } from './format';
 export { globalIndex, standardGlobalNames } from './globals';
 export { ModuleIndex, ModuleLocation, classifyModuleFile, moduleIndexFor } from './modules';
 export { originOf, recordOrigin } from './origins';
 export { pickleResult, ResultOptions } from './result';
-export { installedVersion, refFor, unpickle, UnpickleContext } from './decode';
+export { unpickle, UnpickleContext } from './decode';
+export { installedVersion, refFor } from './module-refs';
 export { packageName } from '../common/package-name';
 export { isNativeSource, refuse } from './unpicklable';
 
