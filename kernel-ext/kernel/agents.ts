@@ -90,6 +90,11 @@ export class AgentRegistry {
     return this.current;
   }
 
+  /** Whether a call without --agent has an agent besides the pool's: a current one, or TSLAB_REMOTE_AGENT. */
+  hasDefault(): boolean {
+    return this.current !== undefined || Boolean(process.env[ENV_AGENT]);
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.agents.values()].map(closeAgent));
     this.agents.clear();
@@ -162,7 +167,7 @@ export class AgentRegistry {
   }
 }
 
-function readCurve(keyPath: string): ClientCurve {
+export function readCurve(keyPath: string): ClientCurve {
   // DIR with kernel.key, kernel.pub and agent.pub; or the agent's .pub file, with the kernel's pair beside it.
   if (!fs.existsSync(keyPath)) {
     throw new CellFailure({

@@ -4,7 +4,9 @@
 
 import * as util from 'node:util';
 
+import { addAgent, clusterMagic, listPool, runOnAll } from './cluster-magics';
 import { mimeBundle } from './display';
+import { AGENTS_KEY, agentsDeclaration, NotebookAgents } from './pool-value';
 import { CellFailure, CellIO, JupyterError } from './io';
 import { Insertion, Magic, MagicSyntaxError, parseCell } from './magic';
 import { assignmentSource } from './magic-tooling';
@@ -52,6 +54,8 @@ export class ConvertRecorder {
 export class CellRunner {
   private report: Report | null = null;
   executor!: Executor;
+  /** Whether `agents` (the pool as a value) was declared in the notebook. */
+  private agentsDeclared = false;
 
   /** The console tslab's executor reports to (createExecutor's third argument). */
   readonly console: ConsoleInterface = {
@@ -76,7 +80,10 @@ export class CellRunner {
     private readonly recorder: ConvertRecorder,
     readonly runner: RemoteRunner,
     readonly history: CellHistory,
-  ) {}
+  ) {
+    const agents = new NotebookAgents(runner.pool, () => runner.callSettings(this.executor.locals));
+    (globalThis as unknown as Record<symbol, unknown>)[Symbol.for(AGENTS_KEY)] = agents;
+  }
 
   /** Runs a cell; a failure throws CellFailure with the content of Jupyter's error message. */
   async run(code: string, count: number, io: CellIO, record: boolean): Promise<void> {
@@ -93,7 +100,17 @@ export class CellRunner {
         await this.runner.interruptible((cell) => this.remote(magic, count, io, record, cell));
         return;
       case 'agent':
-        await this.runner.interruptible((cell) => this.runner.connectAgent(magic, io, cell));
+        // Once the pool has agents, %remote_agent alone lists them.
+        if (!magic.endpoint && !magic.local && this.runner.pool.size > 0) await this.runner.interruptible((cell) => listPool(this.runner, io, cell));
+        else await this.runner.interruptible((cell) => this.runner.connectAgent(magic, io, cell));
+        return;
+      case 'agent-add':
+        await this.runner.interruptible((cell) => addAgent(this.runner, magic, io, cell));
+        await this.declareAgents(count, io);
+        return;
+      case 'cluster':
+        await this.runner.interruptible((cell) => clusterMagic(this.runner, magic, io, cell));
+        await this.declareAgents(count, io);
         return;
       case 'root':
         await this.runner.interruptible((cell) => this.runner.setRoot(magic.dir, io, cell));
@@ -109,9 +126,24 @@ export class CellRunner {
     const fn = await this.remoteFunction(magic.fnSource, count, io, record, magic.inserted);
     await cell.check('the cell was type-checked');
     const context = { count, io, source: magic.fnSource, locals: this.executor.locals, history: this.history };
+    if (magic.options.all) {
+      await runOnAll(this.runner, fn, magic.options, context, cell, prepared);
+      return;
+    }
     const value = await this.runner.call(fn, magic.options, context, cell, prepared);
     if (magic.kind === 'remote' && magic.assign) await this.assign(magic.assign, magic.expr, magic.async, value, count, io);
     else if (value !== undefined && value !== null) io.result(mimeBundle(value));
+  }
+
+  /** Once the pool has agents: `agents` in the notebook is the pool (pool-value.ts), unless the name is taken. */
+  private async declareAgents(count: number, io: CellIO): Promise<void> {
+    if (this.agentsDeclared || this.runner.pool.size === 0) return;
+    this.agentsDeclared = true;
+    if (Object.prototype.hasOwnProperty.call(this.executor.locals, 'agents')) {
+      io.stream('stderr', `tslab-remote: \`agents\` is taken in this notebook, so the pool is not declared as \`agents\`; it is globalThis[Symbol.for('${AGENTS_KEY}')]\n`);
+      return;
+    }
+    await this.typescript(agentsDeclaration(), count, io, false, undefined, true);
   }
 
   /**

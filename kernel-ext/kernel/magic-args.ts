@@ -43,7 +43,7 @@ export function parseReload(code: string, at: number, lineEnd: number): Magic {
   return { kind: 'reload', files: splitWords(code.slice(at, lineEnd), '%remote_reload') };
 }
 
-function checkNothingAfter(code: string, lineEnd: number, magic: string): void {
+export function checkNothingAfter(code: string, lineEnd: number, magic: string): void {
   if (code.slice(lineEnd).trim() !== '') throw new MagicSyntaxError(`${magic} takes one line; put other code in a cell of its own`);
 }
 
@@ -52,7 +52,7 @@ function checkNothingAfter(code: string, lineEnd: number, magic: string): void {
  * join quoted and bare parts (`--key="/my keys"`); nothing is expanded here and there are no escapes, so a Windows
  * path needs no doubled backslashes.
  */
-function splitWords(text: string, magic: string): string[] {
+export function splitWords(text: string, magic: string): string[] {
   const words: string[] = [];
   let word: string | undefined;
   const endWord = (): void => {
@@ -78,7 +78,7 @@ function splitWords(text: string, magic: string): string[] {
   return words;
 }
 
-function splitFlag(word: string): [string, string | undefined] {
+export function splitFlag(word: string): [string, string | undefined] {
   const eq = word.indexOf('=');
   return word.startsWith('--') && eq > 0 ? [word.slice(0, eq), word.slice(eq + 1)] : [word, undefined];
 }

@@ -40,7 +40,7 @@ export function checkMagicBelow(code: string): void {
   const visit = (node: import('typescript').Node): void => {
     if (ts.isBinaryExpression(node) && node.operatorToken.kind === ts.SyntaxKind.PercentToken) {
       const at = node.operatorToken.getStart(file);
-      const word = /^%{1,2}remote(?:_agent|_root)?(?![\w$])/.exec(code.slice(at))?.[0];
+      const word = /^%{1,2}remote(?:_agent|_root|_cluster)?(?![\w$])/.exec(code.slice(at))?.[0];
       const lineStart = code.lastIndexOf('\n', at - 1) + 1;
       if (word && code.slice(lineStart, at).trim() === '' && (!found || at < found.at)) found = { at, word };
     }

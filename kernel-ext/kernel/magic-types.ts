@@ -1,10 +1,16 @@
 // The magics' parsed form, their error and their usage lines (magic.ts parses).
 
+import type { AgentAddMagic, ClusterMagic } from './cluster-magic';
+
 export interface RemoteOptions {
   /** `--timeout SECONDS`, as milliseconds. */
   timeoutMs?: number;
   /** `--agent NAME_OR_ENDPOINT`. */
   agent?: string;
+  /** `--on NAME`: one agent of the pool. */
+  on?: string;
+  /** `--all`: every agent of the pool. */
+  all?: boolean;
 }
 
 export type Magic =
@@ -39,7 +45,9 @@ export type Magic =
   | { kind: 'agent'; endpoint?: string; key?: string; name?: string; local: boolean }
   | { kind: 'root'; dir?: string }
   /** `%remote_reload [FILE ...]`: files relative to the notebook; none for every module. */
-  | { kind: 'reload'; files: string[] };
+  | { kind: 'reload'; files: string[] }
+  | ClusterMagic
+  | AgentAddMagic;
 
 /** Text the kernel inserted into the user's line: positions after it are `length` columns to the right. */
 export interface Insertion {
@@ -56,9 +64,10 @@ export class MagicSyntaxError extends Error {
 }
 
 export const USAGE = {
-  remote: '%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT] [NAME =] EXPRESSION',
-  cell: '%%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT] (on the first line; the rest of the cell runs remotely)',
-  agent: '%remote_agent [ENDPOINT] [--key DIR] [--name NAME] | %remote_agent --local',
+  remote: '%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT | --on NAME | --all] [NAME =] EXPRESSION',
+  cell: '%%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT | --on NAME | --all] (on the first line; the rest of the cell runs remotely)',
+  agent: '%remote_agent [ENDPOINT] [--key DIR] [--name NAME] | %remote_agent --local | %remote_agent add NAME ENDPOINT [--key DIR]',
   root: '%remote_root [DIR]',
   reload: '%remote_reload [FILE ...]',
+  cluster: '%remote_cluster slurm|ssh|attach|down ...',
 };

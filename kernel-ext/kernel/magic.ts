@@ -3,9 +3,13 @@
 // does not parse and a later line starts with a magic: that is refused, as magics must start their cell.
 //
 //   %remote [--timeout S] [--agent A] EXPR          run EXPR on the agent, show its value
+//   %remote --on NAME EXPR                          ... on one agent of the pool (%remote_agent add, %remote_cluster)
+//   %remote --all EXPR                              ... on every agent of the pool: one row per agent
 //   %remote [--timeout S] [--agent A] NAME = EXPR   ... and assign it in the notebook (NAME has EXPR's static type)
 //   %%remote [--timeout S] [--agent A]              first line of a cell: the whole cell runs remotely
-//   %remote_agent [ENDPOINT] [--key DIR] [--name N] [--local]   connect, or show the current agent
+//   %remote_agent [ENDPOINT] [--key DIR] [--name N] [--local]   connect, or show the current agent (or the pool)
+//   %remote_agent add NAME ENDPOINT [--key DIR]     add an agent to the pool
+//   %remote_cluster ...                             place agents with Slurm or SSH (cluster-magic.ts)
 //   %remote_root [DIR]                              set (or show) the code root shipped to agents
 //   %remote_reload [FILE ...]                       the agent drops those modules (or all) and their importers
 //
@@ -13,7 +17,8 @@
 // on the %remote line. EXPR must be an expression: one starting with a statement (`const`, `if`, `for`, `return`,
 // ...) is refused with a pointer to %%remote, which runs statements.
 //
-// The options are `--timeout` and `--agent`, each with a value (`--timeout 5` or `--timeout=5`). Any other `--word`
+// The options are `--timeout`, `--agent` and `--on`, each with a value (`--timeout 5` or `--timeout=5`), and `--all`
+// (none; `%remote --all` alone is the option, so write `(--all)` to decrement a variable `all`). Any other `--word`
 // starts EXPR, so `%remote --counter` runs the decrement `--counter` (write `(--timeout)` to decrement a variable
 // named like an option); but where what follows `--word` could not continue an expression (`--gpu 1 f()`,
 // `--gpu=1`), it is a mistyped option and refused. After %%remote, any `--word` is an option.
@@ -28,6 +33,7 @@
 // longer than `%remote ` in `%remote await f()`; `return ` goes in front of a %%remote cell's last expression), the
 // rest of that line moves right, and the magic records an Insertion for the stack frames.
 
+import { parseAgentAddLine, parseCluster } from './cluster-magic';
 import { parseAgent, parseReload, parseRoot } from './magic-args';
 import { firstNonBlank, indexOrEnd, lineAndColumn, overwrite, skipBlanks, skipSpaces } from './magic-text';
 import { Insertion, Magic, MagicSyntaxError, RemoteOptions, USAGE } from './magic-types';
@@ -51,7 +57,9 @@ export function parseCell(code: string): Magic {
     case '%remote':
       return parseLineMagic(code, start);
     case '%remote_agent':
-      return parseAgent(code, start + word.length, lineEnd);
+      return parseAgentAddLine(code, start + word.length, lineEnd) ?? parseAgent(code, start + word.length, lineEnd);
+    case '%remote_cluster':
+      return parseCluster(code, start + word.length, lineEnd);
     case '%remote_root':
       return parseRoot(code, start + word.length, lineEnd);
     case '%remote_reload':
@@ -61,7 +69,7 @@ export function parseCell(code: string): Magic {
         throw new MagicSyntaxError(`unknown magic ${word}; the magics are:\n  ${Object.values(USAGE).join('\n  ')}`);
       }
       throw new MagicSyntaxError(
-        `unknown magic ${word}: this kernel knows %remote, %%remote, %remote_agent, %remote_root and %remote_reload; ` +
+        `unknown magic ${word}: this kernel knows %remote, %%remote, %remote_agent, %remote_root, %remote_reload and %remote_cluster; ` +
           'a line starting with % is not TypeScript',
       );
   }
@@ -77,6 +85,7 @@ function parseLineMagic(code: string, start: number): Magic {
   if (assignment) {
     assign = assignment[1]!;
     if (RESERVED.has(assign)) throw new MagicSyntaxError(`cannot assign to ${assign}: it is a reserved word`);
+    if (options.all) throw new MagicSyntaxError(`%remote --all shows one row per agent and assigns nothing: drop "${assign} ="`);
     exprStart = skipBlanks(code, exprStart + assignment[0].length);
   }
   // Trailing semicolons and blanks do not belong to the expression; dropping them at the end moves nothing.
@@ -145,7 +154,7 @@ function parseCellMagic(code: string, start: number, lineEnd: number): Magic {
 }
 
 /**
- * The options at the start of the magic's line. Only `--timeout` and `--agent` are options: another `--word` starts
+ * The options at the start of the magic's line. Only `--timeout`, `--agent`, `--on` and `--all` are options: another `--word` starts
  * EXPR (`%remote --counter` decrements counter), unless what follows it cannot continue an expression, as in
  * `--gpu 1 f()` or `--gpu=1`: that is a mistyped option.
  */
@@ -155,7 +164,16 @@ function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { opt
   let pos = at;
   for (;;) {
     const wordStart = skipSpaces(code, pos);
-    const match = /^--(timeout|agent)(?:=|(?=\s|$))/.exec(code.slice(wordStart, lineEnd));
+    const flag = /^--all(?=\s|$|(=))/.exec(code.slice(wordStart, lineEnd));
+    if (flag) {
+      if (flag[1]) throw new MagicSyntaxError(`--all takes no value: ${USAGE[usage]}`);
+      if (options.all) throw new MagicSyntaxError(`--all given twice: give it once: ${USAGE[usage]}`);
+      options.all = true;
+      checkTarget(options, usage);
+      pos = wordStart + flag[0].length;
+      continue;
+    }
+    const match = /^--(timeout|agent|on)(?:=|(?=\s|$))/.exec(code.slice(wordStart, lineEnd));
     if (!match) {
       const unknown = (usage === 'cell' ? /^--[^\s=]*/ : UNKNOWN_OPTION).exec(code.slice(wordStart, lineEnd));
       if (unknown) throw new MagicSyntaxError(`unknown option ${unknown[0]}: ${USAGE[usage]}`);
@@ -166,7 +184,7 @@ function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { opt
     const value = /^\S*/.exec(code.slice(valueStart, lineEnd))![0];
     if (value === '' || value.startsWith('--')) throw new MagicSyntaxError(`--${name} needs a value: ${USAGE[usage]}`);
     pos = valueStart + value.length;
-    if ((name === 'timeout' ? options.timeoutMs : options.agent) !== undefined) {
+    if ((name === 'timeout' ? options.timeoutMs : name === 'on' ? options.on : options.agent) !== undefined) {
       throw new MagicSyntaxError(`--${name} given twice: give it once: ${USAGE[usage]}`);
     }
     if (name === 'timeout') {
@@ -177,9 +195,18 @@ function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { opt
       }
       options.timeoutMs = Math.round(seconds * 1000);
     } else {
-      options.agent = value;
+      if (name === 'on' && !/^[\w.@-]+$/.test(value)) throw new MagicSyntaxError(`--on needs the name of an agent of the pool, got ${value}: ${USAGE[usage]}`);
+      if (name === 'on') options.on = value;
+      else options.agent = value;
+      checkTarget(options, usage);
     }
   }
+}
+
+/** --agent, --on and --all each say where the call runs: one of them at most. */
+function checkTarget(options: RemoteOptions, usage: 'remote' | 'cell'): void {
+  const given = [options.agent !== undefined && '--agent', options.on !== undefined && '--on', options.all && '--all'].filter(Boolean);
+  if (given.length > 1) throw new MagicSyntaxError(`${given.join(' and ')} both say where to run: give one: ${USAGE[usage]}`);
 }
 
 /**

@@ -8,13 +8,15 @@ import { SnapshotResult } from '../client/snapshot';
 import { RemoteError } from '../../protocol/errors';
 import { Agent, AgentRegistry, AgentSpec } from './agents';
 import { cellFailure } from './cell-errors';
-import { CodeRoot, Prepared } from './code-root';
+import { CodeRoot, Prepared, userPath } from './code-root';
 import { formatBytes } from './display';
 import { installRemoteDisplay, OutputDemux } from './display-relay';
 import type { CellIO } from './io';
 import { CellInterrupt, keyboardInterrupt } from './interrupt';
 import { ElapsedDisplay, ProgressDisplay } from './live-display';
 import { CellHistory } from './cell-history';
+import { KernelPool } from './kernel-pool';
+import type { CallSettings } from './pool-value';
 
 export { ENV_AGENT, ENV_KEYS } from './agents';
 export { OWN_FUNCTIONS } from './cell-errors';
@@ -60,6 +62,8 @@ export interface CallContext {
 
 export class RemoteRunner {
   private readonly agents: AgentRegistry;
+  /** The agents of %remote_agent add and %remote_cluster, for --on, --all and `agents` in cells. */
+  readonly pool = new KernelPool();
   private readonly codeRoot: CodeRoot;
   private readonly warned = new Set<string>();
   /** The magic cell in progress, which Jupyter's interrupt stops. */
@@ -73,7 +77,8 @@ export class RemoteRunner {
 
   /** Jupyter's interrupt (SIGINT): stops the magic cell in progress, whatever it is doing; between cells, nothing. */
   interrupt(): boolean {
-    if (!this.cell) return false;
+    const maps = this.pool.interrupt(); // maps that cells run through `agents`
+    if (!this.cell) return maps;
     this.cell.interrupt();
     return true;
   }
@@ -145,6 +150,20 @@ export class RemoteRunner {
     }
   }
 
+  /** A path typed in a magic: `~/` is the home directory, relative is to the notebook. */
+  userPath(typed: string): string {
+    return userPath(this.notebookDir, typed);
+  }
+
+  /** What a call of `agents` in a cell ships: as for %remote, the notebook's names, code root, snapshot and directory. */
+  async callSettings(locals: Record<string, unknown>): Promise<CallSettings> {
+    const prepared = this.prepare();
+    const root = await prepared.root;
+    const snapshot = await prepared.snapshot;
+    const cwd = root !== null ? this.codeRoot.cwdIn(root) : undefined;
+    return { locals, ...(root !== null ? { codeRoot: root } : {}), ...(cwd !== undefined ? { cwd } : {}), snapshot };
+  }
+
   /** Starts taking the snapshot; `call` uses it. Started before the type check, so the two overlap. */
   prepare(): Prepared {
     return this.codeRoot.prepare();
@@ -154,13 +173,13 @@ export class RemoteRunner {
    * Runs `fn` on the agent and resolves with its (awaited) value; failures throw CellFailure. An interrupt (`cell`)
    * before the call is sent keeps it from being sent; after, cancels it on the agent.
    */
-  async call(fn: () => unknown, options: { timeoutMs?: number; agent?: string }, context: CallContext, cell: CellInterrupt, prepared = this.prepare()): Promise<unknown> {
+  async call(fn: () => unknown, options: { timeoutMs?: number; agent?: string; on?: string; quiet?: boolean }, context: CallContext, cell: CellInterrupt, prepared = this.prepare()): Promise<unknown> {
     const { io } = context;
     const entry = mayDisplay(context.source, context.locals) ? entryFor(fn) : fn;
     let agent: Agent | undefined;
     let root: string | undefined;
     try {
-      agent = await this.agents.agentFor(options.agent, io, cell);
+      agent = await this.agentFor(options, io, cell);
       root = (await cell.during('looking for the code root', prepared.root)) ?? undefined;
       const snap = await cell.during(`taking the snapshot of ${root ?? 'the code root'}`, prepared.snapshot);
       if (snap) {
@@ -169,11 +188,18 @@ export class RemoteRunner {
       } else {
         this.warnOnce(io, `tslab-remote: no package.json in ${this.notebookDir} or above it, so no code root: calls run without your local files (set one with %remote_root DIR)`);
       }
-      return await this.run(agent, entry, this.callOptions(agent, root, snap, context, options, cell), snap, io, cell);
+      return await this.run(agent, entry, this.callOptions(agent, root, snap, context, options, cell), snap, io, cell, options.quiet);
     } catch (error) {
       const call = { entry, wrapped: entry !== fn, root, locals: context.locals, history: context.history, notebookDir: this.notebookDir };
       throw cellFailure(error, { call, agent, cell });
     }
+  }
+
+  /** --on NAME: that agent of the pool; else --agent or the current agent, or the pool's first when there is none. */
+  private agentFor(options: { agent?: string; on?: string }, io: CellIO, cell: CellInterrupt): Promise<Agent> | Agent {
+    if (options.on !== undefined) return this.pool.member(options.on);
+    if (options.agent === undefined && !this.agents.hasDefault() && this.pool.size > 0) return this.pool.list()[0]!;
+    return this.agents.agentFor(options.agent, io, cell);
   }
 
   private callOptions(agent: Agent, root: string | undefined, snap: SnapshotResult | null, context: CallContext, options: { timeoutMs?: number }, cell: CellInterrupt): CallOptions {
@@ -191,8 +217,8 @@ export class RemoteRunner {
   }
 
   /** The call itself, with its output relayed to the cell and its elapsed time shown while it runs. */
-  private async run(agent: Agent, entry: () => unknown, options: CallOptions, snap: SnapshotResult | null, io: CellIO, cell: CellInterrupt): Promise<unknown> {
-    const elapsed = new ElapsedDisplay(io, agent.name, Date.now());
+  private async run(agent: Agent, entry: () => unknown, options: CallOptions, snap: SnapshotResult | null, io: CellIO, cell: CellInterrupt, quiet = false): Promise<unknown> {
+    const elapsed = quiet ? undefined : new ElapsedDisplay(io, agent.name, Date.now());
     const demux = new OutputDemux(
       (text) => io.stream('stdout', text),
       (record) => io.display(record.data as Parameters<CellIO['display']>[0], record.update),
@@ -224,7 +250,7 @@ export class RemoteRunner {
       return value;
     } finally {
       demux.flush();
-      elapsed.stop();
+      elapsed?.stop();
     }
   }
 
@@ -257,6 +283,7 @@ export class RemoteRunner {
     if (this.closed) return;
     this.closed = true;
     await this.agents.close();
+    await this.pool.close();
   }
 }
 

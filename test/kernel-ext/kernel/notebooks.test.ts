@@ -24,7 +24,8 @@ import {
   useJupyterWorkspace,
 } from './jupyter-support';
 
-const CHECKED = ['quickstart.ipynb', 'errors-and-interrupts.ipynb', 'large-numeric-results.ipynb'];
+// cluster.ipynb needs a Slurm cluster: cluster-notebook.test.ts runs it against one.
+const CHECKED = ['quickstart.ipynb', 'errors-and-interrupts.ipynb', 'large-numeric-results.ipynb', 'cluster.ipynb'];
 
 function tagged(cell: ExecutedCell): boolean {
   return (cell.metadata.tags ?? []).includes('raises-exception');
