@@ -1,13 +1,28 @@
 // notebooks/cluster.ipynb through nbclient against a real three-node Slurm cluster started on this host
 // (test/support/slurm-cluster.ts): %remote_cluster slurm places one agent per node, --all shows a row per node,
-// agents.map spreads the sweep over them with a progress line, and %remote_cluster down frees the allocation.
+// agents.map spreads the sweep over them with a progress line, and %remote_cluster down frees the allocation; a
+// kernel shut down without `down` frees it too, and a refused allocation is said plainly.
 
 import { expect } from 'chai';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
+import { waitFor } from '../../support/agent-process';
 import { SlurmCluster, slurmMissing, startSlurmCluster } from '../../support/slurm-cluster';
-import { cellStartingWith, copyNotebooks, errorOf, installKernelspec, JupyterEnv, joined, nbclient, requireJupyter, resultOf, textOf } from './jupyter-support';
+import {
+  cellStartingWith,
+  copyNotebooks,
+  errorOf,
+  installKernelspec,
+  JupyterEnv,
+  joined,
+  messagesOf,
+  nbclient,
+  requireJupyter,
+  resultOf,
+  session,
+  textOf,
+} from './jupyter-support';
 
 describe('notebooks/cluster.ipynb on a local three-node Slurm cluster', function () {
   this.timeout(300_000);
@@ -70,5 +85,20 @@ describe('notebooks/cluster.ipynb on a local three-node Slurm cluster', function
     expect(textOf(cellStartingWith(notebook, '%remote_cluster down'))).to.equal('stopped the pool: node1, node2, node3\n');
     // The allocation is gone: no job left in the queue.
     expect(cluster!.run('squeue', ['-h']).trim()).to.equal('');
+  });
+
+  it('frees the allocation when the kernel shuts down without %remote_cluster down; a refused allocation says why', async () => {
+    const place = (nodes: number): string => `%remote_cluster slurm --nodes ${nodes} --agent-args "--bind tcp://127.0.0.1:* --advertise 127.0.0.1 --workers 1"`;
+    const [[placed, all, refused]] = await session(jupyter!, work!.dir, [
+      [{ code: place(2) }, { code: '%remote --all process.env.SLURMD_NODENAME' }, { code: `${place(9)}`, stop_on_error: false }],
+    ]);
+    expect(placed!.reply!.status).to.equal('ok');
+    expect(joined(messagesOf(all!, 'execute_result')[0]!.content.data['text/plain'])).to.match(/^node1 .* node1 /m);
+    // Nine nodes of three: Slurm refuses, the cell says so with the command, and the pool keeps its two agents.
+    const error = messagesOf(refused!, 'error')[0]!.content;
+    expect(error.evalue).to.include('srun');
+    expect(error.evalue).to.include('--nodes=9');
+    // The session shut the kernel down: its allocation ends with it.
+    await waitFor(() => cluster!.run('squeue', ['-h']).trim() === '', 20_000, 'the allocation to end with the kernel');
   });
 });
