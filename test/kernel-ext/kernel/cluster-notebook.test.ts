@@ -101,4 +101,17 @@ describe('notebooks/cluster.ipynb on a local three-node Slurm cluster', function
     // The session shut the kernel down: its allocation ends with it.
     await waitFor(() => cluster!.run('squeue', ['-h']).trim() === '', 20_000, 'the allocation to end with the kernel');
   });
+
+  it('keeps the allocation through Jupyter interrupts (SIGINT to the kernel’s process group, twice in a row)', async () => {
+    const place = '%remote_cluster slurm --nodes 2 --agent-args "--bind tcp://127.0.0.1:* --advertise 127.0.0.1 --workers 1"';
+    const steps = await session(jupyter!, work!.dir, [
+      [{ code: place }, { code: 'function spin(): number {\n  for (;;) {}\n}' }],
+      { send: [{ code: '%remote --all spin()' }], interrupt_after: [2, 2.3] },
+      [{ code: '%remote --all process.env.SLURMD_NODENAME' }],
+    ]);
+    expect(messagesOf(steps[1]![0]!, 'error')[0]!.content.ename).to.equal('KeyboardInterrupt');
+    const rows = joined(messagesOf(steps[2]![0]!, 'execute_result')[0]!.content.data['text/plain']).split('\n').slice(1);
+    expect(rows.map((r) => r.split(/ {2,}/)[2])).to.deep.equal(['node1', 'node2']);
+    await waitFor(() => cluster!.run('squeue', ['-h']).trim() === '', 20_000, 'the allocation to end with the kernel');
+  });
 });

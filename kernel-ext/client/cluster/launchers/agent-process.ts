@@ -48,7 +48,9 @@ export class LauncherProcess {
 
   static spawn(file: string, args: string[], env?: NodeJS.ProcessEnv): LauncherProcess {
     // stdin a pipe we keep open: an agent started with --exit-with-parent ends when this process's end closes.
-    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env ?? process.env });
+    // A process group of its own: Jupyter interrupts a kernel by signalling its whole group, and srun aborts the job
+    // on two SIGINTs in a row (ssh ends on one); the interrupt is for the kernel, which cancels calls itself.
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env ?? process.env, detached: true });
     const launched = new LauncherProcess([file, ...args.map(shellWord)].join(' '), child);
     child.on('error', () => undefined); // reported through `close` and waitForAgents
     return launched;
