@@ -8,6 +8,8 @@ import type { ChannelEvents, RequestChannel } from './request-channel';
 export class Liveness implements ChannelEvents {
   private heartbeat?: NodeJS.Timeout;
   private lastHeardAt = Date.now();
+  /** When the heartbeat last ran: a much later run means this process was stalled, not the agent silent. */
+  private lastBeatAt = Date.now();
   /** The calls were told the agent went silent, and are told again when it speaks. */
   private silenceNoticed = false;
   /** The instance that welcomed us, kept even while a re-hello after a restart is pending. */
@@ -78,6 +80,11 @@ export class Liveness implements ChannelEvents {
 
   private beat(): void {
     const channel = this.channel;
+    const now = Date.now();
+    // Stalled (a long synchronous cell, a large result being decoded, a suspended laptop): pongs may wait unread in
+    // the socket, so silence since then proves nothing; count it from now.
+    if (now - this.lastBeatAt > 2 * this.settings.heartbeatMs) this.lastHeardAt = Math.max(this.lastHeardAt, now - this.settings.heartbeatMs);
+    this.lastBeatAt = now;
     const downMs = channel.connection.disconnectedForMs();
     if (channel.pending.size > 0 && downMs > this.settings.heartbeatTimeoutMs) {
       channel.giveUp(
@@ -89,11 +96,15 @@ export class Liveness implements ChannelEvents {
     }
     if (downMs > 0) return; // nothing would carry a ping now
     if (channel.pending.size > 0 && this.silentPastDeadline()) {
-      channel.giveUp(
-        'AGENT_UNREACHABLE',
-        `no word from the agent at ${channel.endpoint} for ${Math.round((Date.now() - this.lastHeardAt) / 1000)} s although the connection is up: ` +
-          'the host may be frozen or cut off from this one. Its running jobs are cancelled if it answers again',
-      );
+      // Judged after the event loop's I/O phase, so replies already received are read first.
+      setImmediate(() => {
+        if (channel.pending.size === 0 || !this.silentPastDeadline()) return;
+        channel.giveUp(
+          'AGENT_UNREACHABLE',
+          `no word from the agent at ${channel.endpoint} for ${Math.round((Date.now() - this.lastHeardAt) / 1000)} s although the connection is up: ` +
+            'the host may be frozen or cut off from this one. Its running jobs are cancelled if it answers again',
+        );
+      });
       return;
     }
     this.checkSilence();

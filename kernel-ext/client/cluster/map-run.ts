@@ -76,6 +76,8 @@ export class MapRun<R> implements PromiseLike<R[]>, AsyncIterable<ItemResult<R>>
   private wakeSlots: Array<() => void> = [];
   private wakeReaders: Array<() => void> = [];
   private failure?: Error;
+  /** Removes the listener on the caller's signal, which may outlive many maps. */
+  private settled = (): void => undefined;
   private ended = false;
   private readonly done: Promise<R[]>;
 
@@ -91,7 +93,13 @@ export class MapRun<R> implements PromiseLike<R[]>, AsyncIterable<ItemResult<R>>
     this.queue = Array.from({ length: itemCount }, (_, index) => index);
     this.progress = { total: itemCount, done: 0, running: 0, failed: 0, retried: 0, perAgent: {} };
     for (const agent of agents) this.progress.perAgent[agent.name] = { running: 0, done: 0, failed: 0 };
-    options.signal?.addEventListener('abort', () => this.fail(abortError(options.signal!)), { once: true });
+    const signal = options.signal;
+    if (signal) {
+      const onAbort = (): void => this.fail(abortError(signal));
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+      this.settled = () => signal.removeEventListener('abort', onAbort);
+    }
     this.done = this.start().catch((error: Error) => {
       this.fail(error); // readers waiting in the iterator must see it too
       throw this.failure ?? error;
@@ -211,12 +219,14 @@ export class MapRun<R> implements PromiseLike<R[]>, AsyncIterable<ItemResult<R>>
   private fail(error: Error): void {
     if (this.failure || this.ended) return;
     this.failure = error;
+    this.settled();
     this.controller.abort(error); // cancels every running item on its agent
     this.wake();
   }
 
   private end(): void {
     this.ended = true;
+    this.settled();
     this.wake();
   }
 

@@ -1,5 +1,6 @@
 // One agent of a pool: its connection, what it has (workers), and what the pool has it doing.
 
+import { abortable, AbortError } from '../abort';
 import { AgentClient, connect, ConnectOptions } from '../agent-client';
 import type { LocalSnapshot } from '../snapshot';
 import type { AgentEndpoint, SessionCurve } from './types';
@@ -73,11 +74,13 @@ export class PoolAgent {
   upload(snapshot: LocalSnapshot, signal?: AbortSignal): Promise<unknown> {
     let upload = this.uploads.get(snapshot.hash);
     if (!upload) {
-      upload = this.client.upload(snapshot, { signal });
+      // Shared by every map and call that needs it, so no one caller's signal may stop it: each caller stops
+      // waiting on its own signal instead (abortable), and the transfer goes on for the others.
+      upload = this.client.upload(snapshot);
       this.uploads.set(snapshot.hash, upload);
       upload.catch(() => this.uploads.delete(snapshot.hash));
     }
-    return upload;
+    return abortable(upload, signal, () => new AbortError(`stopped waiting for snapshot ${snapshot.hash.slice(0, 12)} on ${this.name}: aborted`));
   }
 
   /** A restarted agent may have lost snapshots: upload again (a check when it kept them). */

@@ -67,6 +67,7 @@ export class LauncherProcess {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => reject(this.failure(`not every agent announced itself within ${expected.timeoutMs / 1000} s`)), expected.timeoutMs);
         const onAbort = (): void => reject(this.failure('aborted'));
+        if (expected.signal?.aborted) onAbort();
         expected.signal?.addEventListener('abort', onAbort, { once: true });
         const done = (error?: Error): void => {
           clearTimeout(timer);
@@ -116,6 +117,11 @@ export class LauncherProcess {
     const stderr = this.stderr.trim() ? `\nits stderr:\n${this.stderr.trim()}` : '';
     return new Error(`could not start agents: ${why}${status}\nthe command: ${this.command}${stderr}`);
   }
+}
+
+/** A path for a remote shell: `~/x` becomes "$HOME"/x (quoted, `~` would be a directory named ~), else quoted. */
+export function remotePath(file: string): string {
+  return file === '~' || file.startsWith('~/') ? `"$HOME"${file.length > 1 ? `/${shellWord(file.slice(2))}` : ''}` : shellWord(file);
 }
 
 /** Quoted for a POSIX shell when it needs to be (also how ssh's remote command is built). */

@@ -3,7 +3,7 @@
 // allocation lives as long as srun: stop() (SIGTERM to srun, which ends its tasks) frees it.
 
 import type { LaunchedAgents } from '../types';
-import { LauncherProcess, shellWord } from './agent-process';
+import { LauncherProcess, remotePath, shellWord } from './agent-process';
 import { sessionCurve } from './session-keys';
 
 export interface SlurmOptions {
@@ -32,8 +32,10 @@ export async function launchSlurm(options: SlurmOptions, agentBin: string, signa
   if (!Number.isInteger(options.nodes) || options.nodes < 1) throw new Error(`slurm launch: --nodes must be a positive integer, got ${options.nodes}`);
   const curve = sessionCurve();
   const agent = options.agentCommand ?? `${shellWord(process.execPath)} ${shellWord(agentBin)}`;
-  const base = options.workdirBase ? shellWord(options.workdirBase) : '"${XDG_CACHE_HOME:-$HOME/.cache}/tslab-remote"';
-  const own = `serve --bind ${shellWord('tcp://0.0.0.0:*')} --allow-key ${shellWord(curve.publicKey)} --advertise "$(hostname)" --workdir ${base}/"agent-$SLURMD_NODENAME"`;
+  const base = options.workdirBase ? remotePath(options.workdirBase) : '"${XDG_CACHE_HOME:-$HOME/.cache}/tslab-remote"';
+  // --exit-with-parent: srun gives every task its stdin, so when this process ends without stopping the pool (a
+  // crash, a kernel restart), the agents see EOF and end, and so do the job and its allocation.
+  const own = `serve --exit-with-parent --bind ${shellWord('tcp://0.0.0.0:*')} --allow-key ${shellWord(curve.publicKey)} --advertise "$(hostname)" --workdir ${base}/"agent-$SLURMD_NODENAME"`;
   const more = [...(options.gpusPerNode ? ['--gpus', 'all'] : []), ...(options.agentArgs ?? [])].map(shellWord).join(' ');
   // Each task says which node it is on, then becomes the agent (exec: srun's signals reach it directly).
   const script = `echo "remote-agent node $SLURMD_NODENAME"; exec ${agent} ${own} ${more}`;

@@ -3,7 +3,7 @@
 // ends (--exit-with-parent: the remote end of ssh's stdin closes).
 
 import type { LaunchedAgents } from '../types';
-import { LauncherProcess, shellWord } from './agent-process';
+import { LauncherProcess, remotePath, shellWord } from './agent-process';
 import { sessionCurve } from './session-keys';
 
 export interface SshOptions {
@@ -27,16 +27,17 @@ export async function launchSsh(options: SshOptions, signal?: AbortSignal): Prom
   if (options.hosts.length === 0) throw new Error('ssh launch: no hosts given');
   const curve = sessionCurve();
   const processes = options.hosts.map((host) => {
+    // What ssh reaches (user@gpu1) is not what a ZeroMQ endpoint takes (gpu1).
+    const address = host.replace(/^[^@]*@/, '');
     const serve = [
       'serve',
       '--exit-with-parent',
-      '--bind', `tcp://${options.bindToHost ? host : '0.0.0.0'}:*`,
-      '--advertise', host,
+      '--bind', `tcp://${options.bindToHost ? address : '0.0.0.0'}:*`,
+      '--advertise', address,
       '--allow-key', curve.publicKey,
-      '--workdir', `${options.workdirBase ?? '.cache/tslab-remote'}/agent-${host}`,
-      ...(options.agentArgs ?? []),
-    ];
-    const remote = `${options.agentCommand ?? 'remote-agent'} ${serve.map(shellWord).join(' ')}`;
+    ].map(shellWord);
+    const workdir = `${remotePath(options.workdirBase ?? '.cache/tslab-remote')}/${shellWord(`agent-${address}`)}`;
+    const remote = `${options.agentCommand ?? 'remote-agent'} ${serve.join(' ')} --workdir ${workdir} ${(options.agentArgs ?? []).map(shellWord).join(' ')}`;
     return LauncherProcess.spawn(options.ssh ?? 'ssh', ['-o', 'BatchMode=yes', '-o', 'ServerAliveInterval=5', ...(options.sshArgs ?? []), host, remote]);
   });
   const stopAll = async (): Promise<void> => void (await Promise.all(processes.map((p) => p.stop())));

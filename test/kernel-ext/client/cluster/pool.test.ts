@@ -189,6 +189,46 @@ describe('kernel-ext cluster: AgentPool on three loopback agents', function () {
     expect(() => p.on('agent9')).to.throw(/no agent named agent9 in the pool; it has agent1, agent2, agent3/);
   });
 
+  it('does not take a stall of this process for a silent agent', async () => {
+    const p = await AgentPool.connect([{ name: 'one', endpoint: agents[0]!.endpoint }], { connect: { silenceTimeoutMs: 2_000 } });
+    pools.push(p);
+    const run = p.map(async (item: number) => {
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      return item;
+    }, [1, 2]);
+    await waitFor(() => p.agents()[0]!.running === 2, 10_000, 'both items running');
+    // Busy past the silence deadline, in a timer, so the heartbeat's timer runs next, before the pongs that waited
+    // unread meanwhile are read.
+    await new Promise<void>((resolve) =>
+      setTimeout(() => {
+        for (const end = Date.now() + 3_000; Date.now() < end; );
+        resolve();
+      }, 0),
+    );
+    expect(await run).to.deep.equal([1, 2]);
+    expect(p.agents()[0]!.state).to.equal('up');
+  });
+
+  it('runs nothing for an already aborted signal, and one cancelled map does not fail another sharing its upload', async () => {
+    const { pool: p } = await pool();
+    const marksDir = marks;
+    const mark = (item: number): number => {
+      require('node:fs').writeFileSync(require('node:path').join(marksDir, `ran-${item}`), '');
+      return item;
+    };
+    const error = await rejectionOf(Promise.resolve(p.map(mark, [1, 2, 3], { signal: AbortSignal.abort(new Error('aborted before')) })), Error);
+    expect(error.message).to.equal('aborted before');
+    expect(fs.readdirSync(marks)).to.deep.equal([]);
+
+    const root = await makeTree({ 'package.json': '{}', 'data.bin': 'x'.repeat(8 * 1024 * 1024) });
+    const snapshot = await snapshotDirectory(root);
+    const first = p.map(mark, [10], { snapshot, codeRoot: root });
+    const second = p.map(mark, [20], { snapshot, codeRoot: root });
+    first.cancel(new Error('first cancelled')); // while the shared upload is under way
+    expect((await rejectionOf(Promise.resolve(first), Error)).message).to.equal('first cancelled');
+    expect(await second).to.deep.equal([20]);
+  });
+
   it('cancels every running item on every agent when aborted', async () => {
     const { pool: p } = await pool();
     const controller = new AbortController();

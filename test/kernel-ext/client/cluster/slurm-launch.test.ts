@@ -4,6 +4,7 @@
 // close; a refused allocation and a missing srun said plainly, with the command.
 
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import * as tmp from 'tmp-promise';
 
 import { launchAgents } from '../../../../kernel-ext/client/cluster/launch-agents';
@@ -84,6 +85,17 @@ describe('kernel-ext cluster: agents launched by Slurm', function () {
       }
     }
     await waitFor(() => cluster.run('squeue', ['-h']).trim() === '', 20_000, 'the allocation to end with the pool');
+  });
+
+  it('frees the allocation when the process that launched it exits without closing the pool', async () => {
+    const script = `
+      const { launchAgents } = require(${JSON.stringify(require.resolve('../../../../kernel-ext/client/cluster/launch-agents'))});
+      launchAgents({ slurm: { nodes: 2, env: process.env, workdirBase: ${JSON.stringify(workdirs)},
+        agentArgs: ['--bind', 'tcp://127.0.0.1:*', '--advertise', '127.0.0.1'] } })
+        .then((pool) => { console.log(pool.agents().length); process.exit(0); }, (e) => { console.error(e); process.exit(1); });`;
+    const launched = spawnSync(process.execPath, ['-e', script], { env: cluster.env, encoding: 'utf8', timeout: 60_000 });
+    expect(launched.stdout.trim(), launched.stderr).to.equal('2');
+    await waitFor(() => cluster.run('squeue', ['-h']).trim() === '', 20_000, 'the allocation to end with its launcher');
   });
 
   it('says so, with the command, when the allocation is refused', async () => {

@@ -4,6 +4,8 @@
 
 import { expect } from 'chai';
 import * as fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import * as os from 'node:os';
 import * as tmp from 'tmp-promise';
 
 import { BIN } from '../../../../common/package-info';
@@ -59,9 +61,9 @@ describe('kernel-ext cluster: agents launched over ssh', function () {
     await waitFor(() => pids.every((pid) => !isAlive(pid)), 10_000, 'the agents to end with their ssh');
   });
 
-  it('binds each agent to its host with bindToHost, each in a workdir of its own under workdirBase', async () => {
+  it('binds each agent to its host with bindToHost (user@host too), each in a workdir of its own under workdirBase', async () => {
     const pool = await launchAgents({
-      ssh: { hosts: HOSTS, bindToHost: true, sshArgs: sshd.sshArgs, agentCommand: `${process.execPath} ${BIN.remoteAgent}`, workdirBase: workdirs },
+      ssh: { hosts: [`${os.userInfo().username}@${HOSTS[0]}`, HOSTS[1]!], bindToHost: true, sshArgs: sshd.sshArgs, agentCommand: `${process.execPath} ${BIN.remoteAgent}`, workdirBase: workdirs },
     });
     try {
       expect(pool.agents().map((a) => a.endpoint.replace(/:\d+$/, ''))).to.deep.equal(['tcp://127.0.0.2', 'tcp://127.0.0.3']);
@@ -72,7 +74,8 @@ describe('kernel-ext cluster: agents launched over ssh', function () {
     }
   });
 
-  it('says which host failed and why, with the command, and stops the agents that did start', async () => {
+  it('says which host failed and why, with the command, and leaves no agent running', async () => {
+    const base = `${workdirs}/failing-launch`;
     const error = await rejectionOf(
       launchAgents({
         ssh: {
@@ -81,6 +84,7 @@ describe('kernel-ext cluster: agents launched over ssh', function () {
           sshArgs: [...sshd.sshArgs, '-o', 'ConnectTimeout=5'],
           agentCommand: `${process.execPath} ${BIN.remoteAgent}`,
           startTimeoutMs: 20_000,
+          workdirBase: base,
         },
       }),
       Error,
@@ -89,5 +93,7 @@ describe('kernel-ext cluster: agents launched over ssh', function () {
     expect(error.message).to.contain('127.0.0.4: could not start agents');
     expect(error.message).to.match(/the command: ssh .* 127\.0\.0\.4 /);
     expect(error.message).to.match(/Connection refused|its stderr/);
+    const running = (): string => spawnSync('pgrep', ['-f', base], { encoding: 'utf8' }).stdout.trim();
+    await waitFor(() => running() === '', 10_000, 'no agent of the failed launch to be left running');
   });
 });
