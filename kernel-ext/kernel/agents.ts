@@ -134,7 +134,7 @@ export class AgentRegistry {
       await closeAgent(existing);
       this.agents.delete(name);
     }
-    io.stream('stderr', 'tslab-remote: starting a private agent on this machine (it ends with this kernel)\n');
+    io.stream('stdout', 'tslab-remote: starting a private agent on this machine (it ends with this kernel)\n'); // news, not a warning
     // A process group of its own (Jupyter's interrupt signals the kernel's whole group, and must reach the kernel
     // only, which cancels the call through the protocol); it ends with the kernel, even a killed one.
     // The signals make the agent and the client given up on by an interrupt go away, not linger half-made.

@@ -27,6 +27,11 @@ export class LiveDisplay {
     this.io.display({ data: { 'text/plain': text }, metadata: {}, transient: { display_id: this.id } }, this.shown);
     this.shown = true;
   }
+
+  /** Empties the line where it is (Jupyter cannot remove or move a display). */
+  clear(): void {
+    if (this.shown) this.io.display({ data: { 'text/plain': '' }, metadata: {}, transient: { display_id: this.id } }, true);
+  }
 }
 
 /** Upload progress in the cell: one display line, updated in place, shown only once the upload takes a moment. */
@@ -61,13 +66,17 @@ export class ProgressDisplay {
   }
 }
 
-/** Elapsed time for calls that run longer than a few seconds, updated every second, final time at the end. */
+/**
+ * Elapsed time for calls that run longer than a few seconds, updated every second, final time at the end. The
+ * running line stays where it was first shown; the final one goes below all of the call's output, so that it does
+ * not end up between two streamed lines: the running line is emptied then.
+ */
 export class ElapsedDisplay {
   private readonly timer: NodeJS.Timeout;
   private readonly line: LiveDisplay;
 
   constructor(
-    io: CellIO,
+    private readonly io: CellIO,
     private readonly agent: string,
     private readonly started: number,
   ) {
@@ -81,7 +90,9 @@ export class ElapsedDisplay {
 
   stop(): void {
     clearInterval(this.timer);
-    if (this.line.isShown) this.line.show(`ran on ${this.agent} in ${((Date.now() - this.started) / 1000).toFixed(1)} s`);
+    if (!this.line.isShown) return;
+    this.line.clear();
+    new LiveDisplay(this.io, 'elapsed').show(`ran on ${this.agent} in ${((Date.now() - this.started) / 1000).toFixed(1)} s`);
   }
 }
 

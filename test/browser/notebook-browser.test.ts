@@ -93,6 +93,9 @@ function checkPage(page: PageReport): void {
     const steps = ['step 1', 'step 2', 'step 3', 'step 4'].map((step) => lines.indexOf(step));
     expect(steps.every((at, i) => at >= 0 && (i === 0 || at > steps[i - 1]!)), page.prints.output).to.equal(true);
     expect(page.prints.output).to.match(/Out\[\d+\]:\s*'?done'?$/);
+    // The elapsed time is not between two streamed lines: it ends up below them.
+    const ran = lines.findIndex((line) => /^ran on local in \d+\.\d s$/.test(line));
+    expect(ran, page.prints.output).to.be.greaterThan(steps[3]!);
 
     expect(page.endless.output).to.include('tick 2');
     expect(page.endless.errors.join('\n')).to.match(/^KeyboardInterrupt: .*cancelled/);
