@@ -20,18 +20,19 @@ export class CellOutputs {
   private readonly displays = new Map<string, number[]>();
 
   constructor(
-    private readonly onOutput: (output: NotebookOutput) => void,
+    /** Each output as it comes; `displayId` for a display that has one, `update` when it is an update of one. */
+    private readonly onOutput: (output: NotebookOutput, display?: { displayId: string; update: boolean }) => void,
     private readonly onStart: (count: number) => void,
   ) {
     this.idle = new Promise<void>((resolve) => (this.markIdle = resolve));
   }
 
   /** Adds an output (a stream continues the stream before it) and reports it. */
-  push(output: NotebookOutput): void {
+  push(output: NotebookOutput, displayId?: string): void {
     const last = this.outputs[this.outputs.length - 1];
     if (output.output_type === 'stream' && last?.output_type === 'stream' && last.name === output.name) last.text += output.text;
     else this.outputs.push(output);
-    this.onOutput(output);
+    this.onOutput(output, displayId !== undefined ? { displayId, update: false } : undefined);
   }
 
   /** The cell's error, kept and shown as an output. */
@@ -55,7 +56,7 @@ export class CellOutputs {
         const output: NotebookOutput = { output_type: 'display_data', data: c.data as Record<string, unknown>, metadata: (c.metadata as Record<string, unknown>) ?? {} };
         const displayId = displayIdOf(c);
         if (displayId) this.displays.set(displayId, [...(this.displays.get(displayId) ?? []), this.outputs.length]);
-        this.push(output);
+        this.push(output, displayId);
         break;
       }
       case 'update_display_data':
@@ -85,7 +86,9 @@ export class CellOutputs {
         target.metadata = (c.metadata as Record<string, unknown>) ?? {};
       }
     }
-    if (displayId && this.displays.has(displayId)) this.onOutput({ output_type: 'display_data', data: c.data as Record<string, unknown>, metadata: {} });
+    if (displayId && this.displays.has(displayId)) {
+      this.onOutput({ output_type: 'display_data', data: c.data as Record<string, unknown>, metadata: {} }, { displayId, update: true });
+    }
   }
 }
 

@@ -9,6 +9,7 @@
 import * as path from 'node:path';
 
 import { ExecuteResult, INTERRUPT_GRACE_MS, KernelConnection, StopReason } from './kernel-connection';
+import { UpdatePrinter } from './update-printer';
 import { cellLabel, cellSource, Notebook, NotebookOutput, readNotebook } from './notebook';
 
 export { Notebook, NotebookCell, NotebookOutput, RunError } from './notebook';
@@ -42,6 +43,7 @@ export interface RunResult {
 export async function runNotebook(file: string, options: RunOptions = {}): Promise<RunResult> {
   const notebook = readNotebook(file);
   const print = options.print ?? ((stream, text) => (stream === 'stdout' ? process.stdout : process.stderr).write(text));
+  const printer = new UpdatePrinter(print, options.print === undefined && Boolean(process.stdout.isTTY));
   const kernel = await KernelConnection.start(path.dirname(path.resolve(file)), options);
   let failed: RunResult['failed'];
   let stopped: RunResult['stopped'];
@@ -57,9 +59,10 @@ export async function runNotebook(file: string, options: RunOptions = {}): Promi
       cell.execution_count = null;
       if (source.trim() === '') continue;
       const mayRaise = options.allowErrors || (cell.metadata.tags ?? []).includes('raises-exception');
-      const result = await kernel.execute(source, { stopOnError: !mayRaise, timeoutMs: options.cellTimeoutMs, signal: options.signal }, (output) => {
-        printOutput(output, print);
-      }, (count) => print('stdout', `\nIn [${count}]: ${source.split('\n').join('\n   ...: ')}\n`));
+      const result = await kernel.execute(source, { stopOnError: !mayRaise, timeoutMs: options.cellTimeoutMs, signal: options.signal }, (output, display) => {
+        if (display?.update && output.output_type === 'display_data') printer.updated(display.displayId, `${displayText(output.data)}\n`);
+        else printOutput(output, (stream, text) => printer.printed(stream, text, display?.displayId));
+      }, (count) => printer.printed('stdout', `\nIn [${count}]: ${source.split('\n').join('\n   ...: ')}\n`));
       cell.execution_count = result.executionCount;
       cell.outputs = result.outputs;
       if (result.stopped) {

@@ -138,7 +138,7 @@ export class KernelConnection {
   async execute(
     code: string,
     options: { stopOnError: boolean; timeoutMs?: number; signal?: AbortSignal },
-    onOutput: (output: NotebookOutput) => void = () => undefined,
+    onOutput: ConstructorParameters<typeof CellOutputs>[0] = () => undefined,
     onStart: (count: number) => void = () => undefined,
   ): Promise<ExecuteResult> {
     const cell = new CellOutputs(onOutput, onStart);
