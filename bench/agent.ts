@@ -24,7 +24,7 @@ const EDITS = Number(process.env.BENCH_EDITS ?? 7);
 async function startEcho(): Promise<{ endpoint: string; stop(): void }> {
   const child = spawn(process.execPath, [path.join(__dirname, 'echo-server.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
   const endpoint = await new Promise<string>((resolve) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       const match = /echo listening on (\S+)/.exec(chunk.toString());
       if (match) resolve(match[1]!);
     });
@@ -125,7 +125,7 @@ async function snapshotSwitch(): Promise<void> {
     t = performance.now();
     const id = await job(next.hash);
     firstJob.push(performance.now() - t);
-    if (id !== 7000 + edit) throw new Error(`the new snapshot's code did not run: got ${id}`);
+    if (id !== 7000 + edit) throw new Error(`the new snapshot's code did not run: got ${String(id)}`);
   }
   await client.close();
   await agent.stop();

@@ -95,13 +95,13 @@ function main(): void {
   });
   let result: unknown;
   const callTimes = time(() => {
-    const [remote, ...remoteArgs] = unpickle(frames, context) as [Function, ...unknown[]];
+    const [remote, ...remoteArgs] = unpickle(frames, context) as [(...args: unknown[]) => unknown, ...unknown[]];
     result = remote(...remoteArgs);
   });
   const resultTimes = time(() => {
     unpickle(pickleResult(result), { ...context, localClasses: localRegistry });
   });
-  const check = unpickle(frames, context) as [Function, ...unknown[]];
+  const check = unpickle(frames, context) as [(...args: unknown[]) => unknown, ...unknown[]];
   const out = check[0](...check.slice(1)) as unknown[];
   if (!Array.isArray(out) || out.length !== 8) throw new Error('the benchmark function did not run remotely as expected');
 

@@ -28,7 +28,7 @@ async function timeRuns(once: () => Promise<void>): Promise<number[]> {
 async function rawEcho(payload: Float64Array): Promise<number[]> {
   const server = spawn(process.execPath, [path.join(__dirname, 'echo-server.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
   const endpoint = await new Promise<string>((resolve) =>
-    server.stdout!.on('data', (chunk: Buffer) => {
+    server.stdout.on('data', (chunk: Buffer) => {
       const match = /echo listening on (\S+)/.exec(chunk.toString());
       if (match) resolve(match[1]!);
     }),

@@ -75,7 +75,7 @@ type Options = Record<string, { type: 'string' | 'boolean'; default?: string }>;
 
 function parse(args: string[], options: Options, positionals = false): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   const parsed = parseFlags({ args, options, allowPositionals: positionals, strict: true });
-  return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
+  return { values: parsed.values, positionals: parsed.positionals };
 }
 
 /** The kernelspec: node and this package's bin by absolute path, so it works without anything on PATH. */

@@ -134,7 +134,7 @@ export class Encoder {
       case 'function':
         break;
     }
-    const obj = value as object;
+    const obj = value;
     const known = this.memo.get(obj);
     if (known !== undefined) return known;
     if (ArrayBuffer.isView(obj)) return this.encodeView(obj, path);
@@ -143,7 +143,7 @@ export class Encoder {
     if (typeof obj === 'function' && isRequireFunction(obj)) return this.keep(obj, [Kind.REQUIRE]);
     const refusal = refuse(obj);
     if (refusal) this.fail(path, refusal.reason, this.options.refusalHint ?? refusal.hint);
-    if (typeof obj === 'function') return this.hooks.encodeFunction(obj as Function, this, path, owner);
+    if (typeof obj === 'function') return this.hooks.encodeFunction(obj, this, path, owner);
     return this.encodeObject(obj, path);
   }
 
@@ -198,14 +198,14 @@ export class Encoder {
       this.later(() => this.fillArray(obj as unknown[], node, path));
       return ref;
     }
-    if (t.isArrayBuffer(obj)) return this.bufferRef(obj as ArrayBuffer, 0, (obj as ArrayBuffer).byteLength);
+    if (t.isArrayBuffer(obj)) return this.bufferRef(obj, 0, (obj).byteLength);
     let node: Node;
     let defaultProto: object | null = OBJECT_PROTO;
     if (t.isDate(obj)) {
-      node = [Kind.DATE, undefined, undefined, Integrity.NONE, (obj as Date).getTime()];
+      node = [Kind.DATE, undefined, undefined, Integrity.NONE, (obj).getTime()];
       defaultProto = Date.prototype;
     } else if (t.isRegExp(obj)) {
-      node = [Kind.REGEXP, undefined, undefined, Integrity.NONE, (obj as RegExp).source, (obj as RegExp).flags];
+      node = [Kind.REGEXP, undefined, undefined, Integrity.NONE, (obj).source, (obj).flags];
       defaultProto = RegExp.prototype;
     } else if (t.isMap(obj)) {
       node = [Kind.MAP, undefined, undefined, Integrity.NONE, undefined];
@@ -251,7 +251,7 @@ export class Encoder {
     if (util.types.isSharedArrayBuffer(buffer)) {
       this.fail(path, 'a view of a SharedArrayBuffer cannot be pickled (shared memory)', 'Copy it into an ArrayBuffer or typed array');
     }
-    const bufferRef = this.bufferRef(buffer as ArrayBuffer, view.byteOffset, view.byteOffset + view.byteLength);
+    const bufferRef = this.bufferRef(buffer, view.byteOffset, view.byteOffset + view.byteLength);
     return this.remember(view, this.views.view(view, bufferRef));
   }
 
@@ -331,7 +331,9 @@ export class Encoder {
       if (desc.enumerable && desc.writable && desc.configurable) out.push(keySlot, value);
       else out.push(keySlot, [Kind.DESC, descFlags(desc), value, undefined]);
     } else {
+      // eslint-disable-next-line @typescript-eslint/unbound-method -- the getter is a value to pickle, not called here
       const getter = desc.get === undefined ? undefined : this.encode(desc.get, pathTo(at, 'getter'), owner);
+      // eslint-disable-next-line @typescript-eslint/unbound-method -- the setter is a value to pickle, not called here
       const setter = desc.set === undefined ? undefined : this.encode(desc.set, pathTo(at, 'setter'), owner);
       out.push(keySlot, [Kind.DESC, descFlags(desc) | DescFlags.ACCESSOR, getter, setter]);
     }

@@ -65,12 +65,12 @@ export function globalIndex(): Map<unknown, string[]> {
     if (!desc || !('value' in desc)) continue;
     const value = desc.value as unknown;
     if ((typeof value !== 'function' && typeof value !== 'object') || value === null) continue;
-    members(value as object, [name], 1); // Math.max, JSON.parse, Symbol.iterator, Object.keys, Array.prototype.map
+    members(value, [name], 1); // Math.max, JSON.parse, Symbol.iterator, Object.keys, Array.prototype.map
   }
   // Intrinsics that no global names directly, with their own members (`next`, `[Symbol.iterator]`).
   for (const [name, value] of Object.entries(intrinsics())) {
     if (!map.has(value)) map.set(value, [name]);
-    for (const key of Reflect.ownKeys(value as object)) {
+    for (const key of Reflect.ownKeys(value)) {
       const desc = Object.getOwnPropertyDescriptor(value, key);
       if (!desc || !('value' in desc)) continue;
       const segment = typeof key === 'symbol' ? wellKnownSegment(key) : key;

@@ -30,14 +30,14 @@ export function requireFromRoot(root: string): (ref: ModuleRef) => unknown {
   return (ref) => {
     switch (ref.kind) {
       case 'builtin':
-        return req(`node:${ref.id}`);
+        return req(`node:${ref.id}`) as unknown;
       case 'package':
-        return req(ref.id);
+        return req(ref.id) as unknown;
       case 'local': {
         const file = path.resolve(root, ref.id);
         const rel = path.relative(root, file);
         if (rel.startsWith('..') || path.isAbsolute(rel)) throw new Error(`local module ${ref.id} lies outside ${root}`);
-        return req(file);
+        return req(file) as unknown;
       }
     }
   };

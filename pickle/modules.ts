@@ -157,7 +157,7 @@ export class ModuleIndex {
   refresh(): void {
     const seen = new Set<string>();
     const visited = new Set<LoadedModule>();
-    const stack: LoadedModule[] = Object.values(require.cache).filter((m): m is NodeJS.Module => m !== undefined) as LoadedModule[];
+    const stack: LoadedModule[] = Object.values(require.cache).filter((m): m is NodeJS.Module => m !== undefined);
     while (stack.length > 0) {
       const module = stack.pop()!;
       if (visited.has(module)) continue;

@@ -13,6 +13,6 @@ export function recordOrigin(value: object | symbol, id: string): void {
 
 export function originOf(value: unknown): string | undefined {
   if (typeof value === 'symbol') return symbols.get(value);
-  if ((typeof value === 'object' && value !== null) || typeof value === 'function') return objects.get(value as object);
+  if ((typeof value === 'object' && value !== null) || typeof value === 'function') return objects.get(value);
   return undefined;
 }

@@ -33,6 +33,7 @@ const resultHooks: EncoderHooks = {
   reference(value) {
     const id = originOf(value);
     if (id === undefined) return undefined;
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- any value the user returned: String is how it is named
     const label = typeof value === 'function' ? `${isClass(value) ? 'class' : 'function'} ${value.name || '(anonymous)'}` : String(value);
     return [Kind.ORIGIN, id, label];
   },

@@ -70,7 +70,7 @@ function misaligned(view: Node, start: number): boolean {
 export function bufferOf(bytes: unknown): ArrayBuffer {
   if (!(bytes instanceof Uint8Array)) throw new UnpickleError('corrupt pickle: an ArrayBuffer node without bytes');
   const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
-  return whole ? (bytes.buffer as ArrayBuffer) : (bytes.slice().buffer as ArrayBuffer);
+  return whole ? (bytes.buffer) : (bytes.slice().buffer);
 }
 
 /** Decoder side: the view of a VIEW node over its (already created) buffer. */

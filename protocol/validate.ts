@@ -49,8 +49,9 @@ function optNum(o: Obj, key: string, path: string, min = 0, max = Number.MAX_SAF
   return o[key] === undefined ? undefined : num(o, key, path, min, max);
 }
 function bool(o: Obj, key: string, path: string): boolean {
-  if (typeof o[key] !== 'boolean') fail(`${path}.${key}`, 'a boolean', o[key]);
-  return o[key] as boolean;
+  const v = o[key];
+  if (typeof v !== 'boolean') fail(`${path}.${key}`, 'a boolean', v);
+  return v;
 }
 function arr(o: Obj, key: string, path: string, maxLength: number): unknown[] {
   const v = o[key];

@@ -29,7 +29,7 @@ const VIEW_TYPES: readonly ViewConstructor[] = [
   BigInt64Array,
   BigUint64Array,
   DataView,
-  Buffer as unknown as ViewConstructor,
+  Buffer,
 ];
 
 /** The wire index of a view's type (a typed-array subclass: its nearest built-in base); the pickle format uses it too. */

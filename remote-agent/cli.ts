@@ -155,7 +155,7 @@ type Values<O extends ParseArgsConfig['options']> = ReturnType<typeof parseArgs<
 async function serve(values: Values<typeof SERVE_OPTIONS>): Promise<number> {
   if (values.help) return print(USAGE);
 
-  const bind = values.bind!;
+  const bind = values.bind;
   let curve: AgentCurve | undefined;
   try {
     curve = values.keys ? loadCurve(values.keys, values.allow ?? [], values['allow-key'] ?? []) : sessionCurve(values['allow-key'] ?? []);
@@ -176,7 +176,7 @@ async function serve(values: Values<typeof SERVE_OPTIONS>): Promise<number> {
 
   let gpus: string[] | undefined;
   try {
-    gpus = values.gpus === undefined ? undefined : await gpuList(values.gpus, values['nvidia-smi']!);
+    gpus = values.gpus === undefined ? undefined : await gpuList(values.gpus, values['nvidia-smi']);
   } catch (error) {
     return fail(TOOL, (error as Error).message);
   }
@@ -188,23 +188,23 @@ async function serve(values: Values<typeof SERVE_OPTIONS>): Promise<number> {
       bind,
       curve,
       workdir,
-      workers: positiveInt(values.workers!, '--workers'),
+      workers: positiveInt(values.workers, '--workers'),
       gpus,
       nvidiaSmi: values['nvidia-smi'],
       nodePaths: values['node-modules']?.map((dir) => path.resolve(dir)) ?? defaultNodePaths(),
       limits: {
-        diskBudgetBytes: megabytes(values['disk-budget']!, '--disk-budget'),
-        maxMessageBytes: megabytes(values['max-message-mb']!, '--max-message-mb'),
-        maxArchiveBytes: megabytes(values['max-archive-mb']!, '--max-archive-mb'),
-        maxFileBytes: megabytes(values['max-file-mb']!, '--max-file-mb'),
-        maxSnapshotBytes: megabytes(values['max-snapshot-mb']!, '--max-snapshot-mb'),
-        maxFiles: positiveInt(values['max-files']!, '--max-files'),
-        maxJobsPerClient: positiveInt(values['max-jobs-per-client']!, '--max-jobs-per-client'),
+        diskBudgetBytes: megabytes(values['disk-budget'], '--disk-budget'),
+        maxMessageBytes: megabytes(values['max-message-mb'], '--max-message-mb'),
+        maxArchiveBytes: megabytes(values['max-archive-mb'], '--max-archive-mb'),
+        maxFileBytes: megabytes(values['max-file-mb'], '--max-file-mb'),
+        maxSnapshotBytes: megabytes(values['max-snapshot-mb'], '--max-snapshot-mb'),
+        maxFiles: positiveInt(values['max-files'], '--max-files'),
+        maxJobsPerClient: positiveInt(values['max-jobs-per-client'], '--max-jobs-per-client'),
       },
-      cancelGraceMs: positiveInt(values['cancel-grace-ms']!, '--cancel-grace-ms'),
-      clientTimeoutMs: positiveInt(values['client-timeout-ms']!, '--client-timeout-ms'),
-      clientGraceMs: positiveInt(values['client-grace-ms']!, '--client-grace-ms'),
-      resultTtlMs: positiveInt(values['result-ttl-ms']!, '--result-ttl-ms'),
+      cancelGraceMs: positiveInt(values['cancel-grace-ms'], '--cancel-grace-ms'),
+      clientTimeoutMs: positiveInt(values['client-timeout-ms'], '--client-timeout-ms'),
+      clientGraceMs: positiveInt(values['client-grace-ms'], '--client-grace-ms'),
+      resultTtlMs: positiveInt(values['result-ttl-ms'], '--result-ttl-ms'),
       workerMaxOldSpaceMb: values['worker-max-old-space-mb']
         ? positiveInt(values['worker-max-old-space-mb'], '--worker-max-old-space-mb')
         : undefined,
@@ -230,7 +230,7 @@ async function serve(values: Values<typeof SERVE_OPTIONS>): Promise<number> {
   if (endpointFile) log(`wrote ${endpointFile.file}`);
   log(`remote-agent ${PACKAGE_VERSION} (node ${process.version}), workdir ${workdir}, ${agent.info.workers} worker(s)` +
     (gpus ? `, pinned to GPU(s) ${gpus.join(' | ')}` : ''));
-  const why = await untilStopped(values['exit-with-parent']!);
+  const why = await untilStopped(values['exit-with-parent']);
   // A parent that is gone no longer reads our stdout and stderr: writing the log there must not end us (EPIPE) before
   // the shutdown below has ended the workers and removed an ephemeral workdir.
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
@@ -262,7 +262,7 @@ function keygen(values: Values<typeof KEYGEN_OPTIONS>): number {
   if (values.help) return print(USAGE);
   const dir = path.resolve(values.out ?? path.join(os.homedir(), '.tslab-remote'));
   try {
-    const { publicFile, secretFile, publicKey } = writeKeyPair(dir, values.name!);
+    const { publicFile, secretFile, publicKey } = writeKeyPair(dir, values.name);
     return print(`${publicKey}\nwrote ${publicFile} (public: hand it to the other side) and ${secretFile} (secret, owner-only)`);
   } catch (error) {
     return fail(TOOL, (error as Error).message);

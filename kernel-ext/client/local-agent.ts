@@ -73,9 +73,9 @@ export async function startLocalAgent(options: LocalAgentOptions = {}): Promise<
     env: { ...process.env, ...options.env },
     detached: options.detached ?? false,
   });
-  child.stdin!.on('error', () => undefined); // the agent gone first: nothing to tell it
+  child.stdin.on('error', () => undefined); // the agent gone first: nothing to tell it
   const stderr = new LogTail(LOG_TAIL_BYTES);
-  child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk));
+  child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   if (bind.cleanup) void exited.then(bind.cleanup);
   if (ours) void exited.then(() => fs.rmSync(workdir, { recursive: true, force: true }));

@@ -25,7 +25,7 @@ export function plainText(value: unknown): string {
 }
 
 function htmlOf(value: unknown): string | undefined {
-  if (Array.isArray(value) && value.length > 0 && value.every(isPlainRecord)) return recordsTable(value as Record<string, unknown>[]);
+  if (Array.isArray(value) && value.length > 0 && value.every(isPlainRecord)) return recordsTable(value);
   if (ArrayBuffer.isView(value) && !(value instanceof DataView)) return typedArraySummary(value as unknown as ArrayLike<number | bigint>);
   if (isPlainRecord(value)) {
     const entries = Object.entries(value);

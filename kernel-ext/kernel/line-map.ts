@@ -93,6 +93,7 @@ interface Normalized {
 function normalize(line: string, fromTslab: boolean): Normalized {
   const removed = new Uint8Array(line.length);
   const drop = (pattern: RegExp): void => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- tsc types matchAll's index as possibly undefined
     for (const match of line.matchAll(pattern)) removed.fill(1, match.index!, match.index! + match[0].length);
   };
   if (fromTslab) {

@@ -23,7 +23,7 @@ export { OWN_FUNCTIONS } from './cell-errors';
 export { ENV_CODE_ROOT, Prepared } from './code-root';
 
 /** The display shim as a function of no module (pickled by value: its source and nothing else). */
-// eslint-disable-next-line no-eval
+ 
 const INSTALL_DISPLAY = (0, eval)(`(${installRemoteDisplay.toString()})`) as () => void;
 
 function entryFor(fn: () => unknown): () => unknown {

@@ -47,7 +47,9 @@ export class ExecutionQueue {
   /** Requests that arrived before this number are aborted (a failed cell with stop_on_error). */
   private abortBelow = 0;
   private count = 0;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- kept to restore the stream and called with it as `this`
   private readonly writeStdout = process.stdout.write;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- kept to restore the stream and called with it as `this`
   private readonly writeStderr = process.stderr.write;
 
   constructor(private readonly cells: CellRunner) {}
@@ -90,8 +92,8 @@ export class ExecutionQueue {
     const stream = (name: 'stdout' | 'stderr', text: string): void => {
       if (text.length > 0) publish('stream', { name, text });
     };
-    process.stdout.write = writerTo('stdout', stream) as typeof process.stdout.write;
-    process.stderr.write = writerTo('stderr', stream) as typeof process.stderr.write;
+    process.stdout.write = writerTo('stdout', stream);
+    process.stderr.write = writerTo('stderr', stream);
     const display = (data: DisplayData, update: boolean): void => publish(update ? 'update_display_data' : 'display_data', data);
     jupyter.lastWriteDisplayData = display;
     return {
@@ -154,7 +156,7 @@ function writerTo(name: 'stdout' | 'stderr', stream: (name: 'stdout' | 'stderr',
   return (chunk: string | Uint8Array, encoding?: unknown, callback?: unknown): boolean => {
     stream(name, typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true }));
     const done = typeof encoding === 'function' ? encoding : callback;
-    if (typeof done === 'function') process.nextTick(done as () => void);
+    if (typeof done === 'function') process.nextTick(done);
     return true;
   };
 }

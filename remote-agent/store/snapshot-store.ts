@@ -137,7 +137,7 @@ export class SnapshotStore {
   private async checkNow(snapshot: string, files: ManifestEntry[]): Promise<CheckResult> {
     validateManifest(snapshot, files, this.options);
     if (this.snapshots.has(snapshot)) {
-      this.touch(snapshot);
+      void this.touch(snapshot); // logs its own failure
       return { ready: true, missing: [] };
     }
     await this.blobs.dropModified(files);
@@ -159,7 +159,7 @@ export class SnapshotStore {
   private async uploadNow(snapshot: string, files: ManifestEntry[], archive: Buffer): Promise<CheckResult> {
     validateManifest(snapshot, files, this.options);
     if (this.snapshots.has(snapshot)) {
-      this.touch(snapshot);
+      void this.touch(snapshot); // logs its own failure
       return { ready: true, missing: [] };
     }
     return this.blobs.withHeld(files, async () => {

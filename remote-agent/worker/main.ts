@@ -77,6 +77,7 @@ class OutputCapture {
 
   install(): void {
     for (const stream of ['stdout', 'stderr'] as const) {
+      // eslint-disable-next-line @typescript-eslint/no-this-alias -- the patched write needs both its stream `this` and the capture
       const capture = this;
       const replacement = function (chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
         const done = typeof encoding === 'function' ? encoding : callback;
@@ -87,10 +88,10 @@ class OutputCapture {
               ? capture.decoders[stream].write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
               : String(chunk);
         capture.write(stream, text);
-        if (typeof done === 'function') process.nextTick(done as () => void);
+        if (typeof done === 'function') process.nextTick(done);
         return true;
       };
-      process[stream].write = replacement as typeof process.stdout.write;
+      process[stream].write = replacement;
     }
   }
 
@@ -267,15 +268,17 @@ class Worker {
     }
     const args = decodeArguments(frames);
     if (!Array.isArray(args)) throw new AgentError('BAD_MESSAGE', 'the job arguments must encode an array');
+    const argList: unknown[] = args;
     const wrapper = this.compileWrapper(message.code.source, filename);
     const jobRequire = createRequire(filename);
     const jobModule = { id: filename, filename, exports: {}, require: jobRequire, loaded: true };
     return this.interruptible(() => {
       const make: unknown = wrapper.runInThisContext({ displayErrors: false });
       if (typeof make !== 'function') throw new AgentError('INTERNAL', 'job wrapper did not evaluate to a function');
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-call -- the wrapper is the job's own compiled code
       const fn: unknown = make(jobRequire, jobModule, jobModule.exports, filename, path.dirname(filename));
       if (typeof fn !== 'function') throw new TypeError(`the job's code must be a function expression; it evaluated to ${typeof fn}`);
-      return fn(...args);
+      return (fn as (...a: unknown[]) => unknown)(...argList);
     });
   }
 

@@ -50,7 +50,7 @@ export class ModuleSupport {
   readonly reloader: ModuleReloader;
 
   constructor(private readonly options: ModuleOptions) {
-    this.reloader = new ModuleReloader(loader._cache as Record<string, CachedModule | undefined>, this, options.snapshotsRoot);
+    this.reloader = new ModuleReloader(loader._cache, this, options.snapshotsRoot);
   }
 
   /** Installs the `.ts` hook, the `.js` → `.ts` fallback and the not-installed error. Call once per process. */
@@ -68,7 +68,9 @@ export class ModuleSupport {
       if (this.snapshotOf(filename) !== null) attachHot(module);
       loadJs(module, filename);
     };
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- kept to call it from the patch with the loader as `this`
     const resolve = loader._resolveFilename;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the patched resolver needs both the loader `this` and this support object
     const support = this;
     loader._resolveFilename = function (request, parent, isMain, options) {
       try {

@@ -34,7 +34,7 @@ describe('pickle/', () => {
     });
 
     it('keeps property attributes, accessor-free getters as values, integrity levels and null prototypes', () => {
-      const obj = Object.defineProperties({} as Record<string, unknown>, {
+      const obj = Object.defineProperties({}, {
         hidden: { value: 1, enumerable: false, writable: false, configurable: false },
         shown: { value: 2, enumerable: true, writable: true, configurable: true },
       });
@@ -139,7 +139,7 @@ describe('pickle/', () => {
       const value = { max: Math.max, iter: Symbol.iterator, fs, read: fs.readFileSync, scale: named.scale, proto: Array.prototype, gen: Object.getPrototypeOf(function* () {}) };
       const [, , root, , table] = decodeValue(pickleResult(value, { codeRoot: ROOT })) as [string, number, bigint, unknown[], unknown[][]];
       const props = table[Number(root)]![2] as unknown[];
-      const kindOf = (ref: unknown) => table[Number(ref as bigint)]![0];
+      const kindOf = (ref: unknown) => table[Number(ref)]![0];
       const kinds = Object.fromEntries(Array.from({ length: props.length / 2 }, (_, i) => [props[2 * i], kindOf(props[2 * i + 1])]));
       expect(kinds).to.deep.equal({ max: Kind.GLOBAL, iter: Kind.GLOBAL, fs: Kind.MODULE, read: Kind.MODULE_EXPORT, scale: Kind.MODULE_EXPORT, proto: Kind.GLOBAL, gen: Kind.GLOBAL });
       const copy = roundTrip(value);
@@ -151,7 +151,7 @@ describe('pickle/', () => {
       const kindOf = (value: unknown): unknown => {
         const [, , root, , table] = decodeValue(pickleResult({ value }, { codeRoot: ROOT })) as [string, number, bigint, unknown[], unknown[][]];
         const props = table[Number(root)]![2] as unknown[];
-        return table[Number(props[1] as bigint)]![0];
+        return table[Number(props[1])]![0];
       };
       const named = require(path.join(ROOT, 'src/named.js')) as Record<string, unknown>;
       const acorn = require('acorn') as Record<string, unknown>;

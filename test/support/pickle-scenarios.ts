@@ -45,7 +45,6 @@ export interface PickleScenario {
 }
 
 // Local modules, loaded from the code root so they travel as references.
-/* eslint-disable @typescript-eslint/no-require-imports */
 const shapes = require(path.join(PICKLE_FIXTURE_ROOT, 'src/shapes.js')) as {
   Shape: new (name: string) => { name: string; describe(): string };
   Circle: new (r: number) => { r: number; area(): number; describe(): string };
@@ -54,7 +53,6 @@ const shapes = require(path.join(PICKLE_FIXTURE_ROOT, 'src/shapes.js')) as {
 };
 const named = require(path.join(PICKLE_FIXTURE_ROOT, 'src/named.js')) as { scale(x: number): number; calls(): number; setFactor(f: number): void };
 const greetModule = require(path.join(PICKLE_FIXTURE_ROOT, 'src/greet.js')) as { default(name: string): string; count(): number };
-/* eslint-enable @typescript-eslint/no-require-imports */
 // A named import is just a value: the function itself, identical to the module's export.
 const scale = named.scale;
 // A default import as a value.
@@ -265,7 +263,7 @@ export const pickleScenarios: PickleScenario[] = [
       const rex = new Dog('rex');
       return {
         fn: () => {
-          const p = Puppy.create('bit') as Puppy;
+          const p = Puppy.create('bit');
           return [rex.speak(), p.speak(), p instanceof Dog, p instanceof Animal, Animal.created, Object.getPrototypeOf(Puppy) === Dog];
         },
         expected: ['rex makes woof!', 'bit makes small woof!', true, true, 2, true],
@@ -414,7 +412,7 @@ export const pickleScenarios: PickleScenario[] = [
     make() {
       const shared = { hits: 0 };
       const a = { shared, name: 'a' } as { shared: typeof shared; name: string; self?: unknown; peer?: unknown };
-      const b = { shared, name: 'b', peer: a } as { shared: typeof shared; name: string; peer: typeof a };
+      const b = { shared, name: 'b', peer: a };
       a.self = a;
       a.peer = b;
       const hitA = () => ++a.shared.hits;
@@ -875,7 +873,7 @@ export const pickleScenarios: PickleScenario[] = [
         digest: (r) => {
           const result = r as { args: unknown; reply: Buffer | unknown[]; r4: Float32Array | unknown[] };
           if (Array.isArray(result.reply)) return result; // the expected value
-          const reply = result.reply as Buffer;
+          const reply = result.reply;
           const r4 = result.r4 as Float32Array;
           return {
             args: result.args,

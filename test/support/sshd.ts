@@ -35,7 +35,7 @@ export async function startSshd(addresses: string[]): Promise<Sshd> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sshd-'));
   const keygen = (file: string): void => {
     const made = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file]);
-    if (made.status !== 0) throw new Error(`ssh-keygen failed: ${made.stderr}`);
+    if (made.status !== 0) throw new Error(`ssh-keygen failed: ${String(made.stderr)}`);
   };
   keygen(path.join(dir, 'host_key'));
   keygen(path.join(dir, 'user_key'));

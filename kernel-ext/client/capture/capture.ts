@@ -132,6 +132,7 @@ export class Capture implements EncoderHooks {
       if (classSource === null) return false;
       const desc = Object.getOwnPropertyDescriptor(owner, key);
       if (!desc) return false;
+      // eslint-disable-next-line @typescript-eslint/unbound-method -- the accessors are values to pickle, never called here
       const fns = 'value' in desc ? [desc.value] : [desc.get, desc.set];
       return fns.some((f) => typeof f === 'function' && isBodyMethod(classSource, f as Function));
     };
@@ -164,6 +165,7 @@ export class Capture implements EncoderHooks {
         let expected: unknown = Object.prototype;
         if (analysis.isClass) {
           if (analysis.extendsNull) expected = null;
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- tsc needs it (heritage is {} to tsc)
           else if (analysis.heritageName) expected = heritage === null ? null : (heritage as { prototype?: unknown } | undefined)?.prototype;
         } else if (types.isGeneratorFunction(fn)) {
           expected = (Object.getPrototypeOf(fn) as { prototype?: unknown }).prototype;

@@ -73,7 +73,7 @@ export class ClosureInspector {
       result = res as T;
     });
     if (!answered) throw new Error(`inspector ${method} did not answer synchronously`);
-    if (error) throw error;
+    if (error) throw error as Error;
     return result as T;
   }
 

@@ -44,7 +44,7 @@ class StampMap<T> {
   // `checkedAtMs` is the wall clock before the file was stat'ed, to tell racy stamps.
   set(root: string, relative: string, stamp: Stamp, value: T, checkedAtMs: number): void {
     let entries = this.roots.get(root);
-    if (!entries) this.roots.set(root, (entries = new Map()));
+    if (!entries) this.roots.set(root, (entries = new Map<string, Remembered<T>>()));
     const racy = stamp.mtimeMs > checkedAtMs - RACY_MARGIN_MS;
     entries.set(relative, { size: stamp.size, mtimeMs: stamp.mtimeMs, ino: stamp.ino, value, racy });
   }

@@ -141,7 +141,7 @@ describe('kernel through a real Jupyter client', function () {
         { code: '%remote await Promise.resolve(n).foo', stop_on_error: false },
         { code: '%%remote\nconst s = String(n)\ns.toFixed(1)', stop_on_error: false },
       ],
-    ])) as RequestResult[][];
+    ])) as [RequestResult[]];
     expect(root!.reply!.status).to.equal('ok');
     expect(def!.reply!.status).to.equal('ok');
     expect(types(call!)).to.deep.equal(['execute_input', 'stream', 'execute_result']); // stream: "starting a private agent"
@@ -175,7 +175,7 @@ describe('kernel through a real Jupyter client', function () {
     fs.mkdirSync(path.join(big, 'data'), { recursive: true });
     fs.writeFileSync(path.join(big, 'package.json'), '{"name":"big-project"}\n');
     for (let i = 0; i < 8; i++) fs.writeFileSync(path.join(big, 'data', `part-${i}.bin`), Buffer.alloc(6 * 1024 * 1024, i));
-    const [[, display, , upload, , pickled]] = await session(workspace.jupyter, workspace.work.dir, [
+    const [[, display, , upload, , pickled]] = (await session(workspace.jupyter, workspace.work.dir, [
       [
         { code: "import * as tslab from 'tslab'" },
         {
@@ -188,7 +188,7 @@ describe('kernel through a real Jupyter client', function () {
         { code: "const sock = require('net').createServer()" },
         { code: '%remote (() => { tslab.display.text("x"); return sock })()', stop_on_error: false },
       ],
-    ], { env: { TSLAB_REMOTE_PROGRESS_MS: '0' } });
+    ], { env: { TSLAB_REMOTE_PROGRESS_MS: '0' } })) as [RequestResult[]];
     const shown = display!.iopub
       .filter((m) => m.msg_type !== 'status' && m.msg_type !== 'execute_input')
       .map((m) => [m.msg_type, m.content.text ?? m.content.data?.['text/html'] ?? m.content.data?.['text/plain']])
@@ -411,7 +411,7 @@ describe('kernel through a real Jupyter client', function () {
   });
 
   it('ends its private agent with the kernel', async () => {
-    const [[local, info]] = await session(workspace.jupyter, workspace.work.dir, [[{ code: '%remote_agent --local' }, { code: '%remote_agent' }]]);
+    const [[local, info]] = (await session(workspace.jupyter, workspace.work.dir, [[{ code: "%remote_agent --local" }, { code: "%remote_agent" }]])) as [RequestResult[]];
     expect(stdout(local!)).to.include('connected to local');
     const pid = Number(/agent pid (\d+)/.exec(stdout(info!))?.[1]);
     expect(pid).to.be.greaterThan(0);

@@ -107,7 +107,7 @@ describe('remote-agent/store', () => {
       const second = await store.check(b.snapshot, b.files);
       expect(second.ready).to.equal(false);
       expect([...second.missing].sort()).to.deep.equal(
-        [fileHash('src/new.ts', treeB['src/new.ts']!), fileHash('README.md', treeB['README.md']!)].sort(),
+        [fileHash('src/new.ts', treeB['src/new.ts']), fileHash('README.md', treeB['README.md'])].sort(),
       );
       expect(store.has(b.snapshot)).to.equal(false);
     });

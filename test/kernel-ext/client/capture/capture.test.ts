@@ -145,7 +145,7 @@ describe('kernel-ext/client/capture', () => {
       const nodes = [1, 3, 5].map((i) => table[Number(props[i] as bigint)]!);
       expect(nodes.map((n) => n[0])).to.deep.equal([Kind.MODULE_EXPORT, Kind.MODULE_EXPORT, Kind.MODULE]);
       expect(nodes[0]![2]).to.deep.equal(['Circle']);
-      expect(table[Number(nodes[0]![1] as bigint)]).to.deep.equal([Kind.MODULE, 'local', 'src/shapes.js', undefined]);
+      expect(table[Number(nodes[0]![1])]).to.deep.equal([Kind.MODULE, 'local', 'src/shapes.js', undefined]);
     });
 
     it("finds modules that never entered require.cache (tslab's compiled local modules) and resolves results to them", () => {
@@ -158,7 +158,7 @@ describe('kernel-ext/client/capture', () => {
       const [, , root, , table] = decodeValue(frames) as [string, number, bigint, unknown[], unknown[][]];
       const protoRef = table[Number(root)]![1] as bigint;
       const classRef = table[Number(protoRef)]![1] as bigint;
-      const moduleNode = table[Number(table[Number(classRef)]![1] as bigint)];
+      const moduleNode = table[Number(table[Number(classRef)]![1])];
       expect(moduleNode).to.deep.equal([Kind.MODULE, 'local', 'src/side-output.js', undefined]);
       const back = unpickle(frames, { requireModule: requireLoaded(ROOT) }) as { twice(): number };
       expect(back).to.be.instanceOf(Side);

@@ -157,8 +157,12 @@ function callAll(root: unknown): unknown[] {
       return;
     }
     if (ArrayBuffer.isView(v)) return;
-    if (v instanceof Map) for (const [k, x] of v) (walk(k), walk(x));
-    else if (v instanceof Set) for (const x of v) walk(x);
+    if (v instanceof Map) {
+      for (const [k, x] of v) {
+        walk(k);
+        walk(x);
+      }
+    } else if (v instanceof Set) for (const x of v) walk(x);
     for (const key of Reflect.ownKeys(v)) walk((v as Record<PropertyKey, unknown>)[key]);
   };
   walk(root);

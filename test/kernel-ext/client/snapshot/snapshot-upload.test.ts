@@ -44,7 +44,7 @@ describe('kernel-ext snapshot upload to a real agent', function () {
     const reports = await Promise.all([client.upload(local), client.upload(local), client.upload(local)]);
     expect(reports[1]).to.equal(reports[0]);
     expect(reports[2]).to.equal(reports[0]);
-    expect(reports[0]!.filesSent).to.equal(2);
+    expect(reports[0].filesSent).to.equal(2);
     expect((await client.status()).store.created - before).to.equal(1);
   });
 
