@@ -87,7 +87,7 @@ async function peers(spec: MapSpec): Promise<PeerFigure[]> {
   for (const name of PEERS) {
     let peer: { mapPeer(spec: MapSpec): Promise<PeerFigure> };
     try {
-      peer = require(name);
+      peer = require(name) as typeof peer;
     } catch {
       continue; // not written yet
     }
@@ -117,7 +117,7 @@ async function snapshotTo(hosts: string[], tree: string): Promise<number> {
         const ms = await timed(async () => {
           const rows = await pool.all(() => 1, { snapshot });
           const failed = rows.find((row) => row.error);
-          if (failed) throw failed.error;
+          if (failed) throw failed.error instanceof Error ? failed.error : new Error(String(failed.error));
         });
         return ms;
       }),

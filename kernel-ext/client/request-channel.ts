@@ -237,7 +237,7 @@ export class RequestChannel {
       pending.onReply(reply, payload);
     } catch (error) {
       // A result that cannot be rebuilt here, or a throwing onOutput: that request fails, the client goes on.
-      this.pending.delete(reply.re!);
+      this.pending.delete(reply.re);
       pending.fail(error instanceof Error ? error : new Error(String(error)));
     }
   }

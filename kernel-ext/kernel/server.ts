@@ -267,7 +267,7 @@ export class KernelServer extends ZmqServer {
    * serializeSends), so that closing the sockets does not cut them off, which the client would log.
    */
   override close(): void {
-    const pending = [this.iopub, this.shell, this.control].map((socket) => (socket as unknown as Serialized).sent);
+    const pending = [this.iopub, this.shell, this.control].map((socket) => (socket as unknown as Serialized).sent ?? Promise.resolve());
     void Promise.all(pending).then(() => {
       super.close();
       this.onClose?.();
