@@ -45,6 +45,7 @@ export abstract class FunctionDecoder {
   protected node(slot: Slot): Node | null {
     if (slot === null || slot === undefined) return null;
     const node = isRef(slot) ? this.table[Number(slot)] : undefined;
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a corrupt pickle holds anything: shown as String shows it
     if (!Array.isArray(node)) throw new UnpickleError(`corrupt pickle: ${String(slot)} is not a node reference`);
     return node;
   }
@@ -54,6 +55,7 @@ export abstract class FunctionDecoder {
   }
 
   protected materialize(node: Node): unknown {
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- InProgress is a signal caught by the decoder, not an error
     if (this.inProgress.has(node)) throw new InProgress(node);
     if (!this.compiled) this.compile();
     const thunk = this.fns.get(node);
@@ -112,7 +114,8 @@ export abstract class FunctionDecoder {
     const holder = made as object;
     const key = Reflect.ownKeys(holder)[0];
     const desc = key === undefined ? undefined : Object.getOwnPropertyDescriptor(holder, key);
-    const value = bits & FnBits.GETTER ? desc?.get : bits & FnBits.SETTER ? desc?.set : desc?.value;
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- the accessor or method is the value being rebuilt, not called here
+    const value: unknown = bits & FnBits.GETTER ? desc?.get : bits & FnBits.SETTER ? desc?.set : desc?.value;
     if (typeof value !== 'function') throw new UnpickleError('corrupt pickle: a method source that defines no method');
     return value;
   }

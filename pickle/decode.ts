@@ -46,8 +46,8 @@ export function unpickle(frames: readonly Uint8Array[], context: UnpickleContext
   }
   if (!Array.isArray(header) || header[0] !== MAGIC) throw new UnpickleError('not a pickle: the body does not start with the pickle header');
   if (header[1] !== VERSION) throw new UnpickleError(`pickle format version ${String(header[1])} is not supported (this side reads version ${VERSION})`);
-  const functions = header[3];
-  const table = header[4];
+  const functions: unknown = header[3];
+  const table: unknown = header[4];
   if (!Array.isArray(functions) || !Array.isArray(table)) throw new UnpickleError('corrupt pickle: no function list or node table');
   const decoder = new Decoder(context, table as Node[], functions as Slot[]);
   const value = decoder.resolve(header[2]);
@@ -85,8 +85,8 @@ class Decoder extends FunctionDecoder {
     const kind = node[0] as Kind;
     switch (kind) {
       case Kind.OBJECT: {
-        const obj = node[1] === null ? Object.create(null) : {};
-        return this.shell(node, obj as object, Object.prototype, undefined);
+        const obj = node[1] === null ? (Object.create(null) as Record<string, unknown>) : {};
+        return this.shell(node, obj, Object.prototype, undefined);
       }
       case Kind.ARRAY: {
         const elements = node[4] as Slot[];
@@ -185,7 +185,7 @@ class Decoder extends FunctionDecoder {
         const props = node[1] as Slot[] | undefined;
         this.later(() => {
           // bind took the target's name before its props were applied (an arrow's `add3` is given later)
-          Object.defineProperty(bound, 'name', { value: `bound ${String((target as Function).name)}`, configurable: true });
+          Object.defineProperty(bound, 'name', { value: `bound ${String((target).name)}`, configurable: true });
           if (props) this.applyProps(bound, props);
         });
         return bound;
@@ -196,6 +196,7 @@ class Decoder extends FunctionDecoder {
         const value = this.context.localClasses?.get(node[1] as string);
         if (value === undefined) {
           throw new UnpickleError(
+            // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a label from the other side, shown as String shows it
             `${String(node[2] ?? 'a value')} came back from the other side, but this side no longer holds the original it was pickled from (id ${String(node[1])})`,
           );
         }

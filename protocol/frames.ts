@@ -49,7 +49,7 @@ export function joinPieces(header: Record<string, unknown>, wire: Buffer[], maxF
   }
   const frames: Buffer[] = [];
   let at = 0;
-  for (const count of pieces as number[]) {
+  for (const count of pieces) {
     const parts = wire.slice(at, at + count);
     at += count;
     const size = parts.reduce((sum, part) => sum + part.length, 0);

@@ -42,7 +42,7 @@ export async function listPool(runner: RemoteRunner, io: CellIO, cell: CellInter
     io.stream('stdout', 'the pool is empty: add agents with %remote_agent add NAME ENDPOINT, or place them with %remote_cluster slurm|ssh|attach\n');
     return;
   }
-  const queued = await cell.during('asking the pool for its queues', Promise.all(listing.map((a) => (a.state === 'up' ? queueDepth(runner.pool.member(a.name)) : '-'))));
+  const queued = await cell.during('asking the pool for its queues', Promise.all(listing.map((a) => (a.state === 'up' ? queueDepth(runner.pool.member(a.name)) : Promise.resolve('-')))));
   const rows = listing.map((a, i) => [a.name, a.host, a.endpoint, String(a.workers), String(a.gpus), String(a.running), queued[i]!, a.error ? `${a.state}: ${a.error}` : a.state]);
   io.result(tableBundle(['agent', 'host', 'endpoint', 'workers', 'gpus', 'running', 'queued', 'state'], rows));
 }

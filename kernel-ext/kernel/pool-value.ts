@@ -129,7 +129,7 @@ export class NotebookMapRun<R> implements PromiseLike<R[]>, AsyncIterable<ItemRe
     private readonly started: Promise<{ run: MapRun<R> }>,
     finish: () => void,
   ) {
-    this.result = started.then(({ run }) => new Promise<R[]>((resolve, reject) => run.then(resolve, reject))).finally(finish);
+    this.result = started.then(({ run }) => new Promise<R[]>((resolve, reject) => void run.then(resolve, reject))).finally(finish);
     this.result.catch(() => undefined); // the cell's await or iteration reports it
   }
 

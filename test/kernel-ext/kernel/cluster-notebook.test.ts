@@ -20,6 +20,7 @@ import {
   nbclient,
   requireJupyter,
   resultOf,
+  RequestResult,
   session,
   textOf,
 } from './jupyter-support';
@@ -89,9 +90,9 @@ describe('notebooks/cluster.ipynb on a local three-node Slurm cluster', function
 
   it('frees the allocation when the kernel shuts down without %remote_cluster down; a refused allocation says why', async () => {
     const place = (nodes: number): string => `%remote_cluster slurm --nodes ${nodes} --agent-args "--bind tcp://127.0.0.1:* --advertise 127.0.0.1 --workers 1"`;
-    const [[placed, all, refused]] = await session(jupyter!, work!.dir, [
+    const [[placed, all, refused]] = (await session(jupyter!, work!.dir, [
       [{ code: place(2) }, { code: '%remote --all process.env.SLURMD_NODENAME' }, { code: `${place(9)}`, stop_on_error: false }],
-    ]);
+    ])) as [RequestResult[]];
     expect(placed!.reply!.status).to.equal('ok');
     expect(joined(messagesOf(all!, 'execute_result')[0]!.content.data['text/plain'])).to.match(/^node1 .* node1 /m);
     // Nine nodes of three: Slurm refuses, the cell says so with the command, and the pool keeps its two agents.

@@ -404,7 +404,7 @@ describe('kernel through a real Jupyter client', function () {
         { code: call },
         { code: "require('fs').rmSync('quickstart/notes-reload.txt'); require('fs').rmSync('quickstart/saved.ipynb')" },
       ],
-    ])) as RequestResult[][];
+    ])) as [RequestResult[]];
     expect([plain(first!), plain(second!), plain(kept!)], 'the module kept its count across the write and the save').to.deep.equal(['1', '2', '3']);
     expect(stdout(reload!)).to.equal('dropped 1 module(s): src/model.ts; the next call loads them afresh on local\n');
     expect(plain(fresh!)).to.equal('1');
