@@ -25,7 +25,7 @@ import {
 } from './jupyter-support';
 
 // cluster.ipynb needs a Slurm cluster: cluster-notebook.test.ts runs it against one.
-const CHECKED = ['quickstart.ipynb', 'errors-and-interrupts.ipynb', 'large-numeric-results.ipynb', 'cluster.ipynb'];
+const CHECKED = ['quickstart.ipynb', 'errors-and-interrupts.ipynb', 'large-numeric-results.ipynb', 'cluster.ipynb', 'state-across-edits.ipynb'];
 
 function tagged(cell: ExecutedCell): boolean {
   return (cell.metadata.tags ?? []).includes('raises-exception');
@@ -98,6 +98,20 @@ function checkErrors(notebook: ExecutedNotebook): void {
   expect(textOf(cellStartingWith(notebook, '%remote `still here'))).to.equal('still here after 1 trainings\n');
 }
 
+/** The count of calls the agent's copy of quickstart/src/model.ts holds, from each `%remote` cell, in order. */
+function checkStateAcrossEdits(notebook: ExecutedNotebook): void {
+  const call = '%remote (train(0.5, 1), callCount())';
+  const counts = [0, 1, 2, 3, 4, 5].map((nth) => joined(resultOf(cellStartingWith(notebook, call, nth))?.data?.['text/plain']));
+  // two calls; an unrelated write and a notebook save: kept; an edit: reloaded, then counts on; %remote_reload: afresh
+  expect(counts).to.deep.equal(['1', '2', '3', '1', '2', '1']);
+  const stderrOf = (nth: number): string =>
+    (cellStartingWith(notebook, call, nth).outputs ?? []).filter((o) => o.output_type === 'stream' && o.name === 'stderr').map((o) => joined(o.text)).join('');
+  expect(stderrOf(2), 'nothing loaded changed: nothing said').to.equal('');
+  expect(stderrOf(3)).to.match(/^tslab-remote: reloaded src\/model\.ts; \d+ kept\n$/);
+  expect(textOf(cellStartingWith(notebook, '%remote_reload'))).to.match(/^dropped 1 module\(s\): src\/model\.ts; the next call loads them afresh on local\n$/);
+  expect(textOf(cellStartingWith(notebook, 'fs.writeFileSync(modelFile, original)'))).to.equal('true\n');
+}
+
 function checkLargeResults(notebook: ExecutedNotebook): void {
   expect(cellStartingWith(notebook, '%remote samples =').outputs?.filter((o) => o.output_type !== 'stream')).to.deep.equal([]);
   const samples = resultOf(cellStartingWith(notebook, 'samples'))!;
@@ -148,6 +162,13 @@ describe('notebooks, executed through the kernel by nbclient', function () {
     expect(code, stderr).to.equal(0);
     expectCleanRun(notebook);
     checkLargeResults(notebook);
+  });
+
+  it('state-across-edits: module state kept across an unrelated write and a notebook save, reset by an edit and by %remote_reload', async () => {
+    const { notebook, code, stderr } = await nbclient(workspace.jupyter, path.join(workspace.work.dir, 'state-across-edits.ipynb'));
+    expect(code, stderr).to.equal(0);
+    expectCleanRun(notebook);
+    checkStateAcrossEdits(notebook);
   });
 
   it('stops at the first untagged failure (nbclient with stop_on_error), and goes on with allow_errors', async () => {
