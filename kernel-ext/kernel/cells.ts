@@ -12,7 +12,7 @@ import { Insertion, Magic, MagicSyntaxError, parseCell } from './magic';
 import { assignmentSource } from './magic-tooling';
 import { RemoteRunner } from './remote';
 import { CellInterrupt } from './interrupt';
-import { CellHistory } from './cell-history';
+import { CellHistory, CellPosition } from './cell-history';
 import { withoutBreakOnSigint } from './tslab-parts';
 import type { ConsoleInterface, Converter, Executor } from './tslab-parts';
 
@@ -162,7 +162,7 @@ export class CellRunner {
     }
     if (record && this.recorder.lastOutput !== undefined) this.history.add({ count, ts: src, js: this.recorder.lastOutput, ...(inserted ? { inserted } : {}) });
     if (inserted) report.diagnostics = report.diagnostics.map((d) => asWritten(d, inserted));
-    if (!ok) throw new CellFailure(describeFailure(report));
+    if (!ok) throw new CellFailure(describeFailure(report, (line, column) => this.history.toTypeScript(count, line, column)));
     // Module cells (`//@module`) register even with errors, which tslab prints.
     if (report.diagnostics.length > 0) io.stream('stderr', report.diagnostics.map(formatDiagnostic).join('\n') + '\n');
     return report.values;
@@ -219,7 +219,27 @@ function cleanStack(stack: string): string[] {
   return out;
 }
 
-export function describeFailure(report: Report): JupyterError {
+/**
+ * The outer anonymous frames in tslab's vm (`at evalmachine.<anonymous>:L:C`) are the running cell's top-level code
+ * and tslab's wrapper around it: the first shown as `In [N]:line:col` of the cell's TypeScript, as remote frames are;
+ * the wrapper (no TypeScript behind it) left out. Named frames may lie in any earlier cell (tslab gives every cell
+ * the same file name), so they are left as they are.
+ */
+function mapOwnFrames(stack: string[], toCell?: (jsLine: number, jsColumn: number) => CellPosition | undefined): string[] {
+  if (!toCell) return stack;
+  const own = /^(\s+at )evalmachine\.<anonymous>:(\d+):(\d+)$/;
+  const out = [...stack];
+  for (let index = out.length - 1; index >= 0; index--) {
+    const match = own.exec(out[index]!);
+    if (!match) break;
+    const position = toCell(Number(match[2]) - 1, Number(match[3]) - 1);
+    if (position) out[index] = `${match[1]}In [${position.count}]:${position.line}:${position.column}`;
+    else out.splice(index, 1);
+  }
+  return out;
+}
+
+export function describeFailure(report: Report, toCell?: (jsLine: number, jsColumn: number) => CellPosition | undefined): JupyterError {
   if (report.diagnostics.length > 0) {
     const lines = report.diagnostics.map(formatDiagnostic);
     return { ename: 'TSError', evalue: lines[0]!, traceback: lines };
@@ -230,7 +250,7 @@ export function describeFailure(report: Report): JupyterError {
     // A synchronous throw in a cell carries Node's source excerpt in front (`evalmachine.<anonymous>:2`, the line,
     // a caret): the error's own first line comes first in the traceback, as for every other error.
     const at = typeof thrown.stack === 'string' ? thrown.stack.indexOf(head) : -1;
-    const stack = at >= 0 ? cleanStack(thrown.stack!.slice(at)) : [head];
+    const stack = at >= 0 ? mapOwnFrames(cleanStack(thrown.stack!.slice(at)), toCell) : [head];
     const cause = thrown.cause instanceof Error ? [`Caused by: ${thrown.cause.name}: ${thrown.cause.message}`] : [];
     return { ename: thrown.name, evalue: thrown.message, traceback: [...stack, ...cause] };
   }

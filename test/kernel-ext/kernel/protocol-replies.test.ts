@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 
-import { DRIVER, PYTHON, useJupyterWorkspace } from './jupyter-support';
+import { DRIVER, PYTHON, session, useJupyterWorkspace } from './jupyter-support';
 
 interface Answer {
   reply: { msg_type: string; content: Record<string, unknown> } | null;
@@ -35,5 +35,20 @@ describe('kernel: history, comm requests and shutdown through a real Jupyter cli
     }
     expect(stderr).not.to.include('unknown msg_type');
     expect(stderr).not.to.include('was not sent');
+  });
+});
+
+describe('kernel: a local cell error names the cell as remote ones do', function () {
+  this.timeout(180_000);
+  const workspace = useJupyterWorkspace();
+
+  it('shows the failing line of the cell as In [N]:line:col, not evalmachine.<anonymous>', async () => {
+    const [[, failing]] = await session(workspace.jupyter, workspace.work.dir, [
+      [{ code: '1' }, { code: 'const k: any = null\nconst n = 2\nk.foo' }],
+    ]);
+    const error = failing!.iopub.find((m) => m.msg_type === 'error')!.content as { traceback: string[] };
+    const frames = error.traceback.filter((line) => /^\s+at /.test(line));
+    expect(frames.at(-1), error.traceback.join('\n')).to.match(/In \[2\]:3:\d+/);
+    expect(error.traceback.join('\n')).not.to.include('evalmachine');
   });
 });
