@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 
-import { DRIVER, PYTHON, session, useJupyterWorkspace } from './jupyter-support';
+import { DRIVER, IopubMessage, PYTHON, session, useJupyterWorkspace } from './jupyter-support';
 
 interface Answer {
   reply: { msg_type: string; content: Record<string, unknown> } | null;
@@ -43,10 +43,9 @@ describe('kernel: a local cell error names the cell as remote ones do', function
   const workspace = useJupyterWorkspace();
 
   it('shows the failing line of the cell as In [N]:line:col, not evalmachine.<anonymous>', async () => {
-    const [[, failing]] = await session(workspace.jupyter, workspace.work.dir, [
-      [{ code: '1' }, { code: 'const k: any = null\nconst n = 2\nk.foo' }],
-    ]);
-    const error = failing!.iopub.find((m) => m.msg_type === 'error')!.content as { traceback: string[] };
+    const steps = await session(workspace.jupyter, workspace.work.dir, [[{ code: '1' }, { code: 'const k: any = null\nconst n = 2\nk.foo' }]]);
+    const failing = steps[0]![1]!;
+    const error = failing.iopub.find((m: IopubMessage) => m.msg_type === 'error')!.content as { traceback: string[] };
     const frames = error.traceback.filter((line) => /^\s+at /.test(line));
     expect(frames.at(-1), error.traceback.join('\n')).to.match(/In \[2\]:3:\d+/);
     expect(error.traceback.join('\n')).not.to.include('evalmachine');
