@@ -20,6 +20,7 @@ import { CellFailure, CellIO, JupyterError } from './io';
 import { toolingView } from './magic-tooling';
 import { answerQuietly, peekType, QUIET_TYPES } from './quiet-replies';
 import { DisplayData, jupyter } from './tslab-parts';
+import { colouredTraceback } from './traceback-colour';
 
 type ShellMessage = Parameters<ZmqServer['handleExecute']>[1];
 type ShellSocket = Parameters<ZmqServer['handleShellMessage']>[0];
@@ -77,7 +78,7 @@ export class ExecutionQueue {
       await this.cells.run(request.code, count, io, store);
       return { status: 'ok', execution_count: count, user_expressions: {}, payload: [] };
     } catch (thrown) {
-      const error = thrown instanceof CellFailure ? thrown.error : internalError(thrown);
+      const error = colouredTraceback(thrown instanceof CellFailure ? thrown.error : internalError(thrown));
       publish('error', error);
       if (request.stop_on_error !== false) this.abortBelow = this.arrived;
       return { status: 'error', execution_count: count, ...error };

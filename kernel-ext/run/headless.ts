@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { ExecuteResult, INTERRUPT_GRACE_MS, KernelConnection, StopReason } from './kernel-connection';
 import { UpdatePrinter } from './update-printer';
 import { cellLabel, cellSource, Notebook, NotebookOutput, readNotebook } from './notebook';
+import { withoutColour } from '../kernel/traceback-colour';
 
 export { Notebook, NotebookCell, NotebookOutput, RunError } from './notebook';
 
@@ -117,7 +118,8 @@ function printOutput(output: NotebookOutput, print: (stream: 'stdout' | 'stderr'
       print('stdout', `Out[${output.execution_count}]: ${displayText(output.data)}\n`);
       return;
     case 'error':
-      print('stderr', `${output.traceback.join('\n')}\n`);
+      // Coloured by the kernel; kept for a terminal, plain in a log or a pipe.
+      print('stderr', `${process.stderr.isTTY ? output.traceback.join('\n') : withoutColour(output.traceback.join('\n'))}\n`);
       return;
   }
 }

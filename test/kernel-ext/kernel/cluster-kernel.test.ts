@@ -8,7 +8,7 @@ import * as tmp from 'tmp-promise';
 
 import { writeKeyPair } from '../../../common/key-files';
 import { AgentProcess, startAgent } from '../../support/agent-process';
-import { messagesOf, RequestResult, session, useJupyterWorkspace } from './jupyter-support';
+import { messagesOf, plainTraceback, RequestResult, session, useJupyterWorkspace } from './jupyter-support';
 
 function plain(result: RequestResult): string {
   const message = messagesOf(result, 'execute_result')[0];
@@ -26,7 +26,7 @@ function stdout(result: RequestResult): string {
 function error(result: RequestResult): Record<string, any> {
   const [message] = messagesOf(result, 'error');
   if (!message) throw new Error(`no error message for ${result.code}: ${JSON.stringify(result.iopub)}`);
-  return message.content;
+  return plainTraceback(message.content as { traceback?: string[] });
 }
 
 /** The rows of a plain-text table (header first), each split at runs of two or more blanks. */

@@ -6,6 +6,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
+import { withoutColour } from '../../../kernel-ext/kernel/traceback-colour';
 
 export const REPO = path.resolve(__dirname, '..', '..', '..', '..');
 export const PYTHON = process.env.TSLAB_REMOTE_TEST_PYTHON ?? '/usr/bin/python3';
@@ -173,14 +174,20 @@ export function textOf(cell: ExecutedCell): string {
   return (cell.outputs ?? [])
     .map((o) => {
       if (o.output_type === 'stream') return joined(o.text);
-      if (o.output_type === 'error') return `${o.ename}: ${o.evalue}\n${(o.traceback ?? []).join('\n')}\n`;
+      if (o.output_type === 'error') return `${o.ename}: ${o.evalue}\n${(o.traceback ?? []).map(withoutColour).join('\n')}\n`;
       return `${joined(o.data?.['text/plain'])}\n`;
     })
     .join('');
 }
 
 export function errorOf(cell: ExecutedCell): ExecutedOutput | undefined {
-  return (cell.outputs ?? []).find((o) => o.output_type === 'error');
+  const error = (cell.outputs ?? []).find((o) => o.output_type === 'error');
+  return error && plainTraceback(error);
+}
+
+/** The kernel colours tracebacks as ipykernel does; assertions read the text. */
+export function plainTraceback<T extends { traceback?: string[] }>(error: T): T {
+  return { ...error, ...(error.traceback ? { traceback: error.traceback.map(withoutColour) } : {}) };
 }
 
 export function resultOf(cell: ExecutedCell): ExecutedOutput | undefined {

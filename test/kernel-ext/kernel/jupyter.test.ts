@@ -14,7 +14,7 @@ import * as tmp from 'tmp-promise';
 import { writeKeyPair } from '../../../common/key-files';
 import { isAlive, startAgent, waitFor } from '../../support/agent-process';
 import { TcpProxy } from '../../support/tcp-proxy';
-import { messagesOf, RequestResult, session, useJupyterWorkspace } from './jupyter-support';
+import { messagesOf, plainTraceback, RequestResult, session, useJupyterWorkspace } from './jupyter-support';
 
 function types(result: RequestResult): string[] {
   return result.iopub.map((m) => m.msg_type).filter((t) => t !== 'status');
@@ -34,7 +34,7 @@ function stdout(result: RequestResult): string {
 function error(result: RequestResult): Record<string, any> {
   const [message] = messagesOf(result, 'error');
   if (!message) throw new Error(`no error message for ${result.code}: ${JSON.stringify(result.iopub)}`);
-  return message.content;
+  return plainTraceback(message.content as { traceback?: string[] });
 }
 
 /** A loopback TCP server; `onConnection` gets each accepted socket. */
@@ -156,6 +156,10 @@ describe('kernel through a real Jupyter client', function () {
     expect(remote.ename).to.equal('Error');
     expect(remote.evalue).to.equal('too big: 400');
     expect(remote.traceback[0]).to.equal('Error: too big: 400');
+    // Coloured as ipykernel colours them: the name in red, each frame's location in green.
+    const coloured = messagesOf(failing!, 'error')[0]!.content.traceback as string[];
+    expect(coloured[0]).to.equal('\x1b[0;31mError\x1b[0m: too big: 400');
+    expect(coloured[2]).to.equal('    at \x1b[0;32mIn [7]:1:9\x1b[0m');
     // Frames point at the cells: the function's cell (count 2, line 4, `new`) and the calling cell (count 7).
     expect(remote.traceback[1]).to.match(/^ +at (Object\.)?inc \(In \[2\]:4:11\)$/);
     expect(remote.traceback[2]).to.match(/^ +at In \[7\]:1:9$/);
