@@ -13,7 +13,9 @@ JUPYTER_PATH / JUPYTER_DATA_DIR / JUPYTER_RUNTIME_DIR pointing at a directory ho
       starts the kernel with jupyter_client and plays the script: a list of steps, each
         {"send": [{"code": "...", "stop_on_error": true, "silent": false, "store_history": true}, ...],
          "interrupt_after": SECONDS or [SECONDS, ...] (optional: KernelManager.interrupt_kernel, i.e. SIGINT to the
-                            process group, that long after the requests were sent)}
+                            process group, that long after the requests were sent),
+         "interrupt_on_output": "TEXT" (optional: count interrupt_after from the first stream output holding TEXT
+                            instead, so an interrupt lands while the code runs however long the type check took)}
       every request of a step is sent at once, then all their replies and iopub messages are collected, and the
       step waits for its interrupts to have been sent. A step with interrupts and nothing to send interrupts the
       idle kernel, then gives it half a second to handle them; it records [].
@@ -110,8 +112,10 @@ def session(args):
                 ids.append(msg_id)
             after = step.get("interrupt_after", [])
             timers = [threading.Timer(seconds, km.interrupt_kernel) for seconds in (after if isinstance(after, list) else [after])]
-            for timer in timers:
-                timer.start()
+            trigger = step.get("interrupt_on_output")
+            if not trigger:
+                for timer in timers:
+                    timer.start()
             replies = {}
             elapsed = {}
             iopub = {msg_id: [] for msg_id in ids}
@@ -136,6 +140,10 @@ def session(args):
                     if parent not in iopub:
                         continue
                     iopub[parent].append({"msg_type": msg["msg_type"], "content": msg["content"]})
+                    if trigger and msg["msg_type"] == "stream" and trigger in msg["content"].get("text", ""):
+                        trigger = None
+                        for timer in timers:
+                            timer.start()
                     if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
                         idle.add(parent)
             for timer in timers:

@@ -106,8 +106,9 @@ describe('notebooks/cluster.ipynb on a local three-node Slurm cluster', function
   it('keeps the allocation through Jupyter interrupts (SIGINT to the kernel’s process group, twice in a row)', async () => {
     const place = '%remote_cluster slurm --nodes 2 --agent-args "--bind tcp://127.0.0.1:* --advertise 127.0.0.1 --workers 1"';
     const steps = await session(jupyter!, work!.dir, [
-      [{ code: place }, { code: 'function spin(): number {\n  for (;;) {}\n}' }],
-      { send: [{ code: '%remote --all spin()' }], interrupt_after: [2, 2.3] },
+      // spin() says so, then loops while awaiting, so its output leaves the worker: interrupts come once it runs.
+      [{ code: place }, { code: "async function spin(): Promise<number> {\n  console.log('spinning')\n  for (;;) await new Promise((r) => setTimeout(r, 20))\n}" }],
+      { send: [{ code: '%remote --all spin()' }], interrupt_on_output: 'spinning', interrupt_after: [0.3, 0.6] },
       [{ code: '%remote --all process.env.SLURMD_NODENAME' }],
     ]);
     expect(messagesOf(steps[1]![0]!, 'error')[0]!.content.ename).to.equal('KeyboardInterrupt');

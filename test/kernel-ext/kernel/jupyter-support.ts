@@ -91,6 +91,8 @@ export interface Step {
   inspect?: { code: string; cursor_pos: number };
   /** Seconds after the requests were sent (or, with none, after the step began) to interrupt the kernel. */
   interrupt_after?: number | number[];
+  /** Count interrupt_after from the first stream output holding this text instead. */
+  interrupt_on_output?: string;
   timeout?: number;
 }
 
