@@ -78,8 +78,8 @@ interface RunJob {
   ended(limitMs: number): Promise<number | null>;
 }
 
-function startRun(args: string[]): RunJob {
-  const env = { ...process.env };
+function startRun(args: string[], tmpdir?: string): RunJob {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...(tmpdir ? { TMPDIR: tmpdir } : {}) };
   delete env.TSLAB_REMOTE_AGENT;
   const child = spawn(process.execPath, [CLI, 'run', ...args], { env, detached: true });
   let stdout = '';
@@ -268,7 +268,8 @@ describe('tslab-remote run: cells past --timeout, Ctrl-C, a kernel that dies', f
       { code: "console.log('kernel pid', process.pid)" },
       { code: "console.log('waiting')\nawait new Promise((resolve) => setTimeout(resolve, 600_000))" },
     ]);
-    const run = startRun([file]);
+    // A run killed by SIGKILL cannot remove its connection file's directory: it goes in this test's temp dir.
+    const run = startRun([file], dir.path);
     await waitFor(() => run.stdout.includes('waiting\n'), RUN_LIMIT_MS, 'the run to reach the waiting cell');
     const [agentPid, kernelPid] = [pidIn(run.stdout, 'agent pid'), pidIn(run.stdout, 'kernel pid')];
     pids.push(kernelPid, agentPid);
