@@ -7,12 +7,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { parseArgs, ParseArgsConfig } from 'node:util';
 
-import * as zmq from 'zeromq';
-
 import { fail, parseFlags, print, UsageError } from '../common/cli';
-import { readKeyFile, readKeyPair, writeKeyPair } from '../common/key-files';
-import { isZ85Key } from '../common/z85';
+import { writeKeyPair } from '../common/key-files';
 import { advertisedEndpoint, writeEndpointFile } from './announce';
+import { isLoopback } from './loopback';
+import { loadCurve, sessionCurve } from './serve-keys';
+import { untilStopped } from './stop-signals';
 import { readGpus } from './resources';
 import { Agent, AgentCurve, DEFAULT_CLIENT_GRACE_MS, DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_RESULT_TTL_MS } from './server';
 import { PACKAGE_VERSION, PACKAGE_ROOT } from '../common/package-info';
@@ -267,84 +267,6 @@ function keygen(values: Values<typeof KEYGEN_OPTIONS>): number {
   } catch (error) {
     return fail(TOOL, (error as Error).message);
   }
-}
-
-/** The agent's key pair from DIR/agent.{key,pub} and the allowed client keys from files or directories of .pub. */
-function loadCurve(dir: string, allow: string[], allowKeys: string[]): AgentCurve {
-  refuseWritableByOthers(path.resolve(dir), '--keys');
-  const pair = readKeyPair(path.resolve(dir), 'agent');
-  const files = allow.flatMap((entry) => {
-    if (!fs.statSync(entry, { throwIfNoEntry: false })?.isDirectory()) return [entry];
-    refuseWritableByOthers(path.resolve(entry), '--allow');
-    return fs.readdirSync(entry).filter((name) => name.endsWith('.pub')).map((name) => path.join(entry, name));
-  });
-  if (files.length === 0 && allowKeys.length === 0) {
-    throw new Error('--keys needs at least one --allow FILE: the public key of each kernel allowed to connect (remote-agent keygen --name kernel creates one)');
-  }
-  return { ...pair, allowedClientKeys: [...files.map(readKeyFile), ...allowKeys.map(checkedKey)] };
-}
-
-/** --allow-key without --keys: a key pair made for this run only, never written anywhere. */
-function sessionCurve(allowKeys: string[]): AgentCurve | undefined {
-  if (allowKeys.length === 0) return undefined;
-  const { publicKey, secretKey } = zmq.curveKeyPair();
-  return { publicKey, secretKey, allowedClientKeys: allowKeys.map(checkedKey) };
-}
-
-function checkedKey(key: string): string {
-  if (!isZ85Key(key)) throw new Error(`--allow-key ${JSON.stringify(key)} is not a CurveZMQ public key (40 Z85 characters)`);
-  return key;
-}
-
-/**
- * Whoever can write a key or allow folder can swap the agent's key or admit their own: refuse folders other users
- * can write, as key files readable by others are refused.
- */
-function refuseWritableByOthers(dir: string, flag: string): void {
-  const stat = fs.statSync(dir, { throwIfNoEntry: false });
-  if (!stat?.isDirectory() || (stat.mode & 0o022) === 0) return;
-  throw new Error(`${flag} ${dir} can be written by other users (mode ${(stat.mode & 0o777).toString(8)}): run chmod go-w ${dir}`);
-}
-
-/** Resolves with the reason to shut down: a signal, or with `exitWithParent` the parent going away. */
-function untilStopped(exitWithParent: boolean): Promise<string> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      // A second signal while shutting down means "now".
-      process.once('SIGINT', () => process.exit(130));
-      process.once('SIGTERM', () => process.exit(143));
-      resolve(signal);
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    if (exitWithParent) watchParent(resolve);
-  });
-}
-
-/**
- * A parent killed with SIGKILL cannot stop us, but its end of our stdin pipe closes (EOF), and we are re-parented.
- * Either one calls `gone`; the ppid check also covers a pipe some other process inherited and keeps open.
- */
-function watchParent(gone: (why: string) => void): void {
-  const parent = process.ppid;
-  process.stdin.on('end', () => gone('stdin closed: the parent is gone'));
-  process.stdin.on('error', () => gone('stdin failed: the parent is gone'));
-  process.stdin.resume(); // read (and drop) whatever comes, so EOF is seen
-  const timer = setInterval(() => {
-    if (process.ppid !== parent) gone(`parent process ${parent} is gone`);
-  }, 500);
-  timer.unref();
-}
-
-/** Endpoints only this machine can reach: loopback TCP, inproc, and ipc socket files (guarded by file permissions). */
-export function isLoopback(endpoint: string): boolean {
-  // ipc://@name is a Linux abstract socket: it has no file, so no permissions, and any local user can connect.
-  if (endpoint.startsWith('ipc://@')) return false;
-  if (endpoint.startsWith('ipc://') || endpoint.startsWith('inproc://')) return true;
-  const match = /^tcp:\/\/(\[[^\]]+\]|[^:]+):/.exec(endpoint);
-  if (!match) return false;
-  const host = match[1]!;
-  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 function defaultWorkdir(): string {

@@ -7,7 +7,7 @@
 //   await agent.stop();
 
 import { Agent, AgentOptions } from './server';
-import { isLoopback } from './cli';
+import { isLoopback } from './loopback';
 
 export { Agent, DEFAULT_AGENT_LIMITS, DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_RESULT_TTL_MS } from './server';
 export type { AgentCurve, AgentOptions } from './server';

@@ -288,15 +288,8 @@ export class WorkerPool {
   /** A worker process ended: report its job, restart it (with backoff when it keeps crashing). */
   private exited(worker: WorkerProcess, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (worker.child !== child) return;
-    worker.flushOutput();
     if (worker.routingId) this.transport.forget(worker.routingId);
-    worker.child = null;
-    worker.pid = null;
-    worker.routingId = null;
-    worker.snapshot = null;
-    worker.clearTimers();
-    const job = worker.running;
-    worker.running = null;
+    const job = worker.detachProcess();
     // Killed after the grace period: deliberate, not a crash. (A cancel's SIGINT never ends a worker: it ignores one
     // outside a job's synchronous part.)
     const killedForCancel = job !== null && worker.killedFor === job;

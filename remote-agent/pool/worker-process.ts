@@ -163,6 +163,19 @@ export class WorkerProcess {
     this.timers.clear();
   }
 
+  /** Its process ended: forgets the process, its snapshot and its timers; returns the job it was running. */
+  detachProcess(): Job | null {
+    this.flushOutput();
+    this.child = null;
+    this.pid = null;
+    this.routingId = null;
+    this.snapshot = null;
+    this.clearTimers();
+    const job = this.running;
+    this.running = null;
+    return job;
+  }
+
   private env(routingId: string): NodeJS.ProcessEnv {
     const { snapshotsRoot, compileCacheDir, nodePaths, agentName } = this.settings;
     const endpoint = this.settings.endpoint();

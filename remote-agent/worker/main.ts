@@ -15,10 +15,8 @@
 import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
-import { Worker as Thread } from 'node:worker_threads';
 
 import * as zmq from 'zeromq';
 
@@ -26,10 +24,13 @@ import { DYNAMIC_IMPORT, hideDynamicImportWarning } from '../../pickle/dynamic-i
 import { AgentError, toWireError, WireError } from '../../protocol/errors';
 import { encodeMessage, SendQueue } from '../../protocol/frames';
 import { isSafeRelativePath } from '../../protocol/manifest';
-import { decodeValue, encodeValue } from '../../protocol/values';
+import { encodeValue } from '../../protocol/values';
 import { FATAL_MARKER, jobIdOf, parseToWorker, RunMessage, stoppedJobMessage, WORKER_CONFIG_ENV, WorkerConfig } from './channel';
-import type { SwitchReport } from './module-reload';
-import { ModuleSupport, notInstalledPackage } from './modules';
+import { describeSwitch } from './module-reload';
+import { decodeArguments, isInterrupt, markNotInstalled, unsendableResult } from './job-errors';
+import { ModuleSupport } from './modules';
+import { startOrphanWatchdog } from './orphan-watchdog';
+import { OutputCapture } from './output-capture';
 import { pickleCallResult, unpickleCall } from './pickled-call';
 import { StackRewriter, TRAMPOLINE_FILENAME } from './stack';
 
@@ -61,60 +62,6 @@ function realpathOr(dir: string): string {
     return fs.realpathSync(dir);
   } catch {
     return path.resolve(dir);
-  }
-}
-
-/** Writes the job's console output into `send`, coalescing consecutive writes to one stream within a tick. */
-class OutputCapture {
-  private pending: { job: string | null; stream: 'stdout' | 'stderr'; text: string } | null = null;
-  private scheduled = false;
-  private readonly decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
-
-  constructor(
-    private readonly currentJob: () => string | null,
-    private readonly send: (job: string | null, stream: 'stdout' | 'stderr', text: string) => void,
-  ) {}
-
-  install(): void {
-    for (const stream of ['stdout', 'stderr'] as const) {
-      // eslint-disable-next-line @typescript-eslint/no-this-alias -- the patched write needs both its stream `this` and the capture
-      const capture = this;
-      const replacement = function (chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
-        const done = typeof encoding === 'function' ? encoding : callback;
-        const text =
-          typeof chunk === 'string'
-            ? chunk
-            : chunk instanceof Uint8Array
-              ? capture.decoders[stream].write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
-              : String(chunk);
-        capture.write(stream, text);
-        if (typeof done === 'function') process.nextTick(done);
-        return true;
-      };
-      process[stream].write = replacement;
-    }
-  }
-
-  write(stream: 'stdout' | 'stderr', text: string): void {
-    if (text.length === 0) return;
-    const job = this.currentJob();
-    if (this.pending && (this.pending.stream !== stream || this.pending.job !== job)) this.flush();
-    if (this.pending) this.pending.text += text;
-    else this.pending = { job, stream, text };
-    if (this.pending.text.length >= 64 * 1024) this.flush();
-    else if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => {
-        this.scheduled = false;
-        this.flush();
-      });
-    }
-  }
-
-  flush(): void {
-    const pending = this.pending;
-    this.pending = null;
-    if (pending) this.send(pending.job, pending.stream, pending.text);
   }
 }
 
@@ -391,72 +338,10 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
-function isInterrupt(err: unknown): boolean {
-  return err instanceof Error && (err as NodeJS.ErrnoException).code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED';
-}
-
-/** The MODULE_NOT_INSTALLED mark survives conversion: on the error itself and on each cause. */
-function markNotInstalled(err: unknown, wire: WireError, depth = 0): void {
-  if (notInstalledPackage(err) !== null) wire.code = 'MODULE_NOT_INSTALLED';
-  if (wire.cause && err instanceof Error && depth < 8) markNotInstalled(err.cause, wire.cause, depth + 1);
-}
-
-/** Checks the parent pid from a thread of its own, since a job in an endless synchronous loop starves our own. */
-const WATCHDOG_SOURCE = `
-const { workerData } = require('node:worker_threads');
-setInterval(() => {
-  if (process.ppid !== workerData.ppid) process.kill(workerData.pid, 'SIGKILL');
-}, 500);
-`;
-
-/** 'disconnect' needs a free event loop: a job stuck in for(;;){} would otherwise outlive a SIGKILLed agent. */
-function startOrphanWatchdog(): void {
-  try {
-    const thread = new Thread(WATCHDOG_SOURCE, { eval: true, workerData: { ppid: process.ppid, pid: process.pid } });
-    thread.unref(); // it never keeps the worker alive by itself
-    thread.on('error', watchdogFailed);
-  } catch (err) {
-    watchdogFailed(err);
-  }
-}
-
-// Not fatal: the worker still ends on 'disconnect' whenever its event loop is free. The pool logs this stderr line.
-function watchdogFailed(err: unknown): void {
-  fs.writeSync(2, `worker: the orphan watchdog thread failed (${String(err)}): this worker may outlive its agent if the agent is killed while a job loops\n`);
-}
-
 if (require.main === module) {
   process.setSourceMapsEnabled(true);
   new Worker(readConfig()).start().catch((err: unknown) => {
     fs.writeSync(2, `worker failed: ${err instanceof Error ? err.stack : String(err)}\n`);
     process.exit(1);
   });
-}
-
-/** Arguments that do not decode are the sender's fault, not the user's code's: say so with BAD_MESSAGE. */
-function decodeArguments(frames: Uint8Array[]): unknown {
-  try {
-    return decodeValue(frames);
-  } catch (err) {
-    throw new AgentError('BAD_MESSAGE', `the job's arguments could not be decoded: ${(err as Error).message}`);
-  }
-}
-
-/**
- * The job ran, but its value cannot travel back (a function made on the agent, a socket...). Reported as a
- * PickleError with the path to the value and no stack: the agent's own frames say nothing about the user's value.
- */
-function unsendableResult(err: unknown): AgentError {
-  const error = new AgentError('UNPICKLABLE', `the job ran, but its return value cannot be sent back: ${(err as Error).message}`);
-  error.name = 'PickleError';
-  error.stack = `${error.name}: ${error.message}`;
-  return error;
-}
-
-/** "reloaded src/model.ts and 1 module that imports it; 14 kept". */
-export function describeSwitch(report: SwitchReport): string {
-  const names = (files: string[]): string => (files.length <= 3 ? files.join(', ') : `${files.slice(0, 3).join(', ')} and ${files.length - 3} more`);
-  if (report.changed.length + report.importers.length === 0) return `no loaded module changed; ${report.kept} kept`;
-  const importers = report.importers.length === 0 ? '' : ` and ${report.importers.length} module${report.importers.length === 1 ? '' : 's'} that import${report.importers.length === 1 ? 's' : ''} ${report.changed.length === 1 ? 'it' : 'them'}`;
-  return `reloaded ${names(report.changed) || 'nothing changed'}${importers}; ${report.kept} kept`;
 }

@@ -189,3 +189,11 @@ function forgetResolutions(): void {
   const cache = (Module as unknown as { _pathCache?: Record<string, string> })._pathCache;
   if (cache) for (const key of Object.keys(cache)) delete cache[key];
 }
+
+/** "reloaded src/model.ts and 1 module that imports it; 14 kept". */
+export function describeSwitch(report: SwitchReport): string {
+  const names = (files: string[]): string => (files.length <= 3 ? files.join(', ') : `${files.slice(0, 3).join(', ')} and ${files.length - 3} more`);
+  if (report.changed.length + report.importers.length === 0) return `no loaded module changed; ${report.kept} kept`;
+  const importers = report.importers.length === 0 ? '' : ` and ${report.importers.length} module${report.importers.length === 1 ? '' : 's'} that import${report.importers.length === 1 ? 's' : ''} ${report.changed.length === 1 ? 'it' : 'them'}`;
+  return `reloaded ${names(report.changed) || 'nothing changed'}${importers}; ${report.kept} kept`;
+}

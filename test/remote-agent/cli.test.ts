@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 
-import { isLoopback } from '../../remote-agent/cli';
+import { isLoopback } from '../../remote-agent/loopback';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'remote-agent.js');
 
