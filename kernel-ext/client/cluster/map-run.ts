@@ -131,14 +131,17 @@ export class MapRun<R> implements PromiseLike<R[]>, AsyncIterable<ItemResult<R>>
   private async start(): Promise<R[]> {
     const usable = this.agents.filter((agent) => agent.usable);
     if (this.itemCount > 0 && usable.length === 0) {
-      throw new Error(`no agent of the pool can take work: ${this.agents.map((a) => `${a.name} ${a.listing().state}`).join(', ') || 'the pool is empty'}`);
+      throw new Error(
+        `no agent of the pool can take work: ${this.agents.map((a) => `${a.name} ${a.listing().state}`).join(', ') || 'the pool is empty'}. ` +
+          'Check the agents (pool.agents() lists why each was lost), restart them or add others, and map again',
+      );
     }
     const slots = usable.flatMap((agent) => Array.from({ length: agent.workers }, (_, worker) => this.slot(agent, worker)));
     await Promise.all(slots);
     if (this.failure) throw this.failure;
     if (this.progress.done < this.itemCount) {
       const missing = this.delivered.indexOf(false);
-      throw new Error(`${this.itemCount - this.progress.done} item(s), the first item ${missing}, found no agent left to run them: every agent of the pool was lost (${this.agents.map((a) => `${a.name}: ${a.error ?? a.listing().state}`).join('; ')})`);
+      throw new Error(`${this.itemCount - this.progress.done} item(s), the first item ${missing}, found no agent left to run them: every agent of the pool was lost (${this.agents.map((a) => `${a.name}: ${a.error ?? a.listing().state}`).join('; ')}). The results so far are in the run's iterator; restart or add agents and map the rest again`);
     }
     this.end();
     return this.results;
