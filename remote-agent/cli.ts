@@ -76,8 +76,9 @@ Bounds (exceeding one is an error that names it):
   --max-jobs-per-client N  jobs running or queued per client (default ${D['max-jobs-per-client']})
   --keys DIR             encrypt and authenticate with DIR/agent.key and DIR/agent.pub (see keygen)
   --allow FILE           a client public key (.pub) admitted with --keys, or a directory of them; repeatable
-  --allow-key Z85        a client public key given as text; repeatable. Without --keys the agent makes a key pair
-                         for this run and prints its public key (how launchers start agents for one session)
+  --allow-key=Z85        a client public key given as text (write the =: a key may start with -); repeatable.
+                         Without --keys the agent makes a key pair for this run and prints its public key
+                         (how launchers start agents for one session)
   --advertise HOST       the host name printed and written as the endpoint's (default: the bound address, or this
                          host's name when the bind is a wildcard such as tcp://0.0.0.0:*)
   --endpoint-file DIR    write DIR/<host>.json (endpoint, public key, workers, GPUs) while serving: for agents

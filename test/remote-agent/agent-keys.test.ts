@@ -2,11 +2,12 @@
 // right key, an unlisted key, the wrong agent key and no key at all.
 
 import { expect } from 'chai';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
+import * as zmq from 'zeromq';
 
 import { ClientCurve, connect } from '../../kernel-ext/client/agent-client';
 import { readKeyFile, readKeyPair } from '../../common/key-files';
@@ -152,5 +153,28 @@ describe('remote-agent keys (CURVE), end to end', function () {
     expect(gone, `the agent kept the connection after ${sent >> 20} MiB`).to.equal(true);
     expect(sent, 'bytes the peer could send before it was cut off').to.be.below(256 * chunk.length);
     expect((kib('VmHWM') - before) / 1024, 'agent peak memory growth (MB)').to.be.below(64);
+  });
+
+  it('admits a session key given with --allow-key=, also one that starts with a dash', async () => {
+    let client = zmq.curveKeyPair();
+    for (let tries = 0; !client.publicKey.startsWith('-') && tries < 100_000; tries++) client = zmq.curveKeyPair();
+    expect(client.publicKey[0], 'a key starting with "-" (one in 85 does)').to.equal('-');
+    const workdir = (await tmp.dir({ unsafeCleanup: true, prefix: 'allow-key-' })).path;
+    const agent = spawn(process.execPath, [BIN, 'serve', '--bind', 'tcp://127.0.0.1:*', '--workdir', workdir, `--allow-key=${client.publicKey}`]);
+    const exited = new Promise((resolve) => agent.once('exit', resolve));
+    try {
+      let stdout = '';
+      agent.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      await waitFor(() => /remote-agent public key \S+/.test(stdout) || agent.exitCode !== null, 15_000, 'the agent to announce itself');
+      const endpoint = /remote-agent listening on (\S+)/.exec(stdout)?.[1];
+      const serverKey = /remote-agent public key (\S+)/.exec(stdout)?.[1];
+      expect(serverKey, `the agent prints the public key it made for this run (stdout: ${stdout})`).to.be.a('string');
+      const session = await connect(endpoint!, { curve: { serverKey: serverKey!, ...client } });
+      expect(await session.run({ source: '() => 6 * 7' })).to.equal(42);
+      await session.close();
+    } finally {
+      agent.kill('SIGTERM');
+      await exited;
+    }
   });
 });

@@ -35,7 +35,7 @@ export async function launchSlurm(options: SlurmOptions, agentBin: string, signa
   const base = options.workdirBase ? remotePath(options.workdirBase) : '"${XDG_CACHE_HOME:-$HOME/.cache}/tslab-remote"';
   // --exit-with-parent: srun gives every task its stdin, so when this process ends without stopping the pool (a
   // crash, a kernel restart), the agents see EOF and end, and so do the job and its allocation.
-  const own = `serve --exit-with-parent --bind ${shellWord('tcp://0.0.0.0:*')} --allow-key ${shellWord(curve.publicKey)} --advertise "$(hostname)" --workdir ${base}/"agent-$SLURMD_NODENAME"`;
+  const own = `serve --exit-with-parent --bind ${shellWord('tcp://0.0.0.0:*')} ${shellWord(`--allow-key=${curve.publicKey}`)} --advertise "$(hostname)" --workdir ${base}/"agent-$SLURMD_NODENAME"`;
   const more = [...(options.gpusPerNode ? ['--gpus', 'all'] : []), ...(options.agentArgs ?? [])].map(shellWord).join(' ');
   // Each task says which node it is on, then becomes the agent (exec: srun's signals reach it directly).
   const script = `echo "remote-agent node $SLURMD_NODENAME"; exec ${agent} ${own} ${more}`;

@@ -34,7 +34,8 @@ export async function launchSsh(options: SshOptions, signal?: AbortSignal): Prom
       '--exit-with-parent',
       '--bind', `tcp://${options.bindToHost ? address : '0.0.0.0'}:*`,
       '--advertise', address,
-      '--allow-key', curve.publicKey,
+      // One word with its flag: a Z85 key may start with '-', which would read as another option.
+      `--allow-key=${curve.publicKey}`,
     ].map(shellWord);
     const workdir = `${remotePath(options.workdirBase ?? '.cache/tslab-remote')}/${shellWord(`agent-${address}`)}`;
     const remote = `${options.agentCommand ?? 'remote-agent'} ${serve.join(' ')} --workdir ${workdir} ${(options.agentArgs ?? []).map(shellWord).join(' ')}`;

@@ -54,7 +54,7 @@ describe('kernel-ext cluster: agents of an sbatch job attached by their endpoint
         // Z85 has no single quote, but has $ & < > ( ): quoted once here, passed on in the environment.
         `export KERNEL_KEY='${curve.publicKey}'`,
         `srun bash -c 'addr=127.0.0.$(( \${SLURMD_NODENAME#node} + 1 )); exec ${process.execPath} ${AGENT_BIN} serve \\`,
-        `  --bind "tcp://$addr:*" --advertise $addr --workers 2 --allow-key "$KERNEL_KEY" \\`,
+        `  --bind "tcp://$addr:*" --advertise $addr --workers 2 --allow-key="$KERNEL_KEY" \\`,
         `  --endpoint-file ${endpoints} --workdir ${dir}/agent-$SLURMD_NODENAME'`,
         '',
       ].join('\n'),
