@@ -22,3 +22,19 @@ export function z85Encode(bytes: Uint8Array): string {
 export function isZ85Key(text: string): boolean {
   return text.length === 40 && [...text].every((c) => ALPHABET.includes(c));
 }
+
+/** The 32 bytes of a Z85 key (or any Z85 text of whole 5-character groups). */
+export function z85Decode(text: string): Buffer {
+  if (text.length % 5 !== 0) throw new Error(`Z85 decodes whole 5-character groups; got ${text.length} characters`);
+  const bytes = Buffer.alloc((text.length / 5) * 4);
+  for (let i = 0; i < text.length; i += 5) {
+    let value = 0;
+    for (let j = 0; j < 5; j++) {
+      const digit = ALPHABET.indexOf(text[i + j]!);
+      if (digit < 0) throw new Error(`not a Z85 character: ${JSON.stringify(text[i + j])}`);
+      value = value * 85 + digit;
+    }
+    bytes.writeUInt32BE(value, (i / 5) * 4);
+  }
+  return bytes;
+}

@@ -5,6 +5,7 @@
 // the header's type fixes. Large buffers always travel as frames of their own, never inside the header.
 
 import type { WireError } from './errors';
+import type { DetachOptions, JobReplyMessage, JobRequestMessage } from './job-messages';
 
 export const PROTOCOL_VERSION = 1 as const;
 
@@ -29,6 +30,8 @@ export interface JobOptions {
   worker?: number;
   /** Working directory of the job, relative to the snapshot root. */
   cwd?: string;
+  /** Run on the agent on its own, outliving this client (job-messages.ts). */
+  detach?: DetachOptions;
 }
 
 interface Base {
@@ -41,6 +44,8 @@ export interface HelloRequest extends Base {
   type: 'hello';
   id: string;
   client: string;
+  /** On an agent with keys: the client's public key, with the proof that it holds the secret (common/key-proof.ts). */
+  key?: { publicKey: string; proof: string };
 }
 /**
  * `waiting`: ids of the calls this client still awaits (the agent forgets the kept final replies of the others).
@@ -92,7 +97,8 @@ export type Request =
   | SnapshotCheckRequest
   | SnapshotUploadRequest
   | CallRequest
-  | CancelRequest;
+  | CancelRequest
+  | JobRequestMessage;
 
 // ---- agent → client --------------------------------------------------------------------------------------------
 
@@ -220,7 +226,8 @@ export type Reply =
   | OutputReply
   | ResultReply
   | ErrorReply
-  | AckReply;
+  | AckReply
+  | JobReplyMessage;
 
 /** A message as code builds it: the sender adds the version. */
 export type Unversioned<T> = T extends unknown ? Omit<T, 'v'> : never;
@@ -234,4 +241,6 @@ export const FINAL_REPLIES: ReadonlySet<Reply['type']> = new Set([
   'result',
   'error',
   'ack',
+  'detached',
+  'jobs',
 ]);

@@ -4,6 +4,7 @@
 import { AgentError, ERROR_CODES, WireError } from './errors';
 import { HASH_PATTERN, isSafeRelativePath, UNSAFE_PATH_FIX, unsafePathMessage } from './manifest';
 import { AgentLimits, CallRequest, PROTOCOL_VERSION, Reply, Request } from './messages';
+import { DETACHED_STATES, DetachedJobInfo, DetachedState } from './job-messages';
 
 /** Bounds on what a header may hold, so a hostile message cannot make the agent allocate without limit. */
 export interface HeaderLimits {
@@ -127,9 +128,13 @@ export function validateRequest(header: Obj, frameCount: number, limits: HeaderL
   const id = str(header, 'id', 'header', 128);
   const type = str(header, 'type', 'header', 64);
   switch (type) {
-    case 'hello':
+    case 'hello': {
       expectFrames(type, frameCount, 0);
-      return { v, type, id, client: str(header, 'client', 'header', 256) };
+      const client = str(header, 'client', 'header', 256);
+      if (header.key === undefined) return { v, type, id, client };
+      const key = obj(header.key, 'header.key');
+      return { v, type, id, client, key: { publicKey: str(key, 'publicKey', 'header.key', 40), proof: str(key, 'proof', 'header.key', 64) } };
+    }
     case 'ping': {
       expectFrames(type, frameCount, 0);
       const resend = header.resend === undefined ? undefined : bool(header, 'resend', 'header');
@@ -162,6 +167,8 @@ export function validateRequest(header: Obj, frameCount: number, limits: HeaderL
       const options = obj(header.options ?? {}, 'header.options');
       const cwd = optStr(options, 'cwd', 'header.options', 4096);
       if (cwd !== undefined && cwd !== '.' && !isSafeRelativePath(cwd)) fail('header.options.cwd', 'a relative path', cwd);
+      const detach = options.detach === undefined ? undefined : obj(options.detach, 'header.options.detach');
+      const name = detach && optStr(detach, 'name', 'header.options.detach', 128);
       return {
         v,
         type,
@@ -172,14 +179,20 @@ export function validateRequest(header: Obj, frameCount: number, limits: HeaderL
           timeoutMs: optNum(options, 'timeoutMs', 'header.options', 1, 2 ** 31 - 1),
           worker: optNum(options, 'worker', 'header.options', 0, 4096),
           cwd,
+          ...(detach ? { detach: name === undefined ? {} : { name } } : {}),
         },
       };
     }
     case 'cancel':
+    case 'attach':
+    case 'job.cancel':
       expectFrames(type, frameCount, 0);
       return { v, type, id, job: str(header, 'job', 'header', 128) };
+    case 'jobs':
+      expectFrames(type, frameCount, 0);
+      return { v, type, id };
     default:
-      fail('header.type', 'a request type (hello, ping, status, snapshot.check, snapshot.upload, call, cancel)', type);
+      fail('header.type', 'a request type (hello, ping, status, snapshot.check, snapshot.upload, call, cancel, jobs, attach, job.cancel)', type);
   }
 }
 
@@ -256,7 +269,39 @@ export function validateReply(header: Obj, frameCount: number): Reply {
       return { v, type, re: header.re === null ? null : re(), error: checkWireError(header.error, 'header.error') };
     case 'ack':
       return { v, type, re: re() };
+    case 'detached':
+    case 'job':
+      return { v, type, re: re(), job: detachedJob(header.job, 'header.job') };
+    case 'jobs':
+      return { v, type, re: re(), jobs: arr(header, 'jobs', 'header', 100_000).map((job, i) => detachedJob(job, `jobs[${i}]`)) };
     default:
       fail('header.type', 'a reply type', type);
   }
+}
+
+function nullableNum(o: Obj, key: string, path: string): number | null {
+  return o[key] === null ? null : num(o, key, path);
+}
+
+function detachedJob(value: unknown, path: string): DetachedJobInfo {
+  const o = obj(value, path);
+  const state = o.state;
+  if (!(DETACHED_STATES as readonly unknown[]).includes(state)) fail(`${path}.state`, `one of ${DETACHED_STATES.join(', ')}`, state);
+  if (o.kind !== 'source' && o.kind !== 'pickle') fail(`${path}.kind`, '"source" or "pickle"', o.kind);
+  if (typeof o.lastLine !== 'string') fail(`${path}.lastLine`, 'a string', o.lastLine);
+  return {
+    id: str(o, 'id', path, 128),
+    name: str(o, 'name', path, 128),
+    state: state as DetachedState,
+    kind: o.kind,
+    createdAt: num(o, 'createdAt', path),
+    startedAt: nullableNum(o, 'startedAt', path),
+    endedAt: nullableNum(o, 'endedAt', path),
+    worker: nullableNum(o, 'worker', path),
+    lastLine: o.lastLine,
+    outputBytes: num(o, 'outputBytes', path),
+    droppedBytes: num(o, 'droppedBytes', path),
+    expiresAt: nullableNum(o, 'expiresAt', path),
+    ...(o.error === undefined ? {} : { error: checkWireError(o.error, `${path}.error`) }),
+  };
 }

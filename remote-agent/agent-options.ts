@@ -2,7 +2,9 @@
 
 import type * as zmq from 'zeromq';
 
+import { MAX_WIRE_FRAME_BYTES, TCP_KEEPALIVE } from '../protocol/frames';
 import type { AgentLimits } from '../protocol/messages';
+import type { DEFAULT_DETACHED_LIMITS } from './detached/detached-jobs';
 import { DEFAULT_STORE_LIMITS } from './store/snapshot-store';
 
 /** CurveZMQ: the agent's key pair and the client public keys it admits (Z85). */
@@ -34,6 +36,8 @@ export interface AgentOptions {
   gpus?: string[];
   /** The nvidia-smi to read GPUs with (a fake one in tests); default `nvidia-smi` on PATH. */
   nvidiaSmi?: string;
+  /** Bounds of detached jobs (output, result, time to live, count, disk); defaults in DEFAULT_DETACHED_LIMITS. */
+  detached?: Partial<typeof DEFAULT_DETACHED_LIMITS>;
   /** Worker heap limit in MB (node's --max-old-space-size); default: node's own. */
   workerMaxOldSpaceMb?: number;
   log?: (line: string) => void;
@@ -59,7 +63,31 @@ export function agentLimits(options: AgentOptions): AgentLimits {
   return { ...DEFAULT_AGENT_LIMITS, ...limits };
 }
 
-export function curveServerOptions(curve: AgentCurve | undefined): zmq.SocketOptions<zmq.Router> {
+/**
+ * The agent's socket. maxMessageSize bounds each wire frame, so a peer cannot make the agent allocate more than that
+ * before it has authenticated (it is disconnected instead); clients check --max-message-mb for a whole value frame
+ * first, since they learn it from the welcome, and the agent checks it again when joining pieces. sendTimeout 0: a
+ * send to a vanished or stalled client fails at once instead of blocking the replies to everyone else (final replies
+ * are kept for redelivery).
+ */
+export function routerOptions(limits: AgentLimits, curve: AgentCurve | undefined): zmq.SocketOptions<zmq.Router> {
+  return {
+    mandatory: true,
+    linger: 0,
+    sendTimeout: 0,
+    // Messages, not bytes: at most ~64 MiB of output (64 KiB chunks) queued for a slow client before it is dropped.
+    sendHighWaterMark: 1_000,
+    // A vanished client is disconnected (closed connection, or TCP keepalive), so sends to it fail at once
+    // (EHOSTUNREACH). Not ZMTP heartbeats: they would cut off a client still receiving a large result slowly.
+    ...TCP_KEEPALIVE,
+    // Per wire frame, and before authentication too: larger values and archives come in pieces (protocol/frames.ts).
+    maxMessageSize: Math.min(limits.maxMessageBytes, MAX_WIRE_FRAME_BYTES),
+    handshakeInterval: 30_000, // a connection that has not authenticated by then is dropped (README, Bounds)
+    ...curveServerOptions(curve),
+  };
+}
+
+function curveServerOptions(curve: AgentCurve | undefined): zmq.SocketOptions<zmq.Router> {
   if (!curve) return {};
   return { curveServer: true, curveSecretKey: curve.secretKey, curvePublicKey: curve.publicKey, zapDomain: 'tslab-remote' };
 }

@@ -16,6 +16,9 @@ import { untilStopped } from './stop-signals';
 import { readGpus } from './resources';
 import { Agent, AgentCurve, DEFAULT_CLIENT_GRACE_MS, DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_RESULT_TTL_MS } from './server';
 import { PACKAGE_VERSION, PACKAGE_ROOT } from '../common/package-info';
+import { DEFAULT_DETACHED_LIMITS } from './detached/detached-jobs';
+
+const MiB = 1024 * 1024;
 
 /** serve's defaults: the flags' defaults and the usage text's, written once. */
 const SERVE_DEFAULTS = {
@@ -33,6 +36,11 @@ const SERVE_DEFAULTS = {
   'client-timeout-ms': String(DEFAULT_CLIENT_TIMEOUT_MS),
   'client-grace-ms': String(DEFAULT_CLIENT_GRACE_MS),
   'result-ttl-ms': String(DEFAULT_RESULT_TTL_MS),
+  'job-output-mb': String(DEFAULT_DETACHED_LIMITS.maxOutputBytes / MiB),
+  'job-result-mb': String(DEFAULT_DETACHED_LIMITS.maxResultBytes / MiB),
+  'job-ttl-hours': String(DEFAULT_DETACHED_LIMITS.ttlMs / 3600_000),
+  'jobs-disk-budget': String(DEFAULT_DETACHED_LIMITS.diskBudgetBytes / MiB),
+  'max-detached-jobs': String(DEFAULT_DETACHED_LIMITS.maxJobs),
 } as const;
 const D = SERVE_DEFAULTS;
 const KEYGEN_DEFAULTS = { name: 'agent' } as const;
@@ -74,6 +82,16 @@ Bounds (exceeding one is an error that names it):
   --max-snapshot-mb MB   all files of a snapshot (default ${D['max-snapshot-mb']})
   --max-files N          files in a snapshot (default ${D['max-files']})
   --max-jobs-per-client N  jobs running or queued per client (default ${D['max-jobs-per-client']})
+
+Detached jobs (%remote --detach), kept in WORKDIR/jobs across agent restarts:
+  --job-output-mb MB     the newest output kept per job (default ${D['job-output-mb']})
+  --job-result-mb MB     the largest result kept; a larger one fails the job (default ${D['job-result-mb']})
+  --job-ttl-hours H      an ended job is forgotten this long after it ended or was last fetched (default
+                         ${D['job-ttl-hours']}: 7 days; decimals allowed)
+  --jobs-disk-budget MB  results and output of ended jobs kept before the oldest are forgotten (default ${D['jobs-disk-budget']})
+  --max-detached-jobs N  jobs kept in all (default ${D['max-detached-jobs']})
+
+Keys:
   --keys DIR             encrypt and authenticate with DIR/agent.key and DIR/agent.pub (see keygen)
   --allow FILE           a client public key (.pub) admitted with --keys, or a directory of them; repeatable
   --allow-key=Z85        a client public key given as text (write the =: a key may start with -); repeatable.
@@ -133,6 +151,11 @@ const SERVE_OPTIONS = {
   'client-timeout-ms': { type: 'string', default: D['client-timeout-ms'] },
   'client-grace-ms': { type: 'string', default: D['client-grace-ms'] },
   'result-ttl-ms': { type: 'string', default: D['result-ttl-ms'] },
+  'job-output-mb': { type: 'string', default: D['job-output-mb'] },
+  'job-result-mb': { type: 'string', default: D['job-result-mb'] },
+  'job-ttl-hours': { type: 'string', default: D['job-ttl-hours'] },
+  'jobs-disk-budget': { type: 'string', default: D['jobs-disk-budget'] },
+  'max-detached-jobs': { type: 'string', default: D['max-detached-jobs'] },
   'worker-max-old-space-mb': { type: 'string' },
   insecure: { type: 'boolean', default: false },
   'exit-with-parent': { type: 'boolean', default: false },
@@ -206,6 +229,13 @@ async function serve(values: Values<typeof SERVE_OPTIONS>): Promise<number> {
       clientTimeoutMs: positiveInt(values['client-timeout-ms'], '--client-timeout-ms'),
       clientGraceMs: positiveInt(values['client-grace-ms'], '--client-grace-ms'),
       resultTtlMs: positiveInt(values['result-ttl-ms'], '--result-ttl-ms'),
+      detached: {
+        maxOutputBytes: megabytes(values['job-output-mb'], '--job-output-mb'),
+        maxResultBytes: megabytes(values['job-result-mb'], '--job-result-mb'),
+        ttlMs: hours(values['job-ttl-hours'], '--job-ttl-hours'),
+        diskBudgetBytes: megabytes(values['jobs-disk-budget'], '--jobs-disk-budget'),
+        maxJobs: positiveInt(values['max-detached-jobs'], '--max-detached-jobs'),
+      },
       workerMaxOldSpaceMb: values['worker-max-old-space-mb']
         ? positiveInt(values['worker-max-old-space-mb'], '--worker-max-old-space-mb')
         : undefined,
@@ -295,7 +325,14 @@ function positiveInt(text: string, flag: string): number {
 }
 
 function megabytes(text: string, flag: string): number {
-  return positiveInt(text, flag) * 1024 * 1024;
+  return positiveInt(text, flag) * MiB;
+}
+
+/** Hours, decimals allowed (0.01 is 36 s), as milliseconds. */
+function hours(text: string, flag: string): number {
+  const value = Number(text);
+  if (!(value > 0) || !Number.isFinite(value)) throw new UsageError(`${flag} must be a positive number of hours, got ${JSON.stringify(text)}`);
+  return Math.round(value * 3600_000);
 }
 
 /** Entry point of the `remote-agent` bin. */

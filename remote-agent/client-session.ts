@@ -3,6 +3,7 @@
 // and asks; one that finds the client's queue full is retried; output that finds it full is dropped and counted,
 // and the user is told how much.
 
+import { AgentError, toWireError, WireError } from '../protocol/errors';
 import type { Frame } from '../protocol/frames';
 
 /** Sends frames to this client; resolves with null, or the error code of a send that failed. */
@@ -25,7 +26,10 @@ export class ClientSession {
   lastSeen = Date.now();
   /** Since when (ms) the client's connection is known to be gone (a send failed with EHOSTUNREACH), or null. */
   goneSince: number | null = null;
+  /** Jobs and attaches (detached/job-requests.ts) whose final reply has not been sent yet. */
   readonly jobs = new Set<string>();
+  /** Who the client is, for detached jobs: its proven key, `local` on an agent without keys (see server.ts hello). */
+  owner?: string;
   private readonly kept = new Map<string, Kept>();
   private readonly droppedOutput = new Map<string, number>();
 
@@ -129,4 +133,18 @@ export class ClientSession {
   private noteFailure(failure: string | null): void {
     if (failure === 'EHOSTUNREACH') this.goneSince ??= Date.now();
   }
+}
+
+export function unknownJob(job: string): WireError {
+  return toWireError(
+    new AgentError(
+      'JOB_UNKNOWN',
+      `the agent has no record of job ${job}: it never arrived (the connection dropped while it was sent), or its ` +
+        'result expired (--result-ttl-ms). Nothing is running for it: run it again',
+    ),
+  );
+}
+
+export function droppedOutputNotice(count: number): string {
+  return `[tslab-remote: ${count} output message(s) of this job were dropped: the connection could not keep up]\n`;
 }

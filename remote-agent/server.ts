@@ -7,23 +7,27 @@ import * as path from 'node:path';
 import * as zmq from 'zeromq';
 
 import { AgentError, toWireError, WireError } from '../protocol/errors';
-import { encodeMessage, Frame, joinPieces, MAX_WIRE_FRAME_BYTES, SendQueue, TCP_KEEPALIVE } from '../protocol/frames';
+import { encodeMessage, Frame, joinPieces, SendQueue } from '../protocol/frames';
 import { AgentInfo, AgentLimits, CallRequest, PROTOCOL_VERSION, Reply, Request, Unversioned } from '../protocol/messages';
 import { DEFAULT_HEADER_LIMITS, HeaderLimits, parseHeader, requestIdOf, validateRequest } from '../protocol/validate';
 import { DEFAULT_STORE_LIMITS, SnapshotStore } from './store/snapshot-store';
 import { ClientRegistry } from './client-registry';
+import { ClientSession, droppedOutputNotice, unknownJob } from './client-session';
 import { JobSink, WorkerPool } from './pool/worker-pool';
 import { GpuReader, readResources } from './resources';
 import { ZapHandler } from './zap';
+import { DEFAULT_DETACHED_LIMITS, DetachedJobs } from './detached/detached-jobs';
+import { JobRequests } from './detached/job-requests';
+import { clientOwner, LOCAL_OWNER } from './client-owner';
 import { lockWorkdir } from './workdir-lock';
 import { PACKAGE_VERSION } from '../common/package-info';
 import {
   AgentOptions,
   agentLimits,
-  curveServerOptions,
   DEFAULT_CLIENT_GRACE_MS,
   DEFAULT_CLIENT_TIMEOUT_MS,
   DEFAULT_RESULT_TTL_MS,
+  routerOptions,
 } from './agent-options';
 
 export type { AgentCurve, AgentOptions } from './agent-options';
@@ -45,6 +49,7 @@ export class Agent {
   private readonly gpuReader: GpuReader;
   private stopping?: Promise<void>;
   private loop?: Promise<void>;
+  private readonly jobRequests: JobRequests;
 
   private constructor(
     private readonly options: AgentOptions,
@@ -52,6 +57,7 @@ export class Agent {
     private readonly store: SnapshotStore,
     private readonly pool: WorkerPool,
     private readonly zap: ZapHandler | undefined,
+    private readonly detached: DetachedJobs,
     readonly endpoint: string,
   ) {
     this.log = options.log ?? (() => undefined);
@@ -59,6 +65,13 @@ export class Agent {
     this.headerLimits = { ...DEFAULT_HEADER_LIMITS, maxFiles: this.limits.maxFiles };
     this.sendQueue = new SendQueue(router);
     this.gpuReader = new GpuReader(options.nvidiaSmi ?? 'nvidia-smi');
+    this.jobRequests = new JobRequests({
+      detached,
+      pool,
+      maxJobsPerOwner: this.limits.maxJobsPerClient,
+      ownerOf: (session) => (options.curve ? session.owner : LOCAL_OWNER),
+      encode: (reply, payload) => this.encode(reply, payload),
+    });
     this.info = {
       name: 'remote-agent',
       version: PACKAGE_VERSION,
@@ -102,24 +115,7 @@ export class Agent {
     });
     // The ZAP handler must be bound before the socket that consults it.
     const zap = options.curve ? await ZapHandler.start(options.curve.allowedClientKeys, log) : undefined;
-    // maxMessageSize bounds each wire frame, so a peer cannot make the agent allocate more than that before it has
-    // authenticated (it is disconnected instead); clients check --max-message-mb for a whole value frame first,
-    // since they learn it from the welcome, and the agent checks it again when joining pieces. sendTimeout 0: a send to a vanished or stalled client fails at
-    // once instead of blocking the replies to everyone else (final replies are kept for redelivery).
-    const router = new zmq.Router({
-      mandatory: true,
-      linger: 0,
-      sendTimeout: 0,
-      // Messages, not bytes: at most ~64 MiB of output (64 KiB chunks) queued for a slow client before it is dropped.
-      sendHighWaterMark: 1_000,
-      // A vanished client is disconnected (closed connection, or TCP keepalive), so sends to it fail at once
-      // (EHOSTUNREACH). Not ZMTP heartbeats: they would cut off a client still receiving a large result slowly.
-      ...TCP_KEEPALIVE,
-      // Per wire frame, and before authentication too: larger values and archives come in pieces (protocol/frames.ts).
-      maxMessageSize: Math.min(limits.maxMessageBytes, MAX_WIRE_FRAME_BYTES),
-      handshakeInterval: 30_000, // a connection that has not authenticated by then is dropped (README, Bounds)
-      ...curveServerOptions(options.curve),
-    });
+    const router = new zmq.Router(routerOptions(limits, options.curve));
     let endpoint: string;
     try {
       await router.bind(options.bind);
@@ -150,7 +146,8 @@ export class Agent {
       await pool.stop();
       throw error;
     }
-    const agent = new Agent(options, router, store, pool, zap, endpoint);
+    const detached = new DetachedJobs({ ...DEFAULT_DETACHED_LIMITS, ...options.detached, root: path.join(workdir, 'jobs'), log });
+    const agent = new Agent(options, router, store, pool, zap, detached, endpoint);
     agent.loop = agent.receiveLoop();
     agent.watchClients(router);
     return agent;
@@ -162,6 +159,7 @@ export class Agent {
       this.clients.stop();
       const since = Date.now() - COLLECT_WINDOW_MS;
       await this.pool.stop();
+      this.detached.stop();
       await this.sendQueue.drained();
       await this.untilCollected(since);
       // A finished send is only queued: with linger 0 a close could drop the last replies before they are written.
@@ -219,6 +217,7 @@ export class Agent {
     switch (request.type) {
       case 'hello':
         this.log(`client ${client} (${request.client}) connected`);
+        this.clients.session(client, identity).owner = clientOwner(this.options.curve, identity, request.key, this.log);
         return this.reply(identity, { type: 'welcome', re: request.id, agent: this.info });
       case 'ping': {
         // The pong goes first: a client that reached a restarted agent learns it from the pong's instance before any
@@ -249,8 +248,14 @@ export class Agent {
       case 'call':
         return this.call(identity, client, request, payload);
       case 'cancel':
-        this.pool.cancel(jobKey(client, request.job), 'CANCELLED');
+        if (!this.jobRequests.unwatch(client, request.job)) this.pool.cancel(jobKey(client, request.job), 'CANCELLED');
         return this.reply(identity, { type: 'ack', re: request.id });
+      case 'jobs':
+        return this.reply(identity, this.jobRequests.list(this.clients.session(client, identity), request));
+      case 'job.cancel':
+        return this.reply(identity, this.jobRequests.cancel(this.clients.session(client, identity), request));
+      case 'attach':
+        return this.jobRequests.attach(client, this.clients.session(client, identity), request);
     }
   }
 
@@ -275,6 +280,11 @@ export class Agent {
     const release = request.snapshot === null ? () => undefined : this.store.pin(request.snapshot);
     if (request.snapshot !== null) void this.store.touch(request.snapshot);
     session.jobs.add(request.id);
+    if (request.options.detach) {
+      // Kept for redelivery like a call's result, so a reconnecting client learns of the job it started.
+      const reply = this.tryDetach(client, session, request, args, release);
+      return session.finish(request.id, this.encode(reply), () => []);
+    }
     const re = request.id;
     const finish = (reply: Unversioned<Reply>, payload: readonly Frame[] = []): void => {
       release();
@@ -290,6 +300,14 @@ export class Agent {
       { id: jobKey(client, re), label: re, client, snapshot: request.snapshot, code: request.code, options: request.options, args },
       sink,
     );
+  }
+
+  private tryDetach(client: string, session: ClientSession, request: CallRequest, args: Buffer[], release: () => void): Unversioned<Reply> {
+    try {
+      return this.jobRequests.detach(client, session, request, args, release);
+    } catch (error) {
+      return { type: 'error', re: request.id, error: toWireError(error) };
+    }
   }
 
   private encode(reply: Unversioned<Reply>, payload: readonly Frame[] = []): Frame[] {
@@ -320,26 +338,12 @@ export class Agent {
       ttlMs: this.options.resultTtlMs ?? DEFAULT_RESULT_TTL_MS,
       send: (identity, frames) => this.send(identity, frames),
       probe: () => this.encode({ type: 'pong', re: 'probe', instance: this.info.instance }),
-      cancelJobs: (client) => this.pool.cancelClient(client),
+      cancelJobs: (client) => this.pool.cancelClient(client) + this.jobRequests.unwatchClient(client),
       forget: (client) => this.pool.forgetClient(client),
       log: this.log,
     });
     router.events.on('disconnect', () => void this.clients.connectionClosed());
   }
-}
-
-function unknownJob(job: string): WireError {
-  return toWireError(
-    new AgentError(
-      'JOB_UNKNOWN',
-      `the agent has no record of job ${job}: it never arrived (the connection dropped while it was sent), or its ` +
-        'result expired (--result-ttl-ms). Nothing is running for it: run it again',
-    ),
-  );
-}
-
-function droppedOutputNotice(count: number): string {
-  return `[tslab-remote: ${count} output message(s) of this job were dropped: the connection could not keep up]\n`;
 }
 
 function jobKey(client: string, job: string): string {

@@ -10,10 +10,13 @@ import { abortable, AbortError } from './abort';
 import { localRegistry, pickleCall, requireLoaded } from './capture';
 import { CallOptions, ClientSettings, CONNECT_DEFAULTS, ConnectOptions, JobRequest, RunningJob, UploadOptions, UploadReport } from './client-options';
 import { Jobs } from './jobs';
+import { AttachOptions, DetachedCalls } from './detached';
+import type { DetachedJobInfo } from '../../protocol/job-messages';
 import { Liveness } from './liveness';
 import { RequestChannel, unexpected } from './request-channel';
 import type { LocalSnapshot } from './snapshot';
 import { Uploads } from './upload';
+import { keyProof } from '../../common/key-proof';
 
 export { UPLOAD_BATCH_BYTES } from './client-options';
 export type {
@@ -52,6 +55,7 @@ export class AgentClient {
   private readonly liveness: Liveness;
   private readonly uploads: Uploads;
   private readonly jobs: Jobs;
+  private readonly detached: DetachedCalls;
   private info?: AgentInfo;
 
   constructor(
@@ -65,6 +69,7 @@ export class AgentClient {
     const limits = () => this.info?.limits;
     this.uploads = new Uploads(this.channel, limits);
     this.jobs = new Jobs(this.channel, settings, limits);
+    this.detached = new DetachedCalls(this.channel, limits);
   }
 
   /** The agent's description, from its welcome. */
@@ -89,7 +94,10 @@ export class AgentClient {
       this.settings.connectTimeoutMs,
     );
     try {
-      const reply = await this.channel.request({ type: 'hello', client: clientName });
+      const curve = this.settings.curve;
+      // On an agent with keys, proving ours makes it the owner of our detached jobs (common/key-proof.ts).
+      const key = curve && { publicKey: curve.publicKey, proof: keyProof(curve.secretKey, curve.serverKey, this.channel.routingId) };
+      const reply = await this.channel.request({ type: 'hello', client: clientName, ...(key ? { key } : {}) });
       if (reply.type !== 'welcome') throw unexpected(reply);
       this.info = reply.agent;
       this.liveness.instance = reply.agent.instance;
@@ -131,16 +139,46 @@ export class AgentClient {
    * that cannot travel rejects before anything is sent, with a PickleError naming it.
    */
   call<T = unknown>(fn: Function, args: readonly unknown[], options: CallOptions = {}): RunningJob<T> {
-    const codeRoot = options.codeRoot ?? process.cwd();
     const code: JobCode = { kind: 'pickle', ...(options.filename ? { filename: options.filename } : {}) };
     const frames = () => pickleCall(fn, args, { locals: options.locals, codeRoot: options.codeRoot, label: options.label });
-    const decode = (payload: Buffer[]): T =>
-      unpickle(payload, {
-        requireModule: requireLoaded(codeRoot),
-        localClasses: localRegistry,
-        onVersionMismatch: options.onVersionMismatch,
-      }) as T;
-    return this.jobs.start<T>(code, frames, options, decode);
+    return this.jobs.start<T>(code, frames, options, (payload) => this.unpickle<T>(payload, options));
+  }
+
+  /**
+   * Calls `fn(...args)` as `call` does, as a detached job: it runs on the agent on its own, outliving this client
+   * (and its kernel), which may go at once. `attach` follows it, from this client or a later one with the same key.
+   */
+  detach(fn: Function, args: readonly unknown[], options: CallOptions & { name?: string } = {}): Promise<DetachedJobInfo> {
+    const code: JobCode = { kind: 'pickle', ...(options.filename ? { filename: options.filename } : {}) };
+    const frames = pickleCall(fn, args, { locals: options.locals, codeRoot: options.codeRoot, label: options.label });
+    return this.detached.start(code, frames, options, options.name === undefined ? {} : { name: options.name });
+  }
+
+  /** This client's key's detached jobs on the agent (all of them on an agent without keys), oldest first. */
+  detachedJobs(): Promise<DetachedJobInfo[]> {
+    return this.detached.list();
+  }
+
+  /**
+   * Replays a detached job's output (by id or name; the newest of a name), follows the rest and resolves with its
+   * result, decoded as `call` decodes (`options.codeRoot` for local classes); rejects with its error.
+   */
+  attach<T = unknown>(job: string, options: AttachOptions & Pick<CallOptions, 'codeRoot' | 'onVersionMismatch'> = {}): Promise<T> {
+    const decode = (kind: DetachedJobInfo['kind'], payload: Buffer[]): T => (kind === 'pickle' ? this.unpickle<T>(payload, options) : (decodeValue(payload) as T));
+    return this.detached.attach(job, decode, options);
+  }
+
+  /** Cancels a detached job by id or name; resolves with the job as it was when the cancel arrived. */
+  cancelDetached(job: string): Promise<DetachedJobInfo> {
+    return this.detached.cancel(job);
+  }
+
+  private unpickle<T>(payload: Buffer[], options: Pick<CallOptions, 'codeRoot' | 'onVersionMismatch'>): T {
+    return unpickle(payload, {
+      requireModule: requireLoaded(options.codeRoot ?? process.cwd()),
+      localClasses: localRegistry,
+      onVersionMismatch: options.onVersionMismatch,
+    }) as T;
   }
 
   /** Asks the agent to cancel a job; the job's own promise then rejects with CANCELLED (unless it already ended). */

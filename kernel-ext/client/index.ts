@@ -20,6 +20,9 @@ export type {
   UploadProgress,
   UploadReport,
 } from './agent-client';
+export { detach, jobs, attach, cancel } from './detached-api';
+export type { AttachOptions } from './detached';
+export type { DetachedJobInfo, DetachedState } from '../../protocol/job-messages';
 export { startLocalAgent } from './local-agent';
 export type { LocalAgent, LocalAgentOptions } from './local-agent';
 export { snapshot, snapshotDirectory, findCodeRoot, SnapshotError, DEFAULT_EXCLUDES } from './snapshot';

@@ -48,6 +48,8 @@ export class RequestChannel {
   readonly abandoned = new Set<string>();
   readonly connection: ConnectionWatch;
   closed = false;
+  /** This client's identity to the agent. */
+  readonly routingId: string;
   /** Set on a reconnect, cleared by the next ping: it asks the agent to re-send final replies. */
   reconnected = false;
   private readonly socket: zmq.Dealer;
@@ -68,8 +70,9 @@ export class RequestChannel {
     // disconnect event at once); TCP keepalive finds a vanished host on an idle connection. Not ZMTP heartbeats:
     // libzmq counts only whole frames as signs of life, so a result that takes longer than the timeout to arrive
     // would be cut off, again and again.
+    this.routingId = settings.routingId ?? `tslab-remote-${randomBytes(8).toString('hex')}`;
     this.socket = new zmq.Dealer({
-      routingId: settings.routingId ?? `tslab-remote-${randomBytes(8).toString('hex')}`,
+      routingId: this.routingId,
       linger: 0,
       immediate: true,
       sendTimeout: SEND_TIMEOUT_MS,

@@ -20,6 +20,8 @@ export interface JobSpec {
 }
 
 export interface JobSink {
+  /** The job left the queue for a worker. */
+  started?(worker: number): void;
   output(stream: 'stdout' | 'stderr', text: string): void;
   result(frames: Uint8Array[], info: { worker: number; elapsedMs: number }): void;
   error(error: WireError, info: { worker: number | null }): void;

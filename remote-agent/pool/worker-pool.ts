@@ -155,6 +155,7 @@ export class WorkerPool {
     if (job.spec.snapshot !== null) worker.snapshot = job.spec.snapshot;
     const { id, snapshot, code, options } = job.spec;
     this.sendTo(worker, encodeMessage({ type: 'run', job: id, snapshot, code, options }, job.spec.args));
+    safely(this.options.log, () => job.sink.started?.(worker.index));
     const timeoutMs = options.timeoutMs;
     if (timeoutMs !== undefined) job.timers.push(setTimeout(() => this.cancel(id, 'TIMEOUT'), timeoutMs));
   }

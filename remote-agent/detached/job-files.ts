@@ -1,0 +1,126 @@
+// One detached job on disk, under WORKDIR/jobs/<id>/: `meta.json` (its description and owner, rewritten whole on
+// each change), `output.jsonl` (one `[stream, text]` line per write, the newest --job-output-mb of it) and, once it
+// succeeded, `result.bin` (its result frames). What an agent restart finds there is the job as it last was.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import type { DetachedJobInfo } from '../../protocol/job-messages';
+
+export interface JobMeta extends DetachedJobInfo {
+  /** The key that started it (Z85), or `local` on an agent without keys. */
+  owner: string;
+  snapshot: string | null;
+  /** When its result or error was last handed to a client. */
+  fetchedAt: number | null;
+}
+
+export type Stream = 'stdout' | 'stderr';
+export type OutputLine = [Stream, string];
+
+export class JobFiles {
+  constructor(readonly dir: string) {}
+
+  static create(root: string, id: string): JobFiles {
+    const files = new JobFiles(path.join(root, id));
+    fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+    return files;
+  }
+
+  writeMeta(meta: JobMeta): void {
+    const file = path.join(this.dir, 'meta.json');
+    fs.writeFileSync(`${file}.tmp`, JSON.stringify(meta));
+    fs.renameSync(`${file}.tmp`, file);
+  }
+
+  readMeta(): JobMeta {
+    return JSON.parse(fs.readFileSync(path.join(this.dir, 'meta.json'), 'utf8')) as JobMeta;
+  }
+
+  appendOutput(lines: readonly OutputLine[]): void {
+    if (lines.length === 0) return;
+    fs.appendFileSync(this.outputFile, lines.map((line) => `${JSON.stringify(line)}\n`).join(''));
+  }
+
+  readOutput(): OutputLine[] {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.outputFile, 'utf8');
+    } catch {
+      return [];
+    }
+    return text
+      .split('\n')
+      .filter((line) => line.length > 0)
+      .flatMap((line) => {
+        try {
+          const parsed = JSON.parse(line) as unknown;
+          return Array.isArray(parsed) && (parsed[0] === 'stdout' || parsed[0] === 'stderr') && typeof parsed[1] === 'string'
+            ? [[parsed[0], parsed[1]] as OutputLine]
+            : [];
+        } catch {
+          return []; // a line cut short by a crash
+        }
+      });
+  }
+
+  /** Rewrites the output with only `lines` (the newest ones); returns the file's new size. */
+  replaceOutput(lines: readonly OutputLine[]): number {
+    const text = lines.map((line) => `${JSON.stringify(line)}\n`).join('');
+    fs.writeFileSync(`${this.outputFile}.tmp`, text);
+    fs.renameSync(`${this.outputFile}.tmp`, this.outputFile);
+    return Buffer.byteLength(text);
+  }
+
+  writeResult(frames: readonly Uint8Array[]): void {
+    const header = Buffer.alloc(4 + 4 * frames.length);
+    header.writeUInt32BE(frames.length, 0);
+    frames.forEach((frame, i) => header.writeUInt32BE(frame.byteLength, 4 + 4 * i));
+    const file = path.join(this.dir, 'result.bin');
+    fs.writeFileSync(`${file}.tmp`, Buffer.concat([header, ...frames]));
+    fs.renameSync(`${file}.tmp`, file);
+  }
+
+  readResult(): Buffer[] {
+    const data = fs.readFileSync(path.join(this.dir, 'result.bin'));
+    const count = data.readUInt32BE(0);
+    const frames: Buffer[] = [];
+    let offset = 4 + 4 * count;
+    for (let i = 0; i < count; i++) {
+      const length = data.readUInt32BE(4 + 4 * i);
+      frames.push(data.subarray(offset, offset + length));
+      offset += length;
+    }
+    if (offset !== data.length) throw new Error(`${this.dir}/result.bin is damaged: ${data.length} bytes, expected ${offset}`);
+    return frames;
+  }
+
+  /** Bytes the job holds on disk. */
+  size(): number {
+    let total = 0;
+    for (const name of safeReaddir(this.dir)) {
+      try {
+        total += fs.statSync(path.join(this.dir, name)).size;
+      } catch {
+        // removed meanwhile
+      }
+    }
+    return total;
+  }
+
+  remove(): void {
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private get outputFile(): string {
+    return path.join(this.dir, 'output.jsonl');
+  }
+}
+
+export function safeReaddir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,228 @@
+// Detached jobs through real agents: a job outlives the client that started it, its output is replayed and its
+// result delivered to a later client, it survives an agent restart once ended and is `lost` when its agent or
+// worker dies while it runs; the output, result, time-to-live bounds hold; and only its key sees it.
+
+import { expect } from 'chai';
+import * as path from 'node:path';
+import * as tmp from 'tmp-promise';
+
+import { AgentClient, connect } from '../../kernel-ext/client/agent-client';
+import type { DetachedJobInfo } from '../../protocol/job-messages';
+import { RemoteError } from '../../protocol/errors';
+import { rejectionOf } from '../support/rejection';
+import { AgentProcess, makeTree, startAgent, waitFor } from '../support/agent-process';
+import { snapshotDirectory } from '../../kernel-ext/client/snapshot';
+import { readKeyPair, writeKeyPair } from '../../common/key-files';
+
+async function jobOf(client: AgentClient, id: string): Promise<DetachedJobInfo | undefined> {
+  return (await client.detachedJobs()).find((job) => job.id === id);
+}
+
+async function untilState(client: AgentClient, id: string, state: DetachedJobInfo['state'], timeoutMs = 15_000): Promise<DetachedJobInfo> {
+  await waitFor(async () => (await jobOf(client, id))?.state === state, timeoutMs, `job ${id} ${state}`);
+  return (await jobOf(client, id))!;
+}
+
+/** Prints `lines` numbered lines, one every `everyMs`, then returns their count times ten. */
+function counter(lines: number, everyMs: number): Promise<number> {
+  return new Promise((resolve) => {
+    let printed = 0;
+    const timer = setInterval(() => {
+      console.log(`line ${++printed}`);
+      if (printed === lines) {
+        clearInterval(timer);
+        resolve(printed * 10);
+      }
+    }, everyMs);
+  });
+}
+
+describe('detached jobs, end to end', function () {
+  this.timeout(60_000);
+  let workdir: string;
+  let agent: AgentProcess | undefined;
+  const clients: AgentClient[] = [];
+
+  const start = async (args: string[] = []): Promise<AgentProcess> => {
+    agent = await startAgent({ workdir, args: ['--workers', '1', ...args] });
+    return agent;
+  };
+  const client = async (): Promise<AgentClient> => {
+    const c = await connect(agent!.endpoint);
+    clients.push(c);
+    return c;
+  };
+
+  beforeEach(async () => {
+    workdir = (await tmp.dir({ unsafeCleanup: true, prefix: 'detached-' })).path;
+  });
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.close()));
+    if (agent && agent.process.exitCode === null && agent.process.signalCode === null) await agent.stop();
+    agent = undefined;
+  });
+
+  it('runs on after its client closes; a later client replays its output and gets its result', async () => {
+    await start();
+    const first = await client();
+    const started = await first.detach(counter, [5, 150], { name: 'count' });
+    expect(started).to.include({ name: 'count', kind: 'pickle' });
+    expect(started.state).to.be.oneOf(['queued', 'running']);
+    await first.close();
+
+    const second = await client();
+    const running = await untilState(second, started.id, 'running');
+    expect(running.worker).to.equal(0);
+    const output: string[] = [];
+    let attached: DetachedJobInfo | undefined;
+    const result = await second.attach<number>('count', { onJob: (job) => (attached = job), onOutput: (_stream, text) => output.push(text) });
+    expect(result).to.equal(50);
+    expect(attached?.id).to.equal(started.id);
+    expect(output.join('')).to.equal('line 1\nline 2\nline 3\nline 4\nline 5\n');
+    const done = (await jobOf(second, started.id))!;
+    expect(done).to.include({ state: 'done', lastLine: 'line 5', outputBytes: 35, droppedBytes: 0 });
+    expect(done.endedAt! - done.startedAt!).to.be.at.least(5 * 150 - 50);
+    // Fetched once, it is still there to fetch again.
+    expect(await second.attach('count')).to.equal(50);
+  });
+
+  it('keeps a finished result across an agent restart, and reports a job its dead agent ran as lost with its output', async () => {
+    await start();
+    let c = await client();
+    const finished = await c.detach(() => 'kept', [], { name: 'quick' });
+    await untilState(c, finished.id, 'done');
+    const cut = await c.detach(counter, [1_000, 50], { name: 'cut' });
+    // Output reaches the disk every 200 ms: by line 10 (500 ms in), lines 1 to 3 are there.
+    await waitFor(async () => (await jobOf(c, cut.id))?.lastLine === 'line 10', 15_000, 'output of the job');
+    agent!.process.kill('SIGKILL');
+    await new Promise((resolve) => agent!.process.once('exit', resolve));
+    await Promise.all(clients.splice(0).map((old) => old.close()));
+
+    await start();
+    c = await client();
+    expect(await c.attach('quick')).to.equal('kept');
+    const lost = (await jobOf(c, cut.id))!;
+    expect(lost.state).to.equal('lost');
+    expect(lost.error?.message).to.match(/stopped before the job ended; its output so far is kept/);
+    const output: string[] = [];
+    const error = await rejectionOf(c.attach('cut', { onOutput: (_s, text) => output.push(text) }), RemoteError);
+    expect(error.code).to.equal('WORKER_CRASHED');
+    expect(output.join('')).to.match(/^line 1\nline 2\nline 3\n/);
+  });
+
+  it('reports a job whose worker dies as lost, and the agent goes on', async () => {
+    await start();
+    const c = await client();
+    const job = await c.detach(() => {
+      console.log('about to die');
+      setTimeout(() => process.kill(process.pid, 'SIGKILL'), 100);
+      return new Promise(() => undefined);
+    }, []);
+    const lost = await untilState(c, job.id, 'lost');
+    expect(lost.lastLine).to.equal('about to die');
+    expect(lost.error?.code).to.equal('WORKER_CRASHED');
+    expect(await c.call(() => 'after', []).result).to.equal('after');
+  });
+
+  it('keeps the newest output within --job-output-mb and says how much was dropped', async () => {
+    await start(['--job-output-mb', '1']);
+    const c = await client();
+    // 3,000 lines of 1,000 bytes: about 3 MB, three times the bound.
+    const job = await c.detach(() => {
+      for (let i = 0; i < 3_000; i++) process.stdout.write(`${String(i).padStart(5, '0')}${'.'.repeat(994)}\n`);
+      return 'printed';
+    }, []);
+    await untilState(c, job.id, 'done');
+    const output: string[] = [];
+    expect(await c.attach(job.id, { onOutput: (_s, text) => output.push(text) })).to.equal('printed');
+    const text = output.join('');
+    const info = (await jobOf(c, job.id))!;
+    expect(info.outputBytes).to.equal(3_000_000);
+    expect(info.droppedBytes).to.be.above(2_000_000);
+    expect(text).to.match(/^\[tslab-remote: the oldest \d+ bytes of this job's output were dropped \(--job-output-mb\)\]\n/);
+    const kept = text.slice(text.indexOf('\n') + 1);
+    expect(kept.length).to.equal(3_000_000 - info.droppedBytes).and.to.be.at.most(1024 * 1024);
+    expect(kept.endsWith(`02999${'.'.repeat(994)}\n`)).to.equal(true);
+  });
+
+  it('fails a job whose result is over --job-result-mb, and forgets ended jobs after --job-ttl-hours', async () => {
+    await start(['--job-result-mb', '1', '--job-ttl-hours', '0.001']); // 3.6 s
+    const c = await client();
+    const big = await c.detach(() => 'x'.repeat(2 * 1024 * 1024), []);
+    const failed = await untilState(c, big.id, 'failed');
+    expect(failed.error?.code).to.equal('TOO_LARGE');
+    expect(failed.error?.message).to.match(/over the agent's bound of 1048576 \(--job-result-mb\)/);
+    const small = await c.detach(() => 'small', []);
+    await untilState(c, small.id, 'done');
+    await waitFor(async () => (await c.detachedJobs()).length === 0, 15_000, 'ended jobs to expire');
+    const error = await rejectionOf(c.attach(small.id), RemoteError);
+    expect(error.code).to.equal('JOB_UNKNOWN');
+    expect(error.message).to.match(/expired .* after it ended \(--job-ttl-hours\)/);
+  });
+
+  it('cancels a job by name, and stops watching without stopping the job', async () => {
+    await start();
+    const c = await client();
+    const watched = await c.detach(counter, [400, 50], { name: 'watched' });
+    await untilState(c, watched.id, 'running');
+    const stop = new AbortController();
+    const watching = c.attach('watched', { signal: stop.signal, onOutput: () => stop.abort() });
+    const error = await rejectionOf(watching, RemoteError);
+    expect(error.code).to.equal('CANCELLED');
+    expect(error.message).to.match(/stopped watching detached job \w+ \(watched\); the job goes on/);
+    expect((await jobOf(c, watched.id))!.state).to.equal('running');
+
+    const after = await c.cancelDetached('watched');
+    expect(after.id).to.equal(watched.id);
+    const cancelled = await untilState(c, watched.id, 'cancelled');
+    expect(cancelled.error?.code).to.equal('CANCELLED');
+    expect((await rejectionOf(c.attach('watched'), RemoteError)).code).to.equal('CANCELLED');
+  });
+
+  it('refuses an unknown job by name with what to do', async () => {
+    await start();
+    const c = await client();
+    const error = await rejectionOf(c.attach('no-such-job'), RemoteError);
+    expect(error.code).to.equal('JOB_UNKNOWN');
+    expect(error.message).to.include('%remote_jobs lists yours');
+  });
+
+  it('keeps its snapshot while it runs, however many snapshots come after it', async () => {
+    await start(['--disk-budget', '1']);
+    const c = await client();
+    const trees = await Promise.all(['a', 'b', 'c'].map((fill) => makeTree({ 'data.txt': fill.repeat(600_000) })));
+    const first = await snapshotDirectory(trees[0]!);
+    await c.upload(first);
+    const job = await c.detach(() => new Promise((resolve) => setTimeout(() => resolve(require('fs').readFileSync('data.txt', 'utf8').slice(0, 3)), 1_500)), [], {
+      snapshot: first.hash,
+    });
+    // Each upload puts the store over its 1 MB budget: only snapshots nothing uses may go.
+    for (const tree of trees.slice(1)) await c.upload(await snapshotDirectory(tree));
+    expect((await c.status()).store.evicted).to.be.at.least(1);
+    expect(await c.attach(job.id)).to.equal('aaa');
+  });
+
+  it('shows a job only to the key that started it, on an agent with keys', async () => {
+    const keys = (await tmp.dir({ unsafeCleanup: true, prefix: 'keys-' })).path;
+    const agentKey = writeKeyPair(keys, 'agent').publicKey;
+    for (const name of ['alice', 'bob']) writeKeyPair(keys, name);
+    await start(['--keys', keys, '--allow', path.join(keys, 'alice.pub'), '--allow', path.join(keys, 'bob.pub')]);
+    const as = async (name: string): Promise<AgentClient> => {
+      const c = await connect(agent!.endpoint, { curve: { serverKey: agentKey, ...readKeyPair(keys, name) } });
+      clients.push(c);
+      return c;
+    };
+    const alice = await as('alice');
+    const job = await alice.detach(() => 'for alice', [], { name: 'mine' });
+    const bob = await as('bob');
+    expect(await bob.detachedJobs()).to.deep.equal([]);
+    for (const ref of [job.id, 'mine']) expect((await rejectionOf(bob.attach(ref), RemoteError)).code).to.equal('JOB_UNKNOWN');
+    expect((await rejectionOf(bob.cancelDetached(job.id), RemoteError)).code).to.equal('JOB_UNKNOWN');
+    // A later connection with alice's key (a restarted kernel) sees it.
+    await alice.close();
+    const aliceAgain = await as('alice');
+    expect((await aliceAgain.detachedJobs()).map((j) => j.id)).to.deep.equal([job.id]);
+    expect(await aliceAgain.attach('mine')).to.equal('for alice');
+  });
+});
