@@ -1,83 +1,61 @@
 // The messages of detached jobs (docs/protocol.md, "Detached jobs"): a call with `options.detach` runs on the agent on
 // its own and is answered at once with the job's description; `jobs` lists the caller's jobs, `attach` replays one's
 // output and streams the rest until its result, `job.cancel` stops one. A job belongs to the key that started it.
+// The fields are defined here; the messages are in messages.ts's tables, with the others.
 
-import type { WireError } from './errors';
+import { Static, StaticDecode, Type } from '@sinclair/typebox';
+
+import type { ReplySchemas, RequestSchemas } from './messages';
+import { Id, Int, OneOf, Text } from './schema';
+import { WireErrorSchema } from './wire-error';
 
 export const DETACHED_STATES = ['queued', 'running', 'done', 'failed', 'cancelled', 'lost'] as const;
 export type DetachedState = (typeof DETACHED_STATES)[number];
 
 /** `options.detach` of a call. */
-export interface DetachOptions {
+export const DetachOptions = Type.Object({
   /** A name to find the job by (`%remote_attach NAME`); the newest job of a name wins. Default: its id. */
-  name?: string;
-}
+  name: Type.Optional(Text(128)),
+});
+export type DetachOptions = Static<typeof DetachOptions>;
+
+const MaybeInt = Type.Union([Int(), Type.Null()]);
 
 /** What the agent tells about a detached job. Times are milliseconds since the epoch, on the agent's clock. */
-export interface DetachedJobInfo {
-  id: string;
-  name: string;
-  state: DetachedState;
+export const DetachedJobInfo = Type.Object({
+  id: Id,
+  name: Text(128),
+  state: OneOf(DETACHED_STATES),
   /** How the result is encoded: as the call's code kind (a pickled call's result is pickled). */
-  kind: 'source' | 'pickle';
-  createdAt: number;
-  startedAt: number | null;
-  endedAt: number | null;
-  worker: number | null;
+  kind: Type.Union([Type.Literal('source'), Type.Literal('pickle')]),
+  createdAt: Int(),
+  startedAt: MaybeInt,
+  endedAt: MaybeInt,
+  worker: MaybeInt,
   /** The last line of output, for listings. */
-  lastLine: string;
+  lastLine: Type.String(),
   /** Output written in all, and how much of its oldest part was dropped to stay within the bound. */
-  outputBytes: number;
-  droppedBytes: number;
+  outputBytes: Int(),
+  droppedBytes: Int(),
   /** When the agent forgets the job (its result and output), once it ended. */
-  expiresAt: number | null;
+  expiresAt: MaybeInt,
   /** Why it failed, was cancelled or lost. */
-  error?: WireError;
-}
-
-interface Base {
-  v: 1;
-}
+  error: Type.Optional(WireErrorSchema),
+});
+export type DetachedJobInfo = StaticDecode<typeof DetachedJobInfo>;
 
 /** Lists the caller's detached jobs. Answered by `jobs`. */
-export interface JobsRequest extends Base {
-  type: 'jobs';
-  id: string;
-}
+export type JobsRequest = Static<RequestSchemas['jobs']>;
 /**
  * Replays a detached job's output, then streams the rest: a `job` reply first, `output` replies, then the job's
  * `result` or `error`. A `cancel` naming this request's id stops watching; the job goes on.
  */
-export interface AttachRequest extends Base {
-  type: 'attach';
-  id: string;
-  /** The job's id or name. */
-  job: string;
-}
+export type AttachRequest = Static<RequestSchemas['attach']>;
 /** Cancels a detached job of the caller's. Answered by `jobs` holding the job as it is after the cancel. */
-export interface JobCancelRequest extends Base {
-  type: 'job.cancel';
-  id: string;
-  job: string;
-}
+export type JobCancelRequest = Static<RequestSchemas['job.cancel']>;
 
 /** The final answer to a call with `options.detach`: the job runs on its own. */
-export interface DetachedReply extends Base {
-  type: 'detached';
-  re: string;
-  job: DetachedJobInfo;
-}
+export type DetachedReply = StaticDecode<ReplySchemas['detached']>;
 /** The first reply to `attach` (not final): the job as it is now. */
-export interface JobReply extends Base {
-  type: 'job';
-  re: string;
-  job: DetachedJobInfo;
-}
-export interface JobsReply extends Base {
-  type: 'jobs';
-  re: string;
-  jobs: DetachedJobInfo[];
-}
-
-export type JobRequestMessage = JobsRequest | AttachRequest | JobCancelRequest;
-export type JobReplyMessage = DetachedReply | JobReply | JobsReply;
+export type JobReply = StaticDecode<ReplySchemas['job']>;
+export type JobsReply = StaticDecode<ReplySchemas['jobs']>;
