@@ -3,6 +3,7 @@
 //   tslab-remote kernel --config-path FILE                       the kernel (Jupyter starts it)
 //   tslab-remote run NOTEBOOK.ipynb [--agent ENDPOINT] [--output OUT.ipynb] [--allow-errors] [--timeout SECONDS]
 //                                                                execute a notebook headless, print its outputs
+//   tslab-remote jobs [--agent ENDPOINT] [--key DIR] [attach|cancel JOB]   detached jobs (jobs-command.ts)
 
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -13,6 +14,7 @@ import { fail, parseFlags, print, UsageError } from '../common/cli';
 import { BIN as PACKAGE_BIN, PACKAGE_VERSION } from '../common/package-info';
 import type { Notebook, RunResult } from './run/headless';
 import { checkTslab, TslabMissingError } from './tslab-peer';
+import { jobsCommand, JOBS_USAGE } from './jobs-command';
 
 export const KERNEL_NAME = 'tslab-remote';
 export const DISPLAY_NAME = 'TypeScript (remote)';
@@ -23,12 +25,13 @@ const BIN = PACKAGE_BIN.tslabRemote;
 const USAGE = `Usage: tslab-remote install [--user | --prefix DIR] [--python PY]
        tslab-remote kernel --config-path CONNECTION_FILE
        tslab-remote run NOTEBOOK.ipynb [--agent ENDPOINT] [--output OUT.ipynb] [--allow-errors] [--timeout SECONDS]
+       ${JOBS_USAGE}
 
 install   registers the Jupyter kernel "${DISPLAY_NAME}" (kernelspec ${KERNEL_NAME}); Jupyter then starts
           \`tslab-remote kernel --config-path {connection_file}\`. Where: --user (the default unless root) puts it in
           your Jupyter data directory, --prefix DIR in DIR/share/jupyter/kernels; --python PY (default python3) is
           asked where those are (jupyter_client), with Jupyter's documented defaults when it cannot say.
-kernel    runs the kernel: tslab plus %remote, %%remote, %remote_agent and %remote_root.
+kernel    runs the kernel: tslab plus %remote, %%remote and the other magics (README, Magics).
 run       executes the notebook's code cells in a fresh kernel started in the notebook's directory, over the
           Jupyter protocol, printing each cell's outputs; --output writes the executed notebook, also when the run
           stops early (with the outputs received so far). A cell tagged raises-exception may fail; any other
@@ -37,7 +40,11 @@ run       executes the notebook's code cells in a fresh kernel started in the no
           SIGHUP) does the same to the running cell; a second one kills the kernel. --agent sets the kernel's
           TSLAB_REMOTE_AGENT; without it the kernel starts a private agent on this machine.
           Exit status: 0 every cell ran; 1 a cell failed, or the run did; 2 usage error; ${EXIT_TIMEOUT} a cell ran past
-          --timeout; 130 Ctrl-C (SIGINT), 143 SIGTERM, 129 SIGHUP.`;
+          --timeout; 130 Ctrl-C (SIGINT), 143 SIGTERM, 129 SIGHUP.
+jobs      lists your detached jobs (%remote --detach) on the agent at ENDPOINT (default TSLAB_REMOTE_AGENT), with
+          the key pair in DIR (kernel.key, kernel.pub, agent.pub; default TSLAB_REMOTE_KEYS) on an agent with keys;
+          attach JOB replays its output, follows it and prints its result (Ctrl-C stops watching, not the job);
+          cancel JOB cancels it. JOB is a job's id or name.`;
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -49,6 +56,8 @@ export async function main(argv: string[]): Promise<number> {
         return await kernel(rest);
       case 'run':
         return await run(rest);
+      case 'jobs':
+        return await jobsCommand(rest);
       case '-h':
       case '--help':
       case 'help':

@@ -9,7 +9,8 @@ import { mimeBundle } from './display';
 import { AGENTS_KEY, agentsDeclaration, NotebookAgents } from './pool-value';
 import { CellFailure, CellIO, JupyterError } from './io';
 import { Insertion, Magic, MagicSyntaxError, parseCell } from './magic';
-import { assignmentSource } from './magic-tooling';
+import { assignmentSource, typedAssignmentSource } from './magic-tooling';
+import { runJobsMagic } from './detached-magics';
 import { RemoteRunner } from './remote';
 import { CellInterrupt } from './interrupt';
 import { CellHistory, CellPosition } from './cell-history';
@@ -118,6 +119,16 @@ export class CellRunner {
       case 'reload':
         await this.runner.interruptible((cell) => this.runner.reload(magic.files, io, cell));
         return;
+      case 'jobs':
+      case 'cancel':
+        await this.runner.interruptible((cell) => runJobsMagic(this.runner, magic, io, cell));
+        return;
+      case 'attach': {
+        const value = await this.runner.interruptible((cell) => runJobsMagic(this.runner, magic, io, cell));
+        if (magic.assign) await this.assignValue(typedAssignmentSource(magic.assign.name, magic.assign.type ?? 'any', RESULT_KEY), value, count, io);
+        else if (value !== undefined && value !== null) io.result(mimeBundle(value));
+        return;
+      }
     }
   }
 
@@ -177,12 +188,17 @@ export class CellRunner {
   }
 
   /** `%remote NAME = EXPR`: a cell declares NAME with EXPR's awaited static type and the value the agent returned. */
-  private async assign(name: string, expr: string, isAsync: boolean, value: unknown, count: number, io: CellIO): Promise<void> {
+  private assign(name: string, expr: string, isAsync: boolean, value: unknown, count: number, io: CellIO): Promise<void> {
+    return this.assignValue(assignmentSource(name, expr, isAsync, RESULT_KEY), value, count, io);
+  }
+
+  /** Runs the assignment cell `source`, which reads `value` from RESULT_KEY. */
+  private async assignValue(source: string, value: unknown, count: number, io: CellIO): Promise<void> {
     const slot = globalThis as unknown as Record<symbol, unknown>;
     const key = Symbol.for(RESULT_KEY);
     slot[key] = value;
     try {
-      await this.typescript(assignmentSource(name, expr, isAsync, RESULT_KEY), count, io, false);
+      await this.typescript(source, count, io, false);
     } finally {
       delete slot[key];
     }

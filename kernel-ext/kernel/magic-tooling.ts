@@ -10,6 +10,11 @@ export function assignmentSource(name: string, expr: string, isAsync: boolean, r
   return `let ${name} = (<T,>(_: () => T): Awaited<T> => (globalThis as any)[Symbol.for(${JSON.stringify(resultKey)})])(${fn});\n`;
 }
 
+/** The assignment cell after `%remote_attach JOB NAME[: TYPE]`: NAME gets the job's result with the type stated. */
+export function typedAssignmentSource(name: string, type: string, resultKey: string): string {
+  return `let ${name}: ${type} = (globalThis as any)[Symbol.for(${JSON.stringify(resultKey)})];\n`;
+}
+
 /**
  * The TypeScript view of a `%remote` / `%%remote` cell for completion and inspection: the synthesized source and
  * position maps between it and the cell. Undefined for other cells, or a cursor in the magic's own text.

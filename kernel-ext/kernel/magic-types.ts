@@ -1,6 +1,7 @@
 // The magics' parsed form, their error and their usage lines (magic.ts parses).
 
 import type { AgentAddMagic, ClusterMagic } from './cluster-magic';
+import type { JobsMagic } from './jobs-magic';
 
 export interface RemoteOptions {
   /** `--timeout SECONDS`, as milliseconds. */
@@ -11,6 +12,10 @@ export interface RemoteOptions {
   on?: string;
   /** `--all`: every agent of the pool. */
   all?: boolean;
+  /** `--detach`: a detached job, which outlives the kernel. */
+  detach?: boolean;
+  /** `--name NAME` of a detached job. */
+  name?: string;
 }
 
 export type Magic =
@@ -47,7 +52,8 @@ export type Magic =
   /** `%remote_reload [FILE ...]`: files relative to the notebook; none for every module. */
   | { kind: 'reload'; files: string[] }
   | ClusterMagic
-  | AgentAddMagic;
+  | AgentAddMagic
+  | JobsMagic;
 
 /** Text the kernel inserted into the user's line: positions after it are `length` columns to the right. */
 export interface Insertion {
@@ -64,10 +70,13 @@ export class MagicSyntaxError extends Error {
 }
 
 export const USAGE = {
-  remote: '%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT | --on NAME | --all] [NAME =] EXPRESSION',
-  cell: '%%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT | --on NAME | --all] (on the first line; the rest of the cell runs remotely)',
+  remote: '%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT | --on NAME | --all] [--detach [--name NAME]] [NAME =] EXPRESSION',
+  cell: '%%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT | --on NAME | --all] [--detach [--name NAME]] (on the first line; the rest of the cell runs remotely)',
   agent: '%remote_agent [ENDPOINT] [--key DIR] [--name NAME] | %remote_agent --local | %remote_agent add NAME ENDPOINT [--key DIR]',
   root: '%remote_root [DIR]',
   reload: '%remote_reload [FILE ...]',
   cluster: '%remote_cluster slurm|ssh|attach|down ...',
+  jobs: '%remote_jobs [--agent NAME_OR_ENDPOINT]',
+  attach: '%remote_attach JOB [VAR[: TYPE]] [--agent NAME_OR_ENDPOINT]',
+  cancel: '%remote_cancel JOB [--agent NAME_OR_ENDPOINT]',
 };

@@ -7,6 +7,8 @@
 //   %remote --all EXPR                              ... on every agent of the pool: one row per agent
 //   %remote [--timeout S] [--agent A] NAME = EXPR   ... and assign it in the notebook (NAME has EXPR's static type)
 //   %%remote [--timeout S] [--agent A]              first line of a cell: the whole cell runs remotely
+//   %remote --detach [--name N] EXPR (or %%remote --detach)  a detached job: runs on after the kernel (jobs-magic.ts)
+//   %remote_jobs, %remote_attach JOB [VAR[: TYPE]], %remote_cancel JOB   list, follow, cancel detached jobs
 //   %remote_agent [ENDPOINT] [--key DIR] [--name N] [--local]   connect, or show the current agent (or the pool)
 //   %remote_agent add NAME ENDPOINT [--key DIR]     add an agent to the pool
 //   %remote_cluster ...                             place agents with Slurm or SSH (cluster-magic.ts)
@@ -35,6 +37,7 @@
 
 import { parseAgentAddLine, parseCluster } from './cluster-magic';
 import { parseAgent, parseReload, parseRoot } from './magic-args';
+import { parseJobsMagic } from './jobs-magic';
 import { firstNonBlank, indexOrEnd, lineAndColumn, overwrite, skipBlanks, skipSpaces } from './magic-text';
 import { Insertion, Magic, MagicSyntaxError, RemoteOptions, USAGE } from './magic-types';
 import { checkMagicBelow, oneExpressionLength, RESERVED, RETURN, returnLastExpression, STATEMENT_START } from './magic-syntax';
@@ -64,12 +67,17 @@ export function parseCell(code: string): Magic {
       return parseRoot(code, start + word.length, lineEnd);
     case '%remote_reload':
       return parseReload(code, start + word.length, lineEnd);
+    case '%remote_jobs':
+    case '%remote_attach':
+    case '%remote_cancel':
+      return parseJobsMagic(word, code, start + word.length, lineEnd);
     default:
       if (word === '%remote_' || word.startsWith('%remote') || word.startsWith('%%')) {
         throw new MagicSyntaxError(`unknown magic ${word}; the magics are:\n  ${Object.values(USAGE).join('\n  ')}`);
       }
       throw new MagicSyntaxError(
-        `unknown magic ${word}: this kernel knows %remote, %%remote, %remote_agent, %remote_root, %remote_reload and %remote_cluster; ` +
+        `unknown magic ${word}: this kernel knows %remote, %%remote, %remote_agent, %remote_root, %remote_reload, %remote_cluster, ` +
+          '%remote_jobs, %remote_attach and %remote_cancel; ' +
           'a line starting with % is not TypeScript',
       );
   }
@@ -86,6 +94,7 @@ function parseLineMagic(code: string, start: number): Magic {
     assign = assignment[1]!;
     if (RESERVED.has(assign)) throw new MagicSyntaxError(`cannot assign to ${assign}: it is a reserved word`);
     if (options.all) throw new MagicSyntaxError(`%remote --all shows one row per agent and assigns nothing: drop "${assign} ="`);
+    if (options.detach) throw new MagicSyntaxError(`a detached job's result is not here yet: drop "${assign} =" and take it later with %remote_attach JOB ${assign}`);
     exprStart = skipBlanks(code, exprStart + assignment[0].length);
   }
   // Trailing semicolons and blanks do not belong to the expression; dropping them at the end moves nothing.
@@ -164,19 +173,21 @@ function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { opt
   let pos = at;
   for (;;) {
     const wordStart = skipSpaces(code, pos);
-    const flag = /^--all(?=\s|$|(=))/.exec(code.slice(wordStart, lineEnd));
+    const flag = /^--(all|detach)(?=\s|$|(=))/.exec(code.slice(wordStart, lineEnd));
     if (flag) {
-      if (flag[1]) throw new MagicSyntaxError(`--all takes no value: ${USAGE[usage]}`);
-      if (options.all) throw new MagicSyntaxError(`--all given twice: give it once: ${USAGE[usage]}`);
-      options.all = true;
+      const name = flag[1] as 'all' | 'detach';
+      if (flag[2]) throw new MagicSyntaxError(`--${name} takes no value: ${USAGE[usage]}`);
+      if (options[name]) throw new MagicSyntaxError(`--${name} given twice: give it once: ${USAGE[usage]}`);
+      options[name] = true;
       checkTarget(options, usage);
       pos = wordStart + flag[0].length;
       continue;
     }
-    const match = /^--(timeout|agent|on)(?:=|(?=\s|$))/.exec(code.slice(wordStart, lineEnd));
+    const match = /^--(timeout|agent|on|name)(?:=|(?=\s|$))/.exec(code.slice(wordStart, lineEnd));
     if (!match) {
       const unknown = (usage === 'cell' ? /^--[^\s=]*/ : UNKNOWN_OPTION).exec(code.slice(wordStart, lineEnd));
       if (unknown) throw new MagicSyntaxError(`unknown option ${unknown[0]}: ${USAGE[usage]}`);
+      if (options.name !== undefined && !options.detach) throw new MagicSyntaxError(`--name names a detached job: add --detach: ${USAGE[usage]}`);
       return { options, next: wordStart };
     }
     const name = match[1]!;
@@ -184,7 +195,7 @@ function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { opt
     const value = /^\S*/.exec(code.slice(valueStart, lineEnd))![0];
     if (value === '' || value.startsWith('--')) throw new MagicSyntaxError(`--${name} needs a value: ${USAGE[usage]}`);
     pos = valueStart + value.length;
-    if ((name === 'timeout' ? options.timeoutMs : name === 'on' ? options.on : options.agent) !== undefined) {
+    if ((name === 'timeout' ? options.timeoutMs : name === 'on' ? options.on : name === 'name' ? options.name : options.agent) !== undefined) {
       throw new MagicSyntaxError(`--${name} given twice: give it once: ${USAGE[usage]}`);
     }
     if (name === 'timeout') {
@@ -194,6 +205,9 @@ function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { opt
         throw new MagicSyntaxError(`--timeout needs a number of seconds from 0.001 to 2147483, got ${value}`);
       }
       options.timeoutMs = Math.round(seconds * 1000);
+    } else if (name === 'name') {
+      if (!/^[\w.@-]{1,128}$/.test(value)) throw new MagicSyntaxError(`--name needs a job name of letters, digits and . _ @ -, got ${value}`);
+      options.name = value;
     } else {
       if (name === 'on' && !/^[\w.@-]+$/.test(value)) throw new MagicSyntaxError(`--on needs the name of an agent of the pool, got ${value}: ${USAGE[usage]}`);
       if (name === 'on') options.on = value;
@@ -203,8 +217,9 @@ function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { opt
   }
 }
 
-/** --agent, --on and --all each say where the call runs: one of them at most. */
+/** --agent, --on and --all each say where the call runs: one of them at most; a detached job runs on one agent. */
 function checkTarget(options: RemoteOptions, usage: 'remote' | 'cell'): void {
+  if (options.all && options.detach) throw new MagicSyntaxError(`--detach runs one job on one agent, --all one per agent: give one of them: ${USAGE[usage]}`);
   const given = [options.agent !== undefined && '--agent', options.on !== undefined && '--on', options.all && '--all'].filter(Boolean);
   if (given.length > 1) throw new MagicSyntaxError(`${given.join(' and ')} both say where to run: give one: ${USAGE[usage]}`);
 }

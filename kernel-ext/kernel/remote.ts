@@ -17,6 +17,9 @@ import { ElapsedDisplay, ProgressDisplay } from './live-display';
 import { CellHistory } from './cell-history';
 import { KernelPool } from './kernel-pool';
 import type { CallSettings } from './pool-value';
+import { refusePrivate, startDetached } from './detached-magics';
+import { CellFailure } from './io';
+import type { RemoteOptions } from './magic-types';
 
 export { ENV_AGENT, ENV_KEYS } from './agents';
 export { OWN_FUNCTIONS } from './cell-errors';
@@ -173,13 +176,14 @@ export class RemoteRunner {
    * Runs `fn` on the agent and resolves with its (awaited) value; failures throw CellFailure. An interrupt (`cell`)
    * before the call is sent keeps it from being sent; after, cancels it on the agent.
    */
-  async call(fn: () => unknown, options: { timeoutMs?: number; agent?: string; on?: string; quiet?: boolean }, context: CallContext, cell: CellInterrupt, prepared = this.prepare()): Promise<unknown> {
+  async call(fn: () => unknown, options: RemoteOptions & { quiet?: boolean }, context: CallContext, cell: CellInterrupt, prepared = this.prepare()): Promise<unknown> {
     const { io } = context;
     const entry = mayDisplay(context.source, context.locals) ? entryFor(fn) : fn;
     let agent: Agent | undefined;
     let root: string | undefined;
     try {
       agent = await this.agentFor(options, io, cell);
+      if (options.detach) refusePrivate(agent);
       root = (await cell.during('looking for the code root', prepared.root)) ?? undefined;
       const snap = await cell.during(`taking the snapshot of ${root ?? 'the code root'}`, prepared.snapshot);
       if (snap) {
@@ -188,11 +192,26 @@ export class RemoteRunner {
       } else {
         this.warnOnce(io, `tslab-remote: no package.json in ${this.notebookDir} or above it, so no code root: calls run without your local files (set one with %remote_root DIR)`);
       }
-      return await this.run(agent, entry, this.callOptions(agent, root, snap, context, options, cell), snap, io, cell, options.quiet);
+      const callOptions = this.callOptions(agent, root, snap, context, options, cell);
+      if (options.detach) return await startDetached(agent, entry, callOptions, options.name, io, cell);
+      return await this.run(agent, entry, callOptions, snap, io, cell, options.quiet);
     } catch (error) {
       const call = { entry, wrapped: entry !== fn, root, locals: context.locals, history: context.history, notebookDir: this.notebookDir };
       throw cellFailure(error, { call, agent, cell });
     }
+  }
+
+  /** The agents a detached job may be on: --agent's; else the current one (or TSLAB_REMOTE_AGENT's) and the pool's. */
+  async jobAgents(spec: string | undefined, io: CellIO, cell: CellInterrupt): Promise<Agent[]> {
+    if (spec !== undefined) return [await this.agents.agentFor(spec, io, cell)];
+    const current = this.agents.hasDefault() ? [await this.agents.agentFor(undefined, io, cell)] : [];
+    const agents = [...current, ...this.pool.list().filter((member) => !current.some((c) => c.endpoint === member.endpoint))];
+    if (agents.length > 0) return agents;
+    throw new CellFailure({
+      ename: 'UsageError',
+      evalue: 'no agent is connected, and detached jobs live on the agent that runs them',
+      traceback: ['UsageError: no agent is connected, and detached jobs live on the agent that runs them: connect it first with %remote_agent ENDPOINT (or set TSLAB_REMOTE_AGENT)'],
+    });
   }
 
   /** --on NAME: that agent of the pool; else --agent or the current agent, or the pool's first when there is none. */

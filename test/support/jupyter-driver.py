@@ -6,9 +6,11 @@ JUPYTER_PATH / JUPYTER_DATA_DIR / JUPYTER_RUNTIME_DIR pointing at a directory ho
 
   jupyter-driver.py check
       prints the versions of jupyter_client and nbclient (exit 0) or why they are missing (exit 3)
-  jupyter-driver.py notebook IN.ipynb OUT.ipynb [--allow-errors] [--timeout SECONDS]
+  jupyter-driver.py notebook IN.ipynb OUT.ipynb [--allow-errors] [--timeout SECONDS] [--start-at TEXT] [--kill-after TEXT]
       executes the notebook with nbclient (kernel tslab-remote, in the notebook's directory) and writes OUT;
-      exit 1 with the error on stderr when a cell fails that may not
+      exit 1 with the error on stderr when a cell fails that may not. --start-at skips the cells before the first
+      that starts with TEXT; --kill-after SIGKILLs the kernel once the first cell starting with TEXT has run (the
+      rest is not run), as a crash or a killed kernel would end it
   jupyter-driver.py session SCRIPT.json
       starts the kernel with jupyter_client and plays the script: a list of steps, each
         {"send": [{"code": "...", "stop_on_error": true, "silent": false, "store_history": true}, ...],
@@ -53,6 +55,8 @@ def notebook(args):
     timeout = 300
     if "--timeout" in args:
         timeout = int(args[args.index("--timeout") + 1])
+    start_at = args[args.index("--start-at") + 1] if "--start-at" in args else None
+    kill_after = args[args.index("--kill-after") + 1] if "--kill-after" in args else None
     nb = nbformat.read(source, as_version=4)
     client = NotebookClient(
         nb,
@@ -63,12 +67,34 @@ def notebook(args):
     )
     status = 0
     try:
-        client.execute()
+        if start_at is None and kill_after is None:
+            client.execute()
+        else:
+            run_cells(client, nb, start_at, kill_after)
     except CellExecutionError as error:
         sys.stderr.write(str(error) + "\n")
         status = 1
     nbformat.write(nb, target)
     return status
+
+
+def run_cells(client, nb, start_at, kill_after):
+    """Runs the cells from the first starting with start_at; SIGKILLs the kernel after the first with kill_after."""
+    import signal
+
+    def starts(cell, text):
+        return text is not None and cell.source.lstrip().startswith(text)
+
+    started = start_at is None
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            started = started or starts(cell, start_at)
+            if not started:
+                continue
+            client.execute_cell(cell, index)
+            if starts(cell, kill_after):
+                os.kill(client.km.provisioner.pid, signal.SIGKILL)
+                return
 
 
 def session(args):

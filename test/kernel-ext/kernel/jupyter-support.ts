@@ -123,11 +123,20 @@ export async function session(
 export async function nbclient(
   jupyter: JupyterEnv,
   notebook: string,
-  options: { allowErrors?: boolean; timeoutSeconds?: number } = {},
+  options: { allowErrors?: boolean; timeoutSeconds?: number; startAt?: string; killAfter?: string; env?: NodeJS.ProcessEnv; out?: string } = {},
 ): Promise<{ notebook: ExecutedNotebook; code: number; stderr: string }> {
-  const out = `${notebook}.out.ipynb`;
-  const args = ['notebook', notebook, out, ...(options.allowErrors ? ['--allow-errors'] : []), '--timeout', String(options.timeoutSeconds ?? 300)];
-  const result = await run(args, jupyter.env, path.dirname(notebook), 600_000);
+  const out = options.out ?? `${notebook}.out.ipynb`;
+  const args = [
+    'notebook',
+    notebook,
+    out,
+    ...(options.allowErrors ? ['--allow-errors'] : []),
+    '--timeout',
+    String(options.timeoutSeconds ?? 300),
+    ...(options.startAt !== undefined ? ['--start-at', options.startAt] : []),
+    ...(options.killAfter !== undefined ? ['--kill-after', options.killAfter] : []),
+  ];
+  const result = await run(args, { ...jupyter.env, ...options.env }, path.dirname(notebook), 600_000);
   if (!fs.existsSync(out)) throw new Error(`nbclient wrote no notebook (${result.code}):\n${result.stderr}`);
   return { notebook: JSON.parse(fs.readFileSync(out, 'utf8')) as ExecutedNotebook, code: result.code, stderr: result.stderr };
 }

@@ -25,7 +25,15 @@ import {
 } from './jupyter-support';
 
 // cluster.ipynb needs a Slurm cluster: cluster-notebook.test.ts runs it against one.
-const CHECKED = ['quickstart.ipynb', 'errors-and-interrupts.ipynb', 'large-numeric-results.ipynb', 'cluster.ipynb', 'state-across-edits.ipynb'];
+// detached-jobs.ipynb needs an agent that outlives its kernel: detached-notebook.test.ts runs it against one.
+const CHECKED = [
+  'quickstart.ipynb',
+  'errors-and-interrupts.ipynb',
+  'large-numeric-results.ipynb',
+  'cluster.ipynb',
+  'state-across-edits.ipynb',
+  'detached-jobs.ipynb',
+];
 
 function tagged(cell: ExecutedCell): boolean {
   return (cell.metadata.tags ?? []).includes('raises-exception');
