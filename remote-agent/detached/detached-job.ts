@@ -20,11 +20,14 @@ export interface DetachedJobLimits {
 
 /** Output is written to disk this often (and when the job ends), so a crash loses at most this much of it. */
 const FLUSH_MS = 200;
+/** ... or as soon as this much waits, so a job that prints fast does not fill the agent's memory meanwhile. */
+const FLUSH_BYTES = 1024 * 1024;
 const LAST_LINE_CHARS = 200;
 
 export class DetachedJob {
   readonly watchers = new Set<Watcher>();
   private pending: OutputLine[] = [];
+  private pendingBytes = 0;
   private keptBytes: number;
   private flushTimer?: NodeJS.Timeout;
 
@@ -56,12 +59,15 @@ export class DetachedJob {
   }
 
   output(stream: Stream, text: string): void {
-    this.meta.outputBytes += Buffer.byteLength(text);
+    const bytes = Buffer.byteLength(text);
+    this.meta.outputBytes += bytes;
     const lines = text.split('\n').filter((line) => line.trim().length > 0);
     if (lines.length > 0) this.meta.lastLine = lines[lines.length - 1]!.slice(-LAST_LINE_CHARS);
     this.pending.push([stream, text]);
-    this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_MS);
+    this.pendingBytes += bytes;
     for (const watcher of this.watchers) watcher.output(stream, text);
+    if (this.pendingBytes >= FLUSH_BYTES) this.flush();
+    else this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_MS);
   }
 
   /** The job ended: its result (frames) is kept when it succeeded, its error otherwise. */
@@ -100,8 +106,9 @@ export class DetachedJob {
     if (this.pending.length === 0) return;
     const lines = this.pending;
     this.pending = [];
+    this.keptBytes += this.pendingBytes;
+    this.pendingBytes = 0;
     this.files.appendOutput(lines);
-    this.keptBytes += lines.reduce((sum, [, text]) => sum + Buffer.byteLength(text), 0);
     if (this.keptBytes > this.limits.maxOutputBytes) this.dropOldest();
     if (!this.ended) this.files.writeMeta(this.meta);
   }
