@@ -28,7 +28,9 @@ export class DetachedJob {
   readonly watchers = new Set<Watcher>();
   private pending: OutputLine[] = [];
   private pendingBytes = 0;
-  private keptBytes: number;
+  /** Output bytes in the current and the old output file (see flush). */
+  private currentBytes = 0;
+  private oldBytes = 0;
   private flushTimer?: NodeJS.Timeout;
 
   constructor(
@@ -37,7 +39,6 @@ export class DetachedJob {
     private readonly limits: DetachedJobLimits,
     private readonly now: () => number,
   ) {
-    this.keptBytes = meta.outputBytes - meta.droppedBytes;
   }
 
   get id(): string {
@@ -93,46 +94,47 @@ export class DetachedJob {
     this.files.writeMeta(this.meta);
   }
 
-  /** The output kept so far, oldest first. */
+  /** The newest maxOutputBytes of output, oldest first; `droppedBytes` then counts what came before it. */
   replay(): OutputLine[] {
     this.flush();
-    return this.files.readOutput();
+    const newest = newestBytes(this.files.readOutput(), this.limits.maxOutputBytes);
+    this.meta.droppedBytes = this.meta.outputBytes - newest.bytes;
+    return newest.lines;
   }
 
-  /** Writes buffered output; past the bound, rewrites the file with the newest three quarters of it. */
+  /**
+   * Writes buffered output. The output rotates between two files, each at most half the bound: when the current one
+   * is full it becomes the old one and the old one goes. Appends never rewrite what is on disk.
+   */
   flush(): void {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     if (this.pending.length === 0) return;
     const lines = this.pending;
     this.pending = [];
-    this.keptBytes += this.pendingBytes;
+    this.currentBytes += this.pendingBytes;
     this.pendingBytes = 0;
     this.files.appendOutput(lines);
-    if (this.keptBytes > this.limits.maxOutputBytes) this.dropOldest();
+    if (this.currentBytes >= this.limits.maxOutputBytes / 2) {
+      this.meta.droppedBytes += this.oldBytes;
+      this.oldBytes = this.currentBytes;
+      this.currentBytes = 0;
+      this.files.rotateOutput();
+    }
     if (!this.ended) this.files.writeMeta(this.meta);
   }
+}
 
-  private dropOldest(): void {
-    const target = Math.floor((this.limits.maxOutputBytes * 3) / 4);
-    const kept: OutputLine[] = [];
-    let bytes = 0;
-    for (const [stream, text] of this.files.readOutput().reverse()) {
-      const size = Buffer.byteLength(text);
-      if (bytes + size > target) {
-        // Keep the tail of the line that crosses the bound (its start is dropped).
-        const room = target - bytes;
-        if (room > 0) kept.push([stream, Buffer.from(text).subarray(size - room).toString()]);
-        bytes = target;
-        break;
-      }
-      kept.push([stream, text]);
-      bytes += size;
-    }
-    kept.reverse();
-    this.files.replaceOutput(kept);
-    const keptBytes = kept.reduce((sum, [, text]) => sum + Buffer.byteLength(text), 0);
-    this.meta.droppedBytes += this.keptBytes - keptBytes;
-    this.keptBytes = keptBytes;
+/** The newest `limit` bytes of `lines` (the line that crosses the limit keeps its tail). */
+function newestBytes(lines: readonly OutputLine[], limit: number): { lines: OutputLine[]; bytes: number } {
+  const kept: OutputLine[] = [];
+  let bytes = 0;
+  for (let i = lines.length - 1; i >= 0 && bytes < limit; i--) {
+    const [stream, text] = lines[i]!;
+    const size = Buffer.byteLength(text);
+    const room = limit - bytes;
+    kept.push(size <= room ? [stream, text] : [stream, Buffer.from(text).subarray(size - room).toString()]);
+    bytes += Math.min(size, room);
   }
+  return { lines: kept.reverse(), bytes };
 }

@@ -1,6 +1,7 @@
 // One detached job on disk, under WORKDIR/jobs/<id>/: `meta.json` (its description and owner, rewritten whole on
-// each change), `output.jsonl` (one `[stream, text]` line per write, the newest --job-output-mb of it) and, once it
-// succeeded, `result.bin` (its result frames). What an agent restart finds there is the job as it last was.
+// each change), `output.jsonl` and `output.old.jsonl` (one `[stream, text]` line per write; the old file is the
+// previous half of the newest --job-output-mb, see detached-job.ts) and, once it succeeded, `result.bin` (its result
+// frames). What an agent restart finds there is the job as it last was.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -42,34 +43,14 @@ export class JobFiles {
     fs.appendFileSync(this.outputFile, lines.map((line) => `${JSON.stringify(line)}\n`).join(''));
   }
 
+  /** Both output files, oldest first. */
   readOutput(): OutputLine[] {
-    let text: string;
-    try {
-      text = fs.readFileSync(this.outputFile, 'utf8');
-    } catch {
-      return [];
-    }
-    return text
-      .split('\n')
-      .filter((line) => line.length > 0)
-      .flatMap((line) => {
-        try {
-          const parsed = JSON.parse(line) as unknown;
-          return Array.isArray(parsed) && (parsed[0] === 'stdout' || parsed[0] === 'stderr') && typeof parsed[1] === 'string'
-            ? [[parsed[0], parsed[1]] as OutputLine]
-            : [];
-        } catch {
-          return []; // a line cut short by a crash
-        }
-      });
+    return [...readLines(this.oldOutputFile), ...readLines(this.outputFile)];
   }
 
-  /** Rewrites the output with only `lines` (the newest ones); returns the file's new size. */
-  replaceOutput(lines: readonly OutputLine[]): number {
-    const text = lines.map((line) => `${JSON.stringify(line)}\n`).join('');
-    fs.writeFileSync(`${this.outputFile}.tmp`, text);
-    fs.renameSync(`${this.outputFile}.tmp`, this.outputFile);
-    return Buffer.byteLength(text);
+  /** The current output file becomes the old one (the old one goes). */
+  rotateOutput(): void {
+    fs.renameSync(this.outputFile, this.oldOutputFile);
   }
 
   writeResult(frames: readonly Uint8Array[]): void {
@@ -115,6 +96,32 @@ export class JobFiles {
   private get outputFile(): string {
     return path.join(this.dir, 'output.jsonl');
   }
+
+  private get oldOutputFile(): string {
+    return path.join(this.dir, 'output.old.jsonl');
+  }
+}
+
+function readLines(file: string): OutputLine[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  return text
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .flatMap((line) => {
+      try {
+        const parsed = JSON.parse(line) as unknown;
+        return Array.isArray(parsed) && (parsed[0] === 'stdout' || parsed[0] === 'stderr') && typeof parsed[1] === 'string'
+          ? [[parsed[0], parsed[1]] as OutputLine]
+          : [];
+      } catch {
+        return []; // a line cut short by a crash
+      }
+    });
 }
 
 export function safeReaddir(dir: string): string[] {

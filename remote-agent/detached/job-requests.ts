@@ -87,11 +87,12 @@ export class JobRequests {
     if (session.knows(re)) throw new AgentError('BAD_MESSAGE', `request id ${re} was already used by this client; use a new id`);
     session.jobs.add(re);
     const send = (reply: Unversioned<Reply>): void => void session.output(re, this.deps.encode(reply));
+    const replay = job.replay(); // counts what was dropped
     send({ type: 'job', re, job: job.info() });
     if (job.meta.droppedBytes > 0) {
       send({ type: 'output', re, stream: 'stderr', text: `[tslab-remote: the oldest ${job.meta.droppedBytes} bytes of this job's output were dropped (--job-output-mb)]\n` });
     }
-    for (const [stream, text] of chunks(job.replay())) send({ type: 'output', re, stream, text });
+    for (const [stream, text] of chunks(replay)) send({ type: 'output', re, stream, text });
     if (job.ended) return this.finish(session, re, job);
     const watcher: Watcher = {
       output: (stream, text) => send({ type: 'output', re, stream, text }),
