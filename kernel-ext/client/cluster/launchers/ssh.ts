@@ -1,6 +1,10 @@
 // Agents over SSH: one `ssh HOST remote-agent serve ...` per host. Each agent binds every address of its host, is
-// advertised under the name the kernel used for the host, admits only this session's key, and ends when its ssh
-// ends (--exit-with-parent: the remote end of ssh's stdin closes).
+// advertised under the address ssh connects to for the host (its HostName in the ssh config: an alias such as `gpu`
+// is no name the kernel's resolver knows), admits only this session's key, and ends when its ssh ends
+// (--exit-with-parent: the remote end of ssh's stdin closes).
+
+import { spawnSync } from 'node:child_process';
+
 
 import type { LaunchedAgents } from '../types';
 import { LauncherProcess, remotePath, shellWord } from './agent-process';
@@ -26,9 +30,10 @@ export interface SshOptions {
 export async function launchSsh(options: SshOptions, signal?: AbortSignal): Promise<LaunchedAgents> {
   if (options.hosts.length === 0) throw new Error('ssh launch: no hosts given');
   const curve = sessionCurve();
+  const ssh = options.ssh ?? 'ssh';
   const processes = options.hosts.map((host) => {
-    // What ssh reaches (user@gpu1) is not what a ZeroMQ endpoint takes (gpu1).
-    const address = host.replace(/^[^@]*@/, '');
+    const name = host.replace(/^[^@]*@/, '');
+    const address = sshHostName(ssh, options.sshArgs ?? [], host) ?? name;
     const serve = [
       'serve',
       '--exit-with-parent',
@@ -37,9 +42,9 @@ export async function launchSsh(options: SshOptions, signal?: AbortSignal): Prom
       // One word with its flag: a Z85 key may start with '-', which would read as another option.
       `--allow-key=${curve.publicKey}`,
     ].map(shellWord);
-    const workdir = `${remotePath(options.workdirBase ?? '.cache/tslab-remote')}/${shellWord(`agent-${address}`)}`;
+    const workdir = `${remotePath(options.workdirBase ?? '.cache/tslab-remote')}/${shellWord(`agent-${name}`)}`;
     const remote = `${options.agentCommand ?? 'remote-agent'} ${serve.join(' ')} --workdir ${workdir} ${(options.agentArgs ?? []).map(shellWord).join(' ')}`;
-    return LauncherProcess.spawn(options.ssh ?? 'ssh', ['-o', 'BatchMode=yes', '-o', 'ServerAliveInterval=5', ...(options.sshArgs ?? []), host, remote]);
+    return LauncherProcess.spawn(ssh, ['-o', 'BatchMode=yes', '-o', 'ServerAliveInterval=5', ...(options.sshArgs ?? []), host, remote]);
   });
   const stopAll = async (): Promise<void> => void (await Promise.all(processes.map((p) => p.stop())));
   const started = await Promise.allSettled(
@@ -57,4 +62,13 @@ export async function launchSsh(options: SshOptions, signal?: AbortSignal): Prom
     stop: stopAll,
     command: processes.map((p) => p.command).join('\n'),
   };
+}
+
+/**
+ * What ssh connects to for `host` (user@ and aliases resolved through the ssh config, with the launch's ssh options),
+ * from `ssh -G`, which reads the configuration and connects nowhere; undefined when ssh cannot say.
+ */
+function sshHostName(ssh: string, sshArgs: string[], host: string): string | undefined {
+  const shown = spawnSync(ssh, [...sshArgs, '-G', host], { encoding: 'utf8', timeout: 10_000 });
+  return shown.status === 0 ? /^hostname (\S+)$/m.exec(shown.stdout)?.[1] : undefined;
 }

@@ -74,6 +74,21 @@ describe('kernel-ext cluster: agents launched over ssh', function () {
     }
   });
 
+  it('advertises the address an ssh config alias stands for, which the kernel can reach, under the alias as its name', async () => {
+    const config = `${workdirs}/ssh_config`;
+    fs.writeFileSync(config, `Host gpu-alias\n  HostName ${HOSTS[1]}\n`);
+    const sshArgs = sshd.sshArgs.map((arg, i) => (sshd.sshArgs[i - 1] === '-F' ? config : arg));
+    const pool = await launchAgents({
+      ssh: { hosts: ['gpu-alias'], bindToHost: true, sshArgs, agentCommand: `${process.execPath} ${BIN.remoteAgent}`, workdirBase: workdirs },
+    });
+    try {
+      expect(pool.agents().map((a) => [a.name, a.endpoint.replace(/:\d+$/, ''), a.state])).to.deep.equal([['gpu-alias', `tcp://${HOSTS[1]}`, 'up']]);
+      expect((await pool.all(() => 'via alias')).map((row) => row.value)).to.deep.equal(['via alias']);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('says which host failed and why, with the command, and leaves no agent running', async () => {
     const base = `${workdirs}/failing-launch`;
     const error = await rejectionOf(
