@@ -12,7 +12,7 @@ import { AgentInfo, AgentLimits, CallRequest, PROTOCOL_VERSION, Reply, Request, 
 import { DEFAULT_HEADER_LIMITS, HeaderLimits, parseHeader, requestIdOf, validateRequest } from '../protocol/validate';
 import { DEFAULT_STORE_LIMITS, SnapshotStore } from './store/snapshot-store';
 import { ClientRegistry } from './client-registry';
-import { ClientSession, droppedOutputNotice, unknownJob } from './client-session';
+import { droppedOutputNotice, unknownJob } from './client-session';
 import { JobSink, WorkerPool } from './pool/worker-pool';
 import { GpuReader, readResources } from './resources';
 import { ZapHandler } from './zap';
@@ -282,8 +282,7 @@ export class Agent {
     session.jobs.add(request.id);
     if (request.options.detach) {
       // Kept for redelivery like a call's result, so a reconnecting client learns of the job it started.
-      const reply = this.tryDetach(client, session, request, args, release);
-      return session.finish(request.id, this.encode(reply), () => []);
+      return session.finish(request.id, this.encode(this.jobRequests.detach(client, session, request, args, release)), () => []);
     }
     const re = request.id;
     const finish = (reply: Unversioned<Reply>, payload: readonly Frame[] = []): void => {
@@ -300,14 +299,6 @@ export class Agent {
       { id: jobKey(client, re), label: re, client, snapshot: request.snapshot, code: request.code, options: request.options, args },
       sink,
     );
-  }
-
-  private tryDetach(client: string, session: ClientSession, request: CallRequest, args: Buffer[], release: () => void): Unversioned<Reply> {
-    try {
-      return this.jobRequests.detach(client, session, request, args, release);
-    } catch (error) {
-      return { type: 'error', re: request.id, error: toWireError(error) };
-    }
   }
 
   private encode(reply: Unversioned<Reply>, payload: readonly Frame[] = []): Frame[] {

@@ -3,7 +3,7 @@
 // whose final reply is kept for redelivery like a call's; `jobs` lists, `job.cancel` cancels. Only a job's owner
 // (the key that started it) sees it.
 
-import { AgentError, WireError } from '../../protocol/errors';
+import { AgentError, toWireError, WireError } from '../../protocol/errors';
 import type { Frame } from '../../protocol/frames';
 import type { AttachRequest, JobCancelRequest, JobsRequest } from '../../protocol/job-messages';
 import type { CallRequest, Reply, Unversioned } from '../../protocol/messages';
@@ -31,8 +31,16 @@ export class JobRequests {
 
   constructor(private readonly deps: JobRequestsDeps) {}
 
-  /** A call with `options.detach`; `release` unpins its snapshot when it ends. */
+  /** A call with `options.detach`, answered by `detached` or `error`; `release` unpins its snapshot when it ends. */
   detach(client: string, session: ClientSession, request: CallRequest, args: Uint8Array[], release: () => void): Unversioned<Reply> {
+    try {
+      return this.start(client, session, request, args, release);
+    } catch (error) {
+      return { type: 'error', re: request.id, error: toWireError(error) };
+    }
+  }
+
+  private start(client: string, session: ClientSession, request: CallRequest, args: Uint8Array[], release: () => void): Unversioned<Reply> {
     const { detached, pool, maxJobsPerOwner } = this.deps;
     const owner = this.owner(session);
     const active = detached.running().filter((job) => job.meta.owner === owner).length;
