@@ -12,7 +12,7 @@ import * as vm from 'node:vm';
 
 import { DYNAMIC_IMPORT } from './dynamic-import';
 import { UnpickleError } from './errors';
-import { FnBits, Node, Slot } from './format';
+import { FnBits, isRef, Kind, Node, Slot } from './format';
 
 export type ScopeSetter = ((index: number, value: unknown) => void) | null;
 export type Thunk = (heritage?: unknown) => unknown;
@@ -62,11 +62,16 @@ export function compileFunctions(
     const iName = freshName('$i', taken);
     taken.add(iName);
     const vName = freshName('$v', taken);
-    const cases = names.map((name, i) => `case ${i}: ${name} = ${vName}; break;`).join(' ');
-    const decl = names.length > 0 ? `let ${names.join(', ')}; ` : '';
-    const setter = names.length > 0 ? `(${iName}, ${vName}) => { switch (${iName}) { ${cases} } }` : 'null';
+    // A binding in its temporal dead zone is declared after the return, so it stays there: reading it throws.
+    const values = scope[3] as Slot[];
+    const dead = names.filter((_, i) => isRef(values[i]) && node(values[i])?.[0] === Kind.UNINITIALIZED);
+    const live = names.flatMap((name, i) => (dead.includes(name) ? [] : [{ name, i }]));
+    const cases = live.map(({ name, i }) => `case ${i}: ${name} = ${vName}; break;`).join(' ');
+    const decl = live.length > 0 ? `let ${live.map((v) => v.name).join(', ')}; ` : '';
+    const deadDecl = dead.length > 0 ? ` let ${dead.join(', ')};` : '';
+    const setter = live.length > 0 ? `(${iName}, ${vName}) => { switch (${iName}) { ${cases} } }` : 'null';
     const inner = children.map(scopeExpr);
-    return `(() => { ${decl}return [${setter}, [\n${fns.map(thunk).join(',\n')}\n], [${inner.join(', ')}]]; })()`;
+    return `(() => { ${decl}return [${setter}, [\n${fns.map(thunk).join(',\n')}\n], [${inner.join(', ')}]];${deadDecl} })()`;
   };
   for (const root of childScopes.get(null) ?? []) parts.push(scopeExpr(root));
   const top = fnsIn.get(null) ?? [];

@@ -6,7 +6,7 @@
 import { compileFunctions, ScopeSetter, Thunk } from './compile';
 import type { UnpickleContext } from './decode';
 import { UnpickleError } from './errors';
-import { FnBits, Integrity, isRef, Node, Slot } from './format';
+import { FnBits, Integrity, isRef, Kind, Node, Slot } from './format';
 import { recordOrigin } from './origins';
 
 /** Thrown while a class is being defined and something reaches it again (its captured values refer to it). */
@@ -129,6 +129,7 @@ export abstract class FunctionDecoder {
       for (let i = 0; i < values.length; i++) {
         if (state.bound[i]) continue;
         state.bound[i] = true;
+        if (isRef(values[i]) && this.node(values[i])?.[0] === Kind.UNINITIALIZED) continue; // stays in its temporal dead zone
         try {
           state.setter(i, this.resolve(values[i]));
         } catch (err) {

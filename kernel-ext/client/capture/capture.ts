@@ -11,11 +11,11 @@
 //   5. otherwise it stays free, so the other side's global of that name is used (Math, console, process...).
 //
 // Scopes are nodes of their own: closures that shared a scope locally share one binding remotely (a counter's
-// `inc` and `get`). The inspector gives no identity for scopes, so two captured scopes are taken as one when they
-// come from the same function (description), list the same bindings with identical values (Object.is) and have
-// the same parent: two scopes of one factory whose bindings all hold identical values at pickle time are merged
-// (a documented limitation; any differing value or object keeps them apart).
-//
+// `inc` and `get`), and closures of separate scopes (two counters of one factory, two iterations of a loop) get
+// separate bindings even when their values are equal. Scopes that differ in function, bindings or values are apart;
+// equal-looking ones are told apart by scope-probe.ts (the inspector shows scopes as copies, without identity).
+// Script and Module scopes exist once and need no probe.
+
 // A captured variable's value is taken at pickle time; reassigning it later changes nothing already pickled, and
 // what the remote code does to captured values does not flow back.
 
@@ -26,10 +26,13 @@ import { FnBits, Integrity, Ref } from '../../../pickle/format';
 import { isNativeSource } from '../../../pickle/unpicklable';
 import { Analysis, analyzeSource } from './analyze';
 import { describe, integrityOf, isBodyMethod, isFieldOf } from './function-facts';
-import { ClosureInspector, ClosureScope } from './inspect';
+import { ClosureInspector, ClosureScope, UNINITIALIZED } from './inspect';
+import { pausable, ScopeProbe, ScopeSide } from './scope-probe';
 import type { LocalRegistry } from './registry';
 
 interface ScopeRecord {
+  /** The first function seen with this scope, and where the scope is in its list: what probes compare against. */
+  witness: ScopeSide;
   node: Node;
   ref: Ref;
   description: string;
@@ -66,6 +69,7 @@ export class Capture implements EncoderHooks {
     private readonly options: CaptureOptions,
     private readonly inspector: ClosureInspector,
     private readonly registry: LocalRegistry,
+    private readonly probe: ScopeProbe,
   ) {}
 
   originId(value: object | symbol): string {
@@ -205,7 +209,8 @@ export class Capture implements EncoderHooks {
     const records: ScopeRecord[] = [];
     let parent: ScopeRecord | null = null;
     for (let i = chain.length - 1; i >= 0; i--) {
-      parent = this.record(chain[i]!, parent, enc);
+      const side: ScopeSide = { fn, index: i, count: chain.length, type: chain[i]!.type };
+      parent = this.record(chain[i]!, side, parent, enc);
       records.unshift(parent);
     }
     const syntheticNames: string[] = [];
@@ -234,16 +239,15 @@ export class Capture implements EncoderHooks {
   }
 
   /** The record for a scope of the chain: an existing one when it is the same scope (see the top of this file). */
-  private record(scope: ClosureScope, parent: ScopeRecord | null, enc: Encoder): ScopeRecord {
+  private record(scope: ClosureScope, side: ScopeSide, parent: ScopeRecord | null, enc: Encoder): ScopeRecord {
     const key = `${scope.description}\u0000${scope.names.join(',')}`;
     const candidates = this.records.get(key);
-    if (candidates) {
-      for (const candidate of candidates) {
-        if (candidate.parent === parent && candidate.values.every((v, i) => Object.is(v, scope.values[i]))) return candidate;
-      }
-    }
+    const alike = (candidates ?? []).filter((c) => c.parent === parent && c.values.every((v, i) => Object.is(v, scope.values[i])));
+    const same = this.sameScope(alike, side, scope);
+    if (same) return same;
     const node: Node = [Kind.SCOPE, parent?.ref ?? null, [], []];
     const record: ScopeRecord = {
+      witness: side,
       node,
       ref: enc.add(node),
       description: scope.description,
@@ -255,6 +259,43 @@ export class Capture implements EncoderHooks {
     if (candidates) candidates.push(record);
     else this.records.set(key, [record]);
     return record;
+  }
+
+  /** Which equal-looking record is this scope's; when the probe cannot tell, equal values are taken as one scope. */
+  private sameScope(alike: ScopeRecord[], side: ScopeSide, scope: ClosureScope): ScopeRecord | undefined {
+    if (alike.length === 0) return undefined;
+    const own = alike.find((c) => c.witness.fn === side.fn && c.witness.index === side.index);
+    if (own || scope.type === 'Script' || scope.type === 'Module') return own ?? alike[0];
+    const live = scope.names.flatMap((name, i) => (scope.values[i] === UNINITIALIZED ? [] : [{ name, value: scope.values[i] }]));
+    if (live.length === 0) return alike[0]; // nothing that could be shared or told apart
+    const found = this.probe.find(
+      alike.map((c) => c.witness),
+      this.standIn(side),
+      live.map((b) => b.name),
+      live.map((b) => b.value),
+    );
+    return found === undefined ? alike[0] : found === -1 ? undefined : alike[found];
+  }
+
+  /**
+   * A class cannot be paused at its entry without running code; one of its methods sees the same scopes (after the
+   * class's own), so the probe pauses that instead.
+   */
+  private standIn(side: ScopeSide): ScopeSide {
+    if (!/^class\b/.test(fnSource(side.fn))) return side;
+    const proto = (side.fn as { prototype?: object }).prototype;
+    for (const holder of [side.fn, proto]) {
+      if (!holder) continue;
+      for (const desc of Object.values(Object.getOwnPropertyDescriptors(holder))) {
+        // eslint-disable-next-line @typescript-eslint/unbound-method -- only looked at, never called here
+        for (const m of [desc.value, desc.get, desc.set]) {
+          if (typeof m !== 'function' || m === side.fn || !pausable(m as Function)) continue;
+          const count = this.inspector.scopes(m as Function).length;
+          if (count >= side.count) return { fn: m as Function, index: side.index + count - side.count, count, type: side.type };
+        }
+      }
+    }
+    return side;
   }
 
   private use(record: ScopeRecord, name: string, analysis: Analysis, enc: Encoder, path: Path): void {
@@ -269,7 +310,8 @@ export class Capture implements EncoderHooks {
     names.push(name);
     values.push(undefined);
     const value = record.values[record.names.indexOf(name)];
-    values[index] = value === this.options.locals && value !== undefined ? this.localsSlot(analysis, enc, path) : enc.encode(value, pathTo(path, `captured ${name}`));
+    if (value === UNINITIALIZED) values[index] = enc.add([Kind.UNINITIALIZED]);
+    else values[index] = value === this.options.locals && value !== undefined ? this.localsSlot(analysis, enc, path) : enc.encode(value, pathTo(path, `captured ${name}`));
   }
 
   /** The notebook locals as one object node for the whole pickle, holding the members functions read. */

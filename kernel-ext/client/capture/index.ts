@@ -31,6 +31,7 @@ import { Encoder, ModuleRef, moduleIndexFor, requireFromRoot } from '../../../pi
 import { Capture } from './capture';
 import { closureInspector } from './inspect';
 import { localRegistry } from './registry';
+import { scopeProbe } from './scope-probe';
 
 export { localRegistry, LocalRegistry } from './registry';
 export { analyzeSource, Analysis } from './analyze';
@@ -66,12 +67,14 @@ function withEncoder(context: PickleContext, run: (encoder: Encoder) => Uint8Arr
   const modules = moduleIndexFor(context.codeRoot);
   modules.refresh();
   const inspector = closureInspector();
-  const capture = new Capture({ locals: context.locals }, inspector, localRegistry);
+  const probe = scopeProbe();
+  const capture = new Capture({ locals: context.locals }, inspector, localRegistry, probe);
   const encoder = new Encoder(capture, { modules, outOfBandBytes: context.outOfBandBytes ?? DEFAULT_OUT_OF_BAND_BYTES });
   try {
     return run(encoder);
   } finally {
     inspector.release();
+    probe.release();
   }
 }
 

@@ -3,8 +3,16 @@
 // before `post` returns), so the capture stays synchronous. A function's `[[Scopes]]` internal property is a list
 // of {description, object}; calling a function on the list hands us the scope objects themselves, whose own
 // properties are the scope's bindings. About 50 us per function here.
+//
+// A binding still in its temporal dead zone reads as `undefined` in those objects unless V8's
+// --experimental-value-unavailable is on; with it, reading the binding throws, which is how UNINITIALIZED is told
+// apart from a real `undefined`. The flag changes only what debuggers show for such bindings.
 
 import * as inspector from 'node:inspector';
+import * as v8 from 'node:v8';
+
+/** The value of a captured `let`/`const`/`class` binding still in its temporal dead zone. */
+export const UNINITIALIZED: unique symbol = Symbol('tslab-remote.uninitialized');
 
 const STASH = Symbol.for('tslab-remote.pickle.stash');
 const STASH_EXPR = 'globalThis[Symbol.for("tslab-remote.pickle.stash")]';
@@ -13,6 +21,7 @@ const GROUP = 'tslab-remote-pickle';
 interface Stash {
   value?: unknown;
   out?: unknown;
+  uninitialized: typeof UNINITIALIZED;
 }
 
 export interface ClosureScope {
@@ -52,7 +61,7 @@ export class ClosureInspector {
     const g = globalThis as unknown as Record<symbol, Stash | undefined>;
     let stash = g[STASH];
     if (!stash) {
-      stash = {};
+      stash = { uninitialized: UNINITIALIZED };
       Object.defineProperty(globalThis, STASH, { value: stash, configurable: true, enumerable: false, writable: false });
     }
     return stash;
@@ -60,6 +69,7 @@ export class ClosureInspector {
 
   private post<T>(method: string, params: object): T {
     if (!this.session) {
+      v8.setFlagsFromString('--experimental-value-unavailable');
       this.session = new inspector.Session();
       this.session.connect();
     }
@@ -122,9 +132,11 @@ export class ClosureInspector {
     const list = props.internalProperties?.find((p) => p.name === '[[Scopes]]')?.value?.objectId;
     if (!list) return [];
     const stash = this.stash();
+    stash.uninitialized = UNINITIALIZED; // a stash left by another copy of this module holds that copy's symbol
     this.post('Runtime.callFunctionOn', {
       objectId: list,
       functionDeclaration: `function () {
+        const uninitialized = ${STASH_EXPR}.uninitialized;
         const out = [];
         for (let i = 0; i < this.length; i++) {
           const scope = this[i];
@@ -132,7 +144,7 @@ export class ClosureInspector {
           if (description === 'Global') continue;
           const object = scope.object;
           const names = Object.getOwnPropertyNames(object);
-          const values = names.map((name) => { try { return object[name]; } catch { return undefined; } });
+          const values = names.map((name) => { try { return object[name]; } catch { return uninitialized; } });
           out.push({ description, names, values });
         }
         ${STASH_EXPR}.out = out;

@@ -9,7 +9,10 @@ import { localRegistry, pickleCall } from '../../../../kernel-ext/client/capture
 import { snapshot } from '../../../../kernel-ext/client/snapshot';
 import { PickleError, pickleResult, requireFromRoot, unpickle } from '../../../../pickle';
 import { AgentProcess, startAgent } from '../../../support/agent-process';
-import { PICKLE_FIXTURE_ROOT, PickleScenario, pickleScenarios, ScenarioCall, unpicklableScenarios } from '../../../support/pickle-scenarios';
+import { PICKLE_FIXTURE_ROOT, PickleScenario, pickleScenarios as baseScenarios, ScenarioCall, unpicklableScenarios } from '../../../support/pickle-scenarios';
+import { closureCellScenarios } from '../../../support/pickle-scenarios-cells';
+
+const pickleScenarios = [...baseScenarios, ...closureCellScenarios];
 
 const kernelContext = { requireModule: requireFromRoot(PICKLE_FIXTURE_ROOT), localClasses: localRegistry };
 

@@ -165,7 +165,7 @@ describe('kernel-ext/client/capture', () => {
       expect(back.twice()).to.equal(42);
     });
 
-    it('merges two scopes of one factory whose bindings hold identical values (documented limitation)', () => {
+    it('keeps two scopes of one factory apart when their bindings hold identical values, and siblings together', () => {
       const make = () => {
         let n = 0;
         return { inc: () => ++n, get: () => n };
@@ -174,12 +174,32 @@ describe('kernel-ext/client/capture', () => {
       const b = make();
       const copy = roundTrip({ a, b });
       copy.a.inc();
-      // Locally b.get() would still be 0; the scopes could not be told apart at pickle time, so they are one remotely.
-      expect(copy.b.get()).to.equal(1);
-      a.inc();
-      const apart = roundTrip({ a, b });
-      apart.a.inc();
-      expect(apart.b.get()).to.equal(0);
+      expect([copy.a.get(), copy.b.get()]).to.deep.equal([1, 0]);
+      expect([a.get(), b.get()], 'the probe leaves the local variables as they were').to.deep.equal([0, 0]);
+    });
+
+    it('tells scopes apart without running the probed functions, and leaves debugger statements alone', () => {
+      const ran: string[] = [];
+      const make = (name: string) => {
+        let n = 0;
+        return { inc: () => (ran.push(name), ++n), get: () => (ran.push(name), n) };
+      };
+      const copy = roundTrip([make('a'), make('b')]);
+      expect(ran, 'no probed function ran').to.deep.equal([]);
+      copy[0]!.inc();
+      expect([copy[0]!.get(), copy[1]!.get()]).to.deep.equal([1, 0]);
+      // The probe's debugger session must not stop at a debugger statement.
+      const stops = vm.runInThisContext('(function () { debugger; return "went on"; })') as () => string;
+      expect(stops()).to.equal('went on');
+    });
+
+    it('keeps a const-only scope of one factory apart or together alike (nothing can tell)', () => {
+      const make = () => {
+        const k = 7;
+        return () => k;
+      };
+      const copy = roundTrip([make(), make()]);
+      expect(copy.map((f) => f())).to.deep.equal([7, 7]);
     });
 
     it('gives pickled functions, classes and unique symbols stable ids that resolve back to the originals', () => {

@@ -133,9 +133,8 @@ function build(root: Recipe): unknown {
         return fn;
       }
       case 'counter': {
-        // Distinct starting values: two counters of one factory whose variables hold equal values at pickle time
-        // are merged into one scope (the inspector gives scopes no identity; a documented limitation, issue 14).
-        const fn = makeCounter(r.start * 1000 + built.length);
+        // Small starting values, so that two counters' variables often hold equal values: they stay two counters.
+        const fn = makeCounter(r.start);
         built.push(fn);
         return fn;
       }
