@@ -1,6 +1,7 @@
-// The pickle protocol: the format (format.ts), the unpickler (decode.ts, both sides), the lean result pickler
-// (result.ts, the worker) and the encoder core they share with the kernel's capture (kernel-ext/client/capture). Nothing
-// here needs the inspector or a parser, so the agent stays lean.
+// The pickle protocol: the format (format.ts), the unpickler (decode.ts, both sides), the result pickler (result.ts,
+// the worker), the encoder core and the capture of functions by value (capture/: source, closure scopes through the
+// inspector) that the kernel's pickler (kernel-ext/client/capture) and the result pickler share. The result
+// pickler loads capture/ only when a result holds a function or a class instance.
 
 export { Encoder, EncoderHooks, EncoderOptions } from './encode';
 export { isRequireFunction, ownConstructor } from './object-shape';

@@ -1,17 +1,17 @@
-// The result pickler: what the worker uses to send a job's return value back. Lean on purpose (no inspector, no
-// parser), so the agent stays small: plain data, typed arrays out of band, instances whose class came with the
-// call (an ORIGIN reference the kernel resolves to its own class) or from a module (a module reference), standard
-// globals. A function can travel back only when it came with the call or is a module export or a global.
-//
-// An instance of a class that can travel neither way (a class defined inside the remote function) keeps its own
-// state under the nearest prototype in its chain that can (Error for a remote `class E extends Error`, Object for
-// a plain remote class). `#private` fields cannot be read from outside their class and are not carried.
+// The result pickler: what the worker uses to send a job's return value back, as the kernel sends a call: plain
+// data, typed arrays out of band, values that came with the call as ORIGIN references (the kernel resolves them to
+// its own class or function, so an instance of a notebook class comes back as one), module exports and standard
+// globals by reference, and functions and classes made on the agent by value (capture/, as cloudpickle sends
+// dynamic functions both ways: the kernel trusts its own agent). An instance of a class made on the agent comes
+// back as an instance of that class rebuilt in the kernel. What cannot travel (a socket, an instance with
+// `#private` fields) is refused with its path, never dropped.
 
 import { DEFAULT_OUT_OF_BAND_BYTES } from '../protocol/values';
 import { Encoder, EncoderHooks } from './encode';
 import { Kind } from './format';
 import { moduleIndexFor } from './modules';
 import { originOf } from './origins';
+import type { Capture } from './capture/capture';
 
 export interface ResultOptions {
   /** The snapshot directory: modules inside it travel as local references (root-relative paths). */
@@ -21,23 +21,39 @@ export interface ResultOptions {
   label?: string;
 }
 
-const resultHooks: EncoderHooks = {
-  encodeFunction(fn, enc, path) {
-    const name = fn.name ? `function ${fn.name}` : 'an anonymous function';
-    return enc.fail(
-      path,
-      `${name} was created on the agent and cannot be sent back`,
-      'Return data instead: only functions and classes that came with the call, module exports and standard globals travel back',
-    );
-  },
-  reference(value) {
-    const id = originOf(value);
-    if (id === undefined) return undefined;
-    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- any value the user returned: String is how it is named
-    const label = typeof value === 'function' ? `${isClass(value) ? 'class' : 'function'} ${value.name || '(anonymous)'}` : String(value);
-    return [Kind.ORIGIN, id, label];
-  },
-};
+/**
+ * The hooks of one result: values that came with the call as ORIGIN references, functions and classes made on the
+ * agent by value through the capture (loaded on first need, so a worker that returns plain data never loads it).
+ */
+function resultHooks(): EncoderHooks & { release(): void } {
+  let capture: Capture | undefined;
+  let release = (): void => undefined;
+  const use = (): Capture => {
+    if (!capture) {
+      const { Capture: CaptureClass } = require('./capture/capture') as typeof import('./capture/capture');
+      const inspector = (require('./capture/inspect') as typeof import('./capture/inspect')).closureInspector();
+      const probe = (require('./capture/scope-probe') as typeof import('./capture/scope-probe')).scopeProbe();
+      capture = new CaptureClass({}, inspector, undefined, probe);
+      release = () => {
+        inspector.release();
+        probe.release();
+      };
+    }
+    return capture;
+  };
+  return {
+    encodeFunction: (fn, enc, path, owner) => use().encodeFunction(fn, enc, path, owner),
+    checkInstance: (obj, enc, path) => use().checkInstance(obj, enc, path),
+    reference(value) {
+      const id = originOf(value);
+      if (id === undefined) return undefined;
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- any value the user returned: String is how it is named
+      const label = typeof value === 'function' ? `${isClass(value) ? 'class' : 'function'} ${value.name || '(anonymous)'}` : String(value);
+      return [Kind.ORIGIN, id, label];
+    },
+    release: () => release(),
+  };
+}
 
 function isClass(fn: Function): boolean {
   return /^class\b/.test(Function.prototype.toString.call(fn));
@@ -47,13 +63,17 @@ function isClass(fn: Function): boolean {
 export function pickleResult(value: unknown, options: ResultOptions = {}): Uint8Array[] {
   const modules = moduleIndexFor(options.codeRoot);
   modules.refresh();
-  const encoder = new Encoder(resultHooks, {
+  const hooks = resultHooks();
+  const encoder = new Encoder(hooks, {
     modules,
     outOfBandBytes: options.outOfBandBytes ?? DEFAULT_OUT_OF_BAND_BYTES,
-    lenientPrototypes: true,
     refusalHint:
       'A result travels back by value: return plain data instead (an address, a count) and keep the live object on ' +
       'the agent, in a module-level variable for later calls',
   });
-  return encoder.pickle(value, options.label ?? 'result');
+  try {
+    return encoder.pickle(value, options.label ?? 'result');
+  } finally {
+    hooks.release();
+  }
 }

@@ -231,26 +231,41 @@ describe('pickle/', () => {
       expect(error.message).not.to.include('inside the remote function');
     });
 
-    it('refuses functions created on the agent, naming the path', () => {
-      const helper = () => 1;
-      expect(() => pickleResult({ deep: [{ helper }] })).to.throw(
-        PickleError,
-        'result → .deep → [0] → .helper: function helper was created on the agent and cannot be sent back. Return data instead: only functions and classes that came with the call, module exports and standard globals travel back',
-      );
+    it('sends functions and classes created on the agent back by value', () => {
+      const helper = (x: number) => x + 1;
+      const copy = roundTrip({ deep: [{ helper }] });
+      expect(copy.deep[0]!.helper).to.not.equal(helper);
+      expect(copy.deep[0]!.helper(1)).to.equal(2);
     });
 
-    it('keeps instances of unknown classes under their nearest travelling prototype', () => {
+    it('sends instances of classes made on the agent back as instances of the rebuilt class', () => {
       class RemoteError extends Error {
         extra = 1;
       }
       class Plain {
         x = 2;
+        twice(): number {
+          return 2 * this.x;
+        }
       }
-      const copy = roundTrip({ e: new RemoteError('m'), p: new Plain() });
+      const copy = roundTrip({ e: new RemoteError('m'), p: new Plain(), q: new Plain() });
       expect(copy.e).to.be.instanceOf(Error);
+      expect(copy.e.constructor.name).to.equal('RemoteError');
       expect(copy.e.extra).to.equal(1);
-      expect(Object.getPrototypeOf(copy.p)).to.equal(Object.prototype);
-      expect(copy.p.x).to.equal(2);
+      expect(copy.p.constructor).to.not.equal(Plain);
+      expect(copy.p.constructor.name).to.equal('Plain');
+      expect(copy.p.twice()).to.equal(4);
+      expect(Object.getPrototypeOf(copy.q)).to.equal(Object.getPrototypeOf(copy.p));
+    });
+
+    it('refuses an instance with #private fields made on the agent, naming the class and the path', () => {
+      class Secret {
+        #key = 1;
+        key(): number {
+          return this.#key;
+        }
+      }
+      expect(() => pickleResult({ s: [new Secret()] })).to.throw(PickleError, /^result → \.s → \[0\]: an instance of class Secret has private members \(#key\)/);
     });
   });
 

@@ -1,14 +1,15 @@
 // The kernel's pickler: `pickle(value, context)` turns what a `%remote` call needs (functions with their closures,
 // classes, instances, data, module references) into frames for the agent; pickle/'s `unpickle` turns them
-// back into values on the worker. Results come back through pickle/'s lean `pickleResult`; unpickle them
-// here with `localClasses: localRegistry`, so instances of notebook classes come back as instances of those
-// classes. See pickle/format.ts for the format and docs/protocol.md for the whole picture.
+// back into values on the worker. Results come back through pickle/'s `pickleResult` (functions and classes made on
+// the agent by value, through the same capture); unpickle them here with `localClasses: localRegistry`, so
+// instances of notebook classes come back as instances of those classes. See pickle/format.ts for the format and
+// docs/protocol.md for the whole picture.
 //
 // What travels how:
 //   plain data             v8 serializer semantics (cycles, sharing, Map, Set, Date, RegExp, BigInt, Error with
 //                          cause and own props, undefined, holes); typed arrays at or above `outOfBandBytes` as
 //                          frames of their own, never copied into the body
-//   functions, classes     by value: source plus captured variables (capture.ts), recursively; static state and
+//   functions, classes     by value: source plus captured variables (pickle/capture), recursively; static state and
 //                          extra prototype members as own props; bound functions as target + this + args
 //   class instances        own state plus a reference to their class (by value, by module reference, or a global)
 //   modules                by reference: builtins and packages by name (+ version), code-root files by path
@@ -20,7 +21,7 @@
 //     the remote code makes to captured objects do not flow back (the result is the way back).
 //   - Instances with `#private` members fail (PickleError naming the class and the members): private fields
 //     cannot be read from outside their class, and silently dropping them would break the instance's methods.
-//     A class's own static `#private` fields restart at their initializers on the other side.
+//     A class's own static `#private` fields travel with their current values.
 //   - An arrow function that uses the `this` of its creator travels only when found as an object's own property
 //     (a class-field arrow: `this` is that object); elsewhere it fails with a PickleError.
 //   - A method that uses `super` travels standalone with `super` meaning Object.prototype; as part of its class
@@ -28,13 +29,13 @@
 
 import { DEFAULT_OUT_OF_BAND_BYTES } from '../../../protocol/values';
 import { Encoder, ModuleRef, moduleIndexFor, requireFromRoot } from '../../../pickle';
-import { Capture } from './capture';
-import { closureInspector } from './inspect';
+import { Capture } from '../../../pickle/capture/capture';
+import { closureInspector } from '../../../pickle/capture/inspect';
+import { scopeProbe } from '../../../pickle/capture/scope-probe';
 import { localRegistry } from './registry';
-import { scopeProbe } from './scope-probe';
 
 export { localRegistry, LocalRegistry } from './registry';
-export { analyzeSource, Analysis } from './analyze';
+export { analyzeSource, Analysis } from '../../../pickle/capture/analyze';
 export { PickleError } from '../../../pickle';
 
 export interface PickleContext {

@@ -76,17 +76,28 @@ describe('pickled calls through a real agent', function () {
     socket.destroy();
   });
 
-  it('refuses a function made on the agent as a result with a PickleError naming its path, and goes on', async () => {
-    const makeAdder = (n: number) => ({ add: (x: number) => x + n });
-    const error = await rejectionOf(client.call(() => makeAdder(2), []).result, RemoteError);
+  it('refuses a result that cannot travel back (a function made on the agent over a socket) with a PickleError naming its path, and goes on', async () => {
+    const error = await rejectionOf(
+      client.call(() => {
+        const conn = new (require('node:net') as typeof net).Socket();
+        return { send: (text: string) => conn.write(text) };
+      }, []).result,
+      RemoteError,
+    );
     expect(error.code).to.equal('UNPICKLABLE');
     expect(error.remoteName).to.equal('PickleError');
     expect(error.message).to.equal(
-      'the job ran, but its return value cannot be sent back: result → .add: function add was created on the agent and cannot be sent back. ' +
-        'Return data instead: only functions and classes that came with the call, module exports and standard globals travel back',
+      'the job ran, but its return value cannot be sent back: result → .send → captured conn: net.Socket cannot be pickled (live handle). ' +
+        'A result travels back by value: return plain data instead (an address, a count) and keep the live object on the agent, in a module-level variable for later calls',
     );
     expect(error.remoteStack).to.not.include('\n    at ');
     expect(await client.call(() => 'still here', []).result).to.equal('still here');
+  });
+
+  it('brings a function made on the agent back by value', async () => {
+    const makeAdder = (n: number) => ({ add: (x: number) => x + n });
+    const back = await client.call(() => makeAdder(2), []).result;
+    expect((back as { add(x: number): number }).add(40)).to.equal(42);
   });
 
   it('rejects with the remote exception, its stack naming the function', async () => {

@@ -11,8 +11,9 @@ import { PickleError, pickleResult, requireFromRoot, unpickle } from '../../../.
 import { AgentProcess, startAgent } from '../../../support/agent-process';
 import { PICKLE_FIXTURE_ROOT, PickleScenario, pickleScenarios as baseScenarios, ScenarioCall, unpicklableScenarios } from '../../../support/pickle-scenarios';
 import { closureCellScenarios } from '../../../support/pickle-scenarios-cells';
+import { resultScenarios } from '../../../support/pickle-scenarios-results';
 
-const pickleScenarios = [...baseScenarios, ...closureCellScenarios];
+const pickleScenarios = [...baseScenarios, ...closureCellScenarios, ...resultScenarios];
 
 const kernelContext = { requireModule: requireFromRoot(PICKLE_FIXTURE_ROOT), localClasses: localRegistry };
 

@@ -2,7 +2,9 @@
 // offsets, cycles, class instances and closures go to a real agent on loopback (as an argument or captured by the
 // shipped function), come back as its result, and must equal the local value: structure, identity (sharing and
 // cycles), prototypes, buffer sharing with the same distances between views, and what every closure returns when
-// called remotely. Seeded: a failure prints the seed and path, and PICKLE_PROPERTY_SEED=n replays it.
+// called remotely. A third way builds the graph on the agent: its closures, counters (often over equal values) and
+// instances of a class made there come back by value and go on as the local ones do. Seeded: a failure prints the
+// seed and path, and PICKLE_PROPERTY_SEED=n replays it.
 
 import { expect } from 'chai';
 import * as fc from 'fast-check';
@@ -38,6 +40,7 @@ type Recipe =
   | { t: 'point'; box: boolean; x: Recipe; y: Recipe }
   | { t: 'closure'; over: Recipe }
   | { t: 'counter'; start: number }
+  | { t: 'thing'; v: Recipe }
   | { t: 'ref'; index: number };
 
 const VIEWS = [Uint8Array, Int16Array, Float32Array, Float64Array, DataView] as const;
@@ -64,6 +67,7 @@ const { recipe } = fc.letrec<{ recipe: Recipe }>((tie) => ({
     fc.record({ box: fc.boolean(), x: tie('recipe'), y: tie('recipe') }).map((v): Recipe => ({ t: 'point', ...v })),
     tie('recipe').map((over): Recipe => ({ t: 'closure', over })),
     fc.integer({ min: -5, max: 5 }).map((start): Recipe => ({ t: 'counter', start })),
+    tie('recipe').map((v): Recipe => ({ t: 'thing', v })),
   ),
 }));
 
@@ -76,9 +80,22 @@ function makeReader(value: unknown): () => unknown {
   return () => value;
 }
 
+/** A class made anew by each build: made on the agent when the agent builds. */
+function makeThingClass(): new (v: unknown) => { v: unknown; describe(): string } {
+  let made = 0;
+  return class Thing {
+    readonly serial = ++made;
+    constructor(public v: unknown) {}
+    describe(): string {
+      return `thing ${this.serial} of ${made}`;
+    }
+  };
+}
+
 /** Builds the value of a recipe; containers are registered before their contents, so refs can make cycles. */
 function build(root: Recipe): unknown {
   const built: object[] = [];
+  const Thing = makeThingClass();
   const buffers = [new ArrayBuffer(BUFFER_BYTES), new ArrayBuffer(BUFFER_BYTES), new ArrayBuffer(BUFFER_BYTES)];
   const make = (r: Recipe): unknown => {
     switch (r.t) {
@@ -132,6 +149,12 @@ function build(root: Recipe): unknown {
         built.push(fn);
         return fn;
       }
+      case 'thing': {
+        const thing = new Thing(undefined);
+        built.push(thing);
+        thing.v = make(r.v);
+        return thing;
+      }
       case 'counter': {
         // Small starting values, so that two counters' variables often hold equal values: they stay two counters.
         const fn = makeCounter(r.start);
@@ -156,6 +179,7 @@ function callAll(root: unknown): unknown[] {
       return;
     }
     if (ArrayBuffer.isView(v)) return;
+    if (typeof (v as { describe?: unknown }).describe === 'function') out.push((v as { describe(): string }).describe());
     if (v instanceof Map) {
       for (const [k, x] of v) {
         walk(k);
@@ -168,14 +192,27 @@ function callAll(root: unknown): unknown[] {
   return out;
 }
 
-/** Asserts that `remote` is the same graph as `local`: shapes, prototypes, sharing, buffers and their offsets. */
-function assertSameGraph(local: unknown, remote: unknown): void {
+const SHARED_PROTOTYPES = new Set<unknown>([Object.prototype, Array.prototype, Map.prototype, Set.prototype, Point.prototype, Box.prototype, DataView.prototype, ...VIEWS.map((v) => v.prototype)]);
+
+/**
+ * Asserts that `remote` is the same graph as `local`: shapes, prototypes, sharing, buffers and their offsets. With
+ * `madeRemotely`, functions and classes made on the agent came back by value: a function is paired with its local
+ * counterpart (one each way), a class's prototype likewise, with the same constructor name.
+ */
+function assertSameGraph(local: unknown, remote: unknown, madeRemotely = false): void {
   const pairs = new Map<unknown, unknown>();
   const reverse = new Map<unknown, unknown>();
   const bufferShift = new Map<ArrayBufferLike, [ArrayBufferLike, number]>();
+  const pair = (a: unknown, b: unknown, at: string, what: string): void => {
+    expect(typeof b, `${at}: ${what}`).to.equal(typeof a);
+    if (pairs.has(a) || reverse.has(b)) expect(pairs.get(a), `${at}: ${what} is shared as here`).to.equal(b);
+    pairs.set(a, b);
+    reverse.set(b, a);
+  };
   const same = (a: unknown, b: unknown, at: string): void => {
     if (typeof a === 'function') {
-      expect(b, `${at}: a function comes back as itself`).to.equal(a);
+      if (!madeRemotely) expect(b, `${at}: a function comes back as itself`).to.equal(a);
+      else pair(a, b, at, 'a function made on the agent');
       return;
     }
     if (typeof a !== 'object' || a === null) {
@@ -190,7 +227,12 @@ function assertSameGraph(local: unknown, remote: unknown): void {
     pairs.set(a, b);
     reverse.set(b, a);
     const bo = b as object;
-    expect(Object.getPrototypeOf(bo), `${at}: prototype`).to.equal(Object.getPrototypeOf(a));
+    const proto = Object.getPrototypeOf(a) as object;
+    if (!madeRemotely || SHARED_PROTOTYPES.has(proto)) expect(Object.getPrototypeOf(bo), `${at}: prototype`).to.equal(proto);
+    else {
+      pair(proto, Object.getPrototypeOf(bo), at, 'the prototype of a class made on the agent');
+      expect((Object.getPrototypeOf(bo) as { constructor: Function }).constructor.name, `${at}: class`).to.equal((proto as { constructor: Function }).constructor.name);
+    }
     if (ArrayBuffer.isView(a)) {
       const bv = bo as ArrayBufferView;
       expect(Buffer.from(bv.buffer, bv.byteOffset, bv.byteLength).equals(Buffer.from(a.buffer, a.byteOffset, a.byteLength)), `${at}: bytes`).to.equal(true);
@@ -239,12 +281,25 @@ describe('pickle round trip through a real agent, property-based', function () {
   it(`random graphs come back as the same graph (seed ${SEED}, up to ${RUNS} cases)`, async () => {
     let cases = 0;
     await fc.assert(
-      fc.asyncProperty(recipe, fc.boolean(), async (r, captured) => {
+      fc.asyncProperty(recipe, fc.constantFrom('argument', 'captured', 'made remotely'), async (r, how) => {
         cases++;
         const expectedCalls = callAll(build(r)); // a fresh copy: calling counters changes them
+        if (how === 'made remotely') {
+          // Built on the agent: its closures, counters and Thing class come back by value, with their state.
+          const local = build(r);
+          callAll(local);
+          const back = (await client.call(() => {
+            const value = build(r);
+            return { value, calls: callAll(value) };
+          }, []).result) as { value: unknown; calls: unknown[] };
+          expect(back.calls, 'closures called remotely return what they return here').to.deep.equal(expectedCalls);
+          assertSameGraph(local, back.value, true);
+          expect(callAll(back.value), 'what came back goes on as the local value does').to.deep.equal(callAll(local));
+          return;
+        }
         const value = build(r);
-        const echo = captured ? () => ({ value, calls: callAll(value) }) : (v: unknown) => ({ value: v, calls: callAll(v) });
-        const back = (await client.call(echo, captured ? [] : [value]).result) as { value: unknown; calls: unknown[] };
+        const echo = how === 'captured' ? () => ({ value, calls: callAll(value) }) : (v: unknown) => ({ value: v, calls: callAll(v) });
+        const back = (await client.call(echo, how === 'captured' ? [] : [value]).result) as { value: unknown; calls: unknown[] };
         assertSameGraph(value, back.value);
         expect(back.calls, 'closures called remotely return what they return here').to.deep.equal(expectedCalls);
       }),

@@ -2,8 +2,8 @@
 // arrow is a class field of its holder, whether a method is written in its class's body, how to name it, and how
 // frozen it is.
 
-import { ownConstructor } from '../../../pickle';
-import { Integrity } from '../../../pickle/format';
+import { Integrity } from '../format';
+import { ownConstructor } from '../object-shape';
 import { analyzeSource } from './analyze';
 
 const fnSource = (fn: Function): string => Function.prototype.toString.call(fn);

@@ -1,5 +1,6 @@
-// The capture: how the kernel pickles a function by value. Its source text travels with the values of its free
-// variables, captured recursively through the one encoder (so sharing and cycles hold across functions and data).
+// The capture: how a function travels by value, both ways (the kernel's calls, the agent's results). Its source
+// text travels with the values of its free variables, captured recursively through the one encoder (so sharing and
+// cycles hold across functions and data).
 //
 // Where a free variable's value comes from, first match wins:
 //   1. the function's closure scopes, innermost first, read through the inspector (`[[Scopes]]`); a Script scope
@@ -12,34 +13,30 @@
 //
 // Scopes are nodes of their own: closures that shared a scope locally share one binding remotely (a counter's
 // `inc` and `get`), and closures of separate scopes (two counters of one factory, two iterations of a loop) get
-// separate bindings even when their values are equal. Scopes that differ in function, bindings or values are apart;
-// equal-looking ones are told apart by scope-probe.ts (the inspector shows scopes as copies, without identity).
-// Script and Module scopes exist once and need no probe.
-
+// separate bindings even when their values are equal (scope-records.ts).
+//
 // A captured variable's value is taken at pickle time; reassigning it later changes nothing already pickled, and
 // what the remote code does to captured values does not flow back.
 
 import { types } from 'node:util';
 
-import { Encoder, EncoderHooks, Kind, Node, ownConstructor, Path, pathTo, standardGlobalNames, globalIndex, Slot } from '../../../pickle';
-import { FnBits, Integrity, Ref } from '../../../pickle/format';
-import { isNativeSource } from '../../../pickle/unpicklable';
+import { Encoder, EncoderHooks } from '../encode';
+import { Path, pathTo } from '../errors';
+import { FnBits, Integrity, Kind, Node, Ref, Slot } from '../format';
+import { globalIndex, standardGlobalNames } from '../globals';
+import { ownConstructor } from '../object-shape';
+import { isNativeSource } from '../unpicklable';
 import { Analysis, analyzeSource } from './analyze';
 import { describe, integrityOf, isBodyMethod, isFieldOf } from './function-facts';
-import { ClosureInspector, ClosureScope, UNINITIALIZED } from './inspect';
-import { pausable, ScopeProbe, ScopeSide } from './scope-probe';
-import type { LocalRegistry } from './registry';
+import { ClosureInspector, UNINITIALIZED } from './inspect';
+import { ScopeProbe, ScopeSide } from './scope-probe';
+import { ScopeRecord, ScopeRecords } from './scope-records';
 
-interface ScopeRecord {
-  /** The first function seen with this scope, and where the scope is in its list: what probes compare against. */
-  witness: ScopeSide;
-  node: Node;
-  ref: Ref;
-  description: string;
-  names: string[];
-  values: unknown[];
-  parent: ScopeRecord | null;
-  used: Set<string>;
+
+
+/** Gives functions, classes and unique symbols pickled by value an id the other side reports back (the kernel's registry). */
+export interface OriginIds {
+  idFor(value: object | symbol): string;
 }
 
 export interface CaptureOptions {
@@ -59,7 +56,7 @@ const PRIVATE_STATICS = '$tslabRemotePrivateStatics';
 const fnSource = (fn: Function): string => Function.prototype.toString.call(fn);
 
 export class Capture implements EncoderHooks {
-  private readonly records = new Map<string, ScopeRecord[]>();
+  private readonly scopeRecords: ScopeRecords;
   private localsNode: Node | null = null;
   private localsRef: Ref | undefined;
   private readonly localsNames = new Set<string>();
@@ -68,12 +65,14 @@ export class Capture implements EncoderHooks {
   constructor(
     private readonly options: CaptureOptions,
     private readonly inspector: ClosureInspector,
-    private readonly registry: LocalRegistry,
-    private readonly probe: ScopeProbe,
-  ) {}
+    private readonly registry: OriginIds | undefined,
+    probe: ScopeProbe,
+  ) {
+    this.scopeRecords = new ScopeRecords(inspector, probe);
+  }
 
-  originId(value: object | symbol): string {
-    return this.registry.idFor(value);
+  originId(value: object | symbol): string | undefined {
+    return this.registry?.idFor(value);
   }
 
   encodeFunction(fn: Function, enc: Encoder, path: Path, owner: object | undefined): Ref {
@@ -110,7 +109,7 @@ export class Capture implements EncoderHooks {
     if (Object.prototype.hasOwnProperty.call(fn, 'caller')) bits |= FnBits.SLOPPY;
     if (analysis.lexicalThis) bits |= FnBits.HAS_THIS;
     // [FUNCTION, proto, props, integrity, scope, source, bits, originId, heritageName, heritage, thisValue, prototype]
-    const node: Node = [Kind.FUNCTION, undefined, undefined, Integrity.NONE, null, emitSource, bits, this.registry.idFor(fn), undefined, undefined, undefined, undefined];
+    const node: Node = [Kind.FUNCTION, undefined, undefined, Integrity.NONE, null, emitSource, bits, this.registry?.idFor(fn), undefined, undefined, undefined, undefined];
     const ref = enc.remember(fn, node);
     enc.functions.push(ref);
 
@@ -210,7 +209,7 @@ export class Capture implements EncoderHooks {
     let parent: ScopeRecord | null = null;
     for (let i = chain.length - 1; i >= 0; i--) {
       const side: ScopeSide = { fn, index: i, count: chain.length, type: chain[i]!.type };
-      parent = this.record(chain[i]!, side, parent, enc);
+      parent = this.scopeRecords.record(chain[i]!, side, parent, enc);
       records.unshift(parent);
     }
     const syntheticNames: string[] = [];
@@ -236,66 +235,6 @@ export class Capture implements EncoderHooks {
     const innermost = records[0]?.ref ?? null;
     if (syntheticNames.length === 0) return innermost;
     return enc.add([Kind.SCOPE, innermost, syntheticNames, syntheticValues]);
-  }
-
-  /** The record for a scope of the chain: an existing one when it is the same scope (see the top of this file). */
-  private record(scope: ClosureScope, side: ScopeSide, parent: ScopeRecord | null, enc: Encoder): ScopeRecord {
-    const key = `${scope.description}\u0000${scope.names.join(',')}`;
-    const candidates = this.records.get(key);
-    const alike = (candidates ?? []).filter((c) => c.parent === parent && c.values.every((v, i) => Object.is(v, scope.values[i])));
-    const same = this.sameScope(alike, side, scope);
-    if (same) return same;
-    const node: Node = [Kind.SCOPE, parent?.ref ?? null, [], []];
-    const record: ScopeRecord = {
-      witness: side,
-      node,
-      ref: enc.add(node),
-      description: scope.description,
-      names: scope.names,
-      values: scope.values,
-      parent,
-      used: new Set(),
-    };
-    if (candidates) candidates.push(record);
-    else this.records.set(key, [record]);
-    return record;
-  }
-
-  /** Which equal-looking record is this scope's; when the probe cannot tell, equal values are taken as one scope. */
-  private sameScope(alike: ScopeRecord[], side: ScopeSide, scope: ClosureScope): ScopeRecord | undefined {
-    if (alike.length === 0) return undefined;
-    const own = alike.find((c) => c.witness.fn === side.fn && c.witness.index === side.index);
-    if (own || scope.type === 'Script' || scope.type === 'Module') return own ?? alike[0];
-    const live = scope.names.flatMap((name, i) => (scope.values[i] === UNINITIALIZED ? [] : [{ name, value: scope.values[i] }]));
-    if (live.length === 0) return alike[0]; // nothing that could be shared or told apart
-    const found = this.probe.find(
-      alike.map((c) => c.witness),
-      this.standIn(side),
-      live.map((b) => b.name),
-      live.map((b) => b.value),
-    );
-    return found === undefined ? alike[0] : found === -1 ? undefined : alike[found];
-  }
-
-  /**
-   * A class cannot be paused at its entry without running code; one of its methods sees the same scopes (after the
-   * class's own), so the probe pauses that instead.
-   */
-  private standIn(side: ScopeSide): ScopeSide {
-    if (!/^class\b/.test(fnSource(side.fn))) return side;
-    const proto = (side.fn as { prototype?: object }).prototype;
-    for (const holder of [side.fn, proto]) {
-      if (!holder) continue;
-      for (const desc of Object.values(Object.getOwnPropertyDescriptors(holder))) {
-        // eslint-disable-next-line @typescript-eslint/unbound-method -- only looked at, never called here
-        for (const m of [desc.value, desc.get, desc.set]) {
-          if (typeof m !== 'function' || m === side.fn || !pausable(m as Function)) continue;
-          const count = this.inspector.scopes(m as Function).length;
-          if (count >= side.count) return { fn: m as Function, index: side.index + count - side.count, count, type: side.type };
-        }
-      }
-    }
-    return side;
   }
 
   private use(record: ScopeRecord, name: string, analysis: Analysis, enc: Encoder, path: Path): void {
