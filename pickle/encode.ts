@@ -1,7 +1,8 @@
 // The encoder core: turns a value graph into the shadow graph of format.ts, then into frames with
 // protocol/values.ts (v8 serializer, large typed arrays out of band). Plain data, prototypes, module and global
-// references, and the refusals are handled here, on both sides; functions are delegated to hooks: the kernel's
-// capture (kernel-ext/client/capture: source, free variables, closure scopes) or the lean result pickler (result.ts).
+// references, and the refusals are handled here, on both sides; functions are delegated to hooks: the
+// capture (pickle/capture: source, free variables, closure scopes), used by the kernel's pickler and by the result
+// pickler (result.ts) alike.
 //
 // One memo for the whole pickle: a value reachable twice is one node. The walk is breadth-first through a work
 // queue, and nodes refer to each other by index into one flat table (see format.ts), so deep structures (a long

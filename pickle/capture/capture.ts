@@ -281,7 +281,9 @@ export class Capture implements EncoderHooks {
         enc.fail(
           path,
           `an instance of class ${ctor.name || '(anonymous)'} has private members (${names.join(', ')}) that cannot be read from outside the class`,
-          "Use ordinary properties (TypeScript's `private` keyword is fine), or create the instance inside the remote function",
+          enc.options.refusalHint === undefined
+            ? "Use ordinary properties (TypeScript's `private` keyword is fine), or create the instance inside the remote function"
+            : "Use ordinary properties (TypeScript's `private` keyword is fine), or return plain data and keep the instance on the agent",
         );
       }
       return;

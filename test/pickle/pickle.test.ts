@@ -265,7 +265,10 @@ describe('pickle/', () => {
           return this.#key;
         }
       }
-      expect(() => pickleResult({ s: [new Secret()] })).to.throw(PickleError, /^result → \.s → \[0\]: an instance of class Secret has private members \(#key\)/);
+      expect(() => pickleResult({ s: [new Secret()] })).to.throw(
+        PickleError,
+        "result → .s → [0]: an instance of class Secret has private members (#key) that cannot be read from outside the class. Use ordinary properties (TypeScript's `private` keyword is fine), or return plain data and keep the instance on the agent",
+      );
     });
   });
 
