@@ -62,11 +62,11 @@ function expectFrames(schema: TSchema, type: string, count: number): void {
 }
 
 /** The id and type fields, checked before the type picks the message's schema. */
-function typeOf(header: Obj, what: 'request' | 'reply', known: readonly string[]): string {
+function typeOf(header: Obj, what: 'request' | 'reply', known: ReadonlySet<string>): string {
   const type = header.type;
-  if (typeof type === 'string' && known.includes(type)) return type;
+  if (typeof type === 'string' && known.has(type)) return type;
   const shown = type === undefined ? 'nothing' : JSON.stringify(type)?.slice(0, 60);
-  throw new AgentError('BAD_MESSAGE', `invalid message: header.type should be a ${what} type (${known.join(', ')}), got ${shown}`);
+  throw new AgentError('BAD_MESSAGE', `invalid message: header.type should be a ${what} type (${[...known].join(', ')}), got ${shown}`);
 }
 
 function compileAll<S extends Record<string, TSchema>>(schemas: S): { [K in keyof S]: TypeCheck<S[K]> } {
@@ -83,7 +83,7 @@ function checkersFor(limits: HeaderLimits): RequestCheckers {
 }
 
 const ID_CHECKER = compile(Type.Object({ id: Id }));
-const REQUEST_TYPES = Object.keys(requestSchemas(DEFAULT_HEADER_LIMITS));
+const REQUEST_TYPES = new Set(Object.keys(requestSchemas(DEFAULT_HEADER_LIMITS)));
 
 /** Validates a request header and its frame count (the frames after the header). */
 export function validateRequest(header: Obj, frameCount: number, limits: HeaderLimits = DEFAULT_HEADER_LIMITS): Request {
@@ -120,7 +120,7 @@ export function validateRequest(header: Obj, frameCount: number, limits: HeaderL
 }
 
 const REPLY_CHECKERS = compileAll(REPLY_SCHEMAS);
-const REPLY_TYPES = Object.keys(REPLY_SCHEMAS);
+const REPLY_TYPES = new Set(Object.keys(REPLY_SCHEMAS));
 
 /** Validates a reply header on the client side: the agent is a peer, not a trusted party. */
 export function validateReply(header: Obj, frameCount: number): Reply {
