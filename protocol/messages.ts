@@ -32,7 +32,7 @@ export const DEFAULT_HEADER_LIMITS: HeaderLimits = {
 export const ManifestEntry = Type.Object({ path: SnapshotPath, size: Int(), hash: Hash });
 export type ManifestEntry = Static<typeof ManifestEntry>;
 
-const jobCode = (maxSourceBytes: number) =>
+export const jobCodeSchema = (maxSourceBytes: number) =>
   Type.Union(
     [
       Type.Object({ kind: Type.Literal('source'), source: Text(maxSourceBytes), filename: Type.Optional(Text(256)) }),
@@ -45,7 +45,7 @@ const jobCode = (maxSourceBytes: number) =>
  * `pickle`: the frames hold a pickled call, `[function, ...arguments]` (pickle/); the result comes back
  * pickled too. `filename` names the job's file in remote stacks.
  */
-export type JobCode = Static<ReturnType<typeof jobCode>>;
+export type JobCode = Static<ReturnType<typeof jobCodeSchema>>;
 
 export const JobOptions = Type.Object({
   /** Cancel the job after this many milliseconds. */
@@ -90,7 +90,7 @@ export function requestSchemas(limits: HeaderLimits) {
     /** Frames 1..n: the arguments, encoded by values.ts (body, then out-of-band buffers). `id` is the job id. */
     call: request('call', 'atLeast1', {
       snapshot: Type.Union([Hash, Type.Null()]),
-      code: jobCode(limits.maxSourceBytes),
+      code: jobCodeSchema(limits.maxSourceBytes),
       options: JobOptions,
     }),
     cancel: request('cancel', 0, { job: Id }),

@@ -54,6 +54,8 @@ export interface CheckContext {
   code?: ErrorCode;
   /** Put before the message, e.g. "worker channel: ". */
   prefix?: string;
+  /** Whether the message quotes the value received (default: yes). */
+  quoteValue?: boolean;
 }
 
 /**
@@ -65,9 +67,27 @@ export function decode<T extends TSchema>(checker: TypeCheck<T>, value: unknown,
   try {
     return checker.Decode(value);
   } catch (error) {
-    if (error instanceof TransformDecodeCheckError) throw describe(innermost(error.error), context);
+    if (error instanceof TransformDecodeCheckError) throw describe(innermost(firstInFieldOrder(checker, value)), context);
     throw error;
   }
+}
+
+/**
+ * The error of the first field, in the order the schema lists its fields (TypeBox lists missing fields before wrong
+ * ones): the field a reader of the message meets first, as the hand-written checks named it.
+ */
+function firstInFieldOrder(checker: TypeCheck<TSchema>, value: unknown): ValueError {
+  const order = Object.keys((checker.Schema().properties ?? {}) as object);
+  let best: ValueError | undefined;
+  let bestRank = Infinity;
+  let seen = 0;
+  for (const error of checker.Errors(value)) {
+    const rank = order.indexOf(error.path.split('/')[1] ?? '');
+    if (best === undefined || (rank >= 0 && rank < bestRank)) [best, bestRank] = [error, rank < 0 ? Infinity : rank];
+    if (++seen >= 32) break; // a hostile message may have thousands; the first few say enough
+  }
+  if (!best) throw new AgentError('INTERNAL', 'a value failed its schema check without an error');
+  return best;
 }
 
 /** A union's error names the variant that got furthest: the one whose `type`/`kind` literal matched. */
@@ -99,7 +119,8 @@ function describe(error: ValueError, context: CheckContext): AgentError {
 
 function bad(context: CheckContext, path: string, wanted: string, got: unknown): AgentError {
   const shown = got === undefined ? 'nothing' : (JSON.stringify(got)?.slice(0, 60) ?? typeof got);
-  return new AgentError(context.code ?? 'BAD_MESSAGE', `${context.prefix ?? 'invalid message: '}${path} should be ${wanted}, got ${shown}`);
+  const quoted = context.quoteValue === false ? '' : `, got ${shown}`;
+  return new AgentError(context.code ?? 'BAD_MESSAGE', `${context.prefix ?? 'invalid message: '}${path} should be ${wanted}${quoted}`);
 }
 
 /** How an error message names a valid value of `schema`. */

@@ -12,7 +12,7 @@ import type { ErrorCode, WireError } from '../../protocol/errors';
 import { encodeMessage } from '../../protocol/frames';
 import type { WorkerStatus } from '../../protocol/messages';
 import { describeExit, ExitFacts, stderrTailText } from '../crash-report';
-import { CancelReason, FromWorker, stoppedJobMessage } from '../worker/channel';
+import { CancelMessage, CancelReason, FromWorker, RunMessage, stoppedJobMessage } from '../worker/channel';
 import { climbCancelLadder } from './cancel-ladder';
 import { Job, JobSink, JobSpec, labelOf, safely } from './job';
 import { cannotStartError, exitedJobError, stoppedError, unreadableError } from './job-errors';
@@ -154,7 +154,7 @@ export class WorkerPool {
     worker.state = 'busy';
     if (job.spec.snapshot !== null) worker.snapshot = job.spec.snapshot;
     const { id, snapshot, code, options } = job.spec;
-    this.sendTo(worker, encodeMessage({ type: 'run', job: id, snapshot, code, options }, job.spec.args));
+    this.sendTo(worker, encodeMessage({ type: 'run', job: id, snapshot, code, options } satisfies RunMessage, job.spec.args));
     safely(this.options.log, () => job.sink.started?.(worker.index));
     const timeoutMs = options.timeoutMs;
     if (timeoutMs !== undefined) job.timers.push(setTimeout(() => this.cancel(id, 'TIMEOUT'), timeoutMs));
@@ -172,7 +172,7 @@ export class WorkerPool {
     job.stop = reason;
     const worker = job.worker;
     if (worker.running !== job || !worker.child) return; // its worker is dying; the exit handler reports the job
-    this.sendTo(worker, encodeMessage({ type: 'cancel', job: job.spec.id, reason }));
+    this.sendTo(worker, encodeMessage({ type: 'cancel', job: job.spec.id, reason } satisfies CancelMessage));
     climbCancelLadder(job, worker, this.graceMs, this.options.log);
   }
 

@@ -1,4 +1,5 @@
-// The agent ↔ worker channel: message types and their runtime checks. Both ends use the frame layout of
+// The agent ↔ worker channel: its messages, each defined once as a schema (protocol/schema.ts) that gives both its
+// type and its runtime check. Both ends use the frame layout of
 // protocol/frames.ts (frame 0 = JSON header, then binary frames); values stay encoded (protocol/values.ts) from the
 // client through the pool to the worker and back, so the pool never decodes a job's arguments or result.
 //
@@ -13,38 +14,72 @@
 // A crash cannot wait for a socket: the worker writes the uncaught exception to its stderr as one line starting
 // with FATAL_MARKER (synchronously, before exiting), and the pool reads it from the pipe.
 
-import { AgentError, WireError } from '../../protocol/errors';
-import type { JobCode, JobOptions } from '../../protocol/messages';
-import { checkWireError } from '../../protocol/validate';
+import { Static, StaticDecode, TSchema, Type } from '@sinclair/typebox';
+import { TypeCheck } from '@sinclair/typebox/compiler';
+
+import { AgentError } from '../../protocol/errors';
+import { jobCodeSchema, JobOptions } from '../../protocol/messages';
+import { compile, decode, FrameCount, Int, OneOf, Stream } from '../../protocol/schema';
+import { WireErrorSchema } from '../../protocol/wire-error';
 
 /** What the pool passes to a worker process in the environment variable WORKER_CONFIG_ENV (JSON). */
-export interface WorkerConfig {
-  index: number;
-  endpoint: string;
-  routingId: string;
-  snapshotsRoot: string;
-  compileCacheDir: string;
-  nodePaths: string[];
-  agentName: string;
-}
+const WorkerConfigSchema = Type.Object({
+  index: Int(),
+  endpoint: Type.String(),
+  routingId: Type.String(),
+  snapshotsRoot: Type.String(),
+  compileCacheDir: Type.String(),
+  nodePaths: Type.Array(Type.String()),
+  agentName: Type.String(),
+});
+export type WorkerConfig = Static<typeof WorkerConfigSchema>;
 
 export const WORKER_CONFIG_ENV = 'TSLAB_REMOTE_WORKER_CONFIG';
 export const FATAL_MARKER = '\u0000tslab-remote-fatal ';
 
-export interface RunMessage {
-  type: 'run';
-  job: string;
-  snapshot: string | null;
-  code: JobCode;
-  options: JobOptions;
-}
-export type CancelReason = 'CANCELLED' | 'TIMEOUT' | 'SHUTTING_DOWN';
-export interface CancelMessage {
-  type: 'cancel';
-  job: string;
-  reason: CancelReason;
-}
+const CANCEL_REASONS = ['CANCELLED', 'TIMEOUT', 'SHUTTING_DOWN'] as const;
+export type CancelReason = (typeof CANCEL_REASONS)[number];
+
+/** A job id: the pool made it from a checked call id. */
+const Id = Type.String();
+
+const message = <T extends string, P extends Record<string, TSchema>>(type: T, frames: FrameCount, fields: P) =>
+  Type.Object({ type: Type.Literal(type), ...fields }, { frames });
+
+/** Pool → worker. The pool builds them from an already validated call: a source's length was bounded there. */
+const TO_WORKER = {
+  run: message('run', 'atLeast1', {
+    job: Id,
+    snapshot: Type.Union([Type.String(), Type.Null()]),
+    code: jobCodeSchema(Number.MAX_SAFE_INTEGER),
+    options: JobOptions,
+  }),
+  cancel: message('cancel', 0, { job: Id, reason: OneOf(CANCEL_REASONS) }),
+};
+export type RunMessage = Static<(typeof TO_WORKER)['run']>;
+export type CancelMessage = Static<(typeof TO_WORKER)['cancel']>;
 export type ToWorker = RunMessage | CancelMessage;
+
+/** Worker → pool. */
+const FROM_WORKER = {
+  /** In the order the job wrote; `job` is null for output between jobs. */
+  output: message('output', 0, { job: Type.Union([Id, Type.Null()]), stream: Stream, text: Type.String() }),
+  result: message('result', 'atLeast1', { job: Id, elapsedMs: Int(), inUse: Type.Array(Type.String()) }),
+  /** `interrupted`: stopped by a cancel request. */
+  error: message('error', 0, { job: Id, error: WireErrorSchema, interrupted: Type.Boolean(), inUse: Type.Array(Type.String()) }),
+  ready: message('ready', 0, { pid: Int(), heapLimitMb: Int() }),
+  /** The worker's own diagnostics. */
+  log: message('log', 0, { line: Type.String() }),
+  /** The worker's event loop took the cancel: it is not stuck in synchronous code, so no SIGINT is needed. */
+  'cancel-ack': message('cancel-ack', 0, { job: Id }),
+};
+export type OutputMessage = Static<(typeof FROM_WORKER)['output']>;
+export type ResultMessage = Static<(typeof FROM_WORKER)['result']>;
+export type ErrorMessage = StaticDecode<(typeof FROM_WORKER)['error']>;
+export type ReadyMessage = Static<(typeof FROM_WORKER)['ready']>;
+export type LogMessage = Static<(typeof FROM_WORKER)['log']>;
+export type CancelAckMessage = Static<(typeof FROM_WORKER)['cancel-ack']>;
+export type FromWorker = OutputMessage | ResultMessage | ErrorMessage | ReadyMessage | LogMessage | CancelAckMessage;
 
 /**
  * What happened to a stopped job, in the same words wherever it is said: the pool's errors for queued and running
@@ -62,42 +97,16 @@ export function stoppedJobMessage(reason: CancelReason, job: string, context: { 
   }
 }
 
-export interface ReadyMessage {
-  type: 'ready';
-  pid: number;
-  heapLimitMb: number;
-}
-export interface OutputMessage {
-  type: 'output';
-  job: string | null;
-  stream: 'stdout' | 'stderr';
-  text: string;
-}
-export interface ResultMessage {
-  type: 'result';
-  job: string;
-  elapsedMs: number;
-  inUse: string[];
-}
-export interface ErrorMessage {
-  type: 'error';
-  job: string;
-  error: WireError;
-  interrupted: boolean;
-  inUse: string[];
-}
-export interface LogMessage {
-  type: 'log';
-  line: string;
-}
-/** The worker's event loop took the cancel: it is not stuck in synchronous code, so no SIGINT is needed. */
-export interface CancelAckMessage {
-  type: 'cancel-ack';
-  job: string;
-}
-export type FromWorker = ReadyMessage | OutputMessage | ResultMessage | ErrorMessage | LogMessage | CancelAckMessage;
+const compileAll = <S extends Record<string, TSchema>>(schemas: S) =>
+  Object.fromEntries(Object.entries(schemas).map(([type, schema]) => [type, compile(schema)])) as { [K in keyof S]: TypeCheck<S[K]> };
+const TO_WORKER_CHECKS = compileAll(TO_WORKER);
+const FROM_WORKER_CHECKS = compileAll(FROM_WORKER);
+const CONFIG_CHECK = compile(WorkerConfigSchema);
 
 type Obj = Record<string, unknown>;
+
+/** A message failing its check is our own bug (both ends are ours): INTERNAL, in the words the pool logs. */
+const CHANNEL = (where: string) => ({ where, code: 'INTERNAL' as const, prefix: 'worker channel: ', quoteValue: false });
 
 function bad(what: string): never {
   throw new AgentError('INTERNAL', `worker channel: ${what}`);
@@ -111,59 +120,36 @@ function parse(frame: Uint8Array | undefined): Obj {
     bad('header is not JSON');
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) bad('header is not an object');
-  return value as Obj;
+  return value as Obj; // a non-array object: its fields are checked by the message's schema
 }
-function str(o: Obj, key: string): string {
-  const v = o[key];
-  if (typeof v !== 'string') bad(`${String(o.type)}.${key} should be a string`);
-  return v;
-}
-function int(o: Obj, key: string): number {
-  const v = o[key];
-  if (typeof v !== 'number' || !Number.isFinite(v)) bad(`${String(o.type)}.${key} should be a number`);
-  return v;
-}
-function strings(o: Obj, key: string): string[] {
-  const v = o[key];
-  if (!Array.isArray(v) || !v.every((s): s is string => typeof s === 'string')) bad(`${String(o.type)}.${key} should be strings`);
-  return v;
-}
-function stream(o: Obj): 'stdout' | 'stderr' {
-  const v = o.stream;
-  if (v !== 'stdout' && v !== 'stderr') bad('output.stream should be stdout or stderr');
-  return v;
+
+/** Checks a message against the schema its type names; the payload's frame count too. */
+function checked<T extends TSchema>(checker: TypeCheck<T>, o: Obj, payload: readonly Uint8Array[]): StaticDecode<T> {
+  const type = String(o.type);
+  const message = decode(checker, o, CHANNEL(type));
+  const frames = checker.Schema().frames as FrameCount;
+  if (frames === 'atLeast1' ? payload.length === 0 : payload.length !== frames) bad(`${type} with ${payload.length} value frames`);
+  return message;
 }
 
 /** Parses a message received by the pool (the frames after the routing id). */
 export function parseFromWorker(frames: readonly Uint8Array[]): { message: FromWorker; payload: Uint8Array[] } {
   const o = parse(frames[0]);
   const payload = frames.slice(1);
+  const c = FROM_WORKER_CHECKS;
   switch (o.type) {
-    case 'ready':
-      return { message: { type: 'ready', pid: int(o, 'pid'), heapLimitMb: int(o, 'heapLimitMb') }, payload };
     case 'output':
-      return {
-        message: { type: 'output', job: o.job === null ? null : str(o, 'job'), stream: stream(o), text: str(o, 'text') },
-        payload,
-      };
+      return { message: checked(c.output, o, payload), payload };
     case 'result':
-      if (payload.length === 0) bad('result without value frames');
-      return { message: { type: 'result', job: str(o, 'job'), elapsedMs: int(o, 'elapsedMs'), inUse: strings(o, 'inUse') }, payload };
+      return { message: checked(c.result, o, payload), payload };
     case 'error':
-      return {
-        message: {
-          type: 'error',
-          job: str(o, 'job'),
-          error: checkWireError(o.error),
-          interrupted: o.interrupted === true,
-          inUse: strings(o, 'inUse'),
-        },
-        payload,
-      };
+      return { message: checked(c.error, o, payload), payload };
+    case 'ready':
+      return { message: checked(c.ready, o, payload), payload };
     case 'log':
-      return { message: { type: 'log', line: str(o, 'line') }, payload };
+      return { message: checked(c.log, o, payload), payload };
     case 'cancel-ack':
-      return { message: { type: 'cancel-ack', job: str(o, 'job') }, payload };
+      return { message: checked(c['cancel-ack'], o, payload), payload };
     default:
       bad(`unknown message type ${JSON.stringify(o.type)}`);
   }
@@ -182,34 +168,27 @@ export function jobIdOf(frames: readonly Uint8Array[]): string | null {
   }
 }
 
-/** Parses a message received by a worker. The pool built it from an already validated call, so checks are light. */
+/** Parses a message received by a worker. */
 export function parseToWorker(frames: readonly Uint8Array[]): { message: ToWorker; payload: Uint8Array[] } {
   const o = parse(frames[0]);
   const payload = frames.slice(1);
   switch (o.type) {
-    case 'run': {
-      const code = o.code as Obj | undefined;
-      const isSource = code?.kind === 'source' && typeof code.source === 'string';
-      if (!code || (!isSource && code.kind !== 'pickle')) bad('run.code should be source code or a pickled call');
-      const filename = code.filename === undefined ? undefined : str(code, 'filename');
-      const options = (typeof o.options === 'object' && o.options !== null ? o.options : {}) as JobOptions;
-      const snapshot = o.snapshot === null ? null : str(o, 'snapshot');
-      const message: RunMessage = {
-        type: 'run',
-        job: str(o, 'job'),
-        snapshot,
-        code: isSource
-          ? { kind: 'source', source: code.source as string, ...(filename !== undefined ? { filename } : {}) }
-          : { kind: 'pickle', ...(filename !== undefined ? { filename } : {}) },
-        options,
-      };
-      return { message, payload };
-    }
-    case 'cancel': {
-      const reason = o.reason === 'TIMEOUT' || o.reason === 'SHUTTING_DOWN' ? o.reason : 'CANCELLED';
-      return { message: { type: 'cancel', job: str(o, 'job'), reason }, payload };
-    }
+    case 'run':
+      return { message: checked(TO_WORKER_CHECKS.run, o, payload), payload };
+    case 'cancel':
+      return { message: checked(TO_WORKER_CHECKS.cancel, o, payload), payload };
     default:
       bad(`unknown message type ${JSON.stringify(o.type)}`);
   }
+}
+
+/** The worker's configuration, from the JSON the pool put in WORKER_CONFIG_ENV. */
+export function parseWorkerConfig(text: string): WorkerConfig {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    bad(`${WORKER_CONFIG_ENV} is not JSON`);
+  }
+  return decode(CONFIG_CHECK, value, CHANNEL(WORKER_CONFIG_ENV));
 }

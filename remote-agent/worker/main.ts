@@ -25,7 +25,7 @@ import { AgentError, toWireError, WireError } from '../../protocol/errors';
 import { encodeMessage, SendQueue } from '../../protocol/frames';
 import { isSafeRelativePath } from '../../protocol/manifest';
 import { encodeValue } from '../../protocol/values';
-import { FATAL_MARKER, jobIdOf, parseToWorker, RunMessage, stoppedJobMessage, WORKER_CONFIG_ENV, WorkerConfig } from './channel';
+import { FATAL_MARKER, FromWorker, jobIdOf, parseToWorker, parseWorkerConfig, ResultMessage, RunMessage, stoppedJobMessage, WORKER_CONFIG_ENV, WorkerConfig } from './channel';
 import { describeSwitch } from './module-reload';
 import { decodeArguments, isInterrupt, markNotInstalled, unsendableResult } from './job-errors';
 import { ModuleSupport } from './modules';
@@ -53,8 +53,7 @@ function readConfig(): WorkerConfig {
   const text = process.env[WORKER_CONFIG_ENV];
   if (!text) throw new Error(`${WORKER_CONFIG_ENV} is not set: workers are started by the agent's worker pool`);
   delete process.env[WORKER_CONFIG_ENV]; // user code has no business with it
-  const config = JSON.parse(text) as WorkerConfig; // written by our own pool in the parent process
-  return config;
+  return parseWorkerConfig(text);
 }
 
 function realpathOr(dir: string): string {
@@ -188,7 +187,7 @@ class Worker {
         throw unsendableResult(err);
       }
       this.output.flush();
-      const header = { type: 'result', job: job.id, elapsedMs: Math.round(performance.now() - started), inUse: this.inUse() };
+      const header: ResultMessage = { type: 'result', job: job.id, elapsedMs: Math.round(performance.now() - started), inUse: this.inUse() };
       this.sendFrames(encodeMessage(header, frames));
     } catch (err) {
       const interrupted = isInterrupt(err);
@@ -319,7 +318,7 @@ class Worker {
     }
   }
 
-  private send(header: object): void {
+  private send(header: FromWorker): void {
     this.sendFrames(encodeMessage(header));
   }
 
