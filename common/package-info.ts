@@ -14,15 +14,26 @@ function findPackageRoot(): string {
 /** The package's root directory (holding package.json, bin/ and, when installed for development, node_modules). */
 export const PACKAGE_ROOT = findPackageRoot();
 
-function readVersion(): string {
+/** This package's package.json, read once: its version and the tslab version it is built for. */
+function readManifest(): { version: string; tslabPeer: string } {
   try {
-    return (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+    const manifest: unknown = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8'));
+    const { version, peerDependencies } = (manifest ?? {}) as { version?: unknown; peerDependencies?: { tslab?: unknown } };
+    return {
+      version: typeof version === 'string' ? version : '0.0.0-unknown',
+      tslabPeer: typeof peerDependencies?.tslab === 'string' ? peerDependencies.tslab : 'latest',
+    };
   } catch {
-    return '0.0.0-unknown';
+    return { version: '0.0.0-unknown', tslabPeer: 'latest' };
   }
 }
 
-export const PACKAGE_VERSION = readVersion();
+const MANIFEST = readManifest();
+
+export const PACKAGE_VERSION = MANIFEST.version;
+
+/** The tslab version this package reaches into (deep requires of tslab/dist/*): package.json's peer range. */
+export const TSLAB_PEER_VERSION = MANIFEST.tslabPeer;
 
 /** The executables in bin/, by absolute path, so a child process needs nothing on PATH. */
 export const BIN = {

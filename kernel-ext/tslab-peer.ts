@@ -5,10 +5,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { PACKAGE_ROOT } from '../common/package-info';
+import { TSLAB_PEER_VERSION } from '../common/package-info';
 
 /** The tslab version this package reaches into (deep requires of tslab/dist/*): package.json's peer range. */
-export const TSLAB_VERSION = readPeerVersion();
+export const TSLAB_VERSION = TSLAB_PEER_VERSION;
 
 export class TslabMissingError extends Error {
   override name = 'TslabMissingError';
@@ -30,11 +30,4 @@ export function checkTslab(warn: (line: string) => void = (line) => process.stde
   if (found !== TSLAB_VERSION) {
     warn(`tslab-remote: built for tslab ${TSLAB_VERSION}, found tslab ${found} (${path.dirname(manifest)}); if the kernel fails, npm install tslab@${TSLAB_VERSION}`);
   }
-}
-
-function readPeerVersion(): string {
-  const manifest = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as {
-    peerDependencies?: Record<string, string>;
-  };
-  return manifest.peerDependencies?.tslab ?? 'latest';
 }
