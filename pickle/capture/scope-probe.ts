@@ -107,11 +107,13 @@ export class ScopeProbe {
     this.probedSinceRelease = false;
   }
 
-  private known(a: ScopeSide, b: ScopeSide): boolean | undefined {
+  /** A kept answer: whether `a` and `b` see one scope instance, undefined when not known yet. */
+  known(a: ScopeSide, b: ScopeSide): boolean | undefined {
     return this.answers.get(a.fn)?.get(b.fn)?.get(`${a.index}:${b.index}`);
   }
 
-  private remember(a: ScopeSide, b: ScopeSide, same: boolean): void {
+  /** Keeps an answer, found here or by the caller. */
+  remember(a: ScopeSide, b: ScopeSide, same: boolean): void {
     let byB = this.answers.get(a.fn);
     if (!byB) this.answers.set(a.fn, (byB = new WeakMap<Function, Map<string, boolean>>()));
     let byKey = byB.get(b.fn);

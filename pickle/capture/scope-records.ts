@@ -5,6 +5,7 @@
 import type { Encoder } from '../encode';
 import { Kind, Node, Ref } from '../format';
 import { ClosureInspector, ClosureScope, UNINITIALIZED } from './inspect';
+import { isNativeSource } from '../unpicklable';
 import { pausable, ScopeProbe, ScopeSide } from './scope-probe';
 
 export interface ScopeRecord {
@@ -20,6 +21,9 @@ export interface ScopeRecord {
 }
 
 const fnSource = (fn: Function): string => Function.prototype.toString.call(fn);
+
+/** Function-valued bindings looked into per scope before probing instead (each costs an inspector call). */
+const MAX_DECLARED_CHECKS = 8;
 
 export class ScopeRecords {
   private readonly records = new Map<string, ScopeRecord[]>();
@@ -59,13 +63,37 @@ export class ScopeRecords {
     if (own || scope.type === 'Script' || scope.type === 'Module') return own ?? alike[0];
     const live = scope.names.flatMap((name, i) => (scope.values[i] === UNINITIALIZED ? [] : [{ name, value: scope.values[i] }]));
     if (live.length === 0) return alike[0]; // nothing that could be shared or told apart
+    const stand = this.standIn(side);
+    if (alike.length === 1 && this.probe.known(alike[0]!.witness, stand) === undefined && this.declaresOwnFunction(scope)) {
+      this.probe.remember(alike[0]!.witness, stand, true);
+    }
     const found = this.probe.find(
       alike.map((c) => c.witness),
-      this.standIn(side),
+      stand,
       live.map((b) => b.name),
       live.map((b) => b.value),
     );
     return found === undefined ? alike[0] : found === -1 ? undefined : alike[found];
+  }
+
+  /**
+   * Whether one of the scope's bindings holds a function made in a scope that looks the same: then that is this
+   * very scope instance (another instance's binding would hold its own function, made there), so an equal-looking
+   * scope is it, unless code assigned a function across instances of one scope. A module's or a cell's scope usually
+   * holds such a function, so its closures need no probe; a factory that returns only inline arrows (a counter's
+   * `inc` and `get`) does not, and is probed. The answer is kept with the probe's, so it is looked for once.
+   */
+  private declaresOwnFunction(scope: ClosureScope): boolean {
+    let checked = 0;
+    for (const value of scope.values) {
+      if (typeof value !== 'function' || isNativeSource(fnSource(value))) continue;
+      if (++checked > MAX_DECLARED_CHECKS) return false;
+      const made = this.inspector.scopes(value).some(
+        (s) => s.description === scope.description && s.names.length === scope.names.length && s.names.every((n, i) => n === scope.names[i] && Object.is(s.values[i], scope.values[i])),
+      );
+      if (made) return true;
+    }
+    return false;
   }
 
   /**
