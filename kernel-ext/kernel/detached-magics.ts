@@ -38,6 +38,7 @@ export function refusePrivate(agent: Agent): void {
 
 /** `%remote --detach`: sends the call as a detached job and says how to follow it. */
 export async function startDetached(agent: Agent, entry: () => unknown, options: CallOptions, name: string | undefined, io: CellIO, cell: CellInterrupt): Promise<void> {
+  cell.consequence = 'the detached job may have started anyway: %remote_jobs lists it';
   const job = await cell.during(`starting the detached job on ${agent.name}`, agent.client.detach(entry, [], { ...options, signal: undefined, name }));
   const ref = job.name;
   io.stream(

@@ -23,6 +23,7 @@ const FLUSH_MS = 200;
 /** ... or as soon as this much waits, so a job that prints fast does not fill the agent's memory meanwhile. */
 const FLUSH_BYTES = 1024 * 1024;
 const LAST_LINE_CHARS = 200;
+const ERROR_CHARS = 16 * 1024;
 
 export class DetachedJob {
   readonly watchers = new Set<Watcher>();
@@ -56,7 +57,7 @@ export class DetachedJob {
 
   started(worker: number): void {
     Object.assign(this.meta, { state: 'running', startedAt: this.now(), worker });
-    this.files.writeMeta(this.meta);
+    this.writeMetaSafely();
   }
 
   output(stream: Stream, text: string): void {
@@ -71,27 +72,36 @@ export class DetachedJob {
     else this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_MS);
   }
 
-  /** The job ended: its result (frames) is kept when it succeeded, its error otherwise. */
+  /**
+   * The job ended: its result (frames) is kept when it succeeded, its error otherwise. The state changes in memory
+   * first and the watchers always end: a disk that fails here (full, removed) loses the record, not the agent.
+   */
   end(state: Exclude<DetachedState, 'queued' | 'running'>, outcome: { frames: readonly Uint8Array[]; worker: number } | { error: WireError }): void {
-    this.flush();
-    if ('frames' in outcome) {
-      this.files.writeResult(outcome.frames);
-      this.meta.worker = outcome.worker;
-    } else {
-      this.meta.error = outcome.error;
-    }
     const endedAt = this.now();
-    Object.assign(this.meta, { state, endedAt, expiresAt: endedAt + this.limits.ttlMs });
-    this.files.writeMeta(this.meta);
-    for (const watcher of [...this.watchers]) watcher.end();
-    this.watchers.clear();
+    try {
+      this.flush();
+      if ('frames' in outcome) {
+        this.meta.worker = outcome.worker;
+        this.files.writeResult(outcome.frames);
+      } else {
+        this.meta.error = boundedError(outcome.error);
+      }
+    } catch (error) {
+      state = 'failed';
+      this.meta.error = { code: 'DISK_FULL', name: 'AgentError', message: `the agent could not keep this job's result: ${(error as Error).message}` };
+    } finally {
+      Object.assign(this.meta, { state, endedAt, expiresAt: endedAt + this.limits.ttlMs });
+      this.writeMetaSafely();
+      for (const watcher of [...this.watchers]) watcher.end();
+      this.watchers.clear();
+    }
   }
 
   /** Its result or error was handed to a client: it is kept for the time to live from now. */
   fetched(): void {
     const now = this.now();
     Object.assign(this.meta, { fetchedAt: now, expiresAt: now + this.limits.ttlMs });
-    this.files.writeMeta(this.meta);
+    this.writeMetaSafely();
   }
 
   /** The newest maxOutputBytes of output, oldest first; `droppedBytes` then counts what came before it. */
@@ -111,17 +121,32 @@ export class DetachedJob {
     this.flushTimer = undefined;
     if (this.pending.length === 0) return;
     const lines = this.pending;
+    const bytes = this.pendingBytes;
     this.pending = [];
-    this.currentBytes += this.pendingBytes;
     this.pendingBytes = 0;
-    this.files.appendOutput(lines);
-    if (this.currentBytes >= this.limits.maxOutputBytes / 2) {
-      this.meta.droppedBytes += this.oldBytes;
-      this.oldBytes = this.currentBytes;
-      this.currentBytes = 0;
-      this.files.rotateOutput();
+    try {
+      this.files.appendOutput(lines);
+      this.currentBytes += bytes;
+      if (this.currentBytes >= this.limits.maxOutputBytes / 2) {
+        this.meta.droppedBytes += this.oldBytes;
+        this.oldBytes = this.currentBytes;
+        this.currentBytes = 0;
+        this.files.rotateOutput();
+      }
+    } catch (error) {
+      // Called from a timer too: a full or removed disk costs this output (counted as dropped), not the agent.
+      this.meta.droppedBytes += bytes;
+      this.files.log(`detached job ${this.id}: could not write ${bytes} bytes of output: ${(error as Error).message}`);
     }
-    if (!this.ended) this.files.writeMeta(this.meta);
+    if (!this.ended) this.writeMetaSafely();
+  }
+
+  private writeMetaSafely(): void {
+    try {
+      this.files.writeMeta(this.meta);
+    } catch (error) {
+      this.files.log(`detached job ${this.id}: could not write its description: ${(error as Error).message}`);
+    }
   }
 }
 
@@ -137,4 +162,16 @@ function newestBytes(lines: readonly OutputLine[], limit: number): { lines: Outp
     bytes += Math.min(size, room);
   }
   return { lines: kept.reverse(), bytes };
+}
+
+/** A stored error is listed with every job: its text is bounded, so one huge message cannot break the listing. */
+function boundedError(error: WireError): WireError {
+  const cut = (text: string | undefined): string | undefined => (text === undefined || text.length <= ERROR_CHARS ? text : `${text.slice(0, ERROR_CHARS)}… [cut]`);
+  return {
+    code: error.code,
+    name: cut(error.name) ?? 'Error',
+    message: cut(error.message) ?? '',
+    ...(error.stack === undefined ? {} : { stack: cut(error.stack) }),
+    ...(error.cause === undefined ? {} : { cause: boundedError(error.cause) }),
+  };
 }

@@ -72,7 +72,7 @@ export class DetachedJobs {
       snapshot,
       fetchedAt: null,
     };
-    const job = new DetachedJob(JobFiles.create(this.options.root, id), meta, this.options, this.now);
+    const job = new DetachedJob(JobFiles.create(this.options.root, id, this.options.log), meta, this.options, this.now);
     job.files.writeMeta(meta);
     this.jobs.set(id, job);
     return job;
@@ -144,13 +144,17 @@ export class DetachedJobs {
 
   private forget(job: DetachedJob, why: string): void {
     this.jobs.delete(job.id);
-    job.files.remove();
+    try {
+      job.files.remove();
+    } catch (error) {
+      this.options.log(`could not remove ${job.files.dir}: ${(error as Error).message}`);
+    }
     this.options.log(`forgot detached job ${job.id} (${job.meta.name}): ${why}`);
   }
 
   private recover(): void {
     for (const name of safeReaddir(this.options.root)) {
-      const files = new JobFiles(path.join(this.options.root, name));
+      const files = new JobFiles(path.join(this.options.root, name), this.options.log);
       let meta: JobMeta;
       try {
         meta = files.readMeta();

@@ -20,10 +20,13 @@ export type Stream = 'stdout' | 'stderr';
 export type OutputLine = [Stream, string];
 
 export class JobFiles {
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    readonly log: (line: string) => void,
+  ) {}
 
-  static create(root: string, id: string): JobFiles {
-    const files = new JobFiles(path.join(root, id));
+  static create(root: string, id: string, log: (line: string) => void): JobFiles {
+    const files = new JobFiles(path.join(root, id), log);
     fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
     return files;
   }

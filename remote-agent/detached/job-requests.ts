@@ -36,6 +36,7 @@ export class JobRequests {
     try {
       return this.start(client, session, request, args, release);
     } catch (error) {
+      release(); // idempotent: whatever refused the job, its snapshot is not pinned for it
       return { type: 'error', re: request.id, error: toWireError(error) };
     }
   }
@@ -45,16 +46,9 @@ export class JobRequests {
     const owner = this.owner(session);
     const active = detached.running().filter((job) => job.meta.owner === owner).length;
     if (active >= maxJobsPerOwner) {
-      release();
       throw new AgentError('TOO_LARGE', `you have ${active} detached jobs queued or running here (--max-jobs-per-client): wait for some to end or cancel them`);
     }
-    let job: DetachedJob;
-    try {
-      job = detached.create(owner, request.options.detach?.name, request.code.kind, request.snapshot);
-    } catch (error) {
-      release();
-      throw error;
-    }
+    const job = detached.create(owner, request.options.detach?.name, request.code.kind, request.snapshot);
     const end = (...args: Parameters<DetachedJob['end']>): void => {
       job.end(...args);
       release();

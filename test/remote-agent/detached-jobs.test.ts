@@ -3,6 +3,7 @@
 // worker dies while it runs; the output, result, time-to-live bounds hold; and only its key sees it.
 
 import { expect } from 'chai';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
@@ -64,7 +65,8 @@ describe('detached jobs, end to end', function () {
   });
 
   it('runs on after its client closes; a later client replays its output and gets its result', async () => {
-    await start();
+    // A grace far shorter than the job: an ordinary call of a closed client would be cancelled after it.
+    await start(['--client-grace-ms', '100']);
     const first = await client();
     const started = await first.detach(counter, [5, 150], { name: 'count' });
     expect(started).to.include({ name: 'count', kind: 'pickle' });
@@ -123,6 +125,19 @@ describe('detached jobs, end to end', function () {
     expect(lost.lastLine).to.equal('about to die');
     expect(lost.error?.code).to.equal('WORKER_CRASHED');
     expect(await c.call(() => 'after', []).result).to.equal('after');
+  });
+
+  it('survives a disk that fails under a running job: the job fails saying so, the agent and its other jobs go on', async () => {
+    await start();
+    const c = await client();
+    const job = await c.detach(counter, [20, 50], {});
+    await untilState(c, job.id, 'running');
+    fs.rmSync(path.join(workdir, 'jobs', job.id), { recursive: true, force: true }); // every write of the job now fails
+    const failed = await untilState(c, job.id, 'failed');
+    expect(failed.error?.code).to.equal('DISK_FULL');
+    expect(failed.error?.message).to.match(/could not keep this job's result: ENOENT/);
+    expect(agent!.process.exitCode).to.equal(null);
+    expect(await c.attach((await c.detach(() => 'next', [])).id)).to.equal('next');
   });
 
   it('keeps the newest output within --job-output-mb and says how much was dropped', async () => {
