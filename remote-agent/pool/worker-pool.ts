@@ -15,6 +15,7 @@ import { describeExit, ExitFacts, stderrTailText } from '../crash-report';
 import { CancelMessage, CancelReason, FromWorker, RunMessage, stoppedJobMessage } from '../worker/channel';
 import { climbCancelLadder } from './cancel-ladder';
 import { Job, JobSink, JobSpec, labelOf, safely } from './job';
+import type { PoolOptions } from './pool-options';
 import { cannotStartError, exitedJobError, stoppedError, unreadableError } from './job-errors';
 import { cannotStart, nextRestartDelay } from './restart-policy';
 import { Scheduler } from './scheduling';
@@ -22,25 +23,8 @@ import { WorkerTransport } from './transport';
 import { WorkerProcess } from './worker-process';
 
 export type { JobSink, JobSpec } from './job';
+export type { PoolOptions } from './pool-options';
 
-export interface PoolOptions {
-  size: number;
-  runDir: string;
-  snapshotsRoot: string;
-  compileCacheDir: string;
-  nodePaths: string[];
-  agentName: string;
-  graceMs?: number;
-  maxOldSpaceMb?: number;
-  /** How long a new worker may take to report ready before it is killed (default 30 s). */
-  startTimeoutMs?: number;
-  log: (line: string) => void;
-  onInUseChange?: (worker: number, snapshots: string[]) => void;
-  /** GPU pinning: worker i gets CUDA_VISIBLE_DEVICES=gpus[i] (so `size` should equal gpus.length). */
-  gpus?: string[];
-  /** The time in ms (default Date.now), for the crash-loop window; tests pass their own. */
-  now?: () => number;
-}
 
 export class WorkerPool {
   private readonly options: PoolOptions;
