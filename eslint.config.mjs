@@ -16,7 +16,10 @@ export default tseslint.config(
       // code and optional peers (tslab) at run time.
       '@typescript-eslint/no-require-imports': 'off',
       // Unused names are tsc's job (noUnusedLocals, noUnusedParameters); `_`-prefixed ones are deliberate.
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
     },
   },
   {

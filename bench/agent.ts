@@ -22,7 +22,9 @@ const ROUND_TRIPS = Number(process.env.BENCH_ROUND_TRIPS ?? 1000);
 const EDITS = Number(process.env.BENCH_EDITS ?? 7);
 
 async function startEcho(): Promise<{ endpoint: string; stop(): void }> {
-  const child = spawn(process.execPath, [path.join(__dirname, 'echo-server.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [path.join(__dirname, 'echo-server.js')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const endpoint = await new Promise<string>((resolve) => {
     child.stdout.on('data', (chunk: Buffer) => {
       const match = /echo listening on (\S+)/.exec(chunk.toString());
@@ -132,7 +134,9 @@ async function snapshotSwitch(): Promise<void> {
 
   const switches = upload.map((u, i) => u + firstJob[i]!);
   const editToRunnable = switches.map((s, i) => s + rehash[i]!);
-  console.log(`\nSnapshot switch, 2,000 files / ${(report.bytesSent / 1e6).toFixed(1)} MB tree, one file edited, ${EDITS} edits`);
+  console.log(
+    `\nSnapshot switch, 2,000 files / ${(report.bytesSent / 1e6).toFixed(1)} MB tree, one file edited, ${EDITS} edits`,
+  );
   console.log(
     table([
       ['', 'median'],
@@ -145,7 +149,9 @@ async function snapshotSwitch(): Promise<void> {
       ['edit: whole time, edit to job result', median(editToRunnable)],
     ]),
   );
-  console.log(`one-file switch: ${(median(switches) / uploadCold * 100).toFixed(1)}% of a cold upload   (targets: switch under 100 ms; edit to runnable under 100 ms)`);
+  console.log(
+    `one-file switch: ${((median(switches) / uploadCold) * 100).toFixed(1)}% of a cold upload   (targets: switch under 100 ms; edit to runnable under 100 ms)`,
+  );
 }
 
 /**
@@ -163,13 +169,23 @@ async function typeScriptSwitch(): Promise<void> {
   await fs.writeFile(path.join(root, 'package.json'), '{"name":"bench-ts"}\n');
   const imports = Array.from({ length: count }, (_, i) => `import { value as v${i} } from './m${i}';`).join('\n');
   const sum = Array.from({ length: count }, (_, i) => `v${i}`).join(' + ');
-  await fs.writeFile(path.join(root, 'src', 'index.ts'), `${imports}\nimport { cache } from './cache';\nexport const total = (): number => ${sum};\nexport { cache };\n`);
-  await fs.writeFile(path.join(root, 'src', 'cache.ts'), 'export const cache = { token: Math.random(), data: new Float64Array(12_500_000).fill(1) };\n');
-  const write = (i: number, value: number) => fs.writeFile(path.join(root, 'src', `m${i}.ts`), `export const value: number = ${value};\n`);
+  await fs.writeFile(
+    path.join(root, 'src', 'index.ts'),
+    `${imports}\nimport { cache } from './cache';\nexport const total = (): number => ${sum};\nexport { cache };\n`,
+  );
+  await fs.writeFile(
+    path.join(root, 'src', 'cache.ts'),
+    'export const cache = { token: Math.random(), data: new Float64Array(12_500_000).fill(1) };\n',
+  );
+  const write = (i: number, value: number) =>
+    fs.writeFile(path.join(root, 'src', `m${i}.ts`), `export const value: number = ${value};\n`);
   for (let i = 0; i < count; i++) await write(i, 1);
   const cache = new StatCache();
   const job = (hash: string) =>
-    client.run<[number, number]>({ source: '() => { const m = require("./src/index"); return [m.total(), m.cache.token]; }', snapshot: hash });
+    client.run<[number, number]>({
+      source: '() => { const m = require("./src/index"); return [m.total(), m.cache.token]; }',
+      snapshot: hash,
+    });
   const dropAll = () => client.run({ source: "() => { globalThis[Symbol.for('tslab-remote.reload')](); }" });
 
   const first = await snapshot(root, { statCache: cache });
@@ -187,7 +203,8 @@ async function typeScriptSwitch(): Promise<void> {
     await client.upload(next);
     const [sum, seen] = await job(next.hash);
     if (sum !== count - 1 + edit) throw new Error('the edit did not take effect');
-    if (keptToken !== undefined && seen !== keptToken) throw new Error('the 100 MB cache module was reloaded although unchanged');
+    if (keptToken !== undefined && seen !== keptToken)
+      throw new Error('the 100 MB cache module was reloaded although unchanged');
     return performance.now() - t;
   };
   const purged: number[] = [];
@@ -206,7 +223,9 @@ async function typeScriptSwitch(): Promise<void> {
       ['edit one leaf: it and its importer reload, 200 kept', median(kept)],
     ]),
   );
-  console.log(`edit-to-result with modules kept: ${(median(kept) / median(purged) * 100).toFixed(0)}% of a full reload; the 100 MB cache module stayed loaded`);
+  console.log(
+    `edit-to-result with modules kept: ${((median(kept) / median(purged)) * 100).toFixed(0)}% of a full reload; the 100 MB cache module stayed loaded`,
+  );
 }
 
 async function main(): Promise<void> {

@@ -123,7 +123,12 @@ async function main(): Promise<void> {
   try {
     const pool = await ours(cluster, workdirBase);
     await untilQueueEmpty(cluster);
-    const peer = await ipyparallel(cluster, { items: ITEMS, itemMs: ITEM_MS, hosts: cluster.nodes, workersPerHost: WORKERS_PER_NODE });
+    const peer = await ipyparallel(cluster, {
+      items: ITEMS,
+      itemMs: ITEM_MS,
+      hosts: cluster.nodes,
+      workersPerHost: WORKERS_PER_NODE,
+    });
     const row = (what: string, f: Figures): (string | number)[] => [
       what,
       median(f.runsMs),
@@ -131,7 +136,9 @@ async function main(): Promise<void> {
       f.startMs,
       f.nodes.join(','),
     ];
-    console.log(`map of ${ITEMS} items × ${ITEM_MS} ms over ${NODES} Slurm nodes × ${WORKERS_PER_NODE} workers, medians of ${RUNS} (ideal ${IDEAL_MS} ms)`);
+    console.log(
+      `map of ${ITEMS} items × ${ITEM_MS} ms over ${NODES} Slurm nodes × ${WORKERS_PER_NODE} workers, medians of ${RUNS} (ideal ${IDEAL_MS} ms)`,
+    );
     console.log(
       table([
         ['', 'map', 'vs ideal', 'start', 'nodes used'],
@@ -140,7 +147,9 @@ async function main(): Promise<void> {
         row('ipyparallel 7 (Slurm launcher, load-balanced view)', peer),
       ]),
     );
-    console.log(`pool / ipyparallel map: ${(median(pool.runsMs) / median(peer.runsMs)).toFixed(3)}×; all runs ms: pool ${pool.runsMs.map(Math.round).join(' ')}, ipyparallel ${peer.runsMs.map(Math.round).join(' ')}`);
+    console.log(
+      `pool / ipyparallel map: ${(median(pool.runsMs) / median(peer.runsMs)).toFixed(3)}×; all runs ms: pool ${pool.runsMs.map(Math.round).join(' ')}, ipyparallel ${peer.runsMs.map(Math.round).join(' ')}`,
+    );
   } finally {
     await cluster.stop();
     fs.rmSync(workdirBase, { recursive: true, force: true });
@@ -149,7 +158,8 @@ async function main(): Promise<void> {
 
 /** The pool's allocation is freed when srun ends; wait for Slurm to show it gone so the peer gets every node. */
 async function untilQueueEmpty(cluster: SlurmCluster): Promise<void> {
-  for (let i = 0; i < 100 && cluster.run('squeue', ['-h']).trim() !== ''; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+  for (let i = 0; i < 100 && cluster.run('squeue', ['-h']).trim() !== ''; i++)
+    await new Promise((resolve) => setTimeout(resolve, 100));
 }
 
 if (require.main === module) {

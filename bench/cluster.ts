@@ -38,14 +38,20 @@ export interface MapSpec {
 const PEERS = ['./cluster-ipyparallel'];
 
 async function agentsOn(hosts: string[], workers: number): Promise<LocalAgent[]> {
-  return Promise.all(hosts.map((host) => startLocalAgent({ args: ['--bind', `tcp://${host}:*`, '--workers', String(workers)] })));
+  return Promise.all(
+    hosts.map((host) => startLocalAgent({ args: ['--bind', `tcp://${host}:*`, '--workers', String(workers)] })),
+  );
 }
 
 function endpoints(agents: LocalAgent[]): AgentEndpoint[] {
   return agents.map((agent, i) => ({ name: `agent${i + 1}`, endpoint: agent.endpoint }));
 }
 
-async function withPool<T>(hosts: string[], workers: number, use: (pool: AgentPool, agents: LocalAgent[]) => Promise<T>): Promise<T> {
+async function withPool<T>(
+  hosts: string[],
+  workers: number,
+  use: (pool: AgentPool, agents: LocalAgent[]) => Promise<T>,
+): Promise<T> {
   const agents = await agentsOn(hosts, workers);
   const pool = await launchAgents({ endpoints: endpoints(agents) });
   try {
@@ -68,16 +74,32 @@ async function mapAgainstIdeal(spec: MapSpec): Promise<(string | number)[][]> {
   const samples = await withPool(spec.hosts, spec.workersPerHost, async (pool) => {
     await pool.map(() => 0, [1, 2, 3, 4, 5, 6]); // warm: each worker has rebuilt a call once
     const out: number[] = [];
-    for (let run = 0; run < RUNS; run++) out.push(await timed(() => pool.map(() => sleep(itemMs), Array.from({ length: spec.items }, (_, i) => i))));
+    for (let run = 0; run < RUNS; run++)
+      out.push(
+        await timed(() =>
+          pool.map(
+            () => sleep(itemMs),
+            Array.from({ length: spec.items }, (_, i) => i),
+          ),
+        ),
+      );
     return out;
   });
   const ideal = (spec.items * spec.itemMs) / (spec.hosts.length * spec.workersPerHost);
   const rows: (string | number)[][] = [
-    [`map ${spec.items} × ${spec.itemMs} ms, ${spec.hosts.length} agents × ${spec.workersPerHost} workers`, median(samples), `${(median(samples) / ideal).toFixed(3)}× ideal`],
+    [
+      `map ${spec.items} × ${spec.itemMs} ms, ${spec.hosts.length} agents × ${spec.workersPerHost} workers`,
+      median(samples),
+      `${(median(samples) / ideal).toFixed(3)}× ideal`,
+    ],
     ['  ideal (total work / slots)', ideal, '1.000×'],
   ];
   for (const peer of await peers(spec)) {
-    rows.push([`  ${peer.name}`, peer.ms ?? '-', peer.ms ? `${(peer.ms / ideal).toFixed(3)}× ideal` : `skipped: ${peer.skipped}`]);
+    rows.push([
+      `  ${peer.name}`,
+      peer.ms ?? '-',
+      peer.ms ? `${(peer.ms / ideal).toFixed(3)}× ideal` : `skipped: ${peer.skipped}`,
+    ]);
   }
   return rows;
 }
@@ -134,16 +156,20 @@ async function failover(fault: 'SIGKILL' | 'partition'): Promise<number> {
   try {
     let faultAt = 0;
     let movedAt = 0;
-    await pool.map(() => new Promise((resolve) => setTimeout(resolve, 500)), Array.from({ length: 40 }, (_, i) => i), {
-      onProgress: (progress) => {
-        if (!faultAt && (progress.perAgent.agent3?.done ?? 0) >= 2 && (progress.perAgent.agent3?.running ?? 0) > 0) {
-          faultAt = performance.now();
-          if (fault === 'SIGKILL') agents[2]!.process.kill('SIGKILL');
-          else proxy.partition();
-        }
-        if (faultAt && !movedAt && progress.retried > 0) movedAt = performance.now();
+    await pool.map(
+      () => new Promise((resolve) => setTimeout(resolve, 500)),
+      Array.from({ length: 40 }, (_, i) => i),
+      {
+        onProgress: (progress) => {
+          if (!faultAt && (progress.perAgent.agent3?.done ?? 0) >= 2 && (progress.perAgent.agent3?.running ?? 0) > 0) {
+            faultAt = performance.now();
+            if (fault === 'SIGKILL') agents[2]!.process.kill('SIGKILL');
+            else proxy.partition();
+          }
+          if (faultAt && !movedAt && progress.retried > 0) movedAt = performance.now();
+        },
       },
-    });
+    );
     if (!movedAt) throw new Error(`no item of agent3 was moved after the ${fault}`);
     return movedAt - faultAt;
   } finally {
@@ -160,7 +186,11 @@ async function main(): Promise<void> {
 
   const rate3 = await trivialRate(three);
   const rate1 = await trivialRate(['127.0.0.2']);
-  rows.push([`trivial items/s, 3 agents × 2 workers`, `${rate3.toFixed(0)}/s`, `${(rate3 / rate1).toFixed(2)}× one agent`]);
+  rows.push([
+    `trivial items/s, 3 agents × 2 workers`,
+    `${rate3.toFixed(0)}/s`,
+    `${(rate3 / rate1).toFixed(2)}× one agent`,
+  ]);
   rows.push([`  baseline: 1 agent × 2 workers`, `${rate1.toFixed(0)}/s`, '1.00×']);
 
   const tree = (await tmp.dir({ unsafeCleanup: true, prefix: 'bench-cluster-' })).path;
@@ -170,8 +200,16 @@ async function main(): Promise<void> {
   rows.push(['snapshot quickstart + 20 MB to 3 agents', to3, `${(to3 / to1).toFixed(2)}× one agent`]);
   rows.push(['  baseline: to 1 agent', to1, '1.00×']);
 
-  rows.push(['SIGKILLed agent: its items queued elsewhere after', await failover('SIGKILL'), 'pool heartbeatTimeoutMs 3 s']);
-  rows.push(['partitioned agent: its items queued elsewhere after', await failover('partition'), 'pool silenceTimeoutMs 15 s']);
+  rows.push([
+    'SIGKILLed agent: its items queued elsewhere after',
+    await failover('SIGKILL'),
+    'pool heartbeatTimeoutMs 3 s',
+  ]);
+  rows.push([
+    'partitioned agent: its items queued elsewhere after',
+    await failover('partition'),
+    'pool silenceTimeoutMs 15 s',
+  ]);
   console.log(table(rows));
 }
 

@@ -12,7 +12,9 @@ const STARTS = Number(process.env.BENCH_DETACHED_STARTS ?? 200);
 const RUNS = Number(process.env.BENCH_DETACHED_RUNS ?? 5);
 
 async function main(): Promise<void> {
-  const agent = await startLocalAgent({ args: ['--workers', '1', '--max-detached-jobs', String(STARTS * 3), '--max-jobs-per-client', String(STARTS * 3)] });
+  const agent = await startLocalAgent({
+    args: ['--workers', '1', '--max-detached-jobs', String(STARTS * 3), '--max-jobs-per-client', String(STARTS * 3)],
+  });
   const client = await connect(agent.endpoint);
   try {
     const call = await timeMany(STARTS, 20, () => client.call(() => 1, []).result);
@@ -24,7 +26,11 @@ async function main(): Promise<void> {
       return 'printed';
     };
     let streamed = 0;
-    const printCall = await timeMany(RUNS, 1, () => client.call(print, [], { onOutput: (_s, text) => (streamed += text.length) }).result);
+    const printCall = await timeMany(
+      RUNS,
+      1,
+      () => client.call(print, [], { onOutput: (_s, text) => (streamed += text.length) }).result,
+    );
     const printDetached = await timeMany(RUNS, 1, async () => {
       const job = await client.detach(print, []);
       await client.attach(job.id, { onOutput: () => undefined });
@@ -43,10 +49,25 @@ async function main(): Promise<void> {
     console.log(
       table([
         ['what', 'ordinary call', 'detached', 'ratio'],
-        ['start (detached: reply; call: whole trivial call)', median(call), median(detach), ratio(median(detach), median(call))],
-        ['job printing 32 MB (detached: run + attach)', median(printCall), median(printDetached), ratio(median(printDetached), median(printCall))],
+        [
+          'start (detached: reply; call: whole trivial call)',
+          median(call),
+          median(detach),
+          ratio(median(detach), median(call)),
+        ],
+        [
+          'job printing 32 MB (detached: run + attach)',
+          median(printCall),
+          median(printDetached),
+          ratio(median(printDetached), median(printCall)),
+        ],
         ['replay of the kept 8 MB of a finished job', '', median(replay), ''],
-        ['64 MB Float64Array result', median(resultCall), median(resultDetached), ratio(median(resultDetached), median(resultCall))],
+        [
+          '64 MB Float64Array result',
+          median(resultCall),
+          median(resultDetached),
+          ratio(median(resultDetached), median(resultCall)),
+        ],
       ]),
     );
     if (streamed === 0) throw new Error('the call streamed no output');

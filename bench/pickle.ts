@@ -14,7 +14,12 @@ const RUNS = 200;
 function notebookFunction(): { fn: Function; locals: Record<string, unknown> } {
   const locals: Record<string, unknown> = {};
   const cell = (code: string): unknown =>
-    (vm.runInThisContext(`(function (exports, require) { ${code}\n})`, { filename: 'bench-cell.js' }) as (e: unknown, r: NodeRequire) => unknown)(locals, require);
+    (
+      vm.runInThisContext(`(function (exports, require) { ${code}\n})`, { filename: 'bench-cell.js' }) as (
+        e: unknown,
+        r: NodeRequire,
+      ) => unknown
+    )(locals, require);
   // 30 values from earlier cells, read as exports.NAME.
   cell(`
     exports.lr = 0.01; exports.epochs = 20; exports.batch = 64; exports.seed = 42; exports.name = 'run-7';
@@ -103,7 +108,8 @@ function main(): void {
   });
   const check = unpickle(frames, context) as [(...args: unknown[]) => unknown, ...unknown[]];
   const out = check[0](...check.slice(1)) as unknown[];
-  if (!Array.isArray(out) || out.length !== 8) throw new Error('the benchmark function did not run remotely as expected');
+  if (!Array.isArray(out) || out.length !== 8)
+    throw new Error('the benchmark function did not run remotely as expected');
 
   const bodyBytes = frames[0]!.byteLength;
   const big = new Float64Array(32 * 1024 * 1024); // 256 MiB
@@ -112,7 +118,9 @@ function main(): void {
   const bigFrames = pickleCall((a: Float64Array) => a.length, [big]);
   const bigUnpickle = time1(() => unpickle(bigFrames, context));
 
-  console.log(`pickle: a notebook function with 50 captured values (30 notebook locals, 20 closure values; 11 functions, a class and 2 instances, a module, typed arrays), ${RUNS} runs each`);
+  console.log(
+    `pickle: a notebook function with 50 captured values (30 notebook locals, 20 closure values; 11 functions, a class and 2 instances, a module, typed arrays), ${RUNS} runs each`,
+  );
   console.log(
     table([
       ['step', 'median', 'p95', 'target'],
@@ -125,7 +133,9 @@ function main(): void {
       ['256 MiB Float64Array argument: unpickle', bigUnpickle, bigUnpickle, 'no copy'],
     ]),
   );
-  console.log(`body: ${bodyBytes} bytes; 256 MiB argument: ${bigFrames.length} frames, body ${bigFrames[0]!.byteLength} bytes`);
+  console.log(
+    `body: ${bodyBytes} bytes; 256 MiB argument: ${bigFrames.length} frames, body ${bigFrames[0]!.byteLength} bytes`,
+  );
   const ok = median(pickleTimes) < 2;
   console.log(ok ? 'capture under 2 ms: yes' : 'capture under 2 ms: NO');
 }

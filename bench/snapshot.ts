@@ -86,7 +86,8 @@ async function main(): Promise<void> {
   editHashes.delete(primed.hash);
 
   const rows: (string | number)[][] = [['', 'median', 'min', 'max']];
-  const row = (label: string, samples: number[]) => rows.push([label, median(samples), Math.min(...samples), Math.max(...samples)]);
+  const row = (label: string, samples: number[]) =>
+    rows.push([label, median(samples), Math.min(...samples), Math.max(...samples)]);
   row('cold: snapshot (walk + hash) + zipFiles, all files', coldRuns);
   row('  of which snapshot (walk + hash)', hashRuns);
   if (zipRuns && storeRuns) {
@@ -98,10 +99,14 @@ async function main(): Promise<void> {
   row('warm re-check, unchanged tree, stat cache', warmRuns);
   row('edit one file, then re-check, stat cache', editRuns);
 
-  console.log(`\nSnapshot of ${cold.files} files, ${(cold.bytes / 1e6).toFixed(1)} MB (zip ${(cold.zipBytes / 1e6).toFixed(1)} MB), medians of ${RUNS}, node ${process.version}`);
+  console.log(
+    `\nSnapshot of ${cold.files} files, ${(cold.bytes / 1e6).toFixed(1)} MB (zip ${(cold.zipBytes / 1e6).toFixed(1)} MB), medians of ${RUNS}, node ${process.version}`,
+  );
   console.log(table(rows));
   if (zipRuns) console.log(`cold / zip -qr = ${(median(coldRuns) / median(zipRuns)).toFixed(2)}x (target <= 1.5x)`);
-  console.log(`warm re-check = ${median(warmRuns).toFixed(1)} ms (target < 20 ms), files read: ${warmReads} over ${RUNS + 1} re-checks`);
+  console.log(
+    `warm re-check = ${median(warmRuns).toFixed(1)} ms (target < 20 ms), files read: ${warmReads} over ${RUNS + 1} re-checks`,
+  );
   console.log(
     `edit re-checks read ${reads} file(s) over ${RUNS} edits (a file written < 2 s before a check is read again on the ` +
       `next one, see stat-cache.ts: 1+2+...+${RUNS} here); ${editHashes.size} distinct new snapshot hashes`,

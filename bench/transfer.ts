@@ -26,7 +26,9 @@ async function timeRuns(once: () => Promise<void>): Promise<number[]> {
 }
 
 async function rawEcho(payload: Float64Array): Promise<number[]> {
-  const server = spawn(process.execPath, [path.join(__dirname, 'echo-server.js')], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const server = spawn(process.execPath, [path.join(__dirname, 'echo-server.js')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const endpoint = await new Promise<string>((resolve) =>
     server.stdout.on('data', (chunk: Buffer) => {
       const match = /echo listening on (\S+)/.exec(chunk.toString());
@@ -46,13 +48,16 @@ async function rawEcho(payload: Float64Array): Promise<number[]> {
 }
 
 async function agentRoundTrip(payload: Float64Array, secure: boolean): Promise<number[]> {
-  const { agent, curve } = secure ? await startCurveAgent(['--workers', '1']) : { agent: await startLocalAgent({ args: ['--workers', '1'] }), curve: undefined };
+  const { agent, curve } = secure
+    ? await startCurveAgent(['--workers', '1'])
+    : { agent: await startLocalAgent({ args: ['--workers', '1'] }), curve: undefined };
   const client = await connect(agent.endpoint, { curve });
   const identity = (a: Float64Array): Float64Array => a;
   try {
     return await timeRuns(async () => {
       const back = await client.call<Float64Array>(identity, [payload]).result;
-      if (back.length !== payload.length || back[back.length - 1] !== payload[payload.length - 1]) throw new Error('the array came back changed');
+      if (back.length !== payload.length || back[back.length - 1] !== payload[payload.length - 1])
+        throw new Error('the array came back changed');
     });
   } finally {
     await client.close();

@@ -18,7 +18,13 @@ const call = {
   code: { kind: 'pickle', filename: 'cell-12.js' },
   options: { timeoutMs: 60_000, cwd: 'src/models' },
 };
-const output = { v: 1, type: 'output', re: 'k1f3a9-42', stream: 'stdout', text: 'epoch 3/20: loss 0.4312, accuracy 0.8811\n' };
+const output = {
+  v: 1,
+  type: 'output',
+  re: 'k1f3a9-42',
+  stream: 'stdout',
+  text: 'epoch 3/20: loss 0.4312, accuracy 0.8811\n',
+};
 const result = { v: 1, type: 'result', re: 'k1f3a9-42', worker: 2, elapsedMs: 5123 };
 
 /** ns per message: median over rounds, each round checking BATCH fresh copies (as a receiver gets them). */

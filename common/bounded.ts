@@ -6,7 +6,11 @@
  * Calls `fn` on every item with at most `limit` calls pending. After the first failure no new call starts (the
  * result is a failure either way); it rejects with that first error once the calls in flight have settled.
  */
-export async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function forEachLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   let failure: { error: unknown } | undefined;
   // One lane pulls items until none are left; `limit` lanes run side by side.

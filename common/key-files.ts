@@ -34,7 +34,10 @@ export function readKeyFile(file: string): string {
   } catch (error) {
     throw new Error(`cannot read key file ${file}: ${(error as Error).message}`);
   }
-  if (!isZ85Key(text)) throw new Error(`${file} does not hold a CurveZMQ key (40 Z85 characters); create one with \`remote-agent keygen\``);
+  if (!isZ85Key(text))
+    throw new Error(
+      `${file} does not hold a CurveZMQ key (40 Z85 characters); create one with \`remote-agent keygen\``,
+    );
   return text;
 }
 

@@ -30,7 +30,12 @@ export function keyProof(clientSecretKey: string, agentPublicKey: string, routin
 }
 
 /** The agent side: whether `proofHex` shows the client on `routingId` holds the secret of `clientPublicKey`. */
-export function checkKeyProof(agentSecretKey: string, clientPublicKey: string, routingId: Buffer, proofHex: string): boolean {
+export function checkKeyProof(
+  agentSecretKey: string,
+  clientPublicKey: string,
+  routingId: Buffer,
+  proofHex: string,
+): boolean {
   let shared: Buffer;
   try {
     shared = diffieHellman({ privateKey: privateKey(agentSecretKey), publicKey: publicKey(clientPublicKey) });

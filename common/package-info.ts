@@ -18,7 +18,10 @@ export const PACKAGE_ROOT = findPackageRoot();
 function readManifest(): { version: string; tslabPeer: string } {
   try {
     const manifest: unknown = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8'));
-    const { version, peerDependencies } = (manifest ?? {}) as { version?: unknown; peerDependencies?: { tslab?: unknown } };
+    const { version, peerDependencies } = (manifest ?? {}) as {
+      version?: unknown;
+      peerDependencies?: { tslab?: unknown };
+    };
     return {
       version: typeof version === 'string' ? version : '0.0.0-unknown',
       tslabPeer: typeof peerDependencies?.tslab === 'string' ? peerDependencies.tslab : 'latest',

@@ -31,7 +31,9 @@ async function main(): Promise<void> {
   };
   try {
     step(`connected to ${endpoint}${local ? ' (a private agent on this machine)' : ''}`);
-    console.log(`  agent ${client.agent.version} on ${client.agent.hostname}, node ${client.agent.node}, ${client.agent.workers} workers`);
+    console.log(
+      `  agent ${client.agent.version} on ${client.agent.hostname}, node ${client.agent.node}, ${client.agent.workers} workers`,
+    );
 
     // Work on a copy, so the edit below leaves the repository as it was.
     const root = (await tmp.dir({ unsafeCleanup: true, prefix: 'quickstart-' })).path;
@@ -57,7 +59,9 @@ async function main(): Promise<void> {
     sent = await client.upload(snapshot);
     console.log(`  snapshot ${snapshot.hash.slice(0, 12)}: ${sent.filesSent} file sent (${sent.bytesSent} bytes)`);
     console.log('  result:', await client.run({ source: TRAIN, args: [0.1], snapshot: snapshot.hash, onOutput: show }));
-    console.log(`  upload + run took ${(performance.now() - started).toFixed(1)} ms; calls restarted at 1 because model.ts changed`);
+    console.log(
+      `  upload + run took ${(performance.now() - started).toFixed(1)} ms; calls restarted at 1 because model.ts changed`,
+    );
 
     step('a remote error points at the TypeScript line');
     try {
@@ -65,7 +69,12 @@ async function main(): Promise<void> {
     } catch (error) {
       const remote = error as RemoteError;
       console.log(`  ${remote.code}: ${remote.remoteName}: ${remote.message}`);
-      console.log(`  ${remote.remoteStack?.split('\n').find((line) => line.includes('src/model.ts'))?.trim()}`);
+      console.log(
+        `  ${remote.remoteStack
+          ?.split('\n')
+          .find((line) => line.includes('src/model.ts'))
+          ?.trim()}`,
+      );
     }
 
     step('cancel an endless loop; the worker survives');

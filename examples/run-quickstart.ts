@@ -17,9 +17,13 @@ async function main(): Promise<number> {
   try {
     await fs.cp(path.join(NOTEBOOKS, 'quickstart.ipynb'), path.join(work.path, 'quickstart.ipynb'));
     await fs.cp(path.join(NOTEBOOKS, 'quickstart'), path.join(work.path, 'quickstart'), { recursive: true });
-    const child = spawn(process.execPath, [CLI, 'run', path.join(work.path, 'quickstart.ipynb'), ...process.argv.slice(2)], {
-      stdio: 'inherit',
-    });
+    const child = spawn(
+      process.execPath,
+      [CLI, 'run', path.join(work.path, 'quickstart.ipynb'), ...process.argv.slice(2)],
+      {
+        stdio: 'inherit',
+      },
+    );
     // Ctrl-C reaches the child too (same process group) and ends the run; other signals are passed on. Either
     // way we wait for it, then clean up.
     process.on('SIGINT', () => undefined);

@@ -82,7 +82,11 @@ export async function main(argv: string[]): Promise<number> {
 
 type Options = Record<string, { type: 'string' | 'boolean'; default?: string }>;
 
-function parse(args: string[], options: Options, positionals = false): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+function parse(
+  args: string[],
+  options: Options,
+  positionals = false,
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   const parsed = parseFlags({ args, options, allowPositionals: positionals, strict: true });
   return { values: parsed.values, positionals: parsed.positionals };
 }
@@ -99,7 +103,11 @@ export function kernelSpec(): object {
 }
 
 function install(args: string[]): number {
-  const { values } = parse(args, { user: { type: 'boolean' }, prefix: { type: 'string' }, python: { type: 'string', default: 'python3' } });
+  const { values } = parse(args, {
+    user: { type: 'boolean' },
+    prefix: { type: 'string' },
+    python: { type: 'string', default: 'python3' },
+  });
   if (values.user && values.prefix) throw new UsageError('--user and --prefix exclude each other');
   checkTslab();
   const user = Boolean(values.user) || (!values.prefix && process.getuid?.() !== 0);
@@ -124,7 +132,11 @@ function kernelsDir(python: string, user: boolean, prefix: string | undefined): 
   const asked = spawnSync(python, ['-c', script], { encoding: 'utf8' });
   if (asked.status === 0 && asked.stdout.trim()) return asked.stdout.trim();
   if (user) {
-    const data = process.env.JUPYTER_DATA_DIR || (process.platform === 'darwin' ? path.join(os.homedir(), 'Library', 'Jupyter') : path.join(process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share'), 'jupyter'));
+    const data =
+      process.env.JUPYTER_DATA_DIR ||
+      (process.platform === 'darwin'
+        ? path.join(os.homedir(), 'Library', 'Jupyter')
+        : path.join(process.env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share'), 'jupyter'));
     return path.join(data, 'kernels');
   }
   return path.join('/usr/local/share/jupyter', 'kernels');
@@ -142,7 +154,12 @@ async function kernel(args: string[]): Promise<number> {
 async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse(
     args,
-    { agent: { type: 'string' }, output: { type: 'string' }, 'allow-errors': { type: 'boolean' }, timeout: { type: 'string' } },
+    {
+      agent: { type: 'string' },
+      output: { type: 'string' },
+      'allow-errors': { type: 'boolean' },
+      timeout: { type: 'string' },
+    },
     true,
   );
   if (positionals.length !== 1) throw new UsageError('run needs one NOTEBOOK.ipynb');
@@ -166,7 +183,9 @@ async function run(args: string[]): Promise<number> {
     });
   } catch (error) {
     if (!stop.received) throw error;
-    process.stderr.write(`\n${path.basename(file)}: ${stop.received}: stopped (${(error as Error).message.split('\n')[0]})\n`);
+    process.stderr.write(
+      `\n${path.basename(file)}: ${stop.received}: stopped (${(error as Error).message.split('\n')[0]})\n`,
+    );
     return signalStatus(stop.received);
   } finally {
     stop.dispose();
@@ -176,7 +195,9 @@ async function run(args: string[]): Promise<number> {
   const name = path.basename(file);
   // A signal first: whoever sent it (a shell, a CI runner) expects its status, even if a timeout came before.
   if (stop.received) {
-    process.stderr.write(`\n${name}: ${stop.received}: ${result.stopped ? `${result.stopped.message}; ` : ''}stopped after ${seconds} s${wrote}\n`);
+    process.stderr.write(
+      `\n${name}: ${stop.received}: ${result.stopped ? `${result.stopped.message}; ` : ''}stopped after ${seconds} s${wrote}\n`,
+    );
     return signalStatus(stop.received);
   }
   if (result.stopped?.why === 'timeout') {
@@ -184,7 +205,9 @@ async function run(args: string[]): Promise<number> {
     return EXIT_TIMEOUT;
   }
   if (result.failed) {
-    process.stderr.write(`\n${name}: cell ${result.failed.index + 1} failed (${result.failed.ename}: ${result.failed.evalue}); stopped after ${seconds} s${wrote}\n`);
+    process.stderr.write(
+      `\n${name}: cell ${result.failed.index + 1} failed (${result.failed.ename}: ${result.failed.evalue}); stopped after ${seconds} s${wrote}\n`,
+    );
     return 1;
   }
   process.stdout.write(`\n${name}: all cells ran in ${seconds} s${wrote}\n`);
@@ -204,7 +227,12 @@ const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
  * process group of its own, would otherwise outlive us, and the outputs so far would be lost. The first signal
  * interrupts the running cell and stops the run; a second kills the kernel at once.
  */
-function stopOnSignals(): { signal: AbortSignal; killSignal: AbortSignal; readonly received?: NodeJS.Signals; dispose(): void } {
+function stopOnSignals(): {
+  signal: AbortSignal;
+  killSignal: AbortSignal;
+  readonly received?: NodeJS.Signals;
+  dispose(): void;
+} {
   const stop = new AbortController();
   const kill = new AbortController();
   let received: NodeJS.Signals | undefined;
@@ -215,7 +243,9 @@ function stopOnSignals(): { signal: AbortSignal; killSignal: AbortSignal; readon
       return;
     }
     received = signal;
-    process.stderr.write(`\ntslab-remote: ${signal}: interrupting the running cell and stopping (again to kill the kernel)\n`);
+    process.stderr.write(
+      `\ntslab-remote: ${signal}: interrupting the running cell and stopping (again to kill the kernel)\n`,
+    );
     stop.abort();
   };
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal);

@@ -16,24 +16,42 @@ import { jobTable } from './client/job-table';
 export const JOBS_USAGE = 'tslab-remote jobs [--agent ENDPOINT] [--key DIR] [attach JOB | cancel JOB]';
 
 export async function jobsCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseFlags({ args, options: { agent: { type: 'string' }, key: { type: 'string' } }, allowPositionals: true, strict: true });
+  const { values, positionals } = parseFlags({
+    args,
+    options: { agent: { type: 'string' }, key: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  });
   const endpoint = values.agent ?? process.env.TSLAB_REMOTE_AGENT;
   if (!endpoint) throw new UsageError('jobs needs --agent ENDPOINT (or TSLAB_REMOTE_AGENT): the agent the jobs run on');
   const [action, job, ...extra] = positionals;
-  if (action !== undefined && !['attach', 'cancel'].includes(action)) throw new UsageError(`unknown jobs action ${action}: ${JOBS_USAGE}`);
-  if (action !== undefined && (job === undefined || extra.length > 0)) throw new UsageError(`jobs ${action} takes one job id or name: ${JOBS_USAGE}`);
+  if (action !== undefined && !['attach', 'cancel'].includes(action))
+    throw new UsageError(`unknown jobs action ${action}: ${JOBS_USAGE}`);
+  if (action !== undefined && (job === undefined || extra.length > 0))
+    throw new UsageError(`jobs ${action} takes one job id or name: ${JOBS_USAGE}`);
   const keys = values.key ?? process.env.TSLAB_REMOTE_KEYS;
   let client: AgentClient | undefined;
   try {
-    client = await connect(endpoint, { clientName: `tslab-remote jobs pid ${process.pid}`, ...(keys ? { curve: curveFrom(path.resolve(keys)) } : {}) });
+    client = await connect(endpoint, {
+      clientName: `tslab-remote jobs pid ${process.pid}`,
+      ...(keys ? { curve: curveFrom(path.resolve(keys)) } : {}),
+    });
     if (action === 'attach') return await attach(client, job!);
     if (action === 'cancel') {
       const after = await client.cancelDetached(job!);
-      process.stdout.write(after.endedAt === null ? `cancelling job ${after.id} (${after.name})\n` : `job ${after.id} (${after.name}) had already ended: ${after.state}\n`);
+      process.stdout.write(
+        after.endedAt === null
+          ? `cancelling job ${after.id} (${after.name})\n`
+          : `job ${after.id} (${after.name}) had already ended: ${after.state}\n`,
+      );
       return 0;
     }
     const jobs = await client.detachedJobs();
-    process.stdout.write(jobs.length === 0 ? `no detached jobs of yours on ${endpoint}\n` : jobTable(jobs.map((info) => ({ agent: endpoint, job: info }))));
+    process.stdout.write(
+      jobs.length === 0
+        ? `no detached jobs of yours on ${endpoint}\n`
+        : jobTable(jobs.map((info) => ({ agent: endpoint, job: info }))),
+    );
     return 0;
   } catch (error) {
     if (!(error instanceof RemoteError)) throw error;

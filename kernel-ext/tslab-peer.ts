@@ -28,6 +28,8 @@ export function checkTslab(warn: (line: string) => void = (line) => process.stde
   }
   const found = (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { version?: string }).version;
   if (found !== TSLAB_VERSION) {
-    warn(`tslab-remote: built for tslab ${TSLAB_VERSION}, found tslab ${found} (${path.dirname(manifest)}); if the kernel fails, npm install tslab@${TSLAB_VERSION}`);
+    warn(
+      `tslab-remote: built for tslab ${TSLAB_VERSION}, found tslab ${found} (${path.dirname(manifest)}); if the kernel fails, npm install tslab@${TSLAB_VERSION}`,
+    );
   }
 }

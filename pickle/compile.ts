@@ -83,9 +83,14 @@ export function compileFunctions(
   options.onProgram?.(code);
   let results: unknown[];
   try {
-    results = new vm.Script(code, { filename: options.filename ?? 'tslab-remote-pickle.js', ...DYNAMIC_IMPORT }).runInThisContext() as unknown[];
+    results = new vm.Script(code, {
+      filename: options.filename ?? 'tslab-remote-pickle.js',
+      ...DYNAMIC_IMPORT,
+    }).runInThisContext() as unknown[];
   } catch (err) {
-    throw new UnpickleError(`the pickled functions do not compile on this side: ${(err as Error).message}`, { cause: err });
+    throw new UnpickleError(`the pickled functions do not compile on this side: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   // Walk the results in the order the expressions were generated: depth first, scopes before their children.
   let at = 0;

@@ -71,7 +71,8 @@ export abstract class FunctionDecoder {
           try {
             heritage = this.resolve(node[9]);
           } catch (err) {
-            if (err instanceof InProgress) throw new UnpickleError('a class extends itself through its captured values');
+            if (err instanceof InProgress)
+              throw new UnpickleError('a class extends itself through its captured values');
             throw err;
           }
         }

@@ -44,11 +44,16 @@ export function unpickle(frames: readonly Uint8Array[], context: UnpickleContext
   } catch (err) {
     throw new UnpickleError(`not a pickle: ${(err as Error).message}`, { cause: err });
   }
-  if (!Array.isArray(header) || header[0] !== MAGIC) throw new UnpickleError('not a pickle: the body does not start with the pickle header');
-  if (header[1] !== VERSION) throw new UnpickleError(`pickle format version ${String(header[1])} is not supported (this side reads version ${VERSION})`);
+  if (!Array.isArray(header) || header[0] !== MAGIC)
+    throw new UnpickleError('not a pickle: the body does not start with the pickle header');
+  if (header[1] !== VERSION)
+    throw new UnpickleError(
+      `pickle format version ${String(header[1])} is not supported (this side reads version ${VERSION})`,
+    );
   const functions: unknown = header[3];
   const table: unknown = header[4];
-  if (!Array.isArray(functions) || !Array.isArray(table)) throw new UnpickleError('corrupt pickle: no function list or node table');
+  if (!Array.isArray(functions) || !Array.isArray(table))
+    throw new UnpickleError('corrupt pickle: no function list or node table');
   const decoder = new Decoder(context, table as Node[], functions as Slot[]);
   const value = decoder.resolve(header[2]);
   decoder.finish();
@@ -137,11 +142,19 @@ class Decoder extends FunctionDecoder {
       case Kind.GLOBAL: {
         const p = node[1] as string[];
         const value = resolveGlobalPath(p);
-        if (value === undefined) throw new UnpickleError(`the global ${p.join('.')} does not exist on this side (Node ${process.version})`);
+        if (value === undefined)
+          throw new UnpickleError(`the global ${p.join('.')} does not exist on this side (Node ${process.version})`);
         return this.keep(node, value);
       }
       case Kind.MODULE:
-        return this.keep(node, this.requireModule({ kind: node[1] as ModuleRef['kind'], id: node[2] as string, version: node[3] as string | undefined }));
+        return this.keep(
+          node,
+          this.requireModule({
+            kind: node[1] as ModuleRef['kind'],
+            id: node[2] as string,
+            version: node[3] as string | undefined,
+          }),
+        );
       case Kind.MODULE_EXPORT: {
         let value = this.resolve(node[1]);
         const p = node[2] as string[];
@@ -160,7 +173,8 @@ class Decoder extends FunctionDecoder {
       case Kind.PROTOTYPE: {
         const ctor = this.resolve(node[1]) as { prototype?: unknown } | null;
         const proto = ctor?.prototype;
-        if (typeof proto !== 'object' || proto === null) throw new UnpickleError('corrupt pickle: a prototype whose constructor has none');
+        if (typeof proto !== 'object' || proto === null)
+          throw new UnpickleError('corrupt pickle: a prototype whose constructor has none');
         this.keep(node, proto);
         const props = node[3] as Slot[] | undefined;
         if (props || node[2] !== undefined) {
@@ -178,14 +192,15 @@ class Decoder extends FunctionDecoder {
         return this.materialize(node);
       case Kind.BOUND: {
         const target = this.resolve(node[2]);
-        if (typeof target !== 'function') throw new UnpickleError('corrupt pickle: a bound function whose target is not a function');
+        if (typeof target !== 'function')
+          throw new UnpickleError('corrupt pickle: a bound function whose target is not a function');
         const args = (node[4] as Slot[]).map((arg) => this.resolve(arg));
         const bound = Function.prototype.bind.call(target, this.resolve(node[3]), ...args) as Function;
         this.keep(node, bound);
         const props = node[1] as Slot[] | undefined;
         this.later(() => {
           // bind took the target's name before its props were applied (an arrow's `add3` is given later)
-          Object.defineProperty(bound, 'name', { value: `bound ${String((target).name)}`, configurable: true });
+          Object.defineProperty(bound, 'name', { value: `bound ${String(target.name)}`, configurable: true });
           if (props) this.applyProps(bound, props);
         });
         return bound;
@@ -241,11 +256,22 @@ class Decoder extends FunctionDecoder {
       const value = props[i + 1];
       if (Array.isArray(value) && value[0] === Kind.DESC) {
         const flags = value[1] as number;
-        const common = { enumerable: (flags & DescFlags.ENUMERABLE) !== 0, configurable: (flags & DescFlags.CONFIGURABLE) !== 0 };
+        const common = {
+          enumerable: (flags & DescFlags.ENUMERABLE) !== 0,
+          configurable: (flags & DescFlags.CONFIGURABLE) !== 0,
+        };
         if (flags & DescFlags.ACCESSOR) {
-          Object.defineProperty(obj, key, { ...common, get: this.resolve(value[2]) as () => unknown, set: this.resolve(value[3]) as (v: unknown) => void });
+          Object.defineProperty(obj, key, {
+            ...common,
+            get: this.resolve(value[2]) as () => unknown,
+            set: this.resolve(value[3]) as (v: unknown) => void,
+          });
         } else {
-          defineOwn(obj, key, { ...common, writable: (flags & DescFlags.WRITABLE) !== 0, value: this.resolve(value[2]) });
+          defineOwn(obj, key, {
+            ...common,
+            writable: (flags & DescFlags.WRITABLE) !== 0,
+            value: this.resolve(value[2]),
+          });
         }
       } else {
         defineOwn(obj, key, { value: this.resolve(value), writable: true, enumerable: true, configurable: true });

@@ -5,7 +5,8 @@
 import * as vm from 'node:vm';
 
 /** Where a Script is made: its options for `import()`. Empty on a Node without the constant (older 20.x). */
-export const DYNAMIC_IMPORT: Pick<vm.ScriptOptions, 'importModuleDynamically'> = vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER
+export const DYNAMIC_IMPORT: Pick<vm.ScriptOptions, 'importModuleDynamically'> = vm.constants
+  ?.USE_MAIN_CONTEXT_DEFAULT_LOADER
   ? { importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER }
   : {};
 

@@ -19,7 +19,6 @@ import { refuse } from './unpicklable';
 import { ViewEncoder } from './views';
 import { descFlags, describeKey, integrity, isIndex, isRequireFunction, ownConstructor } from './object-shape';
 
-
 export interface EncoderHooks {
   /**
    * Encodes a function that is neither a standard global nor a module value and returns its ref. Must call
@@ -199,14 +198,14 @@ export class Encoder {
       this.later(() => this.fillArray(obj as unknown[], node, path));
       return ref;
     }
-    if (t.isArrayBuffer(obj)) return this.bufferRef(obj, 0, (obj).byteLength);
+    if (t.isArrayBuffer(obj)) return this.bufferRef(obj, 0, obj.byteLength);
     let node: Node;
     let defaultProto: object | null = OBJECT_PROTO;
     if (t.isDate(obj)) {
-      node = [Kind.DATE, undefined, undefined, Integrity.NONE, (obj).getTime()];
+      node = [Kind.DATE, undefined, undefined, Integrity.NONE, obj.getTime()];
       defaultProto = Date.prototype;
     } else if (t.isRegExp(obj)) {
-      node = [Kind.REGEXP, undefined, undefined, Integrity.NONE, (obj).source, (obj).flags];
+      node = [Kind.REGEXP, undefined, undefined, Integrity.NONE, obj.source, obj.flags];
       defaultProto = RegExp.prototype;
     } else if (t.isMap(obj)) {
       node = [Kind.MAP, undefined, undefined, Integrity.NONE, undefined];
@@ -250,7 +249,11 @@ export class Encoder {
   private encodeView(view: ArrayBufferView, path: Path): Ref {
     const buffer = view.buffer;
     if (util.types.isSharedArrayBuffer(buffer)) {
-      this.fail(path, 'a view of a SharedArrayBuffer cannot be pickled (shared memory)', 'Copy it into an ArrayBuffer or typed array');
+      this.fail(
+        path,
+        'a view of a SharedArrayBuffer cannot be pickled (shared memory)',
+        'Copy it into an ArrayBuffer or typed array',
+      );
     }
     const bufferRef = this.bufferRef(buffer, view.byteOffset, view.byteOffset + view.byteLength);
     return this.remember(view, this.views.view(view, bufferRef));
@@ -352,7 +355,8 @@ export class Encoder {
     // Extra own properties (a RegExp match's `index`, `groups`): only looked for on arrays of modest length,
     // since listing the names of a large array creates one string per element.
     const symbols = Object.getOwnPropertySymbols(arr);
-    const extraNames = length <= 100_000 ? Object.getOwnPropertyNames(arr).filter((name) => name !== 'length' && !isIndex(name)) : [];
+    const extraNames =
+      length <= 100_000 ? Object.getOwnPropertyNames(arr).filter((name) => name !== 'length' && !isIndex(name)) : [];
     if (symbols.length > 0 || extraNames.length > 0) {
       const out: Slot[] = [];
       for (const key of [...extraNames, ...symbols]) {

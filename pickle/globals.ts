@@ -5,14 +5,63 @@
 import * as vm from 'node:vm';
 
 const NODE_GLOBALS = [
-  'global', 'process', 'Buffer', 'console', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval',
-  'setImmediate', 'clearImmediate', 'queueMicrotask', 'structuredClone', 'URL', 'URLSearchParams', 'TextEncoder',
-  'TextDecoder', 'AbortController', 'AbortSignal', 'EventTarget', 'Event', 'MessageChannel', 'MessagePort',
-  'MessageEvent', 'BroadcastChannel', 'atob', 'btoa', 'performance', 'fetch', 'Request', 'Response', 'Headers',
-  'FormData', 'crypto', 'Crypto', 'CryptoKey', 'SubtleCrypto', 'Blob', 'File', 'DOMException', 'WebAssembly',
-  'navigator', 'Navigator', 'PerformanceEntry', 'PerformanceMark', 'PerformanceMeasure', 'PerformanceObserver',
-  'PerformanceObserverEntryList', 'PerformanceResourceTiming', 'ReadableStream', 'WritableStream', 'TransformStream',
-  'CompressionStream', 'DecompressionStream', 'TextEncoderStream', 'TextDecoderStream', 'WebSocket', 'CustomEvent',
+  'global',
+  'process',
+  'Buffer',
+  'console',
+  'setTimeout',
+  'clearTimeout',
+  'setInterval',
+  'clearInterval',
+  'setImmediate',
+  'clearImmediate',
+  'queueMicrotask',
+  'structuredClone',
+  'URL',
+  'URLSearchParams',
+  'TextEncoder',
+  'TextDecoder',
+  'AbortController',
+  'AbortSignal',
+  'EventTarget',
+  'Event',
+  'MessageChannel',
+  'MessagePort',
+  'MessageEvent',
+  'BroadcastChannel',
+  'atob',
+  'btoa',
+  'performance',
+  'fetch',
+  'Request',
+  'Response',
+  'Headers',
+  'FormData',
+  'crypto',
+  'Crypto',
+  'CryptoKey',
+  'SubtleCrypto',
+  'Blob',
+  'File',
+  'DOMException',
+  'WebAssembly',
+  'navigator',
+  'Navigator',
+  'PerformanceEntry',
+  'PerformanceMark',
+  'PerformanceMeasure',
+  'PerformanceObserver',
+  'PerformanceObserverEntryList',
+  'PerformanceResourceTiming',
+  'ReadableStream',
+  'WritableStream',
+  'TransformStream',
+  'CompressionStream',
+  'DecompressionStream',
+  'TextEncoderStream',
+  'TextDecoderStream',
+  'WebSocket',
+  'CustomEvent',
 ];
 
 let standardNames: Set<string> | null = null;
@@ -37,7 +86,8 @@ export function globalIndex(): Map<unknown, string[]> {
   const map = new Map<unknown, string[]>();
   const g = globalThis as unknown as Record<string, unknown>;
   const add = (value: unknown, path: string[]): boolean => {
-    if (!((typeof value === 'object' && value !== null) || typeof value === 'function' || typeof value === 'symbol')) return false;
+    if (!((typeof value === 'object' && value !== null) || typeof value === 'function' || typeof value === 'symbol'))
+      return false;
     if (map.has(value)) return false;
     map.set(value, path);
     return true;
@@ -124,7 +174,9 @@ export function resolveGlobalPath(path: readonly string[]): unknown {
   else value = (globalThis as unknown as Record<string, unknown>)[first ?? ''];
   for (const key of rest) {
     if (value === null || value === undefined) return undefined;
-    const prop: PropertyKey = key.startsWith('@@') ? ((Symbol as unknown as Record<string, symbol>)[key.slice(2)] ?? key) : key;
+    const prop: PropertyKey = key.startsWith('@@')
+      ? ((Symbol as unknown as Record<string, symbol>)[key.slice(2)] ?? key)
+      : key;
     value = (value as Record<PropertyKey, unknown>)[prop];
   }
   return value;

@@ -37,7 +37,8 @@ export function requireFromRoot(root: string): (ref: ModuleRef) => unknown {
       case 'local': {
         const file = path.resolve(root, ref.id);
         const rel = path.relative(root, file);
-        if (rel.startsWith('..') || path.isAbsolute(rel)) throw new Error(`local module ${ref.id} lies outside ${root}`);
+        if (rel.startsWith('..') || path.isAbsolute(rel))
+          throw new Error(`local module ${ref.id} lies outside ${root}`);
         return req(file) as unknown;
       }
     }

@@ -24,7 +24,8 @@ export function importStar(mod: unknown): unknown {
 /** A require id as a module reference: builtins by name, relative and absolute paths as local, the rest packages. */
 export function refFor(id: string): ModuleRef {
   if (Module.isBuiltin(id)) return { kind: 'builtin', id: id.startsWith('node:') ? id.slice(5) : id };
-  if (id.startsWith('./') || id.startsWith('../') || id.startsWith('/')) return { kind: 'local', id: path.posix.normalize(id).replace(/^\.\//, '') };
+  if (id.startsWith('./') || id.startsWith('../') || id.startsWith('/'))
+    return { kind: 'local', id: path.posix.normalize(id).replace(/^\.\//, '') };
   return { kind: 'package', id };
 }
 

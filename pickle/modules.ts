@@ -94,7 +94,8 @@ export function classifyModuleFile(filename: string, codeRoot: string | null): {
     const name = nameParts.join('/');
     const dir = filename.slice(0, at + marker.length) + nameParts.join(path.sep);
     const info = readPackageInfo(dir, name);
-    if (info.main === filename) return { ref: withVersion({ kind: 'package', id: name }, info.version), rank: RANK_PACKAGE_MAIN };
+    if (info.main === filename)
+      return { ref: withVersion({ kind: 'package', id: name }, info.version), rank: RANK_PACKAGE_MAIN };
     const sub = toPosix(path.relative(dir, filename));
     return { ref: withVersion({ kind: 'package', id: `${name}/${sub}` }, info.version), rank: RANK_PACKAGE_SUBPATH };
   }
@@ -136,7 +137,9 @@ let builtinsMemo: { listLength: number; names: string[] } | undefined;
 function loadedBuiltins(): string[] {
   const list = (process as unknown as { moduleLoadList?: string[] }).moduleLoadList;
   if (list && builtinsMemo?.listLength === list.length) return builtinsMemo.names;
-  const loaded = list ? new Set(list.filter((e) => e.startsWith('NativeModule ')).map((e) => e.slice('NativeModule '.length))) : null;
+  const loaded = list
+    ? new Set(list.filter((e) => e.startsWith('NativeModule ')).map((e) => e.slice('NativeModule '.length)))
+    : null;
   const names = Module.builtinModules.filter((name) => !name.startsWith('_') && (loaded === null || loaded.has(name)));
   if (list) builtinsMemo = { listLength: list.length, names };
   return names;
@@ -219,14 +222,25 @@ export class ModuleIndex {
     }
     if (old) this.drop(key, old);
     const classified = old ? (old.ref ? { ref: old.ref, rank: old.rank } : null) : classify();
-    const entry: Indexed = { exports, keyCount, countedAt: now, ref: classified?.ref ?? null, rank: classified?.rank ?? 99, values: [] };
+    const entry: Indexed = {
+      exports,
+      keyCount,
+      countedAt: now,
+      ref: classified?.ref ?? null,
+      rank: classified?.rank ?? 99,
+      values: [],
+    };
     this.byModule.set(key, entry);
     if (entry.ref) this.byRef.set(`${entry.ref.kind}:${entry.ref.id}`, exports);
     if (!entry.ref || !isReferenceable(exports)) return;
     const add = (value: unknown, p: string[]): void => {
       if (!isReferenceable(value)) return;
       const existing = this.byValue.get(value);
-      if (existing && (existing.rank < entry.rank || (existing.rank === entry.rank && existing.location.path.length <= p.length))) return;
+      if (
+        existing &&
+        (existing.rank < entry.rank || (existing.rank === entry.rank && existing.location.path.length <= p.length))
+      )
+        return;
       this.byValue.set(value, { location: { module: entry.ref!, path: p }, rank: entry.rank, owner: key });
       entry.values.push(value);
     };
@@ -237,7 +251,8 @@ export class ModuleIndex {
       if (typeof value === 'function') {
         const proto = (value as { prototype?: unknown }).prototype;
         if (proto && typeof proto === 'object') {
-          for (const [method, member] of dataProperties(proto)) if (method !== 'constructor' && typeof member === 'function') add(member, [name, 'prototype', method]);
+          for (const [method, member] of dataProperties(proto))
+            if (method !== 'constructor' && typeof member === 'function') add(member, [name, 'prototype', method]);
         }
       } else if (name === 'default' && value && typeof value === 'object') {
         for (const [inner, member] of dataProperties(value)) add(member, [name, inner]);
@@ -246,7 +261,8 @@ export class ModuleIndex {
   }
 
   private drop(key: string, entry: Indexed): void {
-    if (entry.ref && this.byRef.get(`${entry.ref.kind}:${entry.ref.id}`) === entry.exports) this.byRef.delete(`${entry.ref.kind}:${entry.ref.id}`);
+    if (entry.ref && this.byRef.get(`${entry.ref.kind}:${entry.ref.id}`) === entry.exports)
+      this.byRef.delete(`${entry.ref.kind}:${entry.ref.id}`);
     for (const value of entry.values) if (this.byValue.get(value)?.owner === key) this.byValue.delete(value);
     entry.values = [];
   }

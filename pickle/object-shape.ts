@@ -25,7 +25,11 @@ export function describeKey(key: unknown): string {
 }
 
 export function descFlags(desc: PropertyDescriptor): number {
-  return (desc.enumerable ? DescFlags.ENUMERABLE : 0) | (desc.configurable ? DescFlags.CONFIGURABLE : 0) | (desc.writable ? DescFlags.WRITABLE : 0);
+  return (
+    (desc.enumerable ? DescFlags.ENUMERABLE : 0) |
+    (desc.configurable ? DescFlags.CONFIGURABLE : 0) |
+    (desc.writable ? DescFlags.WRITABLE : 0)
+  );
 }
 
 export function integrity(obj: object): Integrity {

@@ -47,8 +47,11 @@ function resultHooks(): EncoderHooks & { release(): void } {
     reference(value) {
       const id = originOf(value);
       if (id === undefined) return undefined;
-      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- any value the user returned: String is how it is named
-      const label = typeof value === 'function' ? `${isClass(value) ? 'class' : 'function'} ${value.name || '(anonymous)'}` : String(value);
+      const label =
+        typeof value === 'function'
+          ? `${isClass(value) ? 'class' : 'function'} ${value.name || '(anonymous)'}`
+          : // eslint-disable-next-line @typescript-eslint/no-base-to-string -- any value the user returned: String is how it is named
+            String(value);
       return [Kind.ORIGIN, id, label];
     },
     release: () => release(),

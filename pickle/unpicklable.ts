@@ -38,7 +38,17 @@ function handleClasses(): [Function, string][] {
   take('net', ['Socket', 'Server']);
   take('dgram', ['Socket']);
   take('fs', ['ReadStream', 'WriteStream', 'FSWatcher', 'StatWatcher', 'Dir']);
-  take('zlib', ['Gzip', 'Gunzip', 'Deflate', 'Inflate', 'DeflateRaw', 'InflateRaw', 'Unzip', 'BrotliCompress', 'BrotliDecompress']);
+  take('zlib', [
+    'Gzip',
+    'Gunzip',
+    'Deflate',
+    'Inflate',
+    'DeflateRaw',
+    'InflateRaw',
+    'Unzip',
+    'BrotliCompress',
+    'BrotliDecompress',
+  ]);
   take('child_process', ['ChildProcess']);
   take('worker_threads', ['Worker', 'MessagePort', 'MessageChannel', 'BroadcastChannel']);
   take('readline', ['Interface']);
@@ -68,7 +78,8 @@ function knownHandle(value: object): string | null {
   if (name === 'Timeout' && '_onTimeout' in value) return 'a timer (setTimeout/setInterval)';
   if (name === 'Immediate' && '_onImmediate' in value) return 'an immediate (setImmediate)';
   if (name === 'FileHandle' && typeof (value as { fd?: unknown }).fd === 'number') return 'fs.promises.FileHandle';
-  if (typeof EventTarget === 'function' && value instanceof EventTarget) return `${name ?? 'EventTarget'} (an EventTarget)`;
+  if (typeof EventTarget === 'function' && value instanceof EventTarget)
+    return `${name ?? 'EventTarget'} (an EventTarget)`;
   return null;
 }
 
@@ -84,26 +95,45 @@ function constructorName(value: object): string | undefined {
 /** Why `value` (an object or function) cannot be pickled at all, or null when it may be. */
 export function refuse(value: object): Refusal | null {
   const t = util.types;
-  if (t.isProxy(value)) return { reason: 'a Proxy cannot be pickled (its handler runs here)', hint: 'Pass the target object instead' };
+  if (t.isProxy(value))
+    return { reason: 'a Proxy cannot be pickled (its handler runs here)', hint: 'Pass the target object instead' };
   if (typeof value === 'function') return null;
-  if (t.isPromise(value)) return { reason: 'a Promise cannot be pickled', hint: 'Await it before the call and pass the result' };
+  if (t.isPromise(value))
+    return { reason: 'a Promise cannot be pickled', hint: 'Await it before the call and pass the result' };
   if (t.isWeakMap(value) || t.isWeakSet(value)) {
-    return { reason: `a ${t.isWeakMap(value) ? 'WeakMap' : 'WeakSet'} cannot be pickled (its entries cannot be enumerated)`, hint: 'Use a Map or Set, or create it inside the remote function' };
+    return {
+      reason: `a ${t.isWeakMap(value) ? 'WeakMap' : 'WeakSet'} cannot be pickled (its entries cannot be enumerated)`,
+      hint: 'Use a Map or Set, or create it inside the remote function',
+    };
   }
-  if (typeof WeakRef === 'function' && value instanceof WeakRef) return { reason: 'a WeakRef cannot be pickled', hint: 'Pass the referenced object instead' };
+  if (typeof WeakRef === 'function' && value instanceof WeakRef)
+    return { reason: 'a WeakRef cannot be pickled', hint: 'Pass the referenced object instead' };
   if (typeof FinalizationRegistry === 'function' && value instanceof FinalizationRegistry) {
     return { reason: 'a FinalizationRegistry cannot be pickled', hint: 'Create it inside the remote function' };
   }
   if (t.isGeneratorObject(value) || t.isMapIterator(value) || t.isSetIterator(value)) {
-    return { reason: 'a suspended iterator or generator cannot be pickled', hint: 'Collect its values into an array first (Array.from)' };
+    return {
+      reason: 'a suspended iterator or generator cannot be pickled',
+      hint: 'Collect its values into an array first (Array.from)',
+    };
   }
-  if (t.isSharedArrayBuffer(value)) return { reason: 'a SharedArrayBuffer cannot be pickled (shared memory)', hint: 'Copy it into an ArrayBuffer or typed array' };
+  if (t.isSharedArrayBuffer(value))
+    return {
+      reason: 'a SharedArrayBuffer cannot be pickled (shared memory)',
+      hint: 'Copy it into an ArrayBuffer or typed array',
+    };
   if (t.isModuleNamespaceObject(value)) {
-    return { reason: 'an ES module namespace cannot be pickled', hint: 'Import the module with require (or a CommonJS import) so it travels as a module reference' };
+    return {
+      reason: 'an ES module namespace cannot be pickled',
+      hint: 'Import the module with require (or a CommonJS import) so it travels as a module reference',
+    };
   }
   if (t.isExternal(value)) return { reason: 'a native External value cannot be pickled', hint: HANDLE_HINT };
   if (t.isKeyObject(value) || t.isCryptoKey(value)) {
-    return { reason: 'a crypto key object cannot be pickled', hint: 'Export the key (key.export()) and import it inside the remote function' };
+    return {
+      reason: 'a crypto key object cannot be pickled',
+      hint: 'Export the key (key.export()) and import it inside the remote function',
+    };
   }
   const handle = knownHandle(value);
   if (handle) return { reason: `${handle} cannot be pickled (live handle)`, hint: HANDLE_HINT };

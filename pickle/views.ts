@@ -37,7 +37,13 @@ export class ViewEncoder {
 
   /** The VIEW node of `view` over the buffer node `bufferSlot` (its offset is made relative in finish()). */
   view(view: ArrayBufferView, bufferSlot: unknown): Node {
-    const node: Node = [Kind.VIEW, bufferSlot, viewTypeIndex(view), view.byteOffset, view instanceof DataView ? view.byteLength : (view as unknown as { length: number }).length];
+    const node: Node = [
+      Kind.VIEW,
+      bufferSlot,
+      viewTypeIndex(view),
+      view.byteOffset,
+      view instanceof DataView ? view.byteLength : (view as unknown as { length: number }).length,
+    ];
     this.spans.get(view.buffer as ArrayBuffer)!.views.push(node);
     return node;
   }
@@ -69,14 +75,16 @@ function misaligned(view: Node, start: number): boolean {
 /** Decoder side: the ArrayBuffer of an ARRAYBUFFER node, at offset 0 and of exactly the bytes' size. */
 export function bufferOf(bytes: unknown): ArrayBuffer {
   if (!(bytes instanceof Uint8Array)) throw new UnpickleError('corrupt pickle: an ArrayBuffer node without bytes');
-  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
-  return whole ? (bytes.buffer) : (bytes.slice().buffer);
+  const whole =
+    bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer;
+  return whole ? bytes.buffer : bytes.slice().buffer;
 }
 
 /** Decoder side: the view of a VIEW node over its (already created) buffer. */
 export function viewOf(node: Node, buffer: unknown): ArrayBufferView {
   const ctor = viewConstructor(node[2] as number);
-  if (!ctor || !(buffer instanceof ArrayBuffer)) throw new UnpickleError('corrupt pickle: a view of an unknown type or without a buffer');
+  if (!ctor || !(buffer instanceof ArrayBuffer))
+    throw new UnpickleError('corrupt pickle: a view of an unknown type or without a buffer');
   const offset = node[3] as number;
   const length = node[4] as number;
   if (isBufferConstructor(ctor)) return Buffer.from(buffer, offset, length);

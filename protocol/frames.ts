@@ -45,7 +45,10 @@ export function joinPieces(header: Record<string, unknown>, wire: Buffer[], maxF
     pieces.every((n): n is number => Number.isSafeInteger(n) && n >= 1) &&
     pieces.reduce((sum: number, n: number) => sum + n, 0) === wire.length;
   if (!valid) {
-    throw new AgentError('BAD_MESSAGE', `invalid message: header.pieces should count the ${wire.length} payload frames, one positive number per frame`);
+    throw new AgentError(
+      'BAD_MESSAGE',
+      `invalid message: header.pieces should count the ${wire.length} payload frames, one positive number per frame`,
+    );
   }
   const frames: Buffer[] = [];
   let at = 0;
@@ -54,7 +57,10 @@ export function joinPieces(header: Record<string, unknown>, wire: Buffer[], maxF
     at += count;
     const size = parts.reduce((sum, part) => sum + part.length, 0);
     if (size > maxFrameBytes) {
-      throw new AgentError('TOO_LARGE', `payload frame ${frames.length + 1} is ${size} bytes, over the agent's bound of ${maxFrameBytes} (--max-message-mb)`);
+      throw new AgentError(
+        'TOO_LARGE',
+        `payload frame ${frames.length + 1} is ${size} bytes, over the agent's bound of ${maxFrameBytes} (--max-message-mb)`,
+      );
     }
     frames.push(count === 1 ? parts[0]! : Buffer.concat(parts, size));
   }

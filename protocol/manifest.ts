@@ -40,7 +40,8 @@ export function unsafePathMessage(what: string, path: unknown, fix: string): str
   );
 }
 
-export const UNSAFE_PATH_FIX = 'list files relative to the code root with "/" separators, and rename or exclude files with such long names';
+export const UNSAFE_PATH_FIX =
+  'list files relative to the code root with "/" separators, and rename or exclude files with such long names';
 
 /**
  * A path that stays inside the directory it is joined to on every platform: relative, POSIX separators, no `..`,
@@ -50,5 +51,7 @@ export const UNSAFE_PATH_FIX = 'list files relative to the code root with "/" se
 export function isSafeRelativePath(path: string): boolean {
   if (path.length === 0 || Buffer.byteLength(path) > 4096) return false;
   if (path.startsWith('/') || path.includes('\\') || path.includes('\0') || /^[a-zA-Z]:/.test(path)) return false;
-  return path.split('/').every((segment) => segment !== '' && segment !== '.' && segment !== '..' && Buffer.byteLength(segment) <= 255);
+  return path
+    .split('/')
+    .every((segment) => segment !== '' && segment !== '.' && segment !== '..' && Buffer.byteLength(segment) <= 255);
 }

@@ -136,7 +136,10 @@ export const REPLY_SCHEMAS = {
   /** Frames 1..n: the job's return value, encoded by values.ts. */
   result: reply('result', 'atLeast1', { worker: Int(), elapsedMs: Int() }),
   /** `re`: the request id, or null when the request was too malformed to have one. */
-  error: Type.Object({ v: Version, type: Type.Literal('error'), re: Type.Union([Id, Type.Null()]), error: WireErrorSchema }, { frames: 0 }),
+  error: Type.Object(
+    { v: Version, type: Type.Literal('error'), re: Type.Union([Id, Type.Null()]), error: WireErrorSchema },
+    { frames: 0 },
+  ),
   ack: reply('ack', 0, {}),
   // Detached jobs: job-messages.ts.
   detached: reply('detached', 0, { job: DetachedJobInfo }),

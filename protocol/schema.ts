@@ -28,14 +28,25 @@ export const Hash = Type.String({ pattern: HASH_PATTERN.source, expected: 'a SHA
 /** An integer in [minimum, maximum]. */
 export const Int = (minimum = 0, maximum = Number.MAX_SAFE_INTEGER) => Type.Integer({ minimum, maximum });
 export const SnapshotPath = Type.String({ minLength: 1, maxLength: 4096, format: SNAPSHOT_PATH });
-export const RelativeDir = Type.String({ minLength: 1, maxLength: 4096, format: RELATIVE_DIR, expected: 'a relative path' });
+export const RelativeDir = Type.String({
+  minLength: 1,
+  maxLength: 4096,
+  format: RELATIVE_DIR,
+  expected: 'a relative path',
+});
 export const Stream = Type.Union([Type.Literal('stdout'), Type.Literal('stderr')]);
 type Literals<T extends readonly string[]> = { -readonly [K in keyof T]: TLiteral<T[K]> };
 
 /** One of the given strings. */
-export function OneOf<const T extends readonly string[]>(values: T, options: { expected?: string } = {}): TUnion<Literals<T>> {
+export function OneOf<const T extends readonly string[]>(
+  values: T,
+  options: { expected?: string } = {},
+): TUnion<Literals<T>> {
   // map() cannot keep the tuple's positions in its type; Literals<T> says what it builds.
-  return Type.Union(values.map((value) => Type.Literal(value)), options) as TUnion<Literals<T>>;
+  return Type.Union(
+    values.map((value) => Type.Literal(value)),
+    options,
+  ) as TUnion<Literals<T>>;
 }
 /** A JSON object whose content is not ours to check (MIME bundles, error props). */
 export const JsonObject = Type.Record(Type.String(), Type.Unknown(), { expected: 'an object' });
@@ -63,11 +74,16 @@ export interface CheckContext {
  * AgentError: BAD_MESSAGE naming the field, TOO_LARGE for an array over its bound, UNSAFE_ARCHIVE for an unsafe
  * snapshot path; `context.code` replaces these.
  */
-export function decode<T extends TSchema>(checker: TypeCheck<T>, value: unknown, context: CheckContext): StaticDecode<T> {
+export function decode<T extends TSchema>(
+  checker: TypeCheck<T>,
+  value: unknown,
+  context: CheckContext,
+): StaticDecode<T> {
   try {
     return checker.Decode(value);
   } catch (error) {
-    if (error instanceof TransformDecodeCheckError) throw describe(innermost(firstInFieldOrder(checker, value)), context);
+    if (error instanceof TransformDecodeCheckError)
+      throw describe(innermost(firstInFieldOrder(checker, value)), context);
     throw error;
   }
 }
@@ -106,10 +122,16 @@ function describe(error: ValueError, context: CheckContext): AgentError {
   const schema = error.schema;
   if (error.type === ValueErrorType.ArrayMaxItems && Array.isArray(error.value)) {
     const max = schema.maxItems as number;
-    return new AgentError(context.code ?? 'TOO_LARGE', `${prefix}${path} has ${error.value.length} items; the agent accepts at most ${max}`);
+    return new AgentError(
+      context.code ?? 'TOO_LARGE',
+      `${prefix}${path} has ${error.value.length} items; the agent accepts at most ${max}`,
+    );
   }
   if (error.type === ValueErrorType.StringFormat && schema.format === SNAPSHOT_PATH) {
-    return new AgentError(context.code ?? 'UNSAFE_ARCHIVE', prefix + unsafePathMessage(path, String(error.value), UNSAFE_PATH_FIX));
+    return new AgentError(
+      context.code ?? 'UNSAFE_ARCHIVE',
+      prefix + unsafePathMessage(path, String(error.value), UNSAFE_PATH_FIX),
+    );
   }
   if (error.type === ValueErrorType.StringMaxLength && typeof error.value === 'string') {
     return bad(context, path, `at most ${schema.maxLength as number} characters`, `${error.value.length} characters`);
@@ -120,7 +142,10 @@ function describe(error: ValueError, context: CheckContext): AgentError {
 function bad(context: CheckContext, path: string, wanted: string, got: unknown): AgentError {
   const shown = got === undefined ? 'nothing' : (JSON.stringify(got)?.slice(0, 60) ?? typeof got);
   const quoted = context.quoteValue === false ? '' : `, got ${shown}`;
-  return new AgentError(context.code ?? 'BAD_MESSAGE', `${context.prefix ?? 'invalid message: '}${path} should be ${wanted}${quoted}`);
+  return new AgentError(
+    context.code ?? 'BAD_MESSAGE',
+    `${context.prefix ?? 'invalid message: '}${path} should be ${wanted}${quoted}`,
+  );
 }
 
 /** How an error message names a valid value of `schema`. */

@@ -24,7 +24,8 @@ type Obj = Record<string, unknown>;
 
 /** Parses frame 0 as JSON and checks the protocol version; returns the raw object for the typed checks below. */
 export function parseHeader(frame: Buffer | undefined, limits: HeaderLimits = DEFAULT_HEADER_LIMITS): Obj {
-  if (!frame || frame.length === 0) throw new AgentError('BAD_MESSAGE', 'invalid message: frame 0 should be a JSON header, got nothing');
+  if (!frame || frame.length === 0)
+    throw new AgentError('BAD_MESSAGE', 'invalid message: frame 0 should be a JSON header, got nothing');
   if (frame.length > limits.maxHeaderBytes) {
     throw new AgentError('TOO_LARGE', `header of ${frame.length} bytes exceeds the bound of ${limits.maxHeaderBytes}`);
   }
@@ -35,7 +36,10 @@ export function parseHeader(frame: Buffer | undefined, limits: HeaderLimits = DE
     throw new AgentError('BAD_MESSAGE', 'invalid message: frame 0 is not JSON');
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new AgentError('BAD_MESSAGE', `invalid message: header should be an object, got ${JSON.stringify(parsed)?.slice(0, 60)}`);
+    throw new AgentError(
+      'BAD_MESSAGE',
+      `invalid message: header should be an object, got ${JSON.stringify(parsed)?.slice(0, 60)}`,
+    );
   }
   const header = parsed as Obj; // a non-array object: its fields are checked by the message's schema
   if (header.v !== PROTOCOL_VERSION) {
@@ -58,7 +62,10 @@ function expectFrames(schema: TSchema, type: string, count: number): void {
   const wanted = schema.frames as FrameCount;
   if (wanted === 'atLeast1' ? count >= 1 : count === wanted) return;
   const text = wanted === 'atLeast1' ? 'at least 1' : String(wanted);
-  throw new AgentError('BAD_MESSAGE', `invalid message: ${type} message should be followed by ${text} binary frame(s), got ${count}`);
+  throw new AgentError(
+    'BAD_MESSAGE',
+    `invalid message: ${type} message should be followed by ${text} binary frame(s), got ${count}`,
+  );
 }
 
 /** The id and type fields, checked before the type picks the message's schema. */
@@ -66,11 +73,16 @@ function typeOf(header: Obj, what: 'request' | 'reply', known: ReadonlySet<strin
   const type = header.type;
   if (typeof type === 'string' && known.has(type)) return type;
   const shown = type === undefined ? 'nothing' : JSON.stringify(type)?.slice(0, 60);
-  throw new AgentError('BAD_MESSAGE', `invalid message: header.type should be a ${what} type (${[...known].join(', ')}), got ${shown}`);
+  throw new AgentError(
+    'BAD_MESSAGE',
+    `invalid message: header.type should be a ${what} type (${[...known].join(', ')}), got ${shown}`,
+  );
 }
 
 function compileAll<S extends Record<string, TSchema>>(schemas: S): { [K in keyof S]: TypeCheck<S[K]> } {
-  return Object.fromEntries(Object.entries(schemas).map(([type, schema]) => [type, compile(schema)])) as { [K in keyof S]: TypeCheck<S[K]> };
+  return Object.fromEntries(Object.entries(schemas).map(([type, schema]) => [type, compile(schema)])) as {
+    [K in keyof S]: TypeCheck<S[K]>;
+  };
 }
 
 type RequestCheckers = ReturnType<typeof compileAll<ReturnType<typeof requestSchemas>>>;
@@ -86,7 +98,11 @@ const ID_CHECKER = compile(Type.Object({ id: Id }));
 const REQUEST_TYPES = new Set(Object.keys(requestSchemas(DEFAULT_HEADER_LIMITS)));
 
 /** Validates a request header and its frame count (the frames after the header). */
-export function validateRequest(header: Obj, frameCount: number, limits: HeaderLimits = DEFAULT_HEADER_LIMITS): Request {
+export function validateRequest(
+  header: Obj,
+  frameCount: number,
+  limits: HeaderLimits = DEFAULT_HEADER_LIMITS,
+): Request {
   const checkers = checkersFor(limits);
   decode(ID_CHECKER, header, { where: 'header' }); // first, so that a bad id is named whatever the type
   const type = typeOf(header, 'request', REQUEST_TYPES);

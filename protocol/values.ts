@@ -13,7 +13,10 @@ export const DEFAULT_OUT_OF_BAND_BYTES = 64 * 1024;
 const IN_BAND = 0;
 const OUT_OF_BAND = 1;
 
-export type ViewConstructor = { new (buffer: ArrayBufferLike, byteOffset: number, length: number): ArrayBufferView; BYTES_PER_ELEMENT?: number };
+export type ViewConstructor = {
+  new (buffer: ArrayBufferLike, byteOffset: number, length: number): ArrayBufferView;
+  BYTES_PER_ELEMENT?: number;
+};
 
 // Index on the wire → constructor. Append only: the index is part of the format.
 const VIEW_TYPES: readonly ViewConstructor[] = [
@@ -51,8 +54,12 @@ export function isBufferConstructor(ctor: ViewConstructor): boolean {
 }
 
 // Node implements these hooks but its typings omit them.
-const SerializerBase = v8.DefaultSerializer as unknown as new () => v8.DefaultSerializer & { _writeHostObject(object: object): void };
-const DeserializerBase = v8.DefaultDeserializer as unknown as new (body: Buffer) => v8.DefaultDeserializer & { _readHostObject(): unknown };
+const SerializerBase = v8.DefaultSerializer as unknown as new () => v8.DefaultSerializer & {
+  _writeHostObject(object: object): void;
+};
+const DeserializerBase = v8.DefaultDeserializer as unknown as new (
+  body: Buffer,
+) => v8.DefaultDeserializer & { _readHostObject(): unknown };
 
 class OutOfBandSerializer extends SerializerBase {
   readonly buffers: Uint8Array[] = [];
@@ -88,10 +95,12 @@ class OutOfBandDeserializer extends DeserializerBase {
     const ctor = VIEW_TYPES[this.readUint32()];
     const frame = this.buffers[this.readUint32()];
     if (!ctor || !frame) throw new Error('corrupt value: out-of-band reference to a missing type or frame');
-    if (ctor === (Buffer as unknown as ViewConstructor)) return Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+    if (ctor === (Buffer as unknown as ViewConstructor))
+      return Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
     const size = ctor.BYTES_PER_ELEMENT ?? 1;
     const aligned = frame.byteOffset % size === 0 ? frame : new Uint8Array(frame); // the copy is aligned at 0
-    if (aligned.byteLength % size !== 0) throw new Error('corrupt value: out-of-band frame length is not a whole number of elements');
+    if (aligned.byteLength % size !== 0)
+      throw new Error('corrupt value: out-of-band frame length is not a whole number of elements');
     return new ctor(aligned.buffer, aligned.byteOffset, aligned.byteLength / size);
   }
 }

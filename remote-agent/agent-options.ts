@@ -89,5 +89,10 @@ export function routerOptions(limits: AgentLimits, curve: AgentCurve | undefined
 
 function curveServerOptions(curve: AgentCurve | undefined): zmq.SocketOptions<zmq.Router> {
   if (!curve) return {};
-  return { curveServer: true, curveSecretKey: curve.secretKey, curvePublicKey: curve.publicKey, zapDomain: 'tslab-remote' };
+  return {
+    curveServer: true,
+    curveSecretKey: curve.secretKey,
+    curvePublicKey: curve.publicKey,
+    zapDomain: 'tslab-remote',
+  };
 }

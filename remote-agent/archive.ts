@@ -86,7 +86,8 @@ function checkEntryCount(archive: Buffer, manifestFiles: number): number {
   // Each file, the directory entries zip tools add for its parents (a few per file at most), and some slack.
   const bound = 2 * manifestFiles + 16;
   const directory = readCentralDirectory(archive);
-  if (directory.declared > bound) throw tooManyEntries(archive, `declares ${directory.declared} entries`, bound, manifestFiles);
+  if (directory.declared > bound)
+    throw tooManyEntries(archive, `declares ${directory.declared} entries`, bound, manifestFiles);
   const actual = countCentralHeaders(archive, directory.start, bound + 1);
   if (actual > bound) throw tooManyEntries(archive, `holds more than ${bound} entries`, bound, manifestFiles);
   return actual;
@@ -120,10 +121,14 @@ function readCentralDirectory(archive: Buffer): CentralDirectory {
   const start32 = eocd - archive.readUInt32LE(eocd + 12);
   // jszip switches to zip64 only when a field is saturated; the count is taken from zip64 whenever it exists.
   const saturated = isSaturated(archive, eocd);
-  const hasLocator = eocd >= ZIP64_LOCATOR_SIZE && archive.readUInt32LE(eocd - ZIP64_LOCATOR_SIZE) === ZIP64_LOCATOR_SIGNATURE;
+  const hasLocator =
+    eocd >= ZIP64_LOCATOR_SIZE && archive.readUInt32LE(eocd - ZIP64_LOCATOR_SIZE) === ZIP64_LOCATOR_SIGNATURE;
   if (!saturated && !hasLocator) return { declared: declared16, start: start32 };
   const zip64 = readZip64Record(archive);
-  return { declared: zip64.declared, start: saturated ? eocd - ZIP64_LOCATOR_SIZE - zip64.size - zip64.centralSize : start32 };
+  return {
+    declared: zip64.declared,
+    start: saturated ? eocd - ZIP64_LOCATOR_SIZE - zip64.size - zip64.centralSize : start32,
+  };
 }
 
 // A field too small for its value is all ones, and the real value is in the zip64 record.
@@ -150,7 +155,8 @@ function findEndRecord(archive: Buffer): number {
 // The zip64 end record as jszip finds it: through the last locator, else the last zip64 end record signature.
 function readZip64Record(archive: Buffer): { declared: number; size: number; centralSize: number } {
   const locator = archive.lastIndexOf(signature(ZIP64_LOCATOR_SIGNATURE));
-  const pointed = locator >= 0 && locator + ZIP64_LOCATOR_SIZE <= archive.length ? Number(archive.readBigUInt64LE(locator + 8)) : -1;
+  const pointed =
+    locator >= 0 && locator + ZIP64_LOCATOR_SIZE <= archive.length ? Number(archive.readBigUInt64LE(locator + 8)) : -1;
   const at = hasSignature(archive, pointed, ZIP64_EOCD_SIGNATURE, ZIP64_EOCD_SIZE)
     ? pointed
     : archive.lastIndexOf(signature(ZIP64_EOCD_SIGNATURE));

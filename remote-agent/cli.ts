@@ -174,7 +174,9 @@ const KEYGEN_OPTIONS = {
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
-type Values<O extends ParseArgsConfig['options']> = ReturnType<typeof parseArgs<{ options: O; strict: true }>>['values'];
+type Values<O extends ParseArgsConfig['options']> = ReturnType<
+  typeof parseArgs<{ options: O; strict: true }>
+>['values'];
 
 async function serve(values: Values<typeof SERVE_OPTIONS>): Promise<number> {
   if (values.help) return print(USAGE);
@@ -182,21 +184,25 @@ async function serve(values: Values<typeof SERVE_OPTIONS>): Promise<number> {
   const bind = values.bind;
   let curve: AgentCurve | undefined;
   try {
-    curve = values.keys ? loadCurve(values.keys, values.allow ?? [], values['allow-key'] ?? []) : sessionCurve(values['allow-key'] ?? []);
+    curve = values.keys
+      ? loadCurve(values.keys, values.allow ?? [], values['allow-key'] ?? [])
+      : sessionCurve(values['allow-key'] ?? []);
   } catch (error) {
     return fail(TOOL, (error as Error).message);
   }
-  if (!curve && values.allow) return fail(TOOL, '--allow needs --keys DIR: the agent must have its own key pair to check clients');
+  if (!curve && values.allow)
+    return fail(TOOL, '--allow needs --keys DIR: the agent must have its own key pair to check clients');
   if (!curve && !isLoopback(bind) && !values.insecure) {
     return fail(
       TOOL,
       `refusing to serve on ${bind} without keys: anyone who can reach that address could run code on this machine.\n` +
-        'Create keys on this host and on the kernel\'s machine (remote-agent keygen --name agent; remote-agent keygen --name kernel),\n' +
+        "Create keys on this host and on the kernel's machine (remote-agent keygen --name agent; remote-agent keygen --name kernel),\n" +
         `then serve with --keys ~/.tslab-remote --allow kernel.pub; or bind to loopback and use an SSH tunnel\n` +
         '(ssh -L 5555:127.0.0.1:5555 HOST); or pass --insecure on a network you trust.',
     );
   }
-  if (!curve && !isLoopback(bind)) process.stderr.write(`WARNING: serving on ${bind} without keys: anyone who can reach it can run code here\n`);
+  if (!curve && !isLoopback(bind))
+    process.stderr.write(`WARNING: serving on ${bind} without keys: anyone who can reach it can run code here\n`);
 
   let gpus: string[] | undefined;
   try {
@@ -247,7 +253,8 @@ async function serve(values: Values<typeof SERVE_OPTIONS>): Promise<number> {
   const endpoint = advertisedEndpoint(agent.endpoint, values.advertise);
   process.stdout.write(`remote-agent listening on ${endpoint}\n`);
   if (curve) process.stdout.write(`remote-agent public key ${curve.publicKey}\n`);
-  if (curve) log(`CURVE on: agent public key ${curve.publicKey}, ${curve.allowedClientKeys.length} client key(s) allowed`);
+  if (curve)
+    log(`CURVE on: agent public key ${curve.publicKey}, ${curve.allowedClientKeys.length} client key(s) allowed`);
   const endpointFile = values['endpoint-file']
     ? writeEndpointFile(path.resolve(values['endpoint-file']), {
         endpoint,
@@ -259,8 +266,10 @@ async function serve(values: Values<typeof SERVE_OPTIONS>): Promise<number> {
       })
     : undefined;
   if (endpointFile) log(`wrote ${endpointFile.file}`);
-  log(`remote-agent ${PACKAGE_VERSION} (node ${process.version}), workdir ${workdir}, ${agent.info.workers} worker(s)` +
-    (gpus ? `, pinned to GPU(s) ${gpus.join(' | ')}` : ''));
+  log(
+    `remote-agent ${PACKAGE_VERSION} (node ${process.version}), workdir ${workdir}, ${agent.info.workers} worker(s)` +
+      (gpus ? `, pinned to GPU(s) ${gpus.join(' | ')}` : ''),
+  );
   const why = await untilStopped(values['exit-with-parent']);
   // A parent that is gone no longer reads our stdout and stderr: writing the log there must not end us (EPIPE) before
   // the shutdown below has ended the workers and removed an ephemeral workdir.
@@ -278,13 +287,17 @@ async function gpuList(spec: string, nvidiaSmi: string): Promise<string[]> {
   if (spec !== 'all') {
     const entries = spec.split(',').map((entry) => entry.trim());
     if (entries.some((entry) => !/^\d+(\+\d+)*$/.test(entry))) {
-      throw new UsageError(`--gpus takes all or a list of GPU indices such as 0,1 or 0+1,2+3; got ${JSON.stringify(spec)}`);
+      throw new UsageError(
+        `--gpus takes all or a list of GPU indices such as 0,1 or 0+1,2+3; got ${JSON.stringify(spec)}`,
+      );
     }
     return entries.map((entry) => entry.split('+').join(','));
   }
   const { gpus, gpuError } = await readGpus(nvidiaSmi);
   if (gpus.length === 0) {
-    throw new UsageError(`--gpus all: ${gpuError ?? `${nvidiaSmi} lists no GPU (is the NVIDIA driver installed?)`}; use --workers N for CPU workers`);
+    throw new UsageError(
+      `--gpus all: ${gpuError ?? `${nvidiaSmi} lists no GPU (is the NVIDIA driver installed?)`}; use --workers N for CPU workers`,
+    );
   }
   return gpus.map((gpu) => String(gpu.index));
 }
@@ -294,7 +307,9 @@ function keygen(values: Values<typeof KEYGEN_OPTIONS>): number {
   const dir = path.resolve(values.out ?? path.join(os.homedir(), '.tslab-remote'));
   try {
     const { publicFile, secretFile, publicKey } = writeKeyPair(dir, values.name);
-    return print(`${publicKey}\nwrote ${publicFile} (public: hand it to the other side) and ${secretFile} (secret, owner-only)`);
+    return print(
+      `${publicKey}\nwrote ${publicFile} (public: hand it to the other side) and ${secretFile} (secret, owner-only)`,
+    );
   } catch (error) {
     return fail(TOOL, (error as Error).message);
   }
@@ -320,7 +335,8 @@ function defaultNodePaths(): string[] {
 
 function positiveInt(text: string, flag: string): number {
   const value = Number(text);
-  if (!Number.isInteger(value) || value <= 0) throw new UsageError(`${flag} needs a positive whole number, got ${JSON.stringify(text)}`);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new UsageError(`${flag} needs a positive whole number, got ${JSON.stringify(text)}`);
   return value;
 }
 
@@ -331,7 +347,8 @@ function megabytes(text: string, flag: string): number {
 /** Hours, decimals allowed (0.01 is 36 s), as milliseconds. */
 function hours(text: string, flag: string): number {
   const value = Number(text);
-  if (!(value > 0) || !Number.isFinite(value)) throw new UsageError(`${flag} must be a positive number of hours, got ${JSON.stringify(text)}`);
+  if (!(value > 0) || !Number.isFinite(value))
+    throw new UsageError(`${flag} must be a positive number of hours, got ${JSON.stringify(text)}`);
   return Math.round(value * 3600_000);
 }
 

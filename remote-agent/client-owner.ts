@@ -8,10 +8,21 @@ import type { AgentCurve } from './agent-options';
 
 export const LOCAL_OWNER = 'local';
 
-export function clientOwner(curve: AgentCurve | undefined, identity: Buffer, key: HelloRequest['key'], log: (line: string) => void): string | undefined {
+export function clientOwner(
+  curve: AgentCurve | undefined,
+  identity: Buffer,
+  key: HelloRequest['key'],
+  log: (line: string) => void,
+): string | undefined {
   if (!curve) return LOCAL_OWNER;
   if (key === undefined) return undefined;
-  if (curve.allowedClientKeys.includes(key.publicKey) && checkKeyProof(curve.secretKey, key.publicKey, identity, key.proof)) return key.publicKey;
-  log(`client ${identity.toString('hex')} named key ${key.publicKey} without proving it holds it: it cannot use detached jobs`);
+  if (
+    curve.allowedClientKeys.includes(key.publicKey) &&
+    checkKeyProof(curve.secretKey, key.publicKey, identity, key.proof)
+  )
+    return key.publicKey;
+  log(
+    `client ${identity.toString('hex')} named key ${key.publicKey} without proving it holds it: it cannot use detached jobs`,
+  );
   return undefined;
 }

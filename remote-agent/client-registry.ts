@@ -34,7 +34,10 @@ export class ClientRegistry {
 
   constructor(private readonly options: ClientRegistryOptions) {
     const { timeoutMs, graceMs, ttlMs } = options;
-    this.timer = setInterval(() => this.sweep(Date.now()), Math.max(50, Math.min(timeoutMs / 4, graceMs / 4, ttlMs / 4, 5_000)));
+    this.timer = setInterval(
+      () => this.sweep(Date.now()),
+      Math.max(50, Math.min(timeoutMs / 4, graceMs / 4, ttlMs / 4, 5_000)),
+    );
     this.timer.unref();
   }
 

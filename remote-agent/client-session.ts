@@ -68,7 +68,8 @@ export class ClientSession {
     if (failure === null) return;
     const dropped = (this.droppedOutput.get(job) ?? 0) + 1;
     this.droppedOutput.set(job, dropped);
-    if (dropped === 1) this.log(`client ${this.key}: dropping output of job ${job} (${failure}); the client will be told how much`);
+    if (dropped === 1)
+      this.log(`client ${this.key}: dropping output of job ${job} (${failure}); the client will be told how much`);
   }
 
   /**
@@ -103,7 +104,9 @@ export class ClientSession {
     for (const [job, kept] of this.kept) {
       if (now - kept.endedAt < ttlMs) continue;
       this.kept.delete(job);
-      this.log(`discarded the final reply of job ${job} for client ${this.key}: not collected within ${Math.round(ttlMs / 1000)} s`);
+      this.log(
+        `discarded the final reply of job ${job} for client ${this.key}: not collected within ${Math.round(ttlMs / 1000)} s`,
+      );
     }
   }
 
@@ -125,7 +128,8 @@ export class ClientSession {
     kept.unreachable = failure === 'EHOSTUNREACH';
     this.noteFailure(failure);
     if (failure === null) return;
-    if (!kept.logged) this.log(`could not send the final reply of job ${job} to client ${this.key} (${failure}); kept for redelivery`);
+    if (!kept.logged)
+      this.log(`could not send the final reply of job ${job} to client ${this.key} (${failure}); kept for redelivery`);
     kept.logged = true;
     if (failure !== 'EHOSTUNREACH') setTimeout(() => void this.deliver(job), RETRY_MS).unref();
   }

@@ -26,7 +26,8 @@ export interface ExitFacts {
 export function describeExit(facts: ExitFacts): string {
   if (facts.spawnError) return `could not be started (${facts.spawnError.message})`;
   if (facts.fatal) {
-    const kind = facts.fatal.origin === 'unhandledRejection' ? 'an unhandled promise rejection' : 'an uncaught exception';
+    const kind =
+      facts.fatal.origin === 'unhandledRejection' ? 'an unhandled promise rejection' : 'an uncaught exception';
     return `crashed on ${kind} (${facts.fatal.error.name}: ${facts.fatal.error.message})`;
   }
   const tail = facts.stderrTail.join('\n');
@@ -58,7 +59,9 @@ export function crashError(facts: ExitFacts, job: string, what: string): WireErr
 
 /** V8's native stack trace after a fatal error is noise to the user: keep the lines that say what happened. */
 export function stderrTailText(tail: readonly string[]): string {
-  const lines = tail.filter((line) => line.trim() !== '' && !/^\s*\d+: 0x[0-9a-f]+|Native stack trace/.test(line)).slice(-20);
+  const lines = tail
+    .filter((line) => line.trim() !== '' && !/^\s*\d+: 0x[0-9a-f]+|Native stack trace/.test(line))
+    .slice(-20);
   return lines.length > 0 ? `\nLast stderr lines of the worker:\n${lines.join('\n')}` : '';
 }
 
@@ -67,7 +70,10 @@ export function parseFatal(text: string): FatalReport | null {
     const value: unknown = JSON.parse(text);
     if (typeof value !== 'object' || value === null) return null;
     const o = value as Record<string, unknown>;
-    return { origin: typeof o.origin === 'string' ? o.origin : 'uncaughtException', error: checkWireError(o.error, 'fatal report error') };
+    return {
+      origin: typeof o.origin === 'string' ? o.origin : 'uncaughtException',
+      error: checkWireError(o.error, 'fatal report error'),
+    };
   } catch {
     return null; // a garbled report: the exit code and stderr tail still describe the crash
   }

@@ -17,10 +17,15 @@ export function loadCurve(dir: string, allow: string[], allowKeys: string[]): Ag
   const files = allow.flatMap((entry) => {
     if (!fs.statSync(entry, { throwIfNoEntry: false })?.isDirectory()) return [entry];
     refuseWritableByOthers(path.resolve(entry), '--allow');
-    return fs.readdirSync(entry).filter((name) => name.endsWith('.pub')).map((name) => path.join(entry, name));
+    return fs
+      .readdirSync(entry)
+      .filter((name) => name.endsWith('.pub'))
+      .map((name) => path.join(entry, name));
   });
   if (files.length === 0 && allowKeys.length === 0) {
-    throw new Error('--keys needs at least one --allow FILE: the public key of each kernel allowed to connect (remote-agent keygen --name kernel creates one)');
+    throw new Error(
+      '--keys needs at least one --allow FILE: the public key of each kernel allowed to connect (remote-agent keygen --name kernel creates one)',
+    );
   }
   return { ...pair, allowedClientKeys: [...files.map(readKeyFile), ...allowKeys.map(checkedKey)] };
 }
@@ -33,7 +38,8 @@ export function sessionCurve(allowKeys: string[]): AgentCurve | undefined {
 }
 
 function checkedKey(key: string): string {
-  if (!isZ85Key(key)) throw new Error(`--allow-key ${JSON.stringify(key)} is not a CurveZMQ public key (40 Z85 characters)`);
+  if (!isZ85Key(key))
+    throw new Error(`--allow-key ${JSON.stringify(key)} is not a CurveZMQ public key (40 Z85 characters)`);
   return key;
 }
 
@@ -44,5 +50,7 @@ function checkedKey(key: string): string {
 function refuseWritableByOthers(dir: string, flag: string): void {
   const stat = fs.statSync(dir, { throwIfNoEntry: false });
   if (!stat?.isDirectory() || (stat.mode & 0o022) === 0) return;
-  throw new Error(`${flag} ${dir} can be written by other users (mode ${(stat.mode & 0o777).toString(8)}): run chmod go-w ${dir}`);
+  throw new Error(
+    `${flag} ${dir} can be written by other users (mode ${(stat.mode & 0o777).toString(8)}): run chmod go-w ${dir}`,
+  );
 }

@@ -8,7 +8,15 @@ import * as zmq from 'zeromq';
 
 import { AgentError, toWireError, WireError } from '../protocol/errors';
 import { encodeMessage, Frame, joinPieces, SendQueue } from '../protocol/frames';
-import { AgentInfo, AgentLimits, CallRequest, PROTOCOL_VERSION, Reply, Request, Unversioned } from '../protocol/messages';
+import {
+  AgentInfo,
+  AgentLimits,
+  CallRequest,
+  PROTOCOL_VERSION,
+  Reply,
+  Request,
+  Unversioned,
+} from '../protocol/messages';
 import { DEFAULT_HEADER_LIMITS, HeaderLimits, parseHeader, requestIdOf, validateRequest } from '../protocol/validate';
 import { DEFAULT_STORE_LIMITS, SnapshotStore } from './store/snapshot-store';
 import { ClientRegistry } from './client-registry';
@@ -31,7 +39,12 @@ import {
 } from './agent-options';
 
 export type { AgentCurve, AgentOptions } from './agent-options';
-export { DEFAULT_AGENT_LIMITS, DEFAULT_CLIENT_GRACE_MS, DEFAULT_CLIENT_TIMEOUT_MS, DEFAULT_RESULT_TTL_MS } from './agent-options';
+export {
+  DEFAULT_AGENT_LIMITS,
+  DEFAULT_CLIENT_GRACE_MS,
+  DEFAULT_CLIENT_TIMEOUT_MS,
+  DEFAULT_RESULT_TTL_MS,
+} from './agent-options';
 
 /** On stop, replies of jobs that ended this long before it are waited for too: they may still sit in ZeroMQ. */
 const COLLECT_WINDOW_MS = 1_000;
@@ -146,7 +159,12 @@ export class Agent {
       await pool.stop();
       throw error;
     }
-    const detached = new DetachedJobs({ ...DEFAULT_DETACHED_LIMITS, ...options.detached, root: path.join(workdir, 'jobs'), log });
+    const detached = new DetachedJobs({
+      ...DEFAULT_DETACHED_LIMITS,
+      ...options.detached,
+      root: path.join(workdir, 'jobs'),
+      log,
+    });
     const agent = new Agent(options, router, store, pool, zap, detached, endpoint);
     agent.loop = agent.receiveLoop();
     agent.watchClients(router);
@@ -203,7 +221,8 @@ export class Agent {
       header = parseHeader(frames[0], this.headerLimits);
       const payload = joinPieces(header, frames.slice(1), this.limits.maxMessageBytes);
       const request = validateRequest(header, payload.length, this.headerLimits);
-      if (this.stopping && request.type !== 'ping') throw new AgentError('SHUTTING_DOWN', 'the agent is shutting down; start it again and retry');
+      if (this.stopping && request.type !== 'ping')
+        throw new AgentError('SHUTTING_DOWN', 'the agent is shutting down; start it again and retry');
       await this.dispatch(identity, client, request, payload);
     } catch (error) {
       const wire = toWireError(error);
@@ -223,9 +242,13 @@ export class Agent {
         // The pong goes first: a client that reached a restarted agent learns it from the pong's instance before any
         // JOB_UNKNOWN for the calls the old agent had.
         const pong = this.reply(identity, { type: 'pong', re: request.id, instance: this.info.instance });
-        this.clients.session(client, identity).onPing(request.waiting ?? [], request.resend === true, (job) =>
-          void this.reply(identity, { type: 'error', re: job, error: unknownJob(job) }),
-        );
+        this.clients
+          .session(client, identity)
+          .onPing(
+            request.waiting ?? [],
+            request.resend === true,
+            (job) => void this.reply(identity, { type: 'error', re: job, error: unknownJob(job) }),
+          );
         return pong;
       }
       case 'status':
@@ -282,21 +305,35 @@ export class Agent {
     session.jobs.add(request.id);
     if (request.options.detach) {
       // Kept for redelivery like a call's result, so a reconnecting client learns of the job it started.
-      return session.finish(request.id, this.encode(this.jobRequests.detach(client, session, request, args, release)), () => []);
+      return session.finish(
+        request.id,
+        this.encode(this.jobRequests.detach(client, session, request, args, release)),
+        () => [],
+      );
     }
     const re = request.id;
     const finish = (reply: Unversioned<Reply>, payload: readonly Frame[] = []): void => {
       release();
-      const notice = (count: number): Frame[] => this.encode({ type: 'output', re, stream: 'stderr', text: droppedOutputNotice(count) });
+      const notice = (count: number): Frame[] =>
+        this.encode({ type: 'output', re, stream: 'stderr', text: droppedOutputNotice(count) });
       session.finish(re, this.encode(reply, payload), notice);
     };
     const sink: JobSink = {
       output: (stream, text) => void session.output(re, this.encode({ type: 'output', re, stream, text })),
-      result: (frames, info) => finish({ type: 'result', re, worker: info.worker, elapsedMs: Math.round(info.elapsedMs) }, frames),
+      result: (frames, info) =>
+        finish({ type: 'result', re, worker: info.worker, elapsedMs: Math.round(info.elapsedMs) }, frames),
       error: (error: WireError) => finish({ type: 'error', re, error }),
     };
     this.pool.submit(
-      { id: jobKey(client, re), label: re, client, snapshot: request.snapshot, code: request.code, options: request.options, args },
+      {
+        id: jobKey(client, re),
+        label: re,
+        client,
+        snapshot: request.snapshot,
+        code: request.code,
+        options: request.options,
+        args,
+      },
       sink,
     );
   }

@@ -57,7 +57,9 @@ export class ZapHandler {
     ];
     if (version?.toString() !== '1.0') return reply('400', 'unsupported ZAP version');
     if (mechanism?.toString() !== 'CURVE' || clientKey?.length !== 32) {
-      this.logRefusal(`refused a ${mechanism?.toString() || 'NULL'} connection from ${address?.toString()}: keys are required`);
+      this.logRefusal(
+        `refused a ${mechanism?.toString() || 'NULL'} connection from ${address?.toString()}: keys are required`,
+      );
       return reply('400', 'CURVE keys required');
     }
     const key = z85Encode(clientKey);

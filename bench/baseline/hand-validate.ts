@@ -26,7 +26,8 @@ function optStr(o: Obj, key: string, path: string, maxLength = 1024): string | u
 }
 function num(o: Obj, key: string, path: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const v = o[key];
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(`${path}.${key}`, `an integer in [${min}, ${max}]`, v);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    fail(`${path}.${key}`, `an integer in [${min}, ${max}]`, v);
   return v;
 }
 function optNum(o: Obj, key: string, path: string, min = 0, max = Number.MAX_SAFE_INTEGER): number | undefined {
@@ -49,7 +50,11 @@ export function handCall(header: Obj, frameCount: number, maxSourceBytes = 8 * 1
   const filename = optStr(code, 'filename', 'header.code', 256);
   const jobCode: CallRequest['code'] =
     code.kind === 'source'
-      ? { kind: 'source', source: str(code, 'source', 'header.code', maxSourceBytes), ...(filename ? { filename } : {}) }
+      ? {
+          kind: 'source',
+          source: str(code, 'source', 'header.code', maxSourceBytes),
+          ...(filename ? { filename } : {}),
+        }
       : { kind: 'pickle', ...(filename ? { filename } : {}) };
   const options = obj(header.options ?? {}, 'header.options');
   const cwd = optStr(options, 'cwd', 'header.options', 4096);
@@ -62,7 +67,11 @@ export function handCall(header: Obj, frameCount: number, maxSourceBytes = 8 * 1
     id,
     snapshot,
     code: jobCode,
-    options: { ...(timeoutMs !== undefined ? { timeoutMs } : {}), ...(worker !== undefined ? { worker } : {}), ...(cwd !== undefined ? { cwd } : {}) },
+    options: {
+      ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      ...(worker !== undefined ? { worker } : {}),
+      ...(cwd !== undefined ? { cwd } : {}),
+    },
   };
 }
 
@@ -77,5 +86,11 @@ export function handOutput(header: Obj): OutputReply {
 
 export function handResult(header: Obj, frameCount: number): ResultReply {
   if (frameCount < 1) fail('result message', 'followed by at least 1 binary frame(s)', `${frameCount}`);
-  return { v: 1, type: 'result', re: str(header, 're', 'header', 128), worker: num(header, 'worker', 'header'), elapsedMs: num(header, 'elapsedMs', 'header') };
+  return {
+    v: 1,
+    type: 'result',
+    re: str(header, 're', 'header', 128),
+    worker: num(header, 'worker', 'header'),
+    elapsedMs: num(header, 'elapsedMs', 'header'),
+  };
 }

@@ -8,7 +8,16 @@ import { decodeValue, encodeValue } from '../../protocol/values';
 import { unpickle } from '../../pickle';
 import { abortable, AbortError } from './abort';
 import { localRegistry, pickleCall, requireLoaded } from './capture';
-import { CallOptions, ClientSettings, CONNECT_DEFAULTS, ConnectOptions, JobRequest, RunningJob, UploadOptions, UploadReport } from './client-options';
+import {
+  CallOptions,
+  ClientSettings,
+  CONNECT_DEFAULTS,
+  ConnectOptions,
+  JobRequest,
+  RunningJob,
+  UploadOptions,
+  UploadReport,
+} from './client-options';
 import { Jobs } from './jobs';
 import { AttachOptions, DetachedCalls } from './detached';
 import type { DetachedJobInfo } from '../../protocol/job-messages';
@@ -37,7 +46,8 @@ export type {
  */
 export async function connect(endpoint: string, options: ConnectOptions = {}): Promise<AgentClient> {
   const { signal, ...settings } = options;
-  const aborted = (): AbortError => new AbortError(`gave up connecting to ${endpoint}: aborted before the agent answered`);
+  const aborted = (): AbortError =>
+    new AbortError(`gave up connecting to ${endpoint}: aborted before the agent answered`);
   if (signal?.aborted) throw aborted();
   const client = new AgentClient(endpoint, { ...CONNECT_DEFAULTS, ...settings });
   try {
@@ -96,7 +106,10 @@ export class AgentClient {
     try {
       const curve = this.settings.curve;
       // On an agent with keys, proving ours makes it the owner of our detached jobs (common/key-proof.ts).
-      const key = curve && { publicKey: curve.publicKey, proof: keyProof(curve.secretKey, curve.serverKey, this.channel.routingId) };
+      const key = curve && {
+        publicKey: curve.publicKey,
+        proof: keyProof(curve.secretKey, curve.serverKey, this.channel.routingId),
+      };
       const reply = await this.channel.request({ type: 'hello', client: clientName, ...(key ? { key } : {}) });
       if (reply.type !== 'welcome') throw unexpected(reply);
       this.info = reply.agent;
@@ -129,7 +142,12 @@ export class AgentClient {
   /** Starts a job from source text and returns a handle to await or cancel it. */
   start<T = unknown>(job: JobRequest): RunningJob<T> {
     const code: JobCode = { kind: 'source', source: job.source, ...(job.filename ? { filename: job.filename } : {}) };
-    return this.jobs.start<T>(code, () => encodeValue(job.args ?? []), job, (payload) => decodeValue(payload) as T);
+    return this.jobs.start<T>(
+      code,
+      () => encodeValue(job.args ?? []),
+      job,
+      (payload) => decodeValue(payload) as T,
+    );
   }
 
   /**
@@ -140,7 +158,8 @@ export class AgentClient {
    */
   call<T = unknown>(fn: Function, args: readonly unknown[], options: CallOptions = {}): RunningJob<T> {
     const code: JobCode = { kind: 'pickle', ...(options.filename ? { filename: options.filename } : {}) };
-    const frames = () => pickleCall(fn, args, { locals: options.locals, codeRoot: options.codeRoot, label: options.label });
+    const frames = () =>
+      pickleCall(fn, args, { locals: options.locals, codeRoot: options.codeRoot, label: options.label });
     return this.jobs.start<T>(code, frames, options, (payload) => this.unpickle<T>(payload, options));
   }
 
@@ -148,7 +167,11 @@ export class AgentClient {
    * Calls `fn(...args)` as `call` does, as a detached job: it runs on the agent on its own, outliving this client
    * (and its kernel), which may go at once. `attach` follows it, from this client or a later one with the same key.
    */
-  detach(fn: Function, args: readonly unknown[], options: CallOptions & { name?: string } = {}): Promise<DetachedJobInfo> {
+  detach(
+    fn: Function,
+    args: readonly unknown[],
+    options: CallOptions & { name?: string } = {},
+  ): Promise<DetachedJobInfo> {
     const code: JobCode = { kind: 'pickle', ...(options.filename ? { filename: options.filename } : {}) };
     const frames = pickleCall(fn, args, { locals: options.locals, codeRoot: options.codeRoot, label: options.label });
     return this.detached.start(code, frames, options, options.name === undefined ? {} : { name: options.name });
@@ -163,8 +186,12 @@ export class AgentClient {
    * Replays a detached job's output (by id or name; the newest of a name), follows the rest and resolves with its
    * result, decoded as `call` decodes (`options.codeRoot` for local classes); rejects with its error.
    */
-  attach<T = unknown>(job: string, options: AttachOptions & Pick<CallOptions, 'codeRoot' | 'onVersionMismatch'> = {}): Promise<T> {
-    const decode = (kind: DetachedJobInfo['kind'], payload: Buffer[]): T => (kind === 'pickle' ? this.unpickle<T>(payload, options) : (decodeValue(payload) as T));
+  attach<T = unknown>(
+    job: string,
+    options: AttachOptions & Pick<CallOptions, 'codeRoot' | 'onVersionMismatch'> = {},
+  ): Promise<T> {
+    const decode = (kind: DetachedJobInfo['kind'], payload: Buffer[]): T =>
+      kind === 'pickle' ? this.unpickle<T>(payload, options) : (decodeValue(payload) as T);
     return this.detached.attach(job, decode, options);
   }
 

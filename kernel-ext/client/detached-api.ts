@@ -6,7 +6,12 @@ import type { AgentClient } from './agent-client';
 import type { CallOptions } from './client-options';
 import type { AttachOptions } from './detached';
 
-export function detach(client: AgentClient, fn: Function, args: readonly unknown[], options: CallOptions & { name?: string } = {}): Promise<DetachedJobInfo> {
+export function detach(
+  client: AgentClient,
+  fn: Function,
+  args: readonly unknown[],
+  options: CallOptions & { name?: string } = {},
+): Promise<DetachedJobInfo> {
   return client.detach(fn, args, options);
 }
 
@@ -14,7 +19,11 @@ export function jobs(client: AgentClient): Promise<DetachedJobInfo[]> {
   return client.detachedJobs();
 }
 
-export function attach<T = unknown>(client: AgentClient, job: string, options: AttachOptions & Pick<CallOptions, 'codeRoot'> = {}): Promise<T> {
+export function attach<T = unknown>(
+  client: AgentClient,
+  job: string,
+  options: AttachOptions & Pick<CallOptions, 'codeRoot'> = {},
+): Promise<T> {
   return client.attach<T>(job, options);
 }
 

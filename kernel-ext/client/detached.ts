@@ -30,7 +30,8 @@ export class DetachedCalls {
    * job sent twice): resolves with the job as the agent took it.
    */
   start(code: JobCode, args: Uint8Array[], job: JobSettings, detach: DetachOptions): Promise<DetachedJobInfo> {
-    for (const frame of args) checkBound(this.limits(), 'maxMessageBytes', frame.byteLength, 'an argument frame', '--max-message-mb');
+    for (const frame of args)
+      checkBound(this.limits(), 'maxMessageBytes', frame.byteLength, 'an argument frame', '--max-message-mb');
     const options: JobOptions = { timeoutMs: job.timeoutMs, worker: job.worker, cwd: job.cwd, detach };
     return new Promise((resolve, reject) => {
       this.channel.send(this.channel.newId(), { type: 'call', snapshot: job.snapshot ?? null, code, options }, args, {

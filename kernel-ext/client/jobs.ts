@@ -9,10 +9,21 @@ import type { ClientSettings, JobSettings, RunningJob } from './client-options';
 import { localError, RequestChannel, unexpected } from './request-channel';
 
 /** Refuses locally what the agent would refuse, naming its bound, instead of sending it across the network. */
-export function checkBound(limits: AgentLimits | undefined, bound: keyof AgentLimits, size: number, what: string, flag: string): void {
+export function checkBound(
+  limits: AgentLimits | undefined,
+  bound: keyof AgentLimits,
+  size: number,
+  what: string,
+  flag: string,
+): void {
   const limit = limits?.[bound];
   if (limit !== undefined && size > limit) {
-    throw new RemoteError(localError('TOO_LARGE', `${what} is ${size} bytes, over the agent's bound ${bound} = ${limit} (${flag} on the agent)`));
+    throw new RemoteError(
+      localError(
+        'TOO_LARGE',
+        `${what} is ${size} bytes, over the agent's bound ${bound} = ${limit} (${flag} on the agent)`,
+      ),
+    );
   }
 }
 
@@ -23,7 +34,12 @@ export class Jobs {
     private readonly limits: () => AgentLimits | undefined,
   ) {}
 
-  start<T>(code: JobCode, encodeArgs: () => Uint8Array[], job: JobSettings, decode: (payload: Buffer[]) => T): RunningJob<T> {
+  start<T>(
+    code: JobCode,
+    encodeArgs: () => Uint8Array[],
+    job: JobSettings,
+    decode: (payload: Buffer[]) => T,
+  ): RunningJob<T> {
     const id = this.channel.newId();
     const options: JobOptions = { timeoutMs: job.timeoutMs, worker: job.worker, cwd: job.cwd };
     const header = { type: 'call' as const, snapshot: job.snapshot ?? null, code, options };
@@ -32,7 +48,8 @@ export class Jobs {
     let state: 'encoding' | 'sent' | 'dropped' = 'encoding';
     const result = new Promise<T>((resolve, reject) => {
       const args = encodeArgs();
-      for (const frame of args) checkBound(this.limits(), 'maxMessageBytes', frame.byteLength, 'an argument frame', '--max-message-mb');
+      for (const frame of args)
+        checkBound(this.limits(), 'maxMessageBytes', frame.byteLength, 'an argument frame', '--max-message-mb');
       const send = (): void => {
         state = 'sent';
         this.channel.send(id, header, args, {
@@ -50,7 +67,8 @@ export class Jobs {
       // Encoding is synchronous and may take long: an abort caused by something that happened meanwhile (a SIGINT)
       // only comes once the event loop turns, and must still keep the call from being sent.
       void afterPendingEvents().then(() => {
-        if (state === 'dropped') return reject(new RemoteError(localError('CANCELLED', `call ${id} was cancelled before it was sent`)));
+        if (state === 'dropped')
+          return reject(new RemoteError(localError('CANCELLED', `call ${id} was cancelled before it was sent`)));
         if (signal.aborted) return reject(new AbortError(`call ${id} was not sent: aborted`));
         send();
         const cancel = (): void => this.cancelOrAbandon(id, reject);
@@ -91,6 +109,9 @@ export class Jobs {
       );
     }, this.settings.cancelAckMs);
     timer.unref();
-    this.cancel(id).then(() => clearTimeout(timer), () => undefined);
+    this.cancel(id).then(
+      () => clearTimeout(timer),
+      () => undefined,
+    );
   }
 }

@@ -55,7 +55,9 @@ export class Liveness implements ChannelEvents {
     this.channel.cancelAbandoned();
     if (!this.silenceNoticed) return;
     this.silenceNoticed = false;
-    this.noticeToCalls(`tslab-remote: the agent at ${this.channel.endpoint} answers again, after ${Math.round(silentMs / 1000)} s\n`);
+    this.noticeToCalls(
+      `tslab-remote: the agent at ${this.channel.endpoint} answers again, after ${Math.round(silentMs / 1000)} s\n`,
+    );
   }
 
   connected(): void {
@@ -83,7 +85,8 @@ export class Liveness implements ChannelEvents {
     const now = Date.now();
     // Stalled (a long synchronous cell, a large result being decoded, a suspended laptop): pongs may wait unread in
     // the socket, so silence since then proves nothing; count it from now.
-    if (now - this.lastBeatAt > 2 * this.settings.heartbeatMs) this.lastHeardAt = Math.max(this.lastHeardAt, now - this.settings.heartbeatMs);
+    if (now - this.lastBeatAt > 2 * this.settings.heartbeatMs)
+      this.lastHeardAt = Math.max(this.lastHeardAt, now - this.settings.heartbeatMs);
     this.lastBeatAt = now;
     const downMs = channel.connection.disconnectedForMs();
     if (channel.pending.size > 0 && downMs > this.settings.heartbeatTimeoutMs) {

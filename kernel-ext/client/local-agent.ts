@@ -79,7 +79,12 @@ export async function startLocalAgent(options: LocalAgentOptions = {}): Promise<
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   if (bind.cleanup) void exited.then(bind.cleanup);
   if (ours) void exited.then(() => fs.rmSync(workdir, { recursive: true, force: true }));
-  const endpoint = await listeningEndpoint(child, exited, { timeoutMs: options.startTimeoutMs ?? 15_000, signal: options.signal }, () => stderr.text());
+  const endpoint = await listeningEndpoint(
+    child,
+    exited,
+    { timeoutMs: options.startTimeoutMs ?? 15_000, signal: options.signal },
+    () => stderr.text(),
+  );
   if (options.detached) {
     child.unref();
     for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as unknown as { unref?(): void }).unref?.();
@@ -107,7 +112,10 @@ async function privateDir(): Promise<string> {
  * own, removed when the agent exits. No flag when options.args bind elsewhere. A socket path too long for a unix
  * socket falls back to a loopback TCP port (reachable by other local users, but the only choice left there).
  */
-async function defaultBind(options: LocalAgentOptions, workdir: string): Promise<{ args: string[]; cleanup?: () => void }> {
+async function defaultBind(
+  options: LocalAgentOptions,
+  workdir: string,
+): Promise<{ args: string[]; cleanup?: () => void }> {
   if (options.args?.some((arg) => arg === '--bind' || arg.startsWith('--bind='))) return { args: [] };
   const dir = options.workdir === undefined ? workdir : await privateDir();
   const cleanup = dir === workdir ? undefined : () => fs.rmSync(dir, { recursive: true, force: true });

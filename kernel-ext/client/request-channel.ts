@@ -37,7 +37,8 @@ export interface ChannelEvents {
   failedAll(): void;
 }
 
-export type RequestBody = Unversioned<Request> extends infer R ? (R extends { id: string } ? Omit<R, 'id'> : never) : never;
+export type RequestBody =
+  Unversioned<Request> extends infer R ? (R extends { id: string } ? Omit<R, 'id'> : never) : never;
 
 /** How long one send may wait for ZeroMQ to take it before the request is held again. */
 const SEND_TIMEOUT_MS = 500;
@@ -78,7 +79,11 @@ export class RequestChannel {
       sendTimeout: SEND_TIMEOUT_MS,
       ...TCP_KEEPALIVE,
       ...(settings.curve
-        ? { curveServerKey: settings.curve.serverKey, curvePublicKey: settings.curve.publicKey, curveSecretKey: settings.curve.secretKey }
+        ? {
+            curveServerKey: settings.curve.serverKey,
+            curvePublicKey: settings.curve.publicKey,
+            curveSecretKey: settings.curve.secretKey,
+          }
         : {}),
     });
     this.connection = new ConnectionWatch(
@@ -110,7 +115,9 @@ export class RequestChannel {
 
   /** A message that expects no reply (ping, cancel of an abandoned call): sent if it can be, else dropped. */
   post(body: object): Promise<void> {
-    return this.sendQueue.send(encodeMessage({ v: PROTOCOL_VERSION, id: this.newId(), ...body })).catch(() => undefined);
+    return this.sendQueue
+      .send(encodeMessage({ v: PROTOCOL_VERSION, id: this.newId(), ...body }))
+      .catch(() => undefined);
   }
 
   /** Ids of the calls still awaited. */
@@ -218,7 +225,9 @@ export class RequestChannel {
       reply = validateReply(parseHeader(headerFrame), payload.length);
     } catch (error) {
       // A reply we cannot read cannot be matched to its request either; the heartbeat deadline still applies.
-      process.emitWarning(`tslab-remote: ignored an unreadable message from ${this.endpoint}: ${(error as Error).message}`);
+      process.emitWarning(
+        `tslab-remote: ignored an unreadable message from ${this.endpoint}: ${(error as Error).message}`,
+      );
       return;
     }
     if (reply.type === 'error' && reply.re === null) {

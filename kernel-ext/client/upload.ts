@@ -34,7 +34,8 @@ export class Uploads {
   private async transfer(snapshot: LocalSnapshot, options: UploadOptions): Promise<UploadReport> {
     const report: UploadReport = { snapshot: snapshot.hash, filesSent: 0, bytesSent: 0 };
     const checkAborted = (): void => {
-      if (options.signal?.aborted) throw new AbortError(`stopped uploading snapshot ${snapshot.hash.slice(0, 12)}: aborted`);
+      if (options.signal?.aborted)
+        throw new AbortError(`stopped uploading snapshot ${snapshot.hash.slice(0, 12)}: aborted`);
     };
     checkAborted();
     let status = await this.snapshotRequest({ type: 'snapshot.check', snapshot: snapshot.hash, files: snapshot.files });
@@ -48,7 +49,10 @@ export class Uploads {
         const archive = await sharedArchive(snapshot, batch);
         checkBound(this.limits(), 'maxArchiveBytes', archive.length, 'the upload archive', '--max-archive-mb');
         checkAborted();
-        status = await this.snapshotRequest({ type: 'snapshot.upload', snapshot: snapshot.hash, files: snapshot.files }, archive);
+        status = await this.snapshotRequest(
+          { type: 'snapshot.upload', snapshot: snapshot.hash, files: snapshot.files },
+          archive,
+        );
         sentBytes += batch.reduce((sum, file) => sum + file.size, 0);
         report.filesSent += batch.length;
         report.bytesSent += archive.length;
@@ -57,13 +61,19 @@ export class Uploads {
     }
     if (!status.ready) {
       throw new RemoteError(
-        localError('FILES_MISSING', `the agent still lacks ${status.missing.length} file(s) of snapshot ${snapshot.hash.slice(0, 12)} after 3 uploads`),
+        localError(
+          'FILES_MISSING',
+          `the agent still lacks ${status.missing.length} file(s) of snapshot ${snapshot.hash.slice(0, 12)} after 3 uploads`,
+        ),
       );
     }
     return report;
   }
 
-  private async snapshotRequest(body: { type: 'snapshot.check' | 'snapshot.upload'; snapshot: string; files: LocalSnapshot['files'] }, archive?: Buffer) {
+  private async snapshotRequest(
+    body: { type: 'snapshot.check' | 'snapshot.upload'; snapshot: string; files: LocalSnapshot['files'] },
+    archive?: Buffer,
+  ) {
     const reply = await this.channel.request(body, archive ? [archive] : []);
     if (reply.type !== 'snapshot.status') throw unexpected(reply);
     return reply;

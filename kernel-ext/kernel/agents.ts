@@ -49,16 +49,24 @@ export class AgentRegistry {
     if (!spec.endpoint && !spec.local) {
       const agent = this.current;
       if (!agent) {
-        io.stream('stdout', `no agent yet: the first %remote ${process.env[ENV_AGENT] ? `connects to ${process.env[ENV_AGENT]} (${ENV_AGENT})` : 'starts a private agent on this machine'}\n`);
+        io.stream(
+          'stdout',
+          `no agent yet: the first %remote ${process.env[ENV_AGENT] ? `connects to ${process.env[ENV_AGENT]} (${ENV_AGENT})` : 'starts a private agent on this machine'}\n`,
+        );
         return;
       }
       await this.describe(agent, io, cell);
       return;
     }
-    const agent = spec.local ? await this.startLocal(spec.name ?? 'local', io, cell) : await this.connectTo(spec.endpoint!, spec.key, spec.name, cell);
+    const agent = spec.local
+      ? await this.startLocal(spec.name ?? 'local', io, cell)
+      : await this.connectTo(spec.endpoint!, spec.key, spec.name, cell);
     this.current = agent;
     const info = agent.client.agent;
-    io.stream('stdout', `connected to ${agent.name === agent.endpoint ? agent.endpoint : `${agent.name} (${agent.endpoint})`}: ${info.name} ${info.version} on ${info.hostname}, node ${info.node}, ${info.workers} workers\n`);
+    io.stream(
+      'stdout',
+      `connected to ${agent.name === agent.endpoint ? agent.endpoint : `${agent.name} (${agent.endpoint})`}: ${info.name} ${info.version} on ${info.hostname}, node ${info.node}, ${info.workers} workers\n`,
+    );
   }
 
   /** The agent a call goes to: --agent NAME_OR_ENDPOINT, else the current one, else TSLAB_REMOTE_AGENT, else private. */
@@ -79,14 +87,19 @@ export class AgentRegistry {
     }
     if (this.current && !isAlive(this.current)) {
       // The private agent died (killed, out of memory): a new one, rather than an error on every call.
-      io.stream('stderr', `tslab-remote: the private agent had stopped (${describeExit(this.current.private!)}); starting a new one\n`);
+      io.stream(
+        'stderr',
+        `tslab-remote: the private agent had stopped (${describeExit(this.current.private!)}); starting a new one\n`,
+      );
       await closeAgent(this.current);
       this.agents.delete(this.current.name);
       this.current = undefined;
     }
     if (this.current) return this.current;
     const configured = process.env[ENV_AGENT];
-    this.current = configured ? await this.connectTo(configured, process.env[ENV_KEYS], undefined, cell) : await this.startLocal('local', io, cell);
+    this.current = configured
+      ? await this.connectTo(configured, process.env[ENV_KEYS], undefined, cell)
+      : await this.startLocal('local', io, cell);
     return this.current;
   }
 
@@ -115,15 +128,26 @@ export class AgentRegistry {
     const r = status.resources;
     if (r) {
       lines.push(`cpu        ${r.cpus} × ${r.cpuModel}, load ${r.loadAverage.map((l) => l.toFixed(2)).join(' ')}`);
-      lines.push(`memory     ${formatBytes(r.memoryFreeMb * 1024 * 1024)} free of ${formatBytes(r.memoryTotalMb * 1024 * 1024)}`);
+      lines.push(
+        `memory     ${formatBytes(r.memoryFreeMb * 1024 * 1024)} free of ${formatBytes(r.memoryTotalMb * 1024 * 1024)}`,
+      );
       const gpus = r.gpus.map(
         (g) =>
           `#${g.index} ${g.name}${g.memoryTotalMb !== null ? `, ${g.memoryUsedMb ?? '?'} of ${g.memoryTotalMb} MB used` : ''}${g.utilizationPercent !== null ? `, ${g.utilizationPercent}% busy` : ''}`,
       );
-      lines.push(`gpus       ${gpus.length > 0 ? gpus.join('\n           ') : r.gpuError ? `unreadable: ${r.gpuError}` : 'none'}`);
+      lines.push(
+        `gpus       ${gpus.length > 0 ? gpus.join('\n           ') : r.gpuError ? `unreadable: ${r.gpuError}` : 'none'}`,
+      );
     }
-    for (const worker of status.workers) if (worker.gpu !== undefined) lines.push(`           worker #${worker.index} on GPU ${worker.gpu}`);
-    if (this.agents.size > 1) lines.push(`others     ${[...this.agents.values()].filter((a) => a !== agent).map((a) => a.name).join(', ')}`);
+    for (const worker of status.workers)
+      if (worker.gpu !== undefined) lines.push(`           worker #${worker.index} on GPU ${worker.gpu}`);
+    if (this.agents.size > 1)
+      lines.push(
+        `others     ${[...this.agents.values()]
+          .filter((a) => a !== agent)
+          .map((a) => a.name)
+          .join(', ')}`,
+      );
     io.stream('stdout', `${lines.join('\n')}\n`);
   }
 
@@ -141,7 +165,10 @@ export class AgentRegistry {
     const starting = startLocalAgent({ detached: true, ephemeral: true, startTimeoutMs: 20_000, signal: cell.signal });
     const agentProcess = await cell.during('starting the private agent', starting);
     try {
-      const connecting = connect(agentProcess.endpoint, { clientName: `tslab-remote kernel pid ${process.pid}`, signal: cell.signal });
+      const connecting = connect(agentProcess.endpoint, {
+        clientName: `tslab-remote kernel pid ${process.pid}`,
+        signal: cell.signal,
+      });
       const client = await cell.during('connecting to the private agent', connecting);
       const agent: Agent = { name, endpoint: agentProcess.endpoint, client, ready: new Set(), private: agentProcess };
       this.agents.set(name, agent);
@@ -153,12 +180,21 @@ export class AgentRegistry {
     }
   }
 
-  private async connectTo(endpoint: string, key: string | undefined, name: string | undefined, cell: CellInterrupt): Promise<Agent> {
+  private async connectTo(
+    endpoint: string,
+    key: string | undefined,
+    name: string | undefined,
+    cell: CellInterrupt,
+  ): Promise<Agent> {
     const agentName = name ?? endpoint;
     const existing = this.agents.get(agentName);
     if (existing && existing.endpoint === endpoint) return existing;
     const curve = key ? readCurve(userPath(this.notebookDir, key)) : undefined;
-    const connecting = connect(endpoint, { clientName: `tslab-remote kernel pid ${process.pid}`, ...(curve ? { curve } : {}), signal: cell.signal });
+    const connecting = connect(endpoint, {
+      clientName: `tslab-remote kernel pid ${process.pid}`,
+      ...(curve ? { curve } : {}),
+      signal: cell.signal,
+    });
     const client = await cell.during(`connecting to ${endpoint}`, connecting);
     if (existing) await closeAgent(existing);
     const agent: Agent = { name: agentName, endpoint, client, ready: new Set() };

@@ -53,7 +53,11 @@ export function cellFailure(error: unknown, where: FailureContext): CellFailure 
     });
   }
   if (error instanceof SnapshotError) {
-    return new CellFailure({ ename: 'SnapshotError', evalue: error.message, traceback: [`SnapshotError: ${error.message}`] });
+    return new CellFailure({
+      ename: 'SnapshotError',
+      evalue: error.message,
+      traceback: [`SnapshotError: ${error.message}`],
+    });
   }
   const err = error instanceof Error ? error : new Error(String(error));
   return new CellFailure({ ename: err.name, evalue: err.message, traceback: [`${err.name}: ${err.message}`] });
@@ -73,7 +77,11 @@ function remoteFailure(error: RemoteError, where: FailureContext): CellFailure {
     };
     return new CellFailure(remoteExceptionError(error, (stack) => mapRemoteStack(stack, mapper)));
   }
-  const agentName = !where.agent ? 'the agent' : where.agent.private ? 'this machine, where the private agent runs' : where.agent.name;
+  const agentName = !where.agent
+    ? 'the agent'
+    : where.agent.private
+      ? 'this machine, where the private agent runs'
+      : where.agent.name;
   const hint = ERROR_HINTS[error.code]?.(agentName);
   const ename = error.code === 'CANCELLED' && where.cell?.signal.aborted ? 'KeyboardInterrupt' : error.name;
   return new CellFailure({
@@ -84,7 +92,8 @@ function remoteFailure(error: RemoteError, where: FailureContext): CellFailure {
 }
 
 const ERROR_HINTS: Partial<Record<string, (agent: string) => string>> = {
-  AGENT_UNREACHABLE: (agent) => `The kernel is fine: start or reach ${agent} again (see %remote_agent), then run the cell again.`,
+  AGENT_UNREACHABLE: (agent) =>
+    `The kernel is fine: start or reach ${agent} again (see %remote_agent), then run the cell again.`,
   AGENT_RESTARTED: () => 'The agent restarted and lost the call; run the cell again.',
   WORKER_CRASHED: () =>
     'The worker process ended (it was restarted); module state on it was lost. If the code ended it (process.exit, ' +
@@ -92,18 +101,30 @@ const ERROR_HINTS: Partial<Record<string, (agent: string) => string>> = {
   // MODULE_NOT_INSTALLED: the agent's message already says where and how to install the package.
   TIMEOUT: () => 'Give it more time with %remote --timeout SECONDS.',
   AUTH_FAILED: () => 'Check the key directory given to %remote_agent --key (kernel.key, kernel.pub, agent.pub).',
-  CANCELLED: () => 'The call was cancelled on the agent (the message says whether its worker kept its state); the next call works.',
+  CANCELLED: () =>
+    'The call was cancelled on the agent (the message says whether its worker kept its state); the next call works.',
 };
 
-function remoteExceptionError(error: RemoteError, mapStack: (stack: string) => string): { ename: string; evalue: string; traceback: string[] } {
+function remoteExceptionError(
+  error: RemoteError,
+  mapStack: (stack: string) => string,
+): { ename: string; evalue: string; traceback: string[] } {
   const lines: string[] = [];
   let depth = 0;
-  for (let e: RemoteError | undefined = error; e && depth < 8; e = e.cause instanceof RemoteError ? e.cause : undefined, depth++) {
+  for (
+    let e: RemoteError | undefined = error;
+    e && depth < 8;
+    e = e.cause instanceof RemoteError ? e.cause : undefined, depth++
+  ) {
     const head = `${e.remoteName}: ${e.message}`;
-    const frames = (e.remoteStack ?? '').split('\n').filter((line) => /^\s+at /.test(line)).join('\n');
+    const frames = (e.remoteStack ?? '')
+      .split('\n')
+      .filter((line) => /^\s+at /.test(line))
+      .join('\n');
     const mapped = frames ? mapStack(frames) : '';
     lines.push(...(depth > 0 ? [`Caused by: ${head}`] : [head]), ...(mapped ? mapped.split('\n') : []));
-    if (depth === 0 && Object.keys(e.props).length > 0) lines.push(`  properties: ${plainText(e.props).replace(/\n/g, '\n  ')}`);
+    if (depth === 0 && Object.keys(e.props).length > 0)
+      lines.push(`  properties: ${plainText(e.props).replace(/\n/g, '\n  ')}`);
   }
   return { ename: error.remoteName, evalue: error.message, traceback: lines };
 }
@@ -113,7 +134,9 @@ function recoverCallProgram(call: FailedCall): string | undefined {
   const { entry, locals, root, notebookDir } = call;
   try {
     const frames = pickleCall(entry, [], { locals, ...(root !== undefined ? { codeRoot: root } : {}) });
-    return recoverProgram((onProgram) => unpickle(frames, { requireModule: requireLoaded(root ?? notebookDir), onProgram }));
+    return recoverProgram((onProgram) =>
+      unpickle(frames, { requireModule: requireLoaded(root ?? notebookDir), onProgram }),
+    );
   } catch {
     return undefined;
   }

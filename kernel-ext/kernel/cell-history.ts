@@ -81,10 +81,8 @@ export class CellHistory {
   }
 }
 
-
 export function countLines(text: string): number {
   let lines = 0;
   for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lines++;
   return lines;
 }
-

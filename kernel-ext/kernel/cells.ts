@@ -70,7 +70,12 @@ export class CellRunner {
         return;
       }
       if (args[0] === DIAGNOSTIC_FORMAT && args.length === 5) {
-        this.report.diagnostics.push({ file: String(args[1]), line: Number(args[2]), column: Number(args[3]), message: String(args[4]) });
+        this.report.diagnostics.push({
+          file: String(args[1]),
+          line: Number(args[2]),
+          column: Number(args[3]),
+          message: String(args[4]),
+        });
       } else {
         this.report.thrown.push(args.length === 1 ? args[0] : util.format(...args));
       }
@@ -102,7 +107,8 @@ export class CellRunner {
         return;
       case 'agent':
         // Once the pool has agents, %remote_agent alone lists them.
-        if (!magic.endpoint && !magic.local && this.runner.pool.size > 0) await this.runner.interruptible((cell) => listPool(this.runner, io, cell));
+        if (!magic.endpoint && !magic.local && this.runner.pool.size > 0)
+          await this.runner.interruptible((cell) => listPool(this.runner, io, cell));
         else await this.runner.interruptible((cell) => this.runner.connectAgent(magic, io, cell));
         return;
       case 'agent-add':
@@ -125,14 +131,26 @@ export class CellRunner {
         return;
       case 'attach': {
         const value = await this.runner.interruptible((cell) => runJobsMagic(this.runner, magic, io, cell));
-        if (magic.assign) await this.assignValue(typedAssignmentSource(magic.assign.name, magic.assign.type ?? 'any', RESULT_KEY), value, count, io);
+        if (magic.assign)
+          await this.assignValue(
+            typedAssignmentSource(magic.assign.name, magic.assign.type ?? 'any', RESULT_KEY),
+            value,
+            count,
+            io,
+          );
         else if (value !== undefined && value !== null) io.result(mimeBundle(value));
         return;
       }
     }
   }
 
-  private async remote(magic: Extract<Magic, { kind: 'remote' | 'remote-cell' }>, count: number, io: CellIO, record: boolean, cell: CellInterrupt): Promise<void> {
+  private async remote(
+    magic: Extract<Magic, { kind: 'remote' | 'remote-cell' }>,
+    count: number,
+    io: CellIO,
+    record: boolean,
+    cell: CellInterrupt,
+  ): Promise<void> {
     const prepared = this.runner.prepare();
     const fn = await this.remoteFunction(magic.fnSource, count, io, record, magic.inserted);
     await cell.check('the cell was type-checked');
@@ -142,7 +160,8 @@ export class CellRunner {
       return;
     }
     const value = await this.runner.call(fn, magic.options, context, cell, prepared);
-    if (magic.kind === 'remote' && magic.assign) await this.assign(magic.assign, magic.expr, magic.async, value, count, io);
+    if (magic.kind === 'remote' && magic.assign)
+      await this.assign(magic.assign, magic.expr, magic.async, value, count, io);
     else if (value !== undefined && value !== null) io.result(mimeBundle(value));
   }
 
@@ -151,7 +170,10 @@ export class CellRunner {
     if (this.agentsDeclared || this.runner.pool.size === 0) return;
     this.agentsDeclared = true;
     if (Object.prototype.hasOwnProperty.call(this.executor.locals, 'agents')) {
-      io.stream('stderr', `tslab-remote: \`agents\` is taken in this notebook, so the pool is not declared as \`agents\`; it is globalThis[Symbol.for('${AGENTS_KEY}')]\n`);
+      io.stream(
+        'stderr',
+        `tslab-remote: \`agents\` is taken in this notebook, so the pool is not declared as \`agents\`; it is globalThis[Symbol.for('${AGENTS_KEY}')]\n`,
+      );
       return;
     }
     await this.typescript(agentsDeclaration(), count, io, false, undefined, true);
@@ -161,7 +183,14 @@ export class CellRunner {
    * An ordinary cell, run by tslab; resolves with the value tslab would have printed (none for null/undefined).
    * `synthesized`: the kernel's own cell for a magic, which runs no user code (see withoutBreakOnSigint).
    */
-  private async typescript(src: string, count: number, io: CellIO, record: boolean, inserted?: Insertion, synthesized = false): Promise<unknown[]> {
+  private async typescript(
+    src: string,
+    count: number,
+    io: CellIO,
+    record: boolean,
+    inserted?: Insertion,
+    synthesized = false,
+  ): Promise<unknown[]> {
     const report = new Report();
     this.report = report;
     this.recorder.lastOutput = undefined;
@@ -171,24 +200,40 @@ export class CellRunner {
     } finally {
       this.report = null;
     }
-    if (record && this.recorder.lastOutput !== undefined) this.history.add({ count, ts: src, js: this.recorder.lastOutput, ...(inserted ? { inserted } : {}) });
+    if (record && this.recorder.lastOutput !== undefined)
+      this.history.add({ count, ts: src, js: this.recorder.lastOutput, ...(inserted ? { inserted } : {}) });
     if (inserted) report.diagnostics = report.diagnostics.map((d) => asWritten(d, inserted));
-    if (!ok) throw new CellFailure(describeFailure(report, (line, column) => this.history.toTypeScript(count, line, column)));
+    if (!ok)
+      throw new CellFailure(describeFailure(report, (line, column) => this.history.toTypeScript(count, line, column)));
     // Module cells (`//@module`) register even with errors, which tslab prints.
     if (report.diagnostics.length > 0) io.stream('stderr', report.diagnostics.map(formatDiagnostic).join('\n') + '\n');
     return report.values;
   }
 
   /** The synthesized cell `() => (EXPR)`: type-checked like any cell, in the notebook's scope; its value is the function. */
-  private async remoteFunction(fnSource: string, count: number, io: CellIO, record: boolean, inserted?: Insertion): Promise<() => unknown> {
+  private async remoteFunction(
+    fnSource: string,
+    count: number,
+    io: CellIO,
+    record: boolean,
+    inserted?: Insertion,
+  ): Promise<() => unknown> {
     const values = await this.typescript(fnSource, count, io, record, inserted, true);
     const fn = values[values.length - 1];
-    if (typeof fn !== 'function') throw new Error(`internal: the remote expression did not compile to a function (got ${typeof fn})`);
+    if (typeof fn !== 'function')
+      throw new Error(`internal: the remote expression did not compile to a function (got ${typeof fn})`);
     return fn as () => unknown;
   }
 
   /** `%remote NAME = EXPR`: a cell declares NAME with EXPR's awaited static type and the value the agent returned. */
-  private assign(name: string, expr: string, isAsync: boolean, value: unknown, count: number, io: CellIO): Promise<void> {
+  private assign(
+    name: string,
+    expr: string,
+    isAsync: boolean,
+    value: unknown,
+    count: number,
+    io: CellIO,
+  ): Promise<void> {
     return this.assignValue(assignmentSource(name, expr, isAsync, RESULT_KEY), value, count, io);
   }
 
@@ -215,7 +260,12 @@ function parseMagic(code: string): Magic {
   try {
     return parseCell(code);
   } catch (error) {
-    if (error instanceof MagicSyntaxError) throw new CellFailure({ ename: 'UsageError', evalue: error.message, traceback: [`UsageError: ${error.message}`] });
+    if (error instanceof MagicSyntaxError)
+      throw new CellFailure({
+        ename: 'UsageError',
+        evalue: error.message,
+        traceback: [`UsageError: ${error.message}`],
+      });
     throw error;
   }
 }
@@ -229,7 +279,8 @@ function cleanStack(stack: string): string[] {
   const lines = stack.split('\n');
   const out: string[] = [];
   for (const line of lines) {
-    if (/^\s+at /.test(line) && /(node:vm|tslab[\\/]dist[\\/]|kernel-ext[\\/]kernel[\\/]|node:internal)/.test(line)) break;
+    if (/^\s+at /.test(line) && /(node:vm|tslab[\\/]dist[\\/]|kernel-ext[\\/]kernel[\\/]|node:internal)/.test(line))
+      break;
     out.push(line);
   }
   return out;
@@ -241,7 +292,10 @@ function cleanStack(stack: string): string[] {
  * the wrapper (no TypeScript behind it) left out. Named frames may lie in any earlier cell (tslab gives every cell
  * the same file name), so they are left as they are.
  */
-function mapOwnFrames(stack: string[], toCell?: (jsLine: number, jsColumn: number) => CellPosition | undefined): string[] {
+function mapOwnFrames(
+  stack: string[],
+  toCell?: (jsLine: number, jsColumn: number) => CellPosition | undefined,
+): string[] {
   if (!toCell) return stack;
   const own = /^(\s+at )evalmachine\.<anonymous>:(\d+):(\d+)$/;
   const out = [...stack];
@@ -255,7 +309,10 @@ function mapOwnFrames(stack: string[], toCell?: (jsLine: number, jsColumn: numbe
   return out;
 }
 
-export function describeFailure(report: Report, toCell?: (jsLine: number, jsColumn: number) => CellPosition | undefined): JupyterError {
+export function describeFailure(
+  report: Report,
+  toCell?: (jsLine: number, jsColumn: number) => CellPosition | undefined,
+): JupyterError {
   if (report.diagnostics.length > 0) {
     const lines = report.diagnostics.map(formatDiagnostic);
     return { ename: 'TSError', evalue: lines[0]!, traceback: lines };
@@ -270,7 +327,8 @@ export function describeFailure(report: Report, toCell?: (jsLine: number, jsColu
     const cause = thrown.cause instanceof Error ? [`Caused by: ${thrown.cause.name}: ${thrown.cause.message}`] : [];
     return { ename: thrown.name, evalue: thrown.message, traceback: [...stack, ...cause] };
   }
-  if (report.thrown.length === 0) return { ename: 'Error', evalue: 'the cell failed', traceback: ['Error: the cell failed'] };
+  if (report.thrown.length === 0)
+    return { ename: 'Error', evalue: 'the cell failed', traceback: ['Error: the cell failed'] };
   const text = typeof thrown === 'string' ? thrown : util.inspect(thrown);
   return { ename: 'Error', evalue: `Uncaught ${text}`, traceback: [`Uncaught ${text}`] };
 }

@@ -15,7 +15,15 @@ import { checkNothingAfter, splitFlag, splitWords } from './magic-args';
 import { MagicSyntaxError } from './magic-types';
 
 export type ClusterMagic = { kind: 'cluster' } & (
-  | { action: 'slurm'; nodes: number; gpusPerNode?: number; partition?: string; time?: string; agentArgs?: string[]; srunArgs: string[] }
+  | {
+      action: 'slurm';
+      nodes: number;
+      gpusPerNode?: number;
+      partition?: string;
+      time?: string;
+      agentArgs?: string[];
+      srunArgs: string[];
+    }
   | { action: 'ssh'; hosts: string[]; agentCommand?: string }
   | { action: 'attach'; dir: string }
   | { action: 'down' }
@@ -30,7 +38,8 @@ export interface AgentAddMagic {
 }
 
 export const CLUSTER_USAGE = {
-  slurm: '%remote_cluster slurm --nodes N [--gpus-per-node G] [--partition P] [--time T] [--agent-args ARGS] [-- SRUN_ARGS]',
+  slurm:
+    '%remote_cluster slurm --nodes N [--gpus-per-node G] [--partition P] [--time T] [--agent-args ARGS] [-- SRUN_ARGS]',
   ssh: '%remote_cluster ssh HOST[,HOST...] [--agent-command CMD]',
   attach: '%remote_cluster attach DIR',
   down: '%remote_cluster down',
@@ -52,10 +61,12 @@ export function parseCluster(code: string, at: number, lineEnd: number): Cluster
     case 'ssh':
       return parseSsh(words);
     case 'attach':
-      if (words.length !== 1 || words[0]!.startsWith('--')) throw new MagicSyntaxError(`attach takes one directory: ${CLUSTER_USAGE.attach}`);
+      if (words.length !== 1 || words[0]!.startsWith('--'))
+        throw new MagicSyntaxError(`attach takes one directory: ${CLUSTER_USAGE.attach}`);
       return { kind: 'cluster', action: 'attach', dir: words[0]! };
     case 'down':
-      if (words.length > 0) throw new MagicSyntaxError(`down takes nothing more, got ${words.join(' ')}: ${CLUSTER_USAGE.down}`);
+      if (words.length > 0)
+        throw new MagicSyntaxError(`down takes nothing more, got ${words.join(' ')}: ${CLUSTER_USAGE.down}`);
       return { kind: 'cluster', action: 'down' };
     default:
       throw new MagicSyntaxError(`unknown %remote_cluster action ${action}; the forms are:\n  ${ALL_USAGE}`);
@@ -66,8 +77,13 @@ function parseSlurm(words: string[]): ClusterMagic {
   const dashDash = words.indexOf('--');
   const own = dashDash < 0 ? words : words.slice(0, dashDash);
   const srunArgs = dashDash < 0 ? [] : words.slice(dashDash + 1);
-  const options = readOptions(own, ['--nodes', '--gpus-per-node', '--partition', '--time', '--agent-args'], CLUSTER_USAGE.slurm);
-  if (options['--nodes'] === undefined) throw new MagicSyntaxError(`slurm needs --nodes N, the number of nodes to start agents on: ${CLUSTER_USAGE.slurm}`);
+  const options = readOptions(
+    own,
+    ['--nodes', '--gpus-per-node', '--partition', '--time', '--agent-args'],
+    CLUSTER_USAGE.slurm,
+  );
+  if (options['--nodes'] === undefined)
+    throw new MagicSyntaxError(`slurm needs --nodes N, the number of nodes to start agents on: ${CLUSTER_USAGE.slurm}`);
   const nodes = count('--nodes', options['--nodes']);
   const gpus = options['--gpus-per-node'];
   return {
@@ -77,7 +93,9 @@ function parseSlurm(words: string[]): ClusterMagic {
     ...(gpus !== undefined ? { gpusPerNode: count('--gpus-per-node', gpus) } : {}),
     ...(options['--partition'] !== undefined ? { partition: options['--partition'] } : {}),
     ...(options['--time'] !== undefined ? { time: options['--time'] } : {}),
-    ...(options['--agent-args'] !== undefined ? { agentArgs: options['--agent-args'].split(/\s+/).filter(Boolean) } : {}),
+    ...(options['--agent-args'] !== undefined
+      ? { agentArgs: options['--agent-args'].split(/\s+/).filter(Boolean) }
+      : {}),
     srunArgs,
   };
 }
@@ -96,11 +114,14 @@ function parseSsh(words: string[]): ClusterMagic {
   const options = readOptions(optionWords, ['--agent-command'], CLUSTER_USAGE.ssh);
   if (hostWords.length !== 1) {
     throw new MagicSyntaxError(
-      hostWords.length === 0 ? `ssh needs the hosts: ${CLUSTER_USAGE.ssh}` : `give the hosts as one list separated by commas, got ${hostWords.join(' ')}: ${CLUSTER_USAGE.ssh}`,
+      hostWords.length === 0
+        ? `ssh needs the hosts: ${CLUSTER_USAGE.ssh}`
+        : `give the hosts as one list separated by commas, got ${hostWords.join(' ')}: ${CLUSTER_USAGE.ssh}`,
     );
   }
   const hosts = hostWords[0]!.split(',');
-  if (hosts.some((h) => h === '')) throw new MagicSyntaxError(`an empty host name in ${hostWords[0]}: ${CLUSTER_USAGE.ssh}`);
+  if (hosts.some((h) => h === ''))
+    throw new MagicSyntaxError(`an empty host name in ${hostWords[0]}: ${CLUSTER_USAGE.ssh}`);
   const agentCommand = options['--agent-command'];
   return { kind: 'cluster', action: 'ssh', hosts, ...(agentCommand !== undefined ? { agentCommand } : {}) };
 }
@@ -126,11 +147,17 @@ export function parseAgentAdd(words: string[]): AgentAddMagic {
     } else if (flag.startsWith('--')) throw new MagicSyntaxError(`unknown option ${flag}: ${CLUSTER_USAGE.add}`);
     else positional.push(flag);
   }
-  if (positional.length !== 2) throw new MagicSyntaxError(`add takes a name and an endpoint, got ${positional.length === 0 ? 'none' : positional.join(' ')}: ${CLUSTER_USAGE.add}`);
+  if (positional.length !== 2)
+    throw new MagicSyntaxError(
+      `add takes a name and an endpoint, got ${positional.length === 0 ? 'none' : positional.join(' ')}: ${CLUSTER_USAGE.add}`,
+    );
   const [name, endpoint] = positional as [string, string];
-  if (/^(tcp|ipc|inproc):\/\//.test(name)) throw new MagicSyntaxError(`the name comes first, then the endpoint: ${CLUSTER_USAGE.add}`);
-  if (!/^[\w.@-]+$/.test(name)) throw new MagicSyntaxError(`agent names are letters, digits and . _ - @ (used in --on NAME), got ${name}`);
-  if (!/^(tcp|ipc|inproc):\/\//.test(endpoint)) throw new MagicSyntaxError(`${endpoint} is not a ZeroMQ endpoint (like tcp://gpu1:5555): ${CLUSTER_USAGE.add}`);
+  if (/^(tcp|ipc|inproc):\/\//.test(name))
+    throw new MagicSyntaxError(`the name comes first, then the endpoint: ${CLUSTER_USAGE.add}`);
+  if (!/^[\w.@-]+$/.test(name))
+    throw new MagicSyntaxError(`agent names are letters, digits and . _ - @ (used in --on NAME), got ${name}`);
+  if (!/^(tcp|ipc|inproc):\/\//.test(endpoint))
+    throw new MagicSyntaxError(`${endpoint} is not a ZeroMQ endpoint (like tcp://gpu1:5555): ${CLUSTER_USAGE.add}`);
   return { kind: 'agent-add', name, endpoint, ...(key !== undefined ? { key } : {}) };
 }
 
@@ -140,11 +167,14 @@ function readOptions(words: string[], allowed: string[], usage: string): Record<
   for (let i = 0; i < words.length; i++) {
     const [flag, inline] = splitFlag(words[i]!);
     if (!allowed.includes(flag)) {
-      throw new MagicSyntaxError(flag.startsWith('--') ? `unknown option ${flag}: ${usage}` : `unexpected ${flag}: ${usage}`);
+      throw new MagicSyntaxError(
+        flag.startsWith('--') ? `unknown option ${flag}: ${usage}` : `unexpected ${flag}: ${usage}`,
+      );
     }
     const value = inline ?? words[++i];
     // Agent flags are the one value that starts with `--` (quoted: `--agent-args "--workers 4"`).
-    if (value === undefined || (value.startsWith('--') && flag !== '--agent-args')) throw new MagicSyntaxError(`${flag} needs a value: ${usage}`);
+    if (value === undefined || (value.startsWith('--') && flag !== '--agent-args'))
+      throw new MagicSyntaxError(`${flag} needs a value: ${usage}`);
     if (values[flag] !== undefined) throw new MagicSyntaxError(`${flag} given twice: give it once: ${usage}`);
     values[flag] = value;
   }
@@ -153,6 +183,7 @@ function readOptions(words: string[], allowed: string[], usage: string): Record<
 
 function count(flag: string, value: string): number {
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < 1 || n > 100_000) throw new MagicSyntaxError(`${flag} needs a whole number from 1, got ${value}`);
+  if (!/^\d+$/.test(value) || n < 1 || n > 100_000)
+    throw new MagicSyntaxError(`${flag} needs a whole number from 1, got ${value}`);
   return n;
 }

@@ -18,7 +18,12 @@ import type { Prepared } from './code-root';
 import { CallContext, RemoteRunner } from './remote';
 
 /** `%remote_agent add NAME ENDPOINT [--key DIR]`. */
-export async function addAgent(runner: RemoteRunner, magic: AgentAddMagic, io: CellIO, cell: CellInterrupt): Promise<void> {
+export async function addAgent(
+  runner: RemoteRunner,
+  magic: AgentAddMagic,
+  io: CellIO,
+  cell: CellInterrupt,
+): Promise<void> {
   cell.consequence = `${magic.name} was not added`;
   const curve = magic.key !== undefined ? readCurve(runner.userPath(magic.key)) : undefined;
   await runner.pool.add([{ name: magic.name, endpoint: magic.endpoint }], curve, cell);
@@ -27,7 +32,10 @@ export async function addAgent(runner: RemoteRunner, magic: AgentAddMagic, io: C
   io.stream(
     'stdout',
     `added ${member.name} (${member.endpoint}): ${info.name} ${info.version} on ${info.hostname}, ${info.workers} workers; ` +
-      `the pool has ${runner.pool.size} agent(s): ${runner.pool.list().map((m) => m.name).join(', ')}\n`,
+      `the pool has ${runner.pool.size} agent(s): ${runner.pool
+        .list()
+        .map((m) => m.name)
+        .join(', ')}\n`,
   );
 }
 
@@ -39,11 +47,26 @@ export async function listPool(runner: RemoteRunner, io: CellIO, cell: CellInter
   cell.consequence = 'the listing was not finished';
   const listing = runner.pool.listing();
   if (listing.length === 0) {
-    io.stream('stdout', 'the pool is empty: add agents with %remote_agent add NAME ENDPOINT, or place them with %remote_cluster slurm|ssh|attach\n');
+    io.stream(
+      'stdout',
+      'the pool is empty: add agents with %remote_agent add NAME ENDPOINT, or place them with %remote_cluster slurm|ssh|attach\n',
+    );
     return;
   }
-  const queued = await cell.during('asking the pool for its queues', Promise.all(listing.map((a) => (a.state === 'up' ? queueDepth(runner.pool.member(a.name)) : Promise.resolve('-')))));
-  const rows = listing.map((a, i) => [a.name, a.host, a.endpoint, String(a.workers), String(a.gpus), String(a.running), queued[i]!, a.error ? `${a.state}: ${a.error}` : a.state]);
+  const queued = await cell.during(
+    'asking the pool for its queues',
+    Promise.all(listing.map((a) => (a.state === 'up' ? queueDepth(runner.pool.member(a.name)) : Promise.resolve('-')))),
+  );
+  const rows = listing.map((a, i) => [
+    a.name,
+    a.host,
+    a.endpoint,
+    String(a.workers),
+    String(a.gpus),
+    String(a.running),
+    queued[i]!,
+    a.error ? `${a.state}: ${a.error}` : a.state,
+  ]);
   io.result(tableBundle(['agent', 'host', 'endpoint', 'workers', 'gpus', 'running', 'queued', 'state'], rows));
 }
 
@@ -82,10 +105,19 @@ export async function runOnAll(
       const io = prefixedIO(context.io, member.name);
       const started = Date.now();
       try {
-        const value = await runner.call(fn, { ...options, on: member.name, quiet: true }, { ...context, io }, cell, prepared);
+        const value = await runner.call(
+          fn,
+          { ...options, on: member.name, quiet: true },
+          { ...context, io },
+          cell,
+          prepared,
+        );
         return { member, value, elapsedMs: Date.now() - started };
       } catch (error) {
-        const failure = error instanceof CellFailure ? error : new CellFailure({ ename: 'Error', evalue: String(error), traceback: [] });
+        const failure =
+          error instanceof CellFailure
+            ? error
+            : new CellFailure({ ename: 'Error', evalue: String(error), traceback: [] });
         return { member, error: failure, elapsedMs: Date.now() - started };
       } finally {
         io.flush();
@@ -103,12 +135,28 @@ export async function runOnAll(
   if (failed.length === 0) return;
   const first = failed[0]!;
   const { ename, evalue, traceback } = first.error!.error;
-  const where = `on ${first.member.name}${failed.length > 1 ? ` (and ${failed.length - 1} more agent(s): ${failed.slice(1).map((r) => r.member.name).join(', ')})` : ''}`;
-  throw new CellFailure({ ename, evalue: `${evalue} (${where})`, traceback: [`${failed.length} of ${rows.length} agents failed; first ${where}:`, ...traceback] });
+  const where = `on ${first.member.name}${
+    failed.length > 1
+      ? ` (and ${failed.length - 1} more agent(s): ${failed
+          .slice(1)
+          .map((r) => r.member.name)
+          .join(', ')})`
+      : ''
+  }`;
+  throw new CellFailure({
+    ename,
+    evalue: `${evalue} (${where})`,
+    traceback: [`${failed.length} of ${rows.length} agents failed; first ${where}:`, ...traceback],
+  });
 }
 
 /** `%remote_cluster ...`: place agents with Slurm or SSH, attach a batch job's, list the pool, or end it. */
-export async function clusterMagic(runner: RemoteRunner, magic: ClusterMagic, io: CellIO, cell: CellInterrupt): Promise<void> {
+export async function clusterMagic(
+  runner: RemoteRunner,
+  magic: ClusterMagic,
+  io: CellIO,
+  cell: CellInterrupt,
+): Promise<void> {
   switch (magic.action) {
     case 'list':
       return listPool(runner, io, cell);
@@ -124,7 +172,10 @@ export async function clusterMagic(runner: RemoteRunner, magic: ClusterMagic, io
       const endpoints = readEndpointDir(dir);
       const curve = endpoints.some((e) => e.serverKey) ? attachKeys(dir) : undefined;
       await runner.pool.add(endpoints, curve, cell);
-      io.stream('stdout', `attached ${endpoints.length} agent(s) from ${dir}: ${endpoints.map((e) => e.name).join(', ')}\n`);
+      io.stream(
+        'stdout',
+        `attached ${endpoints.length} agent(s) from ${dir}: ${endpoints.map((e) => e.name).join(', ')}\n`,
+      );
       return listPool(runner, io, cell);
     }
     case 'slurm':
@@ -134,9 +185,19 @@ export async function clusterMagic(runner: RemoteRunner, magic: ClusterMagic, io
 }
 
 /** Starts agents with srun or ssh, holds them in the pool until `down` or the kernel's end, and lists the pool. */
-async function launch(runner: RemoteRunner, magic: Extract<ClusterMagic, { action: 'slurm' | 'ssh' }>, io: CellIO, cell: CellInterrupt): Promise<void> {
+async function launch(
+  runner: RemoteRunner,
+  magic: Extract<ClusterMagic, { action: 'slurm' | 'ssh' }>,
+  io: CellIO,
+  cell: CellInterrupt,
+): Promise<void> {
   cell.consequence = 'no agent was started (those that had started were stopped)';
-  io.stream('stdout', magic.action === 'slurm' ? `asking Slurm for ${magic.nodes} node(s)…\n` : `starting agents on ${magic.hosts.join(', ')} over ssh…\n`);
+  io.stream(
+    'stdout',
+    magic.action === 'slurm'
+      ? `asking Slurm for ${magic.nodes} node(s)…\n`
+      : `starting agents on ${magic.hosts.join(', ')} over ssh…\n`,
+  );
   const starting =
     magic.action === 'slurm'
       ? launchSlurm(
@@ -151,8 +212,14 @@ async function launch(runner: RemoteRunner, magic: Extract<ClusterMagic, { actio
           BIN.remoteAgent,
           cell.signal,
         )
-      : launchSsh({ hosts: magic.hosts, ...(magic.agentCommand !== undefined ? { agentCommand: magic.agentCommand } : {}) }, cell.signal);
-  const launched = await cell.during(magic.action === 'slurm' ? 'waiting for the Slurm allocation and its agents' : 'starting the agents over ssh', starting);
+      : launchSsh(
+          { hosts: magic.hosts, ...(magic.agentCommand !== undefined ? { agentCommand: magic.agentCommand } : {}) },
+          cell.signal,
+        );
+  const launched = await cell.during(
+    magic.action === 'slurm' ? 'waiting for the Slurm allocation and its agents' : 'starting the agents over ssh',
+    starting,
+  );
   try {
     await runner.pool.add(launched.agents, launched.clientCurve, cell);
   } catch (error) {
@@ -160,7 +227,10 @@ async function launch(runner: RemoteRunner, magic: Extract<ClusterMagic, { actio
     throw error;
   }
   runner.pool.hold(launched);
-  io.stream('stdout', `started ${launched.agents.length} agent(s) with: ${launched.command}\n(they end with %remote_cluster down or with this kernel)\n`);
+  io.stream(
+    'stdout',
+    `started ${launched.agents.length} agent(s) with: ${launched.command}\n(they end with %remote_cluster down or with this kernel)\n`,
+  );
   return listPool(runner, io, cell);
 }
 

@@ -52,7 +52,10 @@ export class CodeRoot {
       root = await this.root();
     }
     if (root === null) {
-      io.stream('stdout', `no code root: no package.json in ${this.notebookDir} or above it; calls run without your local files (set one with %remote_root DIR)\n`);
+      io.stream(
+        'stdout',
+        `no code root: no package.json in ${this.notebookDir} or above it; calls run without your local files (set one with %remote_root DIR)\n`,
+      );
       return;
     }
     // A new root is kept only once it can be snapshotted: a bad one must not break every later %remote.

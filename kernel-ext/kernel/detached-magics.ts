@@ -37,9 +37,19 @@ export function refusePrivate(agent: Agent): void {
 }
 
 /** `%remote --detach`: sends the call as a detached job and says how to follow it. */
-export async function startDetached(agent: Agent, entry: () => unknown, options: CallOptions, name: string | undefined, io: CellIO, cell: CellInterrupt): Promise<void> {
+export async function startDetached(
+  agent: Agent,
+  entry: () => unknown,
+  options: CallOptions,
+  name: string | undefined,
+  io: CellIO,
+  cell: CellInterrupt,
+): Promise<void> {
   cell.consequence = 'the detached job may have started anyway: %remote_jobs lists it';
-  const job = await cell.during(`starting the detached job on ${agent.name}`, agent.client.detach(entry, [], { ...options, signal: undefined, name }));
+  const job = await cell.during(
+    `starting the detached job on ${agent.name}`,
+    agent.client.detach(entry, [], { ...options, signal: undefined, name }),
+  );
   const ref = job.name;
   io.stream(
     'stdout',
@@ -48,15 +58,26 @@ export async function startDetached(agent: Agent, entry: () => unknown, options:
   );
 }
 
-export async function runJobsMagic(host: DetachedHost, magic: JobsMagic, io: CellIO, cell: CellInterrupt): Promise<unknown> {
-  cell.consequence = magic.kind === 'cancel' ? 'the cancel may or may not have reached the agent: %remote_jobs tells' : 'the jobs go on';
+export async function runJobsMagic(
+  host: DetachedHost,
+  magic: JobsMagic,
+  io: CellIO,
+  cell: CellInterrupt,
+): Promise<unknown> {
+  cell.consequence =
+    magic.kind === 'cancel' ? 'the cancel may or may not have reached the agent: %remote_jobs tells' : 'the jobs go on';
   try {
     const agents = await host.jobAgents(magic.agent, io, cell);
     if (magic.kind === 'jobs') return listJobs(agents, io, cell);
     const [agent, job] = await findJob(agents, magic.job, cell);
     if (magic.kind === 'cancel') {
       const after = await cell.during(`cancelling job ${job.id}`, agent.client.cancelDetached(job.id));
-      io.stream('stdout', after.endedAt === null ? `cancelling job ${job.id} (${job.name}) on ${agent.name}\n` : `job ${job.id} (${job.name}) had already ended: ${after.state}\n`);
+      io.stream(
+        'stdout',
+        after.endedAt === null
+          ? `cancelling job ${job.id} (${job.name}) on ${agent.name}\n`
+          : `job ${job.id} (${job.name}) had already ended: ${after.state}\n`,
+      );
       return undefined;
     }
     return await follow(host, agent, job, io, cell);
@@ -68,9 +89,14 @@ export async function runJobsMagic(host: DetachedHost, magic: JobsMagic, io: Cel
 async function listJobs(agents: Agent[], io: CellIO, cell: CellInterrupt): Promise<void> {
   const jobs: { agent: string; job: DetachedJobInfo }[] = [];
   for (const agent of agents) {
-    for (const job of await cell.during(`listing the jobs on ${agent.name}`, agent.client.detachedJobs())) jobs.push({ agent: agent.name, job });
+    for (const job of await cell.during(`listing the jobs on ${agent.name}`, agent.client.detachedJobs()))
+      jobs.push({ agent: agent.name, job });
   }
-  if (jobs.length === 0) io.stream('stdout', `no detached jobs of yours on ${agents.map((a) => a.name).join(', ')}; start one with %remote --detach EXPR\n`);
+  if (jobs.length === 0)
+    io.stream(
+      'stdout',
+      `no detached jobs of yours on ${agents.map((a) => a.name).join(', ')}; start one with %remote --detach EXPR\n`,
+    );
   else io.stream('stdout', jobTable(jobs));
 }
 
@@ -87,14 +113,25 @@ async function findJob(agents: Agent[], ref: string, cell: CellInterrupt): Promi
   throw new CellFailure({
     ename: 'UsageError',
     evalue: `no detached job ${ref} of yours on ${agents.map((a) => a.name).join(', ')}`,
-    traceback: [`UsageError: no detached job ${ref} of yours on ${agents.map((a) => a.name).join(', ')}: %remote_jobs lists them (jobs are kept 7 days after they end)`],
+    traceback: [
+      `UsageError: no detached job ${ref} of yours on ${agents.map((a) => a.name).join(', ')}: %remote_jobs lists them (jobs are kept 7 days after they end)`,
+    ],
   });
 }
 
 /** Replays and follows the job's output; resolves with its result. An interrupt stops watching only. */
-async function follow(host: DetachedHost, agent: Agent, job: DetachedJobInfo, io: CellIO, cell: CellInterrupt): Promise<unknown> {
+async function follow(
+  host: DetachedHost,
+  agent: Agent,
+  job: DetachedJobInfo,
+  io: CellIO,
+  cell: CellInterrupt,
+): Promise<unknown> {
   const ended = job.endedAt !== null;
-  io.stream('stdout', `job ${job.id} (${job.name}) on ${agent.name}: ${job.state}${ended ? '' : `, ${elapsed(job)} so far`}; its output:\n`);
+  io.stream(
+    'stdout',
+    `job ${job.id} (${job.name}) on ${agent.name}: ${job.state}${ended ? '' : `, ${elapsed(job)} so far`}; its output:\n`,
+  );
   const elapsedDisplay = ended ? undefined : new ElapsedDisplay(io, agent.name, job.startedAt ?? job.createdAt);
   const demux = new OutputDemux(
     (text) => io.stream('stdout', text),
@@ -115,7 +152,9 @@ async function follow(host: DetachedHost, agent: Agent, job: DetachedJobInfo, io
     });
   } catch (error) {
     if (error instanceof RemoteError && error.code === 'CANCELLED' && cell.signal.aborted) {
-      throw keyboardInterrupt(`stopped watching job ${job.id} (${job.name}); it goes on on ${agent.name}: %remote_attach ${job.name} to follow it again`);
+      throw keyboardInterrupt(
+        `stopped watching job ${job.id} (${job.name}); it goes on on ${agent.name}: %remote_attach ${job.name} to follow it again`,
+      );
     }
     throw error;
   } finally {

@@ -26,11 +26,13 @@ export function plainText(value: unknown): string {
 
 function htmlOf(value: unknown): string | undefined {
   if (Array.isArray(value) && value.length > 0 && value.every(isPlainRecord)) return recordsTable(value);
-  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) return typedArraySummary(value as unknown as ArrayLike<number | bigint>);
+  if (ArrayBuffer.isView(value) && !(value instanceof DataView))
+    return typedArraySummary(value as unknown as ArrayLike<number | bigint>);
   if (isPlainRecord(value)) {
     const entries = Object.entries(value);
     const columns = entries.filter(([, v]) => Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView)));
-    if (columns.length > 0 && columns.length === entries.length) return columnsTable(columns as [string, ArrayLike<unknown>][]);
+    if (columns.length > 0 && columns.length === entries.length)
+      return columnsTable(columns as [string, ArrayLike<unknown>][]);
   }
   return undefined;
 }
@@ -77,7 +79,8 @@ function table(head: string, body: string, total: number): string {
 
 function cell(value: unknown): string {
   if (value === undefined) return '';
-  const text = typeof value === 'string' ? value : util.inspect(value, { depth: 1, breakLength: Infinity, maxArrayLength: 10 });
+  const text =
+    typeof value === 'string' ? value : util.inspect(value, { depth: 1, breakLength: Infinity, maxArrayLength: 10 });
   return escapeHtml(text.length > 200 ? `${text.slice(0, 200)}…` : text);
 }
 
@@ -106,7 +109,11 @@ function typedArraySummary(view: ArrayLike<number | bigint>): string {
       sum += v;
     }
     const counted = view.length - nan;
-    rows.push(['min', counted ? formatNumber(min) : '–'], ['max', counted ? formatNumber(max) : '–'], ['mean', counted ? formatNumber(sum / counted) : '–']);
+    rows.push(
+      ['min', counted ? formatNumber(min) : '–'],
+      ['max', counted ? formatNumber(max) : '–'],
+      ['mean', counted ? formatNumber(sum / counted) : '–'],
+    );
     if (nan) rows.push(['NaN', nan.toLocaleString('en-US')]);
   }
   const first = Array.from({ length: Math.min(view.length, 8) }, (_, i) => String(view[i])).join(', ');

@@ -18,7 +18,12 @@ export type JobsMagic =
 const JOB = /^[\w.@-]{1,128}$/;
 const ASSIGN = /^([A-Za-z_$][\w$]*)\s*(?::\s*(\S[\s\S]*))?$/;
 
-export function parseJobsMagic(word: '%remote_jobs' | '%remote_attach' | '%remote_cancel', code: string, at: number, lineEnd: number): JobsMagic {
+export function parseJobsMagic(
+  word: '%remote_jobs' | '%remote_attach' | '%remote_cancel',
+  code: string,
+  at: number,
+  lineEnd: number,
+): JobsMagic {
   checkNothingAfter(code, lineEnd, word);
   const usage = word === '%remote_jobs' ? USAGE.jobs : word === '%remote_attach' ? USAGE.attach : USAGE.cancel;
   const { agent, rest } = takeAgent(code.slice(at, lineEnd), usage);
@@ -27,18 +32,29 @@ export function parseJobsMagic(word: '%remote_jobs' | '%remote_attach' | '%remot
     return { kind: 'jobs', ...(agent ? { agent } : {}) };
   }
   const job = /^\S+/.exec(rest)?.[0];
-  if (job === undefined) throw new MagicSyntaxError(`${word} needs the id or name of a job (%remote_jobs lists them): ${usage}`);
-  if (!JOB.test(job)) throw new MagicSyntaxError(`${job} is not a job id or name (letters, digits and . _ @ -): ${usage}`);
+  if (job === undefined)
+    throw new MagicSyntaxError(`${word} needs the id or name of a job (%remote_jobs lists them): ${usage}`);
+  if (!JOB.test(job))
+    throw new MagicSyntaxError(`${job} is not a job id or name (letters, digits and . _ @ -): ${usage}`);
   const after = rest.slice(job.length).trim();
   if (word === '%remote_cancel') {
-    if (after !== '') throw new MagicSyntaxError(`one job at a time, got ${JSON.stringify(after)} after ${job}: ${usage}`);
+    if (after !== '')
+      throw new MagicSyntaxError(`one job at a time, got ${JSON.stringify(after)} after ${job}: ${usage}`);
     return { kind: 'cancel', job, ...(agent ? { agent } : {}) };
   }
   if (after === '') return { kind: 'attach', job, ...(agent ? { agent } : {}) };
   const assign = ASSIGN.exec(after);
-  if (!assign) throw new MagicSyntaxError(`after the job comes the variable that takes its result, as VAR or VAR: TYPE; got ${JSON.stringify(after)}: ${usage}`);
+  if (!assign)
+    throw new MagicSyntaxError(
+      `after the job comes the variable that takes its result, as VAR or VAR: TYPE; got ${JSON.stringify(after)}: ${usage}`,
+    );
   const [, name, type] = assign;
-  return { kind: 'attach', job, assign: { name: name!, ...(type ? { type: type.trim() } : {}) }, ...(agent ? { agent } : {}) };
+  return {
+    kind: 'attach',
+    job,
+    assign: { name: name!, ...(type ? { type: type.trim() } : {}) },
+    ...(agent ? { agent } : {}),
+  };
 }
 
 /** `--agent A` anywhere among the words; the rest as written (a TYPE may hold blanks). */
@@ -49,5 +65,8 @@ function takeAgent(text: string, usage: string): { agent?: string; rest: string 
     if (unknown) throw new MagicSyntaxError(`unknown option ${unknown[2]}: ${usage}`);
     return { rest: text.trim() };
   }
-  return { agent: match[2]!, rest: (text.slice(0, match.index) + ' ' + text.slice(match.index + match[0].length)).trim() };
+  return {
+    agent: match[2]!,
+    rest: (text.slice(0, match.index) + ' ' + text.slice(match.index + match[0].length)).trim(),
+  };
 }

@@ -67,7 +67,8 @@ export class KernelPool {
 
   /** Every member, for `--all`; an error when the pool is empty. */
   all(): PoolMember[] {
-    if (this.size === 0) throw usage('--all: the pool is empty; add agents with %remote_agent add NAME ENDPOINT or %remote_cluster');
+    if (this.size === 0)
+      throw usage('--all: the pool is empty; add agents with %remote_agent add NAME ENDPOINT or %remote_cluster');
     return this.list();
   }
 
@@ -75,7 +76,11 @@ export class KernelPool {
    * Connects to the endpoints and adds them. The agents of one pool admit one client key pair: `curve` must be the
    * pool's (or the pool has none yet). Names already in the pool are refused before anything connects.
    */
-  async add(endpoints: AgentEndpoint[], curve: ClientCurve | SessionCurve | undefined, cell: CellInterrupt): Promise<void> {
+  async add(
+    endpoints: AgentEndpoint[],
+    curve: ClientCurve | SessionCurve | undefined,
+    cell: CellInterrupt,
+  ): Promise<void> {
     const names = this.listing().map((a) => a.name);
     for (const e of endpoints) {
       if (names.includes(e.name)) throw usage(`an agent named ${e.name} is already in the pool; pick another name`);
@@ -86,12 +91,17 @@ export class KernelPool {
     // Unkeyed agents join any pool; the first keys decide the pool's pair, and a pool without one is remade with it.
     const mustRemake = !this.pool || this.size === 0 || (pair !== undefined && this.curve === undefined);
     if (pair && this.curve && this.curve.publicKey !== pair.publicKey) {
-      throw usage(`the agents of the pool admit one client key pair, and ${describe(endpoints)} needs another: %remote_cluster down, then add them again`);
+      throw usage(
+        `the agents of the pool admit one client key pair, and ${describe(endpoints)} needs another: %remote_cluster down, then add them again`,
+      );
     }
     if (mustRemake && this.running.size > 0) throw usage(`a map is running: add ${describe(endpoints)} once it ends`);
     if (mustRemake) {
       const all = [...(this.size > 0 ? this.endpoints : []), ...keyed];
-      const pool = await cell.during(`connecting to ${describe(all)}`, AgentPool.connect(all, { ...(pair ? { clientCurve: pair } : {}), connect: CONNECT }));
+      const pool = await cell.during(
+        `connecting to ${describe(all)}`,
+        AgentPool.connect(all, { ...(pair ? { clientCurve: pair } : {}), connect: CONNECT }),
+      );
       const old = this.pool;
       this.pool = pool;
       this.curve = pair;
@@ -119,7 +129,8 @@ export class KernelPool {
   /** Jupyter's interrupt: cancels every running map on every agent. Whether there was one. */
   interrupt(): boolean {
     const any = this.running.size > 0;
-    for (const controller of this.running) controller.abort(new Error('interrupted: the map was cancelled on every agent'));
+    for (const controller of this.running)
+      controller.abort(new Error('interrupted: the map was cancelled on every agent'));
     this.running.clear();
     return any;
   }

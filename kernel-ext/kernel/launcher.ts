@@ -13,7 +13,6 @@ import { ExecutionQueue, KernelServer } from './server';
 import { CellHistory } from './cell-history';
 import { converterModule, Converter, ConverterSet, executorModule, tslabVersion } from './tslab-parts';
 
-
 export interface KernelOptions {
   /** The Jupyter connection file. */
   configPath: string;

@@ -76,7 +76,6 @@ export class LineMap {
   }
 }
 
-
 function isMapping(entry: SourceMapping | Record<string, never>): entry is SourceMapping {
   return typeof entry.generatedLine === 'number';
 }
@@ -136,7 +135,7 @@ export function alignLines(a: string[], b: string[]): (number | undefined)[] {
     }
   }
   const match: (number | undefined)[] = new Array<number | undefined>(n).fill(undefined);
-  for (let i = 0, j = 0; i < n && j < m; ) {
+  for (let i = 0, j = 0; i < n && j < m;) {
     if (a[i] !== '' && a[i] === b[j]) {
       match[i++] = j++;
     } else if (dp[i + 1]![j]! >= dp[i]![j + 1]!) i++;

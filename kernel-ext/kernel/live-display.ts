@@ -30,7 +30,8 @@ export class LiveDisplay {
 
   /** Empties the line where it is (Jupyter cannot remove or move a display). */
   clear(): void {
-    if (this.shown) this.io.display({ data: { 'text/plain': '' }, metadata: {}, transient: { display_id: this.id } }, true);
+    if (this.shown)
+      this.io.display({ data: { 'text/plain': '' }, metadata: {}, transient: { display_id: this.id } }, true);
   }
 }
 
@@ -92,7 +93,9 @@ export class ElapsedDisplay {
     clearInterval(this.timer);
     if (!this.line.isShown) return;
     this.line.clear();
-    new LiveDisplay(this.io, 'elapsed').show(`ran on ${this.agent} in ${((Date.now() - this.started) / 1000).toFixed(1)} s`);
+    new LiveDisplay(this.io, 'elapsed').show(
+      `ran on ${this.agent} in ${((Date.now() - this.started) / 1000).toFixed(1)} s`,
+    );
   }
 }
 

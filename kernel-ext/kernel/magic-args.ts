@@ -22,8 +22,10 @@ export function parseAgent(code: string, at: number, lineEnd: number): Magic {
     else if (magic.endpoint === undefined) magic.endpoint = flag;
     else throw new MagicSyntaxError(`one endpoint at a time, got ${magic.endpoint} and ${flag}: ${USAGE.agent}`);
   }
-  if (magic.local && magic.endpoint) throw new MagicSyntaxError(`--local starts a private agent; it takes no endpoint: ${USAGE.agent}`);
-  if (magic.local && magic.key) throw new MagicSyntaxError('--local agents listen on a private socket on this machine and need no --key');
+  if (magic.local && magic.endpoint)
+    throw new MagicSyntaxError(`--local starts a private agent; it takes no endpoint: ${USAGE.agent}`);
+  if (magic.local && magic.key)
+    throw new MagicSyntaxError('--local agents listen on a private socket on this machine and need no --key');
   if (magic.endpoint && !/^(tcp|ipc|inproc):\/\//.test(magic.endpoint)) {
     throw new MagicSyntaxError(`${magic.endpoint} is not a ZeroMQ endpoint (like tcp://gpu1:5555): ${USAGE.agent}`);
   }
@@ -44,7 +46,8 @@ export function parseReload(code: string, at: number, lineEnd: number): Magic {
 }
 
 export function checkNothingAfter(code: string, lineEnd: number, magic: string): void {
-  if (code.slice(lineEnd).trim() !== '') throw new MagicSyntaxError(`${magic} takes one line; put other code in a cell of its own`);
+  if (code.slice(lineEnd).trim() !== '')
+    throw new MagicSyntaxError(`${magic} takes one line; put other code in a cell of its own`);
 }
 
 /**
@@ -57,7 +60,8 @@ export function splitWords(text: string, magic: string): string[] {
   let word: string | undefined;
   const endWord = (): void => {
     // An empty value is no path, name or endpoint (`%remote_root ""` would quietly be the notebook's directory).
-    if (word === '') throw new MagicSyntaxError(`empty quotes in ${magic}${text.trimEnd()}: give a value or leave it out`);
+    if (word === '')
+      throw new MagicSyntaxError(`empty quotes in ${magic}${text.trimEnd()}: give a value or leave it out`);
     if (word !== undefined) words.push(word);
     word = undefined;
   };

@@ -12,7 +12,10 @@ import { tslabTypeScript } from './tslab-parts';
 export function oneExpressionLength(text: string): number {
   const ts = tslabTypeScript();
   const parses = (source: string): boolean =>
-    ((ts.createSourceFile('expr.ts', source, ts.ScriptTarget.Latest) as unknown as { parseDiagnostics: unknown[] }).parseDiagnostics ?? []).length === 0;
+    (
+      (ts.createSourceFile('expr.ts', source, ts.ScriptTarget.Latest) as unknown as { parseDiagnostics: unknown[] })
+        .parseDiagnostics ?? []
+    ).length === 0;
   if (parses(`async () => (${text}\n)`)) return text.length;
   // In expression position, as `{` would open a block at a statement's start.
   const head = '_ = ';
@@ -49,7 +52,9 @@ export function checkMagicBelow(code: string): void {
   visit(file);
   if (!found || !ts.transpileModule(code, { reportDiagnostics: true }).diagnostics?.length) return;
   const line = lineAndColumn(code, found.at)[0] + 1;
-  throw new MagicSyntaxError(`${found.word} is on line ${line}: a magic must start its cell (only blank lines may come before it)`);
+  throw new MagicSyntaxError(
+    `${found.word} is on line ${line}: a magic must start its cell (only blank lines may come before it)`,
+  );
 }
 
 /**

@@ -19,7 +19,10 @@ export function typedAssignmentSource(name: string, type: string, resultKey: str
  * The TypeScript view of a `%remote` / `%%remote` cell for completion and inspection: the synthesized source and
  * position maps between it and the cell. Undefined for other cells, or a cursor in the magic's own text.
  */
-export function toolingView(code: string, cursor: number): { source: string; cursor: number; toCell(position: number): number } | undefined {
+export function toolingView(
+  code: string,
+  cursor: number,
+): { source: string; cursor: number; toCell(position: number): number } | undefined {
   let magic: Magic;
   try {
     magic = parseCell(code);
@@ -32,7 +35,8 @@ export function toolingView(code: string, cursor: number): { source: string; cur
   const shift = magic.sourceStart - magic.userStart;
   const insertedAt = magic.kind === 'remote-cell' ? magic.insertedAt : undefined;
   const insertedLength = magic.kind === 'remote-cell' && magic.inserted ? magic.inserted.length : 0;
-  const toSource = (position: number): number => position + shift + (insertedAt !== undefined && position >= insertedAt ? insertedLength : 0);
+  const toSource = (position: number): number =>
+    position + shift + (insertedAt !== undefined && position >= insertedAt ? insertedLength : 0);
   return {
     source: magic.fnSource,
     cursor: toSource(cursor),

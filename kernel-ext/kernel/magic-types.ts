@@ -70,9 +70,11 @@ export class MagicSyntaxError extends Error {
 }
 
 export const USAGE = {
-  remote: '%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT | --on NAME | --all] [--detach [--name NAME]] [NAME =] EXPRESSION',
+  remote:
+    '%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT | --on NAME | --all] [--detach [--name NAME]] [NAME =] EXPRESSION',
   cell: '%%remote [--timeout SECONDS] [--agent NAME_OR_ENDPOINT | --on NAME | --all] [--detach [--name NAME]] (on the first line; the rest of the cell runs remotely)',
-  agent: '%remote_agent [ENDPOINT] [--key DIR] [--name NAME] | %remote_agent --local | %remote_agent add NAME ENDPOINT [--key DIR]',
+  agent:
+    '%remote_agent [ENDPOINT] [--key DIR] [--name NAME] | %remote_agent --local | %remote_agent add NAME ENDPOINT [--key DIR]',
   root: '%remote_root [DIR]',
   reload: '%remote_reload [FILE ...]',
   cluster: '%remote_cluster slurm|ssh|attach|down ...',

@@ -40,7 +40,14 @@ import { parseAgent, parseReload, parseRoot } from './magic-args';
 import { parseJobsMagic } from './jobs-magic';
 import { firstNonBlank, indexOrEnd, lineAndColumn, overwrite, skipBlanks, skipSpaces } from './magic-text';
 import { Insertion, Magic, MagicSyntaxError, RemoteOptions, USAGE } from './magic-types';
-import { checkMagicBelow, oneExpressionLength, RESERVED, RETURN, returnLastExpression, STATEMENT_START } from './magic-syntax';
+import {
+  checkMagicBelow,
+  oneExpressionLength,
+  RESERVED,
+  RETURN,
+  returnLastExpression,
+  STATEMENT_START,
+} from './magic-syntax';
 
 export { Insertion, Magic, MagicSyntaxError, RemoteOptions } from './magic-types';
 
@@ -93,8 +100,12 @@ function parseLineMagic(code: string, start: number): Magic {
   if (assignment) {
     assign = assignment[1]!;
     if (RESERVED.has(assign)) throw new MagicSyntaxError(`cannot assign to ${assign}: it is a reserved word`);
-    if (options.all) throw new MagicSyntaxError(`%remote --all shows one row per agent and assigns nothing: drop "${assign} ="`);
-    if (options.detach) throw new MagicSyntaxError(`a detached job's result is not here yet: drop "${assign} =" and take it later with %remote_attach JOB ${assign}`);
+    if (options.all)
+      throw new MagicSyntaxError(`%remote --all shows one row per agent and assigns nothing: drop "${assign} ="`);
+    if (options.detach)
+      throw new MagicSyntaxError(
+        `a detached job's result is not here yet: drop "${assign} =" and take it later with %remote_attach JOB ${assign}`,
+      );
     exprStart = skipBlanks(code, exprStart + assignment[0].length);
   }
   // Trailing semicolons and blanks do not belong to the expression; dropping them at the end moves nothing.
@@ -142,7 +153,8 @@ function parseCellMagic(code: string, start: number, lineEnd: number): Magic {
   const rest = code.slice(next, lineEnd).trim();
   if (rest !== '') throw new MagicSyntaxError(`unexpected ${JSON.stringify(rest)} after %%remote: ${USAGE.cell}`);
   const body = code.slice(lineEnd);
-  if (body.trim() === '') throw new MagicSyntaxError('%%remote needs code below it: the rest of the cell runs on the agent');
+  if (body.trim() === '')
+    throw new MagicSyntaxError('%%remote needs code below it: the rest of the cell runs on the agent');
   const head = overwrite(code.slice(0, lineEnd), 'async () => {', start);
   const returned = returnLastExpression(body);
   const fnSource = head + returned.text + '\n}';
@@ -187,15 +199,26 @@ function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { opt
     if (!match) {
       const unknown = (usage === 'cell' ? /^--[^\s=]*/ : UNKNOWN_OPTION).exec(code.slice(wordStart, lineEnd));
       if (unknown) throw new MagicSyntaxError(`unknown option ${unknown[0]}: ${USAGE[usage]}`);
-      if (options.name !== undefined && !options.detach) throw new MagicSyntaxError(`--name names a detached job: add --detach: ${USAGE[usage]}`);
+      if (options.name !== undefined && !options.detach)
+        throw new MagicSyntaxError(`--name names a detached job: add --detach: ${USAGE[usage]}`);
       return { options, next: wordStart };
     }
     const name = match[1]!;
-    const valueStart = match[0].endsWith('=') ? wordStart + match[0].length : skipSpaces(code, wordStart + match[0].length);
+    const valueStart = match[0].endsWith('=')
+      ? wordStart + match[0].length
+      : skipSpaces(code, wordStart + match[0].length);
     const value = /^\S*/.exec(code.slice(valueStart, lineEnd))![0];
     if (value === '' || value.startsWith('--')) throw new MagicSyntaxError(`--${name} needs a value: ${USAGE[usage]}`);
     pos = valueStart + value.length;
-    if ((name === 'timeout' ? options.timeoutMs : name === 'on' ? options.on : name === 'name' ? options.name : options.agent) !== undefined) {
+    if (
+      (name === 'timeout'
+        ? options.timeoutMs
+        : name === 'on'
+          ? options.on
+          : name === 'name'
+            ? options.name
+            : options.agent) !== undefined
+    ) {
       throw new MagicSyntaxError(`--${name} given twice: give it once: ${USAGE[usage]}`);
     }
     if (name === 'timeout') {
@@ -206,10 +229,12 @@ function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { opt
       }
       options.timeoutMs = Math.round(seconds * 1000);
     } else if (name === 'name') {
-      if (!/^[\w.@-]{1,128}$/.test(value)) throw new MagicSyntaxError(`--name needs a job name of letters, digits and . _ @ -, got ${value}`);
+      if (!/^[\w.@-]{1,128}$/.test(value))
+        throw new MagicSyntaxError(`--name needs a job name of letters, digits and . _ @ -, got ${value}`);
       options.name = value;
     } else {
-      if (name === 'on' && !/^[\w.@-]+$/.test(value)) throw new MagicSyntaxError(`--on needs the name of an agent of the pool, got ${value}: ${USAGE[usage]}`);
+      if (name === 'on' && !/^[\w.@-]+$/.test(value))
+        throw new MagicSyntaxError(`--on needs the name of an agent of the pool, got ${value}: ${USAGE[usage]}`);
       if (name === 'on') options.on = value;
       else options.agent = value;
       checkTarget(options, usage);
@@ -219,9 +244,17 @@ function parseOptions(code: string, at: number, usage: 'remote' | 'cell'): { opt
 
 /** --agent, --on and --all each say where the call runs: one of them at most; a detached job runs on one agent. */
 function checkTarget(options: RemoteOptions, usage: 'remote' | 'cell'): void {
-  if (options.all && options.detach) throw new MagicSyntaxError(`--detach runs one job on one agent, --all one per agent: give one of them: ${USAGE[usage]}`);
-  const given = [options.agent !== undefined && '--agent', options.on !== undefined && '--on', options.all && '--all'].filter(Boolean);
-  if (given.length > 1) throw new MagicSyntaxError(`${given.join(' and ')} both say where to run: give one: ${USAGE[usage]}`);
+  if (options.all && options.detach)
+    throw new MagicSyntaxError(
+      `--detach runs one job on one agent, --all one per agent: give one of them: ${USAGE[usage]}`,
+    );
+  const given = [
+    options.agent !== undefined && '--agent',
+    options.on !== undefined && '--on',
+    options.all && '--all',
+  ].filter(Boolean);
+  if (given.length > 1)
+    throw new MagicSyntaxError(`${given.join(' and ')} both say where to run: give one: ${USAGE[usage]}`);
 }
 
 /**

@@ -49,7 +49,10 @@ export class MapProgressLine {
 /** `map: 12/60 done, 6 running, 0 failed | a 4 done 2 running | b ...`, with the time taken once it ended. */
 export function progressText(p: MapProgress, elapsedMs?: number): string {
   const head = `map: ${p.done}/${p.total} done, ${p.running} running, ${p.failed} failed${p.retried ? `, ${p.retried} retried` : ''}`;
-  const agents = Object.entries(p.perAgent).map(([name, a]) => `${name} ${a.done} done${a.running ? ` ${a.running} running` : ''}${a.failed ? ` ${a.failed} failed` : ''}`);
+  const agents = Object.entries(p.perAgent).map(
+    ([name, a]) =>
+      `${name} ${a.done} done${a.running ? ` ${a.running} running` : ''}${a.failed ? ` ${a.failed} failed` : ''}`,
+  );
   const time = elapsedMs !== undefined ? ` in ${(elapsedMs / 1000).toFixed(1)} s` : '';
   return `${head}${time} | ${agents.join(' | ')}`;
 }

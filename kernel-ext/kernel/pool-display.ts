@@ -14,7 +14,11 @@ export function tableBundle(headers: string[], rows: string[][]): MimeBundle {
       .trimEnd();
   const plain = [line(headers), ...rows.map(line)].join('\n');
   const head = `<tr>${headers.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>`;
-  const body = rows.map((r) => `<tr>${r.map((cell) => `<td style="text-align:left"><pre>${escapeHtml(cell)}</pre></td>`).join('')}</tr>`).join('');
+  const body = rows
+    .map(
+      (r) => `<tr>${r.map((cell) => `<td style="text-align:left"><pre>${escapeHtml(cell)}</pre></td>`).join('')}</tr>`,
+    )
+    .join('');
   return { 'text/plain': plain, 'text/html': `<table>${head}${body}</table>` };
 }
 

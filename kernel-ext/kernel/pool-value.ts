@@ -53,7 +53,11 @@ export class NotebookAgents {
    * `fn(item, index)` for every item, over every worker of every agent. Await it for the results in input order;
    * iterate it (`for await`) for each result as it finishes.
    */
-  map<T, R>(fn: (item: T, index: number) => R | Promise<R>, items: readonly T[], options: NotebookMapOptions = {}): NotebookMapRun<Awaited<R>> {
+  map<T, R>(
+    fn: (item: T, index: number) => R | Promise<R>,
+    items: readonly T[],
+    options: NotebookMapOptions = {},
+  ): NotebookMapRun<Awaited<R>> {
     const pool = this.agentPool();
     const tracked = this.pool.track();
     const signal = options.signal ? AbortSignal.any([options.signal, tracked.signal]) : tracked.signal;
@@ -85,7 +89,13 @@ export class NotebookAgents {
     const tracked = this.pool.track();
     try {
       const signal = options.signal ? AbortSignal.any([options.signal, tracked.signal]) : tracked.signal;
-      return await pool.all(fn, { ...(await this.settings()), label: 'the function', ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}), signal, onOutput: writeOutput });
+      return await pool.all(fn, {
+        ...(await this.settings()),
+        label: 'the function',
+        ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
+        signal,
+        onOutput: writeOutput,
+      });
     } finally {
       tracked.done();
     }
@@ -108,7 +118,10 @@ export class NotebookAgents {
 
   private agentPool(): NonNullable<KernelPool['agentPool']> {
     const pool = this.pool.agentPool;
-    if (!pool) throw new Error('the pool is empty: add agents with %remote_agent add NAME ENDPOINT, or place them with %remote_cluster');
+    if (!pool)
+      throw new Error(
+        'the pool is empty: add agents with %remote_agent add NAME ENDPOINT, or place them with %remote_cluster',
+      );
     return pool;
   }
 }
@@ -129,17 +142,25 @@ export class NotebookMapRun<R> implements PromiseLike<R[]>, AsyncIterable<ItemRe
     private readonly started: Promise<{ run: MapRun<R> }>,
     finish: () => void,
   ) {
-    this.result = started.then(({ run }) => new Promise<R[]>((resolve, reject) => void run.then(resolve, reject))).finally(finish);
+    this.result = started
+      .then(({ run }) => new Promise<R[]>((resolve, reject) => void run.then(resolve, reject)))
+      .finally(finish);
     this.result.catch(() => undefined); // the cell's await or iteration reports it
   }
 
-  then<A = R[], B = never>(onFulfilled?: ((value: R[]) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): PromiseLike<A | B> {
+  then<A = R[], B = never>(
+    onFulfilled?: ((value: R[]) => A | PromiseLike<A>) | null,
+    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): PromiseLike<A | B> {
     return this.result.then(onFulfilled, onRejected);
   }
 
   /** Stops the map: running items are cancelled on their agents. */
   cancel(reason?: Error): void {
-    void this.started.then(({ run }) => run.cancel(reason), () => undefined);
+    void this.started.then(
+      ({ run }) => run.cancel(reason),
+      () => undefined,
+    );
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<ItemResult<R>> {

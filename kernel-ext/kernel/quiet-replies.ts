@@ -45,7 +45,13 @@ export function answerQuietly(key: string, frames: Buffer[], shell: Socket, iopu
   const header = JSON.parse(parts[0]!.toString()) as Header;
   const content = JSON.parse(parts[3]!.toString()) as Record<string, unknown>;
   const send = (socket: Socket, ids: Buffer[], msgType: string, body: object): void => {
-    const reply = { version: '5.3', date: new Date().toISOString(), session: header.session, username: header.username, msg_type: msgType };
+    const reply = {
+      version: '5.3',
+      date: new Date().toISOString(),
+      session: header.session,
+      username: header.username,
+      msg_type: msgType,
+    };
     const bodies = [{ ...reply, msg_id: randomId() }, header, {}, body].map((part) => JSON.stringify(part));
     socket.send([...ids, DELIM, sign(key, bodies), ...bodies]);
   };

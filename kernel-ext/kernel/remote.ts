@@ -26,7 +26,7 @@ export { OWN_FUNCTIONS } from './cell-errors';
 export { ENV_CODE_ROOT, Prepared } from './code-root';
 
 /** The display shim as a function of no module (pickled by value: its source and nothing else). */
- 
+
 const INSTALL_DISPLAY = (0, eval)(`(${installRemoteDisplay.toString()})`) as () => void;
 
 function entryFor(fn: () => unknown): () => unknown {
@@ -125,7 +125,10 @@ export class RemoteRunner {
       const root = (await cell.during('looking for the code root', prepared.root)) ?? this.notebookDir;
       const snap = await cell.during('taking the snapshot of the code root', prepared.snapshot);
       if (snap) await this.ensureUploaded(agent, snap, io, cell);
-      const named = files.length === 0 ? null : files.map((file) => path.relative(root, path.resolve(this.notebookDir, file)).split(path.sep).join('/'));
+      const named =
+        files.length === 0
+          ? null
+          : files.map((file) => path.relative(root, path.resolve(this.notebookDir, file)).split(path.sep).join('/'));
       const report = await cell.during(
         'dropping modules on the agent',
         agent.client.run<{ dropped: string[]; disposeErrors: string[] }>({
@@ -134,10 +137,17 @@ export class RemoteRunner {
           snapshot: snap?.hash ?? null,
         }),
       );
-      for (const failure of report.disposeErrors) io.stream('stderr', `tslab-remote: a dispose callback threw: ${failure}\n`);
+      for (const failure of report.disposeErrors)
+        io.stream('stderr', `tslab-remote: a dispose callback threw: ${failure}\n`);
       const missed = named?.filter((file) => !report.dropped.includes(file)) ?? [];
-      const what = report.dropped.length === 0 ? 'no module was loaded' : `dropped ${report.dropped.length} module(s): ${report.dropped.join(', ')}`;
-      io.stream('stdout', `${what}${missed.length ? ` (not loaded: ${missed.join(', ')})` : ''}; the next call loads them afresh on ${agent.name}\n`);
+      const what =
+        report.dropped.length === 0
+          ? 'no module was loaded'
+          : `dropped ${report.dropped.length} module(s): ${report.dropped.join(', ')}`;
+      io.stream(
+        'stdout',
+        `${what}${missed.length ? ` (not loaded: ${missed.join(', ')})` : ''}; the next call loads them afresh on ${agent.name}\n`,
+      );
     } catch (error) {
       throw cellFailure(error, {});
     }
@@ -176,7 +186,13 @@ export class RemoteRunner {
    * Runs `fn` on the agent and resolves with its (awaited) value; failures throw CellFailure. An interrupt (`cell`)
    * before the call is sent keeps it from being sent; after, cancels it on the agent.
    */
-  async call(fn: () => unknown, options: RemoteOptions & { quiet?: boolean }, context: CallContext, cell: CellInterrupt, prepared = this.prepare()): Promise<unknown> {
+  async call(
+    fn: () => unknown,
+    options: RemoteOptions & { quiet?: boolean },
+    context: CallContext,
+    cell: CellInterrupt,
+    prepared = this.prepare(),
+  ): Promise<unknown> {
     const { io } = context;
     const entry = mayDisplay(context.source, context.locals) ? entryFor(fn) : fn;
     let agent: Agent | undefined;
@@ -190,13 +206,23 @@ export class RemoteRunner {
         for (const warning of snap.warnings) this.warnOnce(io, `tslab-remote: ${warning}`);
         await this.ensureUploaded(agent, snap, io, cell);
       } else {
-        this.warnOnce(io, `tslab-remote: no package.json in ${this.notebookDir} or above it, so no code root: calls run without your local files (set one with %remote_root DIR)`);
+        this.warnOnce(
+          io,
+          `tslab-remote: no package.json in ${this.notebookDir} or above it, so no code root: calls run without your local files (set one with %remote_root DIR)`,
+        );
       }
       const callOptions = this.callOptions(agent, root, snap, context, options, cell);
       if (options.detach) return await startDetached(agent, entry, callOptions, options.name, io, cell);
       return await this.run(agent, entry, callOptions, snap, io, cell, options.quiet);
     } catch (error) {
-      const call = { entry, wrapped: entry !== fn, root, locals: context.locals, history: context.history, notebookDir: this.notebookDir };
+      const call = {
+        entry,
+        wrapped: entry !== fn,
+        root,
+        locals: context.locals,
+        history: context.history,
+        notebookDir: this.notebookDir,
+      };
       throw cellFailure(error, { call, agent, cell });
     }
   }
@@ -205,12 +231,17 @@ export class RemoteRunner {
   async jobAgents(spec: string | undefined, io: CellIO, cell: CellInterrupt): Promise<Agent[]> {
     if (spec !== undefined) return [await this.agents.agentFor(spec, io, cell)];
     const current = this.agents.hasDefault() ? [await this.agents.agentFor(undefined, io, cell)] : [];
-    const agents = [...current, ...this.pool.list().filter((member) => !current.some((c) => c.endpoint === member.endpoint))];
+    const agents = [
+      ...current,
+      ...this.pool.list().filter((member) => !current.some((c) => c.endpoint === member.endpoint)),
+    ];
     if (agents.length > 0) return agents;
     throw new CellFailure({
       ename: 'UsageError',
       evalue: 'no agent is connected, and detached jobs live on the agent that runs them',
-      traceback: ['UsageError: no agent is connected, and detached jobs live on the agent that runs them: connect it first with %remote_agent ENDPOINT (or set TSLAB_REMOTE_AGENT)'],
+      traceback: [
+        'UsageError: no agent is connected, and detached jobs live on the agent that runs them: connect it first with %remote_agent ENDPOINT (or set TSLAB_REMOTE_AGENT)',
+      ],
     });
   }
 
@@ -221,7 +252,14 @@ export class RemoteRunner {
     return this.agents.agentFor(options.agent, io, cell);
   }
 
-  private callOptions(agent: Agent, root: string | undefined, snap: SnapshotResult | null, context: CallContext, options: { timeoutMs?: number }, cell: CellInterrupt): CallOptions {
+  private callOptions(
+    agent: Agent,
+    root: string | undefined,
+    snap: SnapshotResult | null,
+    context: CallContext,
+    options: { timeoutMs?: number },
+    cell: CellInterrupt,
+  ): CallOptions {
     return {
       locals: context.locals,
       ...(root !== undefined ? { codeRoot: root, cwd: this.codeRoot.cwdIn(root) } : {}),
@@ -230,13 +268,24 @@ export class RemoteRunner {
       label: 'the cell',
       ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
       onVersionMismatch: (pkg, local, remote) =>
-        this.warnOnce(context.io, `tslab-remote: package ${pkg} is ${remote ?? 'not installed'} on ${agent.name}, ${local} here\n`),
+        this.warnOnce(
+          context.io,
+          `tslab-remote: package ${pkg} is ${remote ?? 'not installed'} on ${agent.name}, ${local} here\n`,
+        ),
       signal: cell.signal,
     };
   }
 
   /** The call itself, with its output relayed to the cell and its elapsed time shown while it runs. */
-  private async run(agent: Agent, entry: () => unknown, options: CallOptions, snap: SnapshotResult | null, io: CellIO, cell: CellInterrupt, quiet = false): Promise<unknown> {
+  private async run(
+    agent: Agent,
+    entry: () => unknown,
+    options: CallOptions,
+    snap: SnapshotResult | null,
+    io: CellIO,
+    cell: CellInterrupt,
+    quiet = false,
+  ): Promise<unknown> {
     const elapsed = quiet ? undefined : new ElapsedDisplay(io, agent.name, Date.now());
     const demux = new OutputDemux(
       (text) => io.stream('stdout', text),
@@ -265,7 +314,8 @@ export class RemoteRunner {
         } else throw error;
       }
       // An interrupt sticks even when the call ended before the agent heard of it.
-      if (await cell.interrupted()) throw keyboardInterrupt(`interrupted as the call ended on ${agent.name}: its result is dropped`);
+      if (await cell.interrupted())
+        throw keyboardInterrupt(`interrupted as the call ended on ${agent.name}: its result is dropped`);
       return value;
     } finally {
       demux.flush();
@@ -280,7 +330,11 @@ export class RemoteRunner {
     let report;
     try {
       const upload = agent.client.upload(snap, {
-        onProgress: (p) => progress.update(`uploading to ${agent.name}: ${formatBytes(p.sentBytes)} of ${formatBytes(p.totalBytes)}`, p.sentBytes / Math.max(1, p.totalBytes)),
+        onProgress: (p) =>
+          progress.update(
+            `uploading to ${agent.name}: ${formatBytes(p.sentBytes)} of ${formatBytes(p.totalBytes)}`,
+            p.sentBytes / Math.max(1, p.totalBytes),
+          ),
         signal: cell.signal, // an interrupted upload stops before its next batch
       });
       report = await cell.during(`uploading the code root to ${agent.name}`, upload);
@@ -288,7 +342,11 @@ export class RemoteRunner {
       progress.done(cell.signal.aborted ? 'upload interrupted' : 'upload failed');
       throw error;
     }
-    progress.done(report.filesSent > 0 ? `uploaded ${report.filesSent} file(s), ${formatBytes(report.bytesSent)} to ${agent.name}` : undefined);
+    progress.done(
+      report.filesSent > 0
+        ? `uploaded ${report.filesSent} file(s), ${formatBytes(report.bytesSent)} to ${agent.name}`
+        : undefined,
+    );
     agent.ready.add(snap.hash);
   }
 

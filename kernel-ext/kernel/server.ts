@@ -95,7 +95,8 @@ export class ExecutionQueue {
     };
     process.stdout.write = writerTo('stdout', stream);
     process.stderr.write = writerTo('stderr', stream);
-    const display = (data: DisplayData, update: boolean): void => publish(update ? 'update_display_data' : 'display_data', data);
+    const display = (data: DisplayData, update: boolean): void =>
+      publish(update ? 'update_display_data' : 'display_data', data);
     jupyter.lastWriteDisplayData = display;
     return {
       stream,
@@ -242,10 +243,20 @@ export class KernelServer extends ZmqServer {
     const reply = msg.createReply();
     reply.header.msg_type = 'complete_reply';
     if (!view) {
-      reply.content = { matches: [], cursor_start: request.cursor_pos, cursor_end: request.cursor_pos, metadata: {}, status: 'ok' };
+      reply.content = {
+        matches: [],
+        cursor_start: request.cursor_pos,
+        cursor_end: request.cursor_pos,
+        metadata: {},
+        status: 'ok',
+      };
     } else {
       const found = this.handler.handleComplete({ code: view.source, cursor_pos: view.cursor });
-      reply.content = { ...found, cursor_start: view.toCell(found.cursor_start), cursor_end: view.toCell(found.cursor_end) };
+      reply.content = {
+        ...found,
+        cursor_start: view.toCell(found.cursor_start),
+        cursor_end: view.toCell(found.cursor_end),
+      };
     }
     reply.signAndSend(this.connInfo.key, sock);
   }
@@ -268,7 +279,9 @@ export class KernelServer extends ZmqServer {
    * serializeSends), so that closing the sockets does not cut them off, which the client would log.
    */
   override close(): void {
-    const pending = [this.iopub, this.shell, this.control].map((socket) => (socket as unknown as Serialized).sent ?? Promise.resolve());
+    const pending = [this.iopub, this.shell, this.control].map(
+      (socket) => (socket as unknown as Serialized).sent ?? Promise.resolve(),
+    );
     void Promise.all(pending).then(() => {
       super.close();
       this.onClose?.();

@@ -46,7 +46,9 @@ export function programFunctions(program: string): ProgramFunction[] {
  * Runs `unpickle` only as far as its program: the decoder shows the program before compiling it, and the unpickling
  * is stopped there, before any of the program runs. Undefined when the unpickler never builds one (no functions).
  */
-export function recoverProgram(unpickleUntilProgram: (onProgram: (program: string) => never) => unknown): string | undefined {
+export function recoverProgram(
+  unpickleUntilProgram: (onProgram: (program: string) => never) => unknown,
+): string | undefined {
   const stop = new Error('program recorded');
   let program: string | undefined;
   try {
@@ -91,7 +93,11 @@ export function mapRemoteStack(stack: string, mapper: StackMapper): string {
       const located = mapper.history.locateFunction(fn.source);
       if (!located) {
         const bare = name?.replace(/ \[as [^\]]*\]$/, '').replace(/^.*\./, '');
-        if ((bare && mapper.ownFunctions.has(bare)) || [...mapper.ownFunctions].some((own) => fn.source.startsWith(`function ${own}(`))) continue;
+        if (
+          (bare && mapper.ownFunctions.has(bare)) ||
+          [...mapper.ownFunctions].some((own) => fn.source.startsWith(`function ${own}(`))
+        )
+          continue;
         out.push(line);
         continue;
       }
@@ -102,7 +108,9 @@ export function mapRemoteStack(stack: string, mapper: StackMapper): string {
       if (position) {
         // tslab's name for a cell's last expression says nothing to the user: such frames are the cell itself.
         const shown = name && !/^(?:Object\.)?tsLastExpr\d*(?: \[as [^\]]*\])?$/.test(name) ? name : undefined;
-        out.push(`${at}${shown ? `${shown} (` : ''}In [${position.count}]:${position.line}:${position.column}${shown ? ')' : ''}`);
+        out.push(
+          `${at}${shown ? `${shown} (` : ''}In [${position.count}]:${position.line}:${position.column}${shown ? ')' : ''}`,
+        );
         continue;
       }
     }

@@ -48,7 +48,11 @@ const nodeVm = require('node:vm') as typeof import('node:vm');
  */
 export function withoutBreakOnSigint<T>(run: () => T): T {
   const original = nodeVm.runInThisContext;
-  nodeVm.runInThisContext = (code, options) => original(code, typeof options === 'string' ? { filename: options } : { ...options, breakOnSigint: false }) as unknown;
+  nodeVm.runInThisContext = (code, options) =>
+    original(
+      code,
+      typeof options === 'string' ? { filename: options } : { ...options, breakOnSigint: false },
+    ) as unknown;
   try {
     return run();
   } finally {

@@ -30,7 +30,8 @@ export class CellOutputs {
   /** Adds an output (a stream continues the stream before it) and reports it. */
   push(output: NotebookOutput, displayId?: string): void {
     const last = this.outputs[this.outputs.length - 1];
-    if (output.output_type === 'stream' && last?.output_type === 'stream' && last.name === output.name) last.text += output.text;
+    if (output.output_type === 'stream' && last?.output_type === 'stream' && last.name === output.name)
+      last.text += output.text;
     else this.outputs.push(output);
     this.onOutput(output, displayId !== undefined ? { displayId, update: false } : undefined);
   }
@@ -53,7 +54,11 @@ export class CellOutputs {
         this.push({ output_type: 'stream', name: c.name as 'stdout' | 'stderr', text: c.text as string });
         break;
       case 'display_data': {
-        const output: NotebookOutput = { output_type: 'display_data', data: c.data as Record<string, unknown>, metadata: (c.metadata as Record<string, unknown>) ?? {} };
+        const output: NotebookOutput = {
+          output_type: 'display_data',
+          data: c.data as Record<string, unknown>,
+          metadata: (c.metadata as Record<string, unknown>) ?? {},
+        };
         const displayId = displayIdOf(c);
         if (displayId) this.displays.set(displayId, [...(this.displays.get(displayId) ?? []), this.outputs.length]);
         this.push(output, displayId);
@@ -63,7 +68,12 @@ export class CellOutputs {
         this.update(c);
         break;
       case 'execute_result':
-        this.push({ output_type: 'execute_result', execution_count: c.execution_count as number, data: c.data as Record<string, unknown>, metadata: (c.metadata as Record<string, unknown>) ?? {} });
+        this.push({
+          output_type: 'execute_result',
+          execution_count: c.execution_count as number,
+          data: c.data as Record<string, unknown>,
+          metadata: (c.metadata as Record<string, unknown>) ?? {},
+        });
         break;
       case 'error':
         this.fail({ ename: c.ename as string, evalue: c.evalue as string, traceback: c.traceback as string[] });
@@ -87,7 +97,10 @@ export class CellOutputs {
       }
     }
     if (displayId && this.displays.has(displayId)) {
-      this.onOutput({ output_type: 'display_data', data: c.data as Record<string, unknown>, metadata: {} }, { displayId, update: true });
+      this.onOutput(
+        { output_type: 'display_data', data: c.data as Record<string, unknown>, metadata: {} },
+        { displayId, update: true },
+      );
     }
   }
 }

@@ -43,7 +43,8 @@ export interface RunResult {
 /** Executes every code cell of the notebook file in a fresh kernel started in the notebook's directory. */
 export async function runNotebook(file: string, options: RunOptions = {}): Promise<RunResult> {
   const notebook = readNotebook(file);
-  const print = options.print ?? ((stream, text) => (stream === 'stdout' ? process.stdout : process.stderr).write(text));
+  const print =
+    options.print ?? ((stream, text) => (stream === 'stdout' ? process.stdout : process.stderr).write(text));
   const printer = new UpdatePrinter(print, options.print === undefined && Boolean(process.stdout.isTTY));
   const kernel = await KernelConnection.start(path.dirname(path.resolve(file)), options);
   let failed: RunResult['failed'];
@@ -60,16 +61,29 @@ export async function runNotebook(file: string, options: RunOptions = {}): Promi
       cell.execution_count = null;
       if (source.trim() === '') continue;
       const mayRaise = options.allowErrors || (cell.metadata.tags ?? []).includes('raises-exception');
-      const result = await kernel.execute(source, { stopOnError: !mayRaise, timeoutMs: options.cellTimeoutMs, signal: options.signal }, (output, display) => {
-        if (display?.update && output.output_type === 'display_data') printer.updated(display.displayId, `${displayText(output.data)}\n`);
-        else printOutput(output, (stream, text) => printer.printed(stream, text, display?.displayId));
-      }, (count) => printer.printed('stdout', `\nIn [${count}]: ${source.split('\n').join('\n   ...: ')}\n`));
+      const result = await kernel.execute(
+        source,
+        { stopOnError: !mayRaise, timeoutMs: options.cellTimeoutMs, signal: options.signal },
+        (output, display) => {
+          if (display?.update && output.output_type === 'display_data')
+            printer.updated(display.displayId, `${displayText(output.data)}\n`);
+          else printOutput(output, (stream, text) => printer.printed(stream, text, display?.displayId));
+        },
+        (count) => printer.printed('stdout', `\nIn [${count}]: ${source.split('\n').join('\n   ...: ')}\n`),
+      );
       cell.execution_count = result.executionCount;
       cell.outputs = result.outputs;
       if (result.stopped) {
-        stopped = stopOf(result, cellLabel(cell, index), index, options.cellTimeoutMs, options.killSignal?.aborted ?? false);
+        stopped = stopOf(
+          result,
+          cellLabel(cell, index),
+          index,
+          options.cellTimeoutMs,
+          options.killSignal?.aborted ?? false,
+        );
         // The kernel's own error says the cell was interrupted; ours says why a timeout did, or what the kernel could not.
-        if (result.stopped === 'timeout' || unended(result.status, false)) cell.outputs.push(stopError(result.stopped, stopped.message));
+        if (result.stopped === 'timeout' || unended(result.status, false))
+          cell.outputs.push(stopError(result.stopped, stopped.message));
         break;
       }
       if (result.error && (result.status === 'died' || !mayRaise)) {
@@ -84,19 +98,30 @@ export async function runNotebook(file: string, options: RunOptions = {}): Promi
   return { notebook, ...(failed ? { failed } : {}), ...(stopped ? { stopped } : {}) };
 }
 
-function stopOf(result: ExecuteResult, label: string, index: number, timeoutMs: number | undefined, killed: boolean): NonNullable<RunResult['stopped']> {
+function stopOf(
+  result: ExecuteResult,
+  label: string,
+  index: number,
+  timeoutMs: number | undefined,
+  killed: boolean,
+): NonNullable<RunResult['stopped']> {
   const why = result.stopped!;
   const ending = unended(result.status, killed);
-  const message = why === 'timeout'
-    ? `${label} did not finish within ${(timeoutMs ?? 0) / 1000} s: interrupted it${ending}; use --timeout to allow longer`
-    : `interrupted ${label}${ending}`;
+  const message =
+    why === 'timeout'
+      ? `${label} did not finish within ${(timeoutMs ?? 0) / 1000} s: interrupted it${ending}; use --timeout to allow longer`
+      : `interrupted ${label}${ending}`;
   return { why, index, message };
 }
 
 /** What became of an interrupted cell the kernel did not end; '' when it did. */
 function unended(status: string, killed: boolean): string {
-  if (status === 'unanswered') return `, but it did not end within ${INTERRUPT_GRACE_MS / 1000} s, so the kernel was shut down`;
-  if (status === 'died') return killed ? ', then killed the kernel before the cell ended' : ', and the kernel exited before it ended the cell';
+  if (status === 'unanswered')
+    return `, but it did not end within ${INTERRUPT_GRACE_MS / 1000} s, so the kernel was shut down`;
+  if (status === 'died')
+    return killed
+      ? ', then killed the kernel before the cell ended'
+      : ', and the kernel exited before it ended the cell';
   return '';
 }
 
@@ -119,7 +144,10 @@ function printOutput(output: NotebookOutput, print: (stream: 'stdout' | 'stderr'
       return;
     case 'error':
       // Coloured by the kernel; kept for a terminal, plain in a log or a pipe.
-      print('stderr', `${process.stderr.isTTY ? output.traceback.join('\n') : withoutColour(output.traceback.join('\n'))}\n`);
+      print(
+        'stderr',
+        `${process.stderr.isTTY ? output.traceback.join('\n') : withoutColour(output.traceback.join('\n'))}\n`,
+      );
       return;
   }
 }
@@ -132,7 +160,11 @@ function displayText(data: Record<string, unknown>): string {
   if (typeof text === 'string') {
     const lines = text.split('\n');
     if (lines.length <= MAX_PRINTED_LINES) return text;
-    return [...lines.slice(0, MAX_PRINTED_LINES - 5), `  … ${lines.length - MAX_PRINTED_LINES + 1} more lines …`, ...lines.slice(-4)].join('\n');
+    return [
+      ...lines.slice(0, MAX_PRINTED_LINES - 5),
+      `  … ${lines.length - MAX_PRINTED_LINES + 1} more lines …`,
+      ...lines.slice(-4),
+    ].join('\n');
   }
   const kinds = Object.keys(data);
   return `[${kinds.join(', ')}]`;

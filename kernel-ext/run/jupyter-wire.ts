@@ -44,14 +44,23 @@ export function decodeJupyter(key: string, frames: readonly Buffer[]): Message |
     try {
       value = JSON.parse(part.toString());
     } catch (error) {
-      throw new BadMessageError(`the kernel sent a message whose ${PART_NAMES[i]} is not JSON: ${(error as Error).message}`);
+      throw new BadMessageError(
+        `the kernel sent a message whose ${PART_NAMES[i]} is not JSON: ${(error as Error).message}`,
+      );
     }
-    if (typeof value !== 'object' || value === null) throw new BadMessageError(`the kernel sent a message whose ${PART_NAMES[i]} is not a JSON object`);
+    if (typeof value !== 'object' || value === null)
+      throw new BadMessageError(`the kernel sent a message whose ${PART_NAMES[i]} is not a JSON object`);
     return value as Record<string, unknown>;
   });
   const typed = header as Partial<Message['header']>;
-  if (typeof typed.msg_type !== 'string') throw new BadMessageError('the kernel sent a message without a msg_type in its header');
-  return { header: header as Message['header'], parent_header: parent as Message['parent_header'], metadata: metadata!, content: content! };
+  if (typeof typed.msg_type !== 'string')
+    throw new BadMessageError('the kernel sent a message without a msg_type in its header');
+  return {
+    header: header as Message['header'],
+    parent_header: parent as Message['parent_header'],
+    metadata: metadata!,
+    content: content!,
+  };
 }
 
 const PART_NAMES = ['header', 'parent header', 'metadata', 'content'];

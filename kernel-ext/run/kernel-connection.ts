@@ -81,15 +81,25 @@ export class KernelConnection {
 
   /** What a reply awaited from a kernel that exited is. */
   private died(): Message {
-    const error = new Error(`the kernel exited unexpectedly (${this.ending})${this.stderr ? `; its log:\n${this.stderr}` : ''}`);
-    return { header: { msg_id: '', msg_type: 'kernel_died', session: '' }, parent_header: {}, metadata: {}, content: { error } };
+    const error = new Error(
+      `the kernel exited unexpectedly (${this.ending})${this.stderr ? `; its log:\n${this.stderr}` : ''}`,
+    );
+    return {
+      header: { msg_id: '', msg_type: 'kernel_died', session: '' },
+      parent_header: {},
+      metadata: {},
+      content: { error },
+    };
   }
 
   /**
    * Starts `tslab-remote kernel` in `cwd` with a fresh connection file and waits until it answers. Aborting
    * options.killSignal kills it.
    */
-  static async start(cwd: string, options: { agent?: string; env?: NodeJS.ProcessEnv; signal?: AbortSignal; killSignal?: AbortSignal } = {}): Promise<KernelConnection> {
+  static async start(
+    cwd: string,
+    options: { agent?: string; env?: NodeJS.ProcessEnv; signal?: AbortSignal; killSignal?: AbortSignal } = {},
+  ): Promise<KernelConnection> {
     const { child, connection, tmpDir } = await spawnKernel(cwd, options);
     const kernel = new KernelConnection(child, connection, tmpDir);
     const kill = (): void => kernel.kill();
@@ -113,7 +123,8 @@ export class KernelConnection {
     // kernel_info until both the reply and its iopub status arrive: then iopub is subscribed (no slow-joiner loss).
     while (Date.now() < deadline) {
       if (signal?.aborted) throw new RunError('stopped while the kernel started');
-      if (this.exited) throw new RunError(`the kernel exited (${this.ending}) before it answered; its log:\n${this.stderr}`);
+      if (this.exited)
+        throw new RunError(`the kernel exited (${this.ending}) before it answered; its log:\n${this.stderr}`);
       const id = this.send(this.shell, 'kernel_info_request', {});
       let sawIopub = false;
       this.listeners.set(id, () => (sawIopub = true));
@@ -125,7 +136,9 @@ export class KernelConnection {
       this.listeners.delete(id);
       if (reply && sawIopub) return;
     }
-    throw new RunError(`the kernel did not answer within ${timeoutMs / 1000} s, so it was shut down; its log:\n${this.stderr}`);
+    throw new RunError(
+      `the kernel did not answer within ${timeoutMs / 1000} s, so it was shut down; its log:\n${this.stderr}`,
+    );
   }
 
   /**
@@ -147,8 +160,22 @@ export class KernelConnection {
     const deadBefore = this.exited;
     const lost = new AbortController();
     try {
-      this.send(this.shell, 'execute_request', { code, silent: false, store_history: true, user_expressions: {}, allow_stdin: false, stop_on_error: options.stopOnError }, id);
-      const replied = this.waitReply(id, { until: cell.idle.then(() => sleep(REPLY_AFTER_IDLE_MS, undefined, { signal: lost.signal })) });
+      this.send(
+        this.shell,
+        'execute_request',
+        {
+          code,
+          silent: false,
+          store_history: true,
+          user_expressions: {},
+          allow_stdin: false,
+          stop_on_error: options.stopOnError,
+        },
+        id,
+      );
+      const replied = this.waitReply(id, {
+        until: cell.idle.then(() => sleep(REPLY_AFTER_IDLE_MS, undefined, { signal: lost.signal })),
+      });
       const stopped = await stopReason(replied, options.timeoutMs, options.signal);
       if (stopped) this.interrupt();
       const reply = stopped ? await within(replied, INTERRUPT_GRACE_MS) : await replied;
@@ -164,7 +191,10 @@ export class KernelConnection {
         this.replies.delete(id);
         return result(reply ? 'died' : 'unanswered');
       }
-      if (!reply) throw new RunError(`the kernel ended the cell (status idle) but its execute_reply did not come within ${REPLY_AFTER_IDLE_MS / 1000} s: it was lost`);
+      if (!reply)
+        throw new RunError(
+          `the kernel ended the cell (status idle) but its execute_reply did not come within ${REPLY_AFTER_IDLE_MS / 1000} s: it was lost`,
+        );
       if (reply.header.msg_type === 'kernel_died') {
         // The cell ended the kernel (process.exit, a crash): its error, in the notebook too.
         cell.fail(kernelDied(this.ending, this.stderr, deadBefore));
@@ -174,7 +204,11 @@ export class KernelConnection {
       const status = reply.content.status as string;
       cell.executionCount ??= (reply.content.execution_count as number | undefined) ?? null;
       if (status === 'error' && !cell.error) {
-        cell.fail({ ename: reply.content.ename as string, evalue: reply.content.evalue as string, traceback: (reply.content.traceback as string[]) ?? [] });
+        cell.fail({
+          ename: reply.content.ename as string,
+          evalue: reply.content.evalue as string,
+          traceback: (reply.content.traceback as string[]) ?? [],
+        });
       }
       return result(status);
     } finally {
@@ -214,7 +248,9 @@ export class KernelConnection {
       const id = this.send(this.control, 'shutdown_request', { restart: false });
       // A broken connection still shuts the kernel down: by signal, below.
       await this.waitReply(id, { timeoutMs: 3_000 }).catch(() => undefined);
-      const exited = new Promise<void>((resolve) => (this.exited ? resolve() : this.child.once('exit', () => resolve())));
+      const exited = new Promise<void>((resolve) =>
+        this.exited ? resolve() : this.child.once('exit', () => resolve()),
+      );
       const timer = setTimeout(() => this.signalGroup('SIGTERM'), 5_000);
       const killer = setTimeout(() => this.kill(), 10_000);
       await exited;
@@ -231,11 +267,15 @@ export class KernelConnection {
    * The reply to `id`; undefined after `timeoutMs`, or once `until` resolves, whichever comes first. Rejects when the
    * connection broke.
    */
-  private waitReply(id: string, deadline: { timeoutMs: number } | { until: Promise<unknown> }): Promise<Message | undefined> {
+  private waitReply(
+    id: string,
+    deadline: { timeoutMs: number } | { until: Promise<unknown> },
+  ): Promise<Message | undefined> {
     if (this.broken) return Promise.reject(this.broken);
     if (this.exited) return Promise.resolve(this.died()); // it died between cells: nobody would ever answer
     return new Promise((resolve, reject) => {
-      const timer = 'timeoutMs' in deadline ? setTimeout(() => pending.resolve(undefined), deadline.timeoutMs) : undefined;
+      const timer =
+        'timeoutMs' in deadline ? setTimeout(() => pending.resolve(undefined), deadline.timeoutMs) : undefined;
       const done = (): void => {
         clearTimeout(timer);
         this.replies.delete(id);
@@ -268,15 +308,28 @@ export class KernelConnection {
   }
 
   private send(socket: zmq.Dealer, msgType: string, content: object, id: string = randomUUID()): string {
-    const header = { msg_id: id, msg_type: msgType, session: this.session, username: 'tslab-remote', date: new Date().toISOString(), version: '5.3' };
+    const header = {
+      msg_id: id,
+      msg_type: msgType,
+      session: this.session,
+      username: 'tslab-remote',
+      date: new Date().toISOString(),
+      version: '5.3',
+    };
     this.queues
       .get(socket)!
       .send(encodeJupyter(this.connection.key, header, content))
-      .catch((error: unknown) => this.break(new RunError(`cannot send ${msgType} to the kernel: ${(error as Error).message}`)));
+      .catch((error: unknown) =>
+        this.break(new RunError(`cannot send ${msgType} to the kernel: ${(error as Error).message}`)),
+      );
     return id;
   }
 
-  private async receive(socket: zmq.Dealer | zmq.Subscriber, channel: string, handle: (message: Message) => void): Promise<void> {
+  private async receive(
+    socket: zmq.Dealer | zmq.Subscriber,
+    channel: string,
+    handle: (message: Message) => void,
+  ): Promise<void> {
     try {
       for await (const frames of socket) {
         const message = decodeJupyter(this.connection.key, frames);
@@ -285,7 +338,10 @@ export class KernelConnection {
     } catch (error) {
       // Closing the socket ends the loop with an error: only a loop that ends otherwise breaks the connection.
       if (this.closed) return;
-      const why = error instanceof BadMessageError ? error.message : `receiving on ${channel} failed: ${(error as Error).message}`;
+      const why =
+        error instanceof BadMessageError
+          ? error.message
+          : `receiving on ${channel} failed: ${(error as Error).message}`;
       this.break(new RunError(why));
     }
   }
@@ -296,13 +352,21 @@ function kernelDied(ending: string, log: string, before: boolean): CellError {
   const when = before ? 'before the cell could run' : 'while the cell ran';
   const evalue = `the kernel exited (${ending}) ${when}; the cells after it did not run`;
   const tail = log.trim().split('\n').slice(-KERNEL_LOG_LINES);
-  return { ename: 'KernelDied', evalue, traceback: [`KernelDied: ${evalue}`, ...(tail[0] ? ["the kernel's last log lines:", ...tail] : [])] };
+  return {
+    ename: 'KernelDied',
+    evalue,
+    traceback: [`KernelDied: ${evalue}`, ...(tail[0] ? ["the kernel's last log lines:", ...tail] : [])],
+  };
 }
 
 const KERNEL_LOG_LINES = 20;
 
 /** Why a cell must be interrupted: 'timeout' after timeoutMs, 'signal' once `signal` aborts; undefined once `done` settles first. */
-function stopReason(done: Promise<unknown>, timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<StopReason | undefined> {
+function stopReason(
+  done: Promise<unknown>,
+  timeoutMs: number | undefined,
+  signal: AbortSignal | undefined,
+): Promise<StopReason | undefined> {
   if (signal?.aborted) return Promise.resolve('signal');
   return new Promise((resolve) => {
     const timer = timeoutMs ? setTimeout(() => finish('timeout'), timeoutMs) : undefined;

@@ -21,7 +21,10 @@ export interface KernelAddress {
   control_port: number;
 }
 
-export async function spawnKernel(cwd: string, options: { agent?: string; env?: NodeJS.ProcessEnv }): Promise<{ child: ChildProcess; connection: KernelAddress; tmpDir: string }> {
+export async function spawnKernel(
+  cwd: string,
+  options: { agent?: string; env?: NodeJS.ProcessEnv },
+): Promise<{ child: ChildProcess; connection: KernelAddress; tmpDir: string }> {
   const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tslab-remote-run-'));
   const ports = await freePorts(5);
   const connection = {
@@ -39,10 +42,20 @@ export async function spawnKernel(cwd: string, options: { agent?: string; env?: 
   const configPath = path.join(tmpDir, 'kernel.json');
   fs.writeFileSync(configPath, JSON.stringify(connection), { mode: 0o600 });
   // JPY_PARENT_PID, as jupyter_client sets it: the kernel ends itself if this process dies without stopping it.
-  const env = { ...process.env, ...options.env, JPY_PARENT_PID: String(process.pid), ...(options.agent ? { TSLAB_REMOTE_AGENT: options.agent } : {}) };
+  const env = {
+    ...process.env,
+    ...options.env,
+    JPY_PARENT_PID: String(process.pid),
+    ...(options.agent ? { TSLAB_REMOTE_AGENT: options.agent } : {}),
+  };
   // A process group of its own, as jupyter_client starts kernels: a Ctrl-C at the terminal reaches this process
   // only, which interrupts the kernel itself (once, and knowing it did), and the interrupt reaches the kernel only.
-  const child = spawn(process.execPath, [KERNEL_BIN, 'kernel', '--config-path', configPath], { cwd, env, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const child = spawn(process.execPath, [KERNEL_BIN, 'kernel', '--config-path', configPath], {
+    cwd,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
+  });
   return { child, connection, tmpDir };
 }
 

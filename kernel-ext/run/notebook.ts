@@ -14,7 +14,12 @@ export interface NotebookCell {
 export type NotebookOutput =
   | { output_type: 'stream'; name: 'stdout' | 'stderr'; text: string }
   | { output_type: 'display_data'; data: Record<string, unknown>; metadata: Record<string, unknown> }
-  | { output_type: 'execute_result'; execution_count: number; data: Record<string, unknown>; metadata: Record<string, unknown> }
+  | {
+      output_type: 'execute_result';
+      execution_count: number;
+      data: Record<string, unknown>;
+      metadata: Record<string, unknown>;
+    }
   | { output_type: 'error'; ename: string; evalue: string; traceback: string[] };
 
 export interface Notebook {
@@ -43,11 +48,17 @@ export function readNotebook(file: string): Notebook {
   } catch (error) {
     throw new RunError(`cannot read ${file} as a notebook: ${(error as Error).message}`);
   }
-  if (!Array.isArray(notebook?.cells) || notebook.nbformat !== 4) throw new RunError(`${file} is not a notebook in nbformat 4`);
+  if (!Array.isArray(notebook?.cells) || notebook.nbformat !== 4)
+    throw new RunError(`${file} is not a notebook in nbformat 4`);
   // Hand-written or trimmed notebooks may leave out what nbformat requires but a run can do without.
   notebook.metadata ??= {};
   for (const [index, cell] of notebook.cells.entries()) {
-    if (typeof cell !== 'object' || cell === null || typeof cell.cell_type !== 'string' || !(typeof cell.source === 'string' || Array.isArray(cell.source))) {
+    if (
+      typeof cell !== 'object' ||
+      cell === null ||
+      typeof cell.cell_type !== 'string' ||
+      !(typeof cell.source === 'string' || Array.isArray(cell.source))
+    ) {
       throw new RunError(`${file}: cell ${index + 1} is not a notebook cell (it needs cell_type and source)`);
     }
     cell.metadata ??= {};

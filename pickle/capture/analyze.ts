@@ -132,7 +132,9 @@ function analyzeUncached(source: string): Analysis {
   }
 
   const manager = eslintScope.analyze(program, { ecmaVersion: 2022, sourceType: 'script' });
-  const removed = (pos: number): boolean => edits.some((e) => e.text === '' && pos >= e.start && pos < e.end) || (heritageName !== undefined && edits.some((e) => e.text === heritageName && pos >= e.start && pos < e.end));
+  const removed = (pos: number): boolean =>
+    edits.some((e) => e.text === '' && pos >= e.start && pos < e.end) ||
+    (heritageName !== undefined && edits.some((e) => e.text === heritageName && pos >= e.start && pos < e.end));
   const free: string[] = [];
   const freeSet = new Set<string>();
   const exportsNodes = new Set<unknown>();
@@ -163,7 +165,11 @@ function analyzeUncached(source: string): Analysis {
       if (!node['computed'] && property.type === 'Identifier') {
         members.add((property as unknown as { name: string }).name);
         matched++;
-      } else if (node['computed'] && property.type === 'Literal' && typeof (property as unknown as { value: unknown }).value === 'string') {
+      } else if (
+        node['computed'] &&
+        property.type === 'Literal' &&
+        typeof (property as unknown as { value: unknown }).value === 'string'
+      ) {
         members.add((property as unknown as { value: string }).value);
         matched++;
       }
@@ -174,7 +180,8 @@ function analyzeUncached(source: string): Analysis {
   const lexicalThis = isArrow && usesLexicalThis(root);
 
   let emit = `${prefix}${source}${suffix}`;
-  for (const edit of [...edits].sort((a, b) => b.start - a.start)) emit = emit.slice(0, edit.start) + edit.text + emit.slice(edit.end);
+  for (const edit of [...edits].sort((a, b) => b.start - a.start))
+    emit = emit.slice(0, edit.start) + edit.text + emit.slice(edit.end);
   const emitSource = emit.slice(prefix.length, emit.length - suffix.length);
 
   return {
@@ -217,7 +224,9 @@ function walk(node: AstNode, visit: (node: AstNode) => void | false): void {
       if (key === 'type' || key === 'start' || key === 'end' || key === 'loc' || key === 'range') continue;
       const value = current[key];
       if (Array.isArray(value)) {
-        for (const item of value) if (item && typeof item === 'object' && typeof (item as AstNode).type === 'string') stack.push(item as AstNode);
+        for (const item of value)
+          if (item && typeof item === 'object' && typeof (item as AstNode).type === 'string')
+            stack.push(item as AstNode);
       } else if (value && typeof value === 'object' && typeof (value as AstNode).type === 'string') {
         stack.push(value as AstNode);
       }
@@ -239,7 +248,8 @@ function usesLexicalThis(arrow: AstNode): boolean {
   if (!found) {
     for (const param of arrow['params'] as AstNode[]) {
       walk(param, (node) => {
-        if (node.type === 'FunctionExpression' || node.type === 'FunctionDeclaration' || node.type === 'ClassBody') return false;
+        if (node.type === 'FunctionExpression' || node.type === 'FunctionDeclaration' || node.type === 'ClassBody')
+          return false;
         if (node.type === 'ThisExpression') found = true;
         return undefined;
       });

@@ -32,8 +32,6 @@ import { ClosureInspector, UNINITIALIZED } from './inspect';
 import { ScopeProbe, ScopeSide } from './scope-probe';
 import { ScopeRecord, ScopeRecords } from './scope-records';
 
-
-
 /** Gives functions, classes and unique symbols pickled by value an id the other side reports back (the kernel's registry). */
 export interface OriginIds {
   idFor(value: object | symbol): string;
@@ -82,10 +80,18 @@ export class Capture implements EncoderHooks {
     try {
       analysis = analyzeSource(source);
     } catch (err) {
-      return enc.fail(path, `${describe(fn)} cannot be pickled: ${(err as Error).message}`, 'Pickle the class or object it belongs to, or define it as an ordinary function');
+      return enc.fail(
+        path,
+        `${describe(fn)} cannot be pickled: ${(err as Error).message}`,
+        'Pickle the class or object it belongs to, or define it as an ordinary function',
+      );
     }
     if (analysis.lexicalArguments) {
-      enc.fail(path, `${describe(fn)} uses the \`arguments\` of the function it was created in, which cannot be read from outside`, 'Use rest parameters (...args) in the enclosing function and capture them');
+      enc.fail(
+        path,
+        `${describe(fn)} uses the \`arguments\` of the function it was created in, which cannot be read from outside`,
+        'Use rest parameters (...args) in the enclosing function and capture them',
+      );
     }
     if (analysis.lexicalThis && !isFieldOf(fn, source, owner)) {
       enc.fail(
@@ -105,11 +111,27 @@ export class Capture implements EncoderHooks {
     }
     let bits = 0;
     if (analysis.definitionTime || statics.length > 0) bits |= FnBits.DEFINITION_TIME;
-    if (analysis.form === 'method') bits |= FnBits.METHOD | (analysis.methodKind === 'get' ? FnBits.GETTER : analysis.methodKind === 'set' ? FnBits.SETTER : 0);
+    if (analysis.form === 'method')
+      bits |=
+        FnBits.METHOD |
+        (analysis.methodKind === 'get' ? FnBits.GETTER : analysis.methodKind === 'set' ? FnBits.SETTER : 0);
     if (Object.prototype.hasOwnProperty.call(fn, 'caller')) bits |= FnBits.SLOPPY;
     if (analysis.lexicalThis) bits |= FnBits.HAS_THIS;
     // [FUNCTION, proto, props, integrity, scope, source, bits, originId, heritageName, heritage, thisValue, prototype]
-    const node: Node = [Kind.FUNCTION, undefined, undefined, Integrity.NONE, null, emitSource, bits, this.registry?.idFor(fn), undefined, undefined, undefined, undefined];
+    const node: Node = [
+      Kind.FUNCTION,
+      undefined,
+      undefined,
+      Integrity.NONE,
+      null,
+      emitSource,
+      bits,
+      this.registry?.idFor(fn),
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ];
     const ref = enc.remember(fn, node);
     enc.functions.push(ref);
 
@@ -128,7 +150,8 @@ export class Capture implements EncoderHooks {
       node[9] = enc.encode(heritage, pathTo(path, 'extends'));
     } else {
       const proto = Object.getPrototypeOf(fn) as unknown;
-      if (!FUNCTION_PROTOS.has(proto)) node[1] = proto === null ? null : enc.encodePrototype(proto as object, pathTo(path, '[[Prototype]]'));
+      if (!FUNCTION_PROTOS.has(proto))
+        node[1] = proto === null ? null : enc.encodePrototype(proto as object, pathTo(path, '[[Prototype]]'));
     }
 
     const classSource = analysis.isClass ? source : null;
@@ -169,12 +192,14 @@ export class Capture implements EncoderHooks {
         let expected: unknown = Object.prototype;
         if (analysis.isClass) {
           if (analysis.extendsNull) expected = null;
-          // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- tsc needs it (heritage is {} to tsc)
-          else if (analysis.heritageName) expected = heritage === null ? null : (heritage as { prototype?: unknown } | undefined)?.prototype;
+          else if (analysis.heritageName)
+            // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- tsc needs it (heritage is {} to tsc)
+            expected = heritage === null ? null : (heritage as { prototype?: unknown } | undefined)?.prototype;
         } else if (types.isGeneratorFunction(fn)) {
           expected = (Object.getPrototypeOf(fn) as { prototype?: unknown }).prototype;
         }
-        if (actual !== expected) pnode[2] = actual === null ? null : enc.encodePrototype(actual, pathTo(at, '[[Prototype]]'));
+        if (actual !== expected)
+          pnode[2] = actual === null ? null : enc.encodePrototype(actual, pathTo(at, '[[Prototype]]'));
       });
     }
     return ref;
@@ -203,7 +228,9 @@ export class Capture implements EncoderHooks {
   /** Binds each free name to its value: closure scopes, notebook locals, require, user globals. */
   private captureScopes(fn: Function, analysis: Analysis, enc: Encoder, path: Path): Ref | null {
     const locals = this.options.locals;
-    const needInspector = analysis.free.some((name) => !(name === 'exports' && locals !== undefined && analysis.free.length === 1));
+    const needInspector = analysis.free.some(
+      (name) => !(name === 'exports' && locals !== undefined && analysis.free.length === 1),
+    );
     const chain = needInspector ? this.inspector.scopes(fn) : [];
     const records: ScopeRecord[] = [];
     let parent: ScopeRecord | null = null;
@@ -227,9 +254,15 @@ export class Capture implements EncoderHooks {
       } else if (name === 'require') {
         syntheticNames.push(name);
         syntheticValues.push(enc.add([Kind.REQUIRE]));
-      } else if (!standard.has(name) && Object.prototype.hasOwnProperty.call(globalThis, name) && !globalIndex().has((globalThis as Record<string, unknown>)[name])) {
+      } else if (
+        !standard.has(name) &&
+        Object.prototype.hasOwnProperty.call(globalThis, name) &&
+        !globalIndex().has((globalThis as Record<string, unknown>)[name])
+      ) {
         syntheticNames.push(name);
-        syntheticValues.push(enc.encode((globalThis as Record<string, unknown>)[name], pathTo(path, `captured global ${name}`)));
+        syntheticValues.push(
+          enc.encode((globalThis as Record<string, unknown>)[name], pathTo(path, `captured global ${name}`)),
+        );
       }
     }
     const innermost = records[0]?.ref ?? null;
@@ -239,7 +272,8 @@ export class Capture implements EncoderHooks {
 
   private use(record: ScopeRecord, name: string, analysis: Analysis, enc: Encoder, path: Path): void {
     if (record.used.has(name)) {
-      if (name === 'exports' && record.values[record.names.indexOf(name)] === this.options.locals) this.localsSlot(analysis, enc, path);
+      if (name === 'exports' && record.values[record.names.indexOf(name)] === this.options.locals)
+        this.localsSlot(analysis, enc, path);
       return;
     }
     record.used.add(name);
@@ -250,7 +284,11 @@ export class Capture implements EncoderHooks {
     values.push(undefined);
     const value = record.values[record.names.indexOf(name)];
     if (value === UNINITIALIZED) values[index] = enc.add([Kind.UNINITIALIZED]);
-    else values[index] = value === this.options.locals && value !== undefined ? this.localsSlot(analysis, enc, path) : enc.encode(value, pathTo(path, `captured ${name}`));
+    else
+      values[index] =
+        value === this.options.locals && value !== undefined
+          ? this.localsSlot(analysis, enc, path)
+          : enc.encode(value, pathTo(path, `captured ${name}`));
   }
 
   /** The notebook locals as one object node for the whole pickle, holding the members functions read. */
@@ -261,7 +299,10 @@ export class Capture implements EncoderHooks {
       this.localsRef = enc.remember(locals, this.localsNode);
     }
     const props = this.localsNode[2] as Slot[];
-    const members = analysis.exportsMembers === 'all' || analysis.exportsMembers === null ? Object.keys(locals) : [...analysis.exportsMembers];
+    const members =
+      analysis.exportsMembers === 'all' || analysis.exportsMembers === null
+        ? Object.keys(locals)
+        : [...analysis.exportsMembers];
     for (const name of members) {
       if (this.localsNames.has(name)) continue;
       this.localsNames.add(name);
@@ -273,7 +314,11 @@ export class Capture implements EncoderHooks {
 
   checkInstance(obj: object, enc: Encoder, path: Path): void {
     const globals = globalIndex();
-    for (let proto = Object.getPrototypeOf(obj) as object | null; proto && !globals.has(proto); proto = Object.getPrototypeOf(proto) as object | null) {
+    for (
+      let proto = Object.getPrototypeOf(obj) as object | null;
+      proto && !globals.has(proto);
+      proto = Object.getPrototypeOf(proto) as object | null
+    ) {
       const ctor = ownConstructor(proto);
       if (!ctor || !this.mayHavePrivate(ctor)) continue;
       const names = this.inspector.privateMembers(obj);

@@ -16,7 +16,11 @@ const fnSource = (fn: Function): string => Function.prototype.toString.call(fn);
 export function isFieldOf(fn: Function, source: string, owner: object | undefined): boolean {
   if (owner === undefined || Array.isArray(owner) || typeof owner !== 'object') return false;
   if (!Object.values(Object.getOwnPropertyDescriptors(owner)).some((desc) => desc.value === fn)) return false;
-  for (let proto = Object.getPrototypeOf(owner) as object | null; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+  for (
+    let proto = Object.getPrototypeOf(owner) as object | null;
+    proto && proto !== Object.prototype;
+    proto = Object.getPrototypeOf(proto) as object | null
+  ) {
     const ctor = ownConstructor(proto);
     if (ctor && /^class\b/.test(fnSource(ctor)) && fnSource(ctor).includes(source)) return true;
   }

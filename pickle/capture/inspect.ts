@@ -62,7 +62,12 @@ export class ClosureInspector {
     let stash = g[STASH];
     if (!stash) {
       stash = { uninitialized: UNINITIALIZED };
-      Object.defineProperty(globalThis, STASH, { value: stash, configurable: true, enumerable: false, writable: false });
+      Object.defineProperty(globalThis, STASH, {
+        value: stash,
+        configurable: true,
+        enumerable: false,
+        writable: false,
+      });
     }
     return stash;
   }
@@ -91,7 +96,11 @@ export class ClosureInspector {
     const stash = this.stash();
     stash.value = value;
     try {
-      const { result } = this.post<{ result: RemoteObject }>('Runtime.evaluate', { expression: `${STASH_EXPR}.value`, objectGroup: GROUP, silent: true });
+      const { result } = this.post<{ result: RemoteObject }>('Runtime.evaluate', {
+        expression: `${STASH_EXPR}.value`,
+        objectGroup: GROUP,
+        silent: true,
+      });
       if (!result.objectId) throw new Error('the inspector gave no object id');
       return result.objectId;
     } finally {
@@ -103,7 +112,11 @@ export class ClosureInspector {
   private toValue(remote: RemoteObject | undefined): unknown {
     if (!remote || remote.type === 'undefined') return undefined;
     const stash = this.stash();
-    const argument = remote.objectId ? { objectId: remote.objectId } : remote.unserializableValue ? { unserializableValue: remote.unserializableValue } : { value: remote.value };
+    const argument = remote.objectId
+      ? { objectId: remote.objectId }
+      : remote.unserializableValue
+        ? { unserializableValue: remote.unserializableValue }
+        : { value: remote.value };
     const holder = this.objectId(stash);
     this.post('Runtime.callFunctionOn', {
       objectId: holder,

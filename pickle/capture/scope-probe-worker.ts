@@ -40,7 +40,9 @@ const session = new inspector.Session();
 session.connectToMainThread();
 
 function post<T = unknown>(method: string, params: object = {}): Promise<T> {
-  return new Promise((resolve, reject) => session.post(method, params, (err, res) => (err ? reject(err) : resolve(res as T))));
+  return new Promise((resolve, reject) =>
+    session.post(method, params, (err, res) => (err ? reject(err) : resolve(res as T))),
+  );
 }
 
 function signal(slot: number, value: number): void {
@@ -57,9 +59,14 @@ async function arm(seq: number): Promise<void> {
       await post('Debugger.enable');
       enabled = true;
     }
-    const { result } = await post<{ result: RemoteObject }>('Runtime.evaluate', { expression: `${STASH}.target`, silent: true });
+    const { result } = await post<{ result: RemoteObject }>('Runtime.evaluate', {
+      expression: `${STASH}.target`,
+      silent: true,
+    });
     if (!result.objectId) throw new Error('no probe target');
-    ({ breakpointId } = await post<{ breakpointId: string }>('Debugger.setBreakpointOnFunctionCall', { objectId: result.objectId }));
+    ({ breakpointId } = await post<{ breakpointId: string }>('Debugger.setBreakpointOnFunctionCall', {
+      objectId: result.objectId,
+    }));
     signal(ARMED, seq);
   } catch {
     await disarm();
@@ -87,7 +94,10 @@ async function onPaused(frames: CallFrame[], hit: string[]): Promise<void> {
     const caller = frames.find((frame) => frame.functionName === PROBE_CALLER);
     // Restarting the caller drops the paused call, so the probed function's body never runs.
     if (!caller) await post('Debugger.resume').catch(() => undefined);
-    else await post('Debugger.restartFrame', { callFrameId: caller.callFrameId, mode: 'StepInto' }).catch(() => post('Debugger.resume').catch(() => undefined));
+    else
+      await post('Debugger.restartFrame', { callFrameId: caller.callFrameId, mode: 'StepInto' }).catch(() =>
+        post('Debugger.resume').catch(() => undefined),
+      );
   }
 }
 
@@ -101,7 +111,8 @@ async function probe(frame: CallFrame): Promise<number | 'immutable' | undefined
   ).result.value as Settings;
   const chain = frame.scopeChain.filter((scope) => scope.type !== 'global');
   const scopeNumber = chain.length - settings.scopeCount + settings.scopeIndex;
-  if (chain.length < settings.scopeCount || frame.scopeChain[scopeNumber]?.type !== settings.scopeType.toLowerCase()) return undefined;
+  if (chain.length < settings.scopeCount || frame.scopeChain[scopeNumber]?.type !== settings.scopeType.toLowerCase())
+    return undefined;
   const ids = await objectIds(`[${STASH}.marker, ...${STASH}.originals, ...${STASH}.others]`);
   const marker = ids[0]!;
   const originals = ids.slice(1, 1 + settings.names.length);
@@ -109,7 +120,12 @@ async function probe(frame: CallFrame): Promise<number | 'immutable' | undefined
   for (let i = 0; i < settings.names.length; i++) {
     const variableName = settings.names[i]!;
     try {
-      await post('Debugger.setVariableValue', { scopeNumber, variableName, newValue: marker, callFrameId: frame.callFrameId });
+      await post('Debugger.setVariableValue', {
+        scopeNumber,
+        variableName,
+        newValue: marker,
+        callFrameId: frame.callFrameId,
+      });
     } catch {
       continue; // a const cannot be written: try the next binding
     }
@@ -118,7 +134,8 @@ async function probe(frame: CallFrame): Promise<number | 'immutable' | undefined
         // Listed after the write: the inspector copies a scope's bindings when it lists the scopes.
         const { result } = await post<{ result: RemoteObject }>('Runtime.callFunctionOn', {
           objectId: await scopesOf(others[k]!),
-          functionDeclaration: 'function (i, name, marker) { try { return this[i].object[name] === marker; } catch { return false; } }',
+          functionDeclaration:
+            'function (i, name, marker) { try { return this[i].object[name] === marker; } catch { return false; } }',
           arguments: [{ value: settings.otherIndexes[k] }, { value: variableName }, marker],
           returnByValue: true,
           silent: true,
@@ -127,7 +144,12 @@ async function probe(frame: CallFrame): Promise<number | 'immutable' | undefined
       }
       return -1;
     } finally {
-      await post('Debugger.setVariableValue', { scopeNumber, variableName, newValue: originals[i], callFrameId: frame.callFrameId });
+      await post('Debugger.setVariableValue', {
+        scopeNumber,
+        variableName,
+        newValue: originals[i],
+        callFrameId: frame.callFrameId,
+      });
     }
   }
   return 'immutable';
@@ -136,7 +158,10 @@ async function probe(frame: CallFrame): Promise<number | 'immutable' | undefined
 /** Call arguments for the elements of an array expression evaluated on the main thread. */
 async function objectIds(expression: string): Promise<object[]> {
   const { result } = await post<{ result: RemoteObject }>('Runtime.evaluate', { expression, silent: true });
-  const { result: props } = await post<{ result: { name: string; value?: RemoteObject }[] }>('Runtime.getProperties', { objectId: result.objectId, ownProperties: true });
+  const { result: props } = await post<{ result: { name: string; value?: RemoteObject }[] }>('Runtime.getProperties', {
+    objectId: result.objectId,
+    ownProperties: true,
+  });
   return props.filter((p) => /^\d+$/.test(p.name)).map((p) => callArgument(p.value));
 }
 
@@ -149,7 +174,10 @@ function callArgument(remote: RemoteObject | undefined): object {
 
 async function scopesOf(fn: object): Promise<string> {
   const { objectId } = fn as { objectId: string };
-  const props = await post<{ internalProperties?: { name: string; value?: RemoteObject }[] }>('Runtime.getProperties', { objectId, ownProperties: true });
+  const props = await post<{ internalProperties?: { name: string; value?: RemoteObject }[] }>('Runtime.getProperties', {
+    objectId,
+    ownProperties: true,
+  });
   const list = props.internalProperties?.find((p) => p.name === '[[Scopes]]')?.value?.objectId;
   if (!list) throw new Error('no scopes');
   return list;

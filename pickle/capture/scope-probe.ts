@@ -86,7 +86,13 @@ export class ScopeProbe {
   }
 
   /** For a function that cannot be paused (a class, async, a generator): pause each candidate in turn instead. */
-  private findPausingCandidates(candidates: readonly ScopeSide[], open: number[], side: ScopeSide, names: string[], values: unknown[]): number | undefined {
+  private findPausingCandidates(
+    candidates: readonly ScopeSide[],
+    open: number[],
+    side: ScopeSide,
+    names: string[],
+    values: unknown[],
+  ): number | undefined {
     let unknown = false;
     for (const i of open) {
       const candidate = candidates[i]!;
@@ -154,7 +160,9 @@ export class ScopeProbe {
     if (this.broken) return false;
     try {
       this.control = new Int32Array(new SharedArrayBuffer(8));
-      this.worker = new Worker(path.join(__dirname, 'scope-probe-worker.js'), { workerData: { control: this.control } });
+      this.worker = new Worker(path.join(__dirname, 'scope-probe-worker.js'), {
+        workerData: { control: this.control },
+      });
       this.worker.unref();
       this.worker.on('error', () => this.stop());
       if (!this.waitFor(READY, 1, START_TIMEOUT_MS)) throw new Error('the scope probe did not start');

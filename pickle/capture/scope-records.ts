@@ -37,7 +37,9 @@ export class ScopeRecords {
   record(scope: ClosureScope, side: ScopeSide, parent: ScopeRecord | null, enc: Encoder): ScopeRecord {
     const key = `${scope.description}\u0000${scope.names.join(',')}`;
     const candidates = this.records.get(key);
-    const alike = (candidates ?? []).filter((c) => c.parent === parent && c.values.every((v, i) => Object.is(v, scope.values[i])));
+    const alike = (candidates ?? []).filter(
+      (c) => c.parent === parent && c.values.every((v, i) => Object.is(v, scope.values[i])),
+    );
     const same = this.sameScope(alike, side, scope);
     if (same) return same;
     const node: Node = [Kind.SCOPE, parent?.ref ?? null, [], []];
@@ -61,10 +63,16 @@ export class ScopeRecords {
     if (alike.length === 0) return undefined;
     const own = alike.find((c) => c.witness.fn === side.fn && c.witness.index === side.index);
     if (own || scope.type === 'Script' || scope.type === 'Module') return own ?? alike[0];
-    const live = scope.names.flatMap((name, i) => (scope.values[i] === UNINITIALIZED ? [] : [{ name, value: scope.values[i] }]));
+    const live = scope.names.flatMap((name, i) =>
+      scope.values[i] === UNINITIALIZED ? [] : [{ name, value: scope.values[i] }],
+    );
     if (live.length === 0) return alike[0]; // nothing that could be shared or told apart
     const stand = this.standIn(side);
-    if (alike.length === 1 && this.probe.known(alike[0]!.witness, stand) === undefined && this.declaresOwnFunction(scope)) {
+    if (
+      alike.length === 1 &&
+      this.probe.known(alike[0]!.witness, stand) === undefined &&
+      this.declaresOwnFunction(scope)
+    ) {
       this.probe.remember(alike[0]!.witness, stand, true);
     }
     const found = this.probe.find(
@@ -88,9 +96,14 @@ export class ScopeRecords {
     for (const value of scope.values) {
       if (typeof value !== 'function' || isNativeSource(fnSource(value))) continue;
       if (++checked > MAX_DECLARED_CHECKS) return false;
-      const made = this.inspector.scopes(value).some(
-        (s) => s.description === scope.description && s.names.length === scope.names.length && s.names.every((n, i) => n === scope.names[i] && Object.is(s.values[i], scope.values[i])),
-      );
+      const made = this.inspector
+        .scopes(value)
+        .some(
+          (s) =>
+            s.description === scope.description &&
+            s.names.length === scope.names.length &&
+            s.names.every((n, i) => n === scope.names[i] && Object.is(s.values[i], scope.values[i])),
+        );
       if (made) return true;
     }
     return false;
@@ -110,7 +123,8 @@ export class ScopeRecords {
         for (const m of [desc.value, desc.get, desc.set]) {
           if (typeof m !== 'function' || m === side.fn || !pausable(m as Function)) continue;
           const count = this.inspector.scopes(m as Function).length;
-          if (count >= side.count) return { fn: m as Function, index: side.index + count - side.count, count, type: side.type };
+          if (count >= side.count)
+            return { fn: m as Function, index: side.index + count - side.count, count, type: side.type };
         }
       }
     }

@@ -39,8 +39,7 @@ export class DetachedJob {
     readonly meta: JobMeta,
     private readonly limits: DetachedJobLimits,
     private readonly now: () => number,
-  ) {
-  }
+  ) {}
 
   get id(): string {
     return this.meta.id;
@@ -76,7 +75,10 @@ export class DetachedJob {
    * The job ended: its result (frames) is kept when it succeeded, its error otherwise. The state changes in memory
    * first and the watchers always end: a disk that fails here (full, removed) loses the record, not the agent.
    */
-  end(state: Exclude<DetachedState, 'queued' | 'running'>, outcome: { frames: readonly Uint8Array[]; worker: number } | { error: WireError }): void {
+  end(
+    state: Exclude<DetachedState, 'queued' | 'running'>,
+    outcome: { frames: readonly Uint8Array[]; worker: number } | { error: WireError },
+  ): void {
     const endedAt = this.now();
     try {
       this.flush();
@@ -88,7 +90,11 @@ export class DetachedJob {
       }
     } catch (error) {
       state = 'failed';
-      this.meta.error = { code: 'DISK_FULL', name: 'AgentError', message: `the agent could not keep this job's result: ${(error as Error).message}` };
+      this.meta.error = {
+        code: 'DISK_FULL',
+        name: 'AgentError',
+        message: `the agent could not keep this job's result: ${(error as Error).message}`,
+      };
     } finally {
       Object.assign(this.meta, { state, endedAt, expiresAt: endedAt + this.limits.ttlMs });
       this.writeMetaSafely();
@@ -158,7 +164,16 @@ function newestBytes(lines: readonly OutputLine[], limit: number): { lines: Outp
     const [stream, text] = lines[i]!;
     const size = Buffer.byteLength(text);
     const room = limit - bytes;
-    kept.push(size <= room ? [stream, text] : [stream, Buffer.from(text).subarray(size - room).toString()]);
+    kept.push(
+      size <= room
+        ? [stream, text]
+        : [
+            stream,
+            Buffer.from(text)
+              .subarray(size - room)
+              .toString(),
+          ],
+    );
     bytes += Math.min(size, room);
   }
   return { lines: kept.reverse(), bytes };
@@ -166,7 +181,8 @@ function newestBytes(lines: readonly OutputLine[], limit: number): { lines: Outp
 
 /** A stored error is listed with every job: its text is bounded, so one huge message cannot break the listing. */
 function boundedError(error: WireError): WireError {
-  const cut = (text: string | undefined): string | undefined => (text === undefined || text.length <= ERROR_CHARS ? text : `${text.slice(0, ERROR_CHARS)}… [cut]`);
+  const cut = (text: string | undefined): string | undefined =>
+    text === undefined || text.length <= ERROR_CHARS ? text : `${text.slice(0, ERROR_CHARS)}… [cut]`;
   return {
     code: error.code,
     name: cut(error.name) ?? 'Error',

@@ -106,7 +106,10 @@ export class DetachedJobs {
     for (const job of ended) {
       if (total <= this.options.diskBudgetBytes) return;
       total -= sizes.get(job)!;
-      this.forget(job, `the detached jobs' disk budget (--jobs-disk-budget, ${Math.round(this.options.diskBudgetBytes / MiB)} MB) was full`);
+      this.forget(
+        job,
+        `the detached jobs' disk budget (--jobs-disk-budget, ${Math.round(this.options.diskBudgetBytes / MiB)} MB) was full`,
+      );
     }
   }
 
@@ -121,16 +124,23 @@ export class DetachedJobs {
   }
 
   private own(owner: string): DetachedJob[] {
-    return [...this.jobs.values()].filter((job) => job.meta.owner === owner).sort((a, b) => a.meta.createdAt - b.meta.createdAt);
+    return [...this.jobs.values()]
+      .filter((job) => job.meta.owner === owner)
+      .sort((a, b) => a.meta.createdAt - b.meta.createdAt);
   }
 
   /** At the bound, forgets the oldest ended job; refuses when every kept job is still running. */
   private makeRoom(): void {
     this.sweep();
     if (this.jobs.size < this.options.maxJobs) return;
-    const oldest = [...this.jobs.values()].filter((job) => job.ended).sort((a, b) => a.meta.endedAt! - b.meta.endedAt!)[0];
+    const oldest = [...this.jobs.values()]
+      .filter((job) => job.ended)
+      .sort((a, b) => a.meta.endedAt! - b.meta.endedAt!)[0];
     if (!oldest) {
-      throw new AgentError('TOO_LARGE', `the agent already runs ${this.jobs.size} detached jobs (--max-detached-jobs): wait for some to end or cancel them`);
+      throw new AgentError(
+        'TOO_LARGE',
+        `the agent already runs ${this.jobs.size} detached jobs (--max-detached-jobs): wait for some to end or cancel them`,
+      );
     }
     this.forget(oldest, 'to make room for a new one (--max-detached-jobs)');
   }
@@ -138,7 +148,8 @@ export class DetachedJobs {
   private sweep(): void {
     const now = this.now();
     for (const job of [...this.jobs.values()]) {
-      if (job.meta.expiresAt !== null && job.meta.expiresAt <= now) this.forget(job, 'its time to live ran out (--job-ttl-hours)');
+      if (job.meta.expiresAt !== null && job.meta.expiresAt <= now)
+        this.forget(job, 'its time to live ran out (--job-ttl-hours)');
     }
   }
 

@@ -75,7 +75,8 @@ export class JobFiles {
       frames.push(data.subarray(offset, offset + length));
       offset += length;
     }
-    if (offset !== data.length) throw new Error(`${this.dir}/result.bin is damaged: ${data.length} bytes, expected ${offset}`);
+    if (offset !== data.length)
+      throw new Error(`${this.dir}/result.bin is damaged: ${data.length} bytes, expected ${offset}`);
     return frames;
   }
 
@@ -118,7 +119,9 @@ function readLines(file: string): OutputLine[] {
     .flatMap((line) => {
       try {
         const parsed = JSON.parse(line) as unknown;
-        return Array.isArray(parsed) && (parsed[0] === 'stdout' || parsed[0] === 'stderr') && typeof parsed[1] === 'string'
+        return Array.isArray(parsed) &&
+          (parsed[0] === 'stdout' || parsed[0] === 'stderr') &&
+          typeof parsed[1] === 'string'
           ? [[parsed[0], parsed[1]] as OutputLine]
           : [];
       } catch {

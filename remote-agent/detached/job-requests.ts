@@ -27,12 +27,21 @@ const REPLAY_CHUNK_CHARS = 64 * 1024;
 
 export class JobRequests {
   /** Attaches in progress, by `client/request id`. */
-  private readonly watches = new Map<string, { job: DetachedJob; watcher: Watcher; session: ClientSession; re: string }>();
+  private readonly watches = new Map<
+    string,
+    { job: DetachedJob; watcher: Watcher; session: ClientSession; re: string }
+  >();
 
   constructor(private readonly deps: JobRequestsDeps) {}
 
   /** A call with `options.detach`, answered by `detached` or `error`; `release` unpins its snapshot when it ends. */
-  detach(client: string, session: ClientSession, request: CallRequest, args: Uint8Array[], release: () => void): Unversioned<Reply> {
+  detach(
+    client: string,
+    session: ClientSession,
+    request: CallRequest,
+    args: Uint8Array[],
+    release: () => void,
+  ): Unversioned<Reply> {
     try {
       return this.start(client, session, request, args, release);
     } catch (error) {
@@ -41,12 +50,21 @@ export class JobRequests {
     }
   }
 
-  private start(client: string, session: ClientSession, request: CallRequest, args: Uint8Array[], release: () => void): Unversioned<Reply> {
+  private start(
+    client: string,
+    session: ClientSession,
+    request: CallRequest,
+    args: Uint8Array[],
+    release: () => void,
+  ): Unversioned<Reply> {
     const { detached, pool, maxJobsPerOwner } = this.deps;
     const owner = this.owner(session);
     const active = detached.running().filter((job) => job.meta.owner === owner).length;
     if (active >= maxJobsPerOwner) {
-      throw new AgentError('TOO_LARGE', `you have ${active} detached jobs queued or running here (--max-jobs-per-client): wait for some to end or cancel them`);
+      throw new AgentError(
+        'TOO_LARGE',
+        `you have ${active} detached jobs queued or running here (--max-jobs-per-client): wait for some to end or cancel them`,
+      );
     }
     const job = detached.create(owner, request.options.detach?.name, request.code.kind, request.snapshot);
     const end = (...args: Parameters<DetachedJob['end']>): void => {
@@ -56,7 +74,16 @@ export class JobRequests {
     };
     const { detach: _detach, ...options } = request.options;
     pool.submit(
-      { id: poolId(job), label: `${job.meta.name} (detached job ${job.id})`, client, outlivesClient: true, snapshot: request.snapshot, code: request.code, options, args },
+      {
+        id: poolId(job),
+        label: `${job.meta.name} (detached job ${job.id})`,
+        client,
+        outlivesClient: true,
+        snapshot: request.snapshot,
+        code: request.code,
+        options,
+        args,
+      },
       {
         started: (worker) => job.started(worker),
         output: (stream, text) => job.output(stream, text),
@@ -86,13 +113,19 @@ export class JobRequests {
   attach(client: string, session: ClientSession, request: AttachRequest): void {
     const job = this.deps.detached.find(this.owner(session), request.job);
     const re = request.id;
-    if (session.knows(re)) throw new AgentError('BAD_MESSAGE', `request id ${re} was already used by this client; use a new id`);
+    if (session.knows(re))
+      throw new AgentError('BAD_MESSAGE', `request id ${re} was already used by this client; use a new id`);
     session.jobs.add(re);
     const send = (reply: Unversioned<Reply>): void => void session.output(re, this.deps.encode(reply));
     const replay = job.replay(); // counts what was dropped
     send({ type: 'job', re, job: job.info() });
     if (job.meta.droppedBytes > 0) {
-      send({ type: 'output', re, stream: 'stderr', text: `[tslab-remote: the oldest ${job.meta.droppedBytes} bytes of this job's output were dropped (--job-output-mb)]\n` });
+      send({
+        type: 'output',
+        re,
+        stream: 'stderr',
+        text: `[tslab-remote: the oldest ${job.meta.droppedBytes} bytes of this job's output were dropped (--job-output-mb)]\n`,
+      });
     }
     for (const [stream, text] of chunks(replay)) send({ type: 'output', re, stream, text });
     if (job.ended) return this.finish(session, re, job);
@@ -132,16 +165,33 @@ export class JobRequests {
 
   private finish(session: ClientSession, re: string, job: DetachedJob): void {
     const { meta } = job;
-    if (meta.state !== 'done') return this.endWatch(session, re, meta.error ?? { code: 'INTERNAL', name: 'AgentError', message: `job ${meta.id} ended ${meta.state} without an error` });
+    if (meta.state !== 'done')
+      return this.endWatch(
+        session,
+        re,
+        meta.error ?? {
+          code: 'INTERNAL',
+          name: 'AgentError',
+          message: `job ${meta.id} ended ${meta.state} without an error`,
+        },
+      );
     let frames: Buffer[];
     try {
       frames = job.files.readResult();
     } catch (error) {
-      return this.endWatch(session, re, { code: 'INTERNAL', name: 'AgentError', message: `cannot read the result of job ${meta.id}: ${(error as Error).message}` });
+      return this.endWatch(session, re, {
+        code: 'INTERNAL',
+        name: 'AgentError',
+        message: `cannot read the result of job ${meta.id}: ${(error as Error).message}`,
+      });
     }
     job.fetched();
     const elapsedMs = Math.max(0, (meta.endedAt ?? 0) - (meta.startedAt ?? meta.createdAt));
-    session.finish(re, this.deps.encode({ type: 'result', re, worker: meta.worker ?? 0, elapsedMs }, frames), this.notice(re));
+    session.finish(
+      re,
+      this.deps.encode({ type: 'result', re, worker: meta.worker ?? 0, elapsedMs }, frames),
+      this.notice(re),
+    );
   }
 
   private endWatch(session: ClientSession, re: string, error: WireError): void {
@@ -175,8 +225,8 @@ function provenOwner(owner: string | undefined): string {
 }
 
 /** Consecutive writes of one stream, merged into messages of at most REPLAY_CHUNK_CHARS. */
-function chunks(lines: readonly [('stdout' | 'stderr'), string][]): [('stdout' | 'stderr'), string][] {
-  const out: [('stdout' | 'stderr'), string][] = [];
+function chunks(lines: readonly ['stdout' | 'stderr', string][]): ['stdout' | 'stderr', string][] {
+  const out: ['stdout' | 'stderr', string][] = [];
   for (const [stream, text] of lines) {
     const last = out[out.length - 1];
     if (last && last[0] === stream && last[1].length + text.length <= REPLAY_CHUNK_CHARS) last[1] += text;

@@ -7,7 +7,13 @@ import { CancelReason, stoppedJobMessage } from '../worker/channel';
 import { Job, labelOf } from './job';
 
 /** The error for a job stopped by cancel/timeout/shutdown; `how` says what happened to the worker. */
-export function stoppedError(job: Job, agent: string, how: string, cause?: WireError, reason: CancelReason = job.stop ?? 'CANCELLED'): WireError {
+export function stoppedError(
+  job: Job,
+  agent: string,
+  how: string,
+  cause?: WireError,
+  reason: CancelReason = job.stop ?? 'CANCELLED',
+): WireError {
   const what = stoppedJobMessage(reason, labelOf(job), { started: true, agent, timeoutMs: job.spec.options.timeoutMs });
   return { code: reason, name: 'AgentError', message: `${what}; ${how}`, ...(cause ? { cause } : {}) };
 }

@@ -13,7 +13,10 @@ export class Scheduler {
   pick(client: string, pinned: number | undefined, agentName: string): WorkerProcess | string {
     if (pinned !== undefined) {
       const worker = Number.isInteger(pinned) ? this.workers[pinned] : undefined;
-      return worker ?? `options.worker ${pinned} is out of range: agent ${agentName} has workers 0..${this.workers.length - 1}`;
+      return (
+        worker ??
+        `options.worker ${pinned} is out of range: agent ${agentName} has workers 0..${this.workers.length - 1}`
+      );
     }
     let worker = this.clients.get(client);
     if (!worker) {

@@ -25,7 +25,6 @@ import { WorkerProcess } from './worker-process';
 export type { JobSink, JobSpec } from './job';
 export type { PoolOptions } from './pool-options';
 
-
 export class WorkerPool {
   private readonly options: PoolOptions;
   private readonly graceMs: number;
@@ -39,12 +38,17 @@ export class WorkerPool {
   private stopped: Promise<void> | null = null;
 
   constructor(options: PoolOptions) {
-    if (!Number.isInteger(options.size) || options.size < 1) throw new Error(`PoolOptions.size must be a positive integer, got ${options.size}`);
+    if (!Number.isInteger(options.size) || options.size < 1)
+      throw new Error(`PoolOptions.size must be a positive integer, got ${options.size}`);
     this.options = options;
     this.graceMs = options.graceMs ?? 2000;
     this.now = options.now ?? Date.now;
     const events = { line: this.nativeLine.bind(this), exit: this.exited.bind(this) };
-    const settings = { ...options, endpoint: () => this.transport.endpoint, startTimeoutMs: options.startTimeoutMs ?? 30_000 };
+    const settings = {
+      ...options,
+      endpoint: () => this.transport.endpoint,
+      startTimeoutMs: options.startTimeoutMs ?? 30_000,
+    };
     for (let index = 0; index < options.size; index++) this.workers.push(new WorkerProcess(index, settings, events));
     this.scheduler = new Scheduler(this.workers);
   }
@@ -78,11 +82,13 @@ export class WorkerPool {
       safely(this.options.log, () => sink.error({ code, name: 'AgentError', message }, { worker: null }));
     };
     const agent = this.options.agentName;
-    if (this.stopping) return refuse('SHUTTING_DOWN', `agent ${agent} is stopping; job ${spec.label ?? spec.id} was not run`);
+    if (this.stopping)
+      return refuse('SHUTTING_DOWN', `agent ${agent} is stopping; job ${spec.label ?? spec.id} was not run`);
     if (this.jobs.has(spec.id)) return refuse('BAD_MESSAGE', `job id ${spec.id} is already in use on agent ${agent}`);
     const worker = this.scheduler.pick(spec.client, spec.options.worker, agent);
     if (typeof worker === 'string') return refuse('BAD_MESSAGE', worker);
-    if (worker.startFailure !== null) return refuse('WORKER_CRASHED', `job ${spec.label ?? spec.id} was not run: ${worker.startFailure}`);
+    if (worker.startFailure !== null)
+      return refuse('WORKER_CRASHED', `job ${spec.label ?? spec.id} was not run: ${worker.startFailure}`);
     const job: Job = { spec, sink, worker, state: 'queued', stop: null, timers: [] };
     this.jobs.set(spec.id, job);
     worker.queue.push(job);
@@ -138,7 +144,10 @@ export class WorkerPool {
     worker.state = 'busy';
     if (job.spec.snapshot !== null) worker.snapshot = job.spec.snapshot;
     const { id, snapshot, code, options } = job.spec;
-    this.sendTo(worker, encodeMessage({ type: 'run', job: id, snapshot, code, options } satisfies RunMessage, job.spec.args));
+    this.sendTo(
+      worker,
+      encodeMessage({ type: 'run', job: id, snapshot, code, options } satisfies RunMessage, job.spec.args),
+    );
     safely(this.options.log, () => job.sink.started?.(worker.index));
     const timeoutMs = options.timeoutMs;
     if (timeoutMs !== undefined) job.timers.push(setTimeout(() => this.cancel(id, 'TIMEOUT'), timeoutMs));
@@ -172,10 +181,16 @@ export class WorkerPool {
     if (this.finish(job)) safely(this.options.log, () => job.sink.error(error, { worker }));
   }
 
-  private completed(worker: WorkerProcess, message: Extract<FromWorker, { type: 'result' | 'error' }>, frames: Uint8Array[]): void {
+  private completed(
+    worker: WorkerProcess,
+    message: Extract<FromWorker, { type: 'result' | 'error' }>,
+    frames: Uint8Array[],
+  ): void {
     const job = worker.running;
     if (!job || job.spec.id !== message.job) {
-      this.options.log(`worker ${worker.index}: ${message.type} for job ${message.job}, which it is not running; dropped`);
+      this.options.log(
+        `worker ${worker.index}: ${message.type} for job ${message.job}, which it is not running; dropped`,
+      );
       return;
     }
     worker.running = null;
@@ -189,7 +204,11 @@ export class WorkerPool {
         message.type === 'error' &&
         (message.error.props?.code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED' || message.error.code === job.stop);
       const cause = message.type === 'error' && !ours ? message.error : undefined;
-      this.fail(job, stoppedError(job, this.options.agentName, `worker ${worker.index} stopped it and kept its state`, cause), worker.index);
+      this.fail(
+        job,
+        stoppedError(job, this.options.agentName, `worker ${worker.index} stopped it and kept its state`, cause),
+        worker.index,
+      );
     } else if (message.type === 'result') {
       if (this.finish(job)) {
         safely(this.options.log, () => job.sink.result(frames, { worker: worker.index, elapsedMs: message.elapsedMs }));
@@ -239,7 +258,8 @@ export class WorkerPool {
         return;
       case 'output': {
         const job = worker.running;
-        if (job && job.spec.id === message.job) safely(this.options.log, () => job.sink.output(message.stream, message.text));
+        if (job && job.spec.id === message.job)
+          safely(this.options.log, () => job.sink.output(message.stream, message.text));
         else this.options.log(`worker ${worker.index} ${message.stream} (no job): ${message.text.trimEnd()}`);
         return;
       }
@@ -284,12 +304,19 @@ export class WorkerPool {
 
     if (worker.onReady) {
       // Died before it ever became ready during start(): the agent cannot work, say why.
-      worker.onReady.reject(new Error(`worker ${worker.index} ${what} before it was ready${stderrTailText(worker.stderrTail)}`));
+      worker.onReady.reject(
+        new Error(`worker ${worker.index} ${what} before it was ready${stderrTailText(worker.stderrTail)}`),
+      );
       worker.onReady = null;
     }
     if (this.stopping) {
       worker.state = 'stopped';
-      if (job) this.fail(job, stoppedError(job, this.options.agentName, `worker ${worker.index} was ended`, undefined, 'SHUTTING_DOWN'), worker.index);
+      if (job)
+        this.fail(
+          job,
+          stoppedError(job, this.options.agentName, `worker ${worker.index} was ended`, undefined, 'SHUTTING_DOWN'),
+          worker.index,
+        );
       return;
     }
 
@@ -297,7 +324,9 @@ export class WorkerPool {
       const context = { facts, what, killedForCancel, graceMs: this.graceMs, agent: this.options.agentName };
       this.fail(job, exitedJobError(job, context), worker.index);
     } else {
-      this.options.log(`worker ${worker.index} ${what} while ${worker.readyAt === null ? 'starting' : 'idle'}; restarting it`);
+      this.options.log(
+        `worker ${worker.index} ${what} while ${worker.readyAt === null ? 'starting' : 'idle'}; restarting it`,
+      );
     }
 
     this.restart(worker, facts, what, killedForCancel);
@@ -329,12 +358,16 @@ export class WorkerPool {
     const running = this.workers.filter((worker) => worker.running && worker.child);
     for (const worker of running) this.stopJob(worker.running!, 'SHUTTING_DOWN');
     const deadline = performance.now() + this.graceMs;
-    while (this.workers.some((worker) => worker.running && worker.child) && performance.now() < deadline) await delay(10);
+    while (this.workers.some((worker) => worker.running && worker.child) && performance.now() < deadline)
+      await delay(10);
     await Promise.all(this.workers.map((worker) => worker.end()));
     for (const job of [...this.jobs.values()]) {
-      this.fail(job, stoppedError(job, this.options.agentName, 'its worker was ended', undefined, 'SHUTTING_DOWN'), null);
+      this.fail(
+        job,
+        stoppedError(job, this.options.agentName, 'its worker was ended', undefined, 'SHUTTING_DOWN'),
+        null,
+      );
     }
     await this.transport.close();
   }
 }
-

@@ -147,7 +147,16 @@ export class WorkerProcess {
 
   exitFacts(code: number | null, signal: NodeJS.Signals | null): ExitFacts {
     const { index, fatal, stderrTail, heapLimitMb, spawnError } = this;
-    return { index, spawnError, fatal, stderrTail, heapLimitMb, maxOldSpaceMb: this.settings.maxOldSpaceMb, code, signal };
+    return {
+      index,
+      spawnError,
+      fatal,
+      stderrTail,
+      heapLimitMb,
+      maxOldSpaceMb: this.settings.maxOldSpaceMb,
+      code,
+      signal,
+    };
   }
 
   timer(ms: number, run: () => void): void {
@@ -179,7 +188,15 @@ export class WorkerProcess {
   private env(routingId: string): NodeJS.ProcessEnv {
     const { snapshotsRoot, compileCacheDir, nodePaths, agentName } = this.settings;
     const endpoint = this.settings.endpoint();
-    const config: WorkerConfig = { index: this.index, endpoint, routingId, snapshotsRoot, compileCacheDir, nodePaths, agentName };
+    const config: WorkerConfig = {
+      index: this.index,
+      endpoint,
+      routingId,
+      snapshotsRoot,
+      compileCacheDir,
+      nodePaths,
+      agentName,
+    };
     const gpu = this.settings.gpus?.[this.index];
     const env: NodeJS.ProcessEnv = { ...process.env, [WORKER_CONFIG_ENV]: JSON.stringify(config) };
     if (gpu !== undefined) env.CUDA_VISIBLE_DEVICES = gpu;
@@ -243,4 +260,3 @@ export class WorkerProcess {
     this.events.line(this, stream, line);
   }
 }
-

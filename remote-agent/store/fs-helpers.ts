@@ -23,7 +23,8 @@ export class Limiter {
       return await task();
     } finally {
       const next = this.waiting.shift();
-      if (next) next(); // the slot passes on
+      if (next)
+        next(); // the slot passes on
       else this.active--;
     }
   }

@@ -1,7 +1,13 @@
 // What makes a snapshot manifest acceptable, checked before the store trusts it for anything: shape, safe paths,
 // no path conflicts, the agent's bounds, and a snapshot hash that matches the files.
 
-import { HASH_PATTERN, isSafeRelativePath, snapshotHash, UNSAFE_PATH_FIX, unsafePathMessage } from '../../protocol/manifest';
+import {
+  HASH_PATTERN,
+  isSafeRelativePath,
+  snapshotHash,
+  UNSAFE_PATH_FIX,
+  unsafePathMessage,
+} from '../../protocol/manifest';
 import type { ManifestEntry } from '../../protocol/messages';
 import { agentError } from '../archive';
 
@@ -40,23 +46,28 @@ export function validateManifest(snapshot: string, files: ManifestEntry[], bound
 
 export function assertHash(value: unknown, what: string): asserts value is string {
   if (typeof value !== 'string' || !HASH.test(value)) {
-    throw agentError('BAD_MESSAGE', `${what} ${JSON.stringify(value)?.slice(0, 80)} is not a SHA-256 hex digest: send 64 lowercase hex digits`);
+    throw agentError(
+      'BAD_MESSAGE',
+      `${what} ${JSON.stringify(value)?.slice(0, 80)} is not a SHA-256 hex digest: send 64 lowercase hex digits`,
+    );
   }
 }
 
 function validateEntry(file: ManifestEntry, maxFileBytes: number): void {
   if (typeof file.path !== 'string' || !isSafeRelativePath(file.path)) {
-    throw agentError(
-      'UNSAFE_ARCHIVE',
-      unsafePathMessage('manifest path', file.path, UNSAFE_PATH_FIX),
-      { path: file.path },
-    );
+    throw agentError('UNSAFE_ARCHIVE', unsafePathMessage('manifest path', file.path, UNSAFE_PATH_FIX), {
+      path: file.path,
+    });
   }
   assertHash(file.hash, `hash of ${JSON.stringify(file.path)}`);
   if (!Number.isSafeInteger(file.size) || file.size < 0) {
-    throw agentError('BAD_MESSAGE', `manifest size of ${JSON.stringify(file.path)} is ${file.size}: send a byte count`, {
-      path: file.path,
-    });
+    throw agentError(
+      'BAD_MESSAGE',
+      `manifest size of ${JSON.stringify(file.path)} is ${file.size}: send a byte count`,
+      {
+        path: file.path,
+      },
+    );
   }
   if (file.size > maxFileBytes) {
     throw agentError(

@@ -103,7 +103,10 @@ export class SnapshotStore {
   /** Creates the layout, clears what an earlier process left half-done, and indexes what it completed. */
   static async open(options: StoreOptions): Promise<SnapshotStore> {
     if (!path.isAbsolute(options.workdir)) {
-      throw new AgentError('BAD_MESSAGE', `store workdir ${JSON.stringify(options.workdir)} is not absolute: pass an absolute path`);
+      throw new AgentError(
+        'BAD_MESSAGE',
+        `store workdir ${JSON.stringify(options.workdir)} is not absolute: pass an absolute path`,
+      );
     }
     const store = new SnapshotStore(options);
     const blobsRoot = path.join(options.workdir, 'blobs');
@@ -182,8 +185,13 @@ export class SnapshotStore {
       return await this.nameErrors(work);
     } catch (error) {
       if (!isDiskFull(error)) throw error;
-      const free = await fs.statfs(this.options.workdir).then((f) => `${f.bavail * f.bsize} bytes free`, () => 'free space unknown');
-      this.options.log(`store: out of disk space in ${this.options.workdir} (${free}): ${(error as Error).message}; evicting to make room`);
+      const free = await fs.statfs(this.options.workdir).then(
+        (f) => `${f.bavail * f.bsize} bytes free`,
+        () => 'free space unknown',
+      );
+      this.options.log(
+        `store: out of disk space in ${this.options.workdir} (${free}): ${(error as Error).message}; evicting to make room`,
+      );
       await this.makeRoom(files);
     }
     try {
@@ -213,7 +221,9 @@ export class SnapshotStore {
   private async makeRoom(files: ManifestEntry[]): Promise<void> {
     const needed = files.reduce((sum, f) => sum + (this.blobs.has(f.hash) ? 0 : f.size), 0);
     const evictable = this.blobs.bytes - this.blobs.leasedBytes();
-    await this.evict(Math.max(0, evictable - needed)).catch((error: Error) => this.options.log(`store: eviction failed: ${error.message}`));
+    await this.evict(Math.max(0, evictable - needed)).catch((error: Error) =>
+      this.options.log(`store: eviction failed: ${error.message}`),
+    );
   }
 
   /** Records a use of the snapshot; resolves once the use is on disk too. */
@@ -224,7 +234,9 @@ export class SnapshotStore {
     // The directory's mtime carries the LRU order across restarts; losing it only makes the order less exact.
     return fs
       .utimes(this.dirOf(snapshot), now / 1000, now / 1000)
-      .catch((error: Error) => this.options.log(`store: cannot record use of snapshot ${snapshot.slice(0, 12)}: ${error.message}`));
+      .catch((error: Error) =>
+        this.options.log(`store: cannot record use of snapshot ${snapshot.slice(0, 12)}: ${error.message}`),
+      );
   }
 
   pin(snapshot: string): () => void {

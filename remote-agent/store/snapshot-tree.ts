@@ -15,7 +15,9 @@ import { FS_CONCURRENCY, fsFailure, throwFor } from './fs-helpers';
 export async function buildTree(root: string, files: ManifestEntry[], blobs: BlobIndex): Promise<void> {
   await fs.mkdir(root);
   for (const level of directoriesByDepth(files)) {
-    await forEachLimit(level, FS_CONCURRENCY, (dir) => fs.mkdir(path.join(root, dir)).catch((error) => throwFor(dir, error)));
+    await forEachLimit(level, FS_CONCURRENCY, (dir) =>
+      fs.mkdir(path.join(root, dir)).catch((error) => throwFor(dir, error)),
+    );
   }
   await forEachLimit(files, FS_CONCURRENCY, (file) => linkBlob(blobs, file, path.join(root, file.path)));
 }

@@ -66,7 +66,12 @@ const FROM_WORKER = {
   output: message('output', 0, { job: Type.Union([Id, Type.Null()]), stream: Stream, text: Type.String() }),
   result: message('result', 'atLeast1', { job: Id, elapsedMs: Int(), inUse: Type.Array(Type.String()) }),
   /** `interrupted`: stopped by a cancel request. */
-  error: message('error', 0, { job: Id, error: WireErrorSchema, interrupted: Type.Boolean(), inUse: Type.Array(Type.String()) }),
+  error: message('error', 0, {
+    job: Id,
+    error: WireErrorSchema,
+    interrupted: Type.Boolean(),
+    inUse: Type.Array(Type.String()),
+  }),
   ready: message('ready', 0, { pid: Int(), heapLimitMb: Int() }),
   /** The worker's own diagnostics. */
   log: message('log', 0, { line: Type.String() }),
@@ -85,11 +90,17 @@ export type FromWorker = OutputMessage | ResultMessage | ErrorMessage | ReadyMes
  * What happened to a stopped job, in the same words wherever it is said: the pool's errors for queued and running
  * jobs, and the worker's abort reason for the job's signal.
  */
-export function stoppedJobMessage(reason: CancelReason, job: string, context: { started: boolean; agent: string; timeoutMs?: number }): string {
+export function stoppedJobMessage(
+  reason: CancelReason,
+  job: string,
+  context: { started: boolean; agent: string; timeoutMs?: number },
+): string {
   const { started, agent, timeoutMs } = context;
   switch (reason) {
     case 'TIMEOUT':
-      return started ? `job ${job} ran past its timeout${timeoutMs === undefined ? '' : ` of ${timeoutMs} ms`}` : `job ${job} timed out before it started`;
+      return started
+        ? `job ${job} ran past its timeout${timeoutMs === undefined ? '' : ` of ${timeoutMs} ms`}`
+        : `job ${job} timed out before it started`;
     case 'SHUTTING_DOWN':
       return `agent ${agent} is stopping; job ${job} ${started ? 'was interrupted' : 'was not run'}`;
     case 'CANCELLED':
@@ -98,7 +109,9 @@ export function stoppedJobMessage(reason: CancelReason, job: string, context: { 
 }
 
 const compileAll = <S extends Record<string, TSchema>>(schemas: S) =>
-  Object.fromEntries(Object.entries(schemas).map(([type, schema]) => [type, compile(schema)])) as { [K in keyof S]: TypeCheck<S[K]> };
+  Object.fromEntries(Object.entries(schemas).map(([type, schema]) => [type, compile(schema)])) as {
+    [K in keyof S]: TypeCheck<S[K]>;
+  };
 const TO_WORKER_CHECKS = compileAll(TO_WORKER);
 const FROM_WORKER_CHECKS = compileAll(FROM_WORKER);
 const CONFIG_CHECK = compile(WorkerConfigSchema);
@@ -106,7 +119,12 @@ const CONFIG_CHECK = compile(WorkerConfigSchema);
 type Obj = Record<string, unknown>;
 
 /** A message failing its check is our own bug (both ends are ours): INTERNAL, in the words the pool logs. */
-const CHANNEL = (where: string) => ({ where, code: 'INTERNAL' as const, prefix: 'worker channel: ', quoteValue: false });
+const CHANNEL = (where: string) => ({
+  where,
+  code: 'INTERNAL' as const,
+  prefix: 'worker channel: ',
+  quoteValue: false,
+});
 
 function bad(what: string): never {
   throw new AgentError('INTERNAL', `worker channel: ${what}`);
@@ -128,7 +146,8 @@ function checked<T extends TSchema>(checker: TypeCheck<T>, o: Obj, payload: read
   const type = String(o.type);
   const message = decode(checker, o, CHANNEL(type));
   const frames = checker.Schema().frames as FrameCount;
-  if (frames === 'atLeast1' ? payload.length === 0 : payload.length !== frames) bad(`${type} with ${payload.length} value frames`);
+  if (frames === 'atLeast1' ? payload.length === 0 : payload.length !== frames)
+    bad(`${type} with ${payload.length} value frames`);
   return message;
 }
 

@@ -29,7 +29,10 @@ export function decodeArguments(frames: Uint8Array[]): unknown {
  * PickleError with the path to the value and no stack: the agent's own frames say nothing about the user's value.
  */
 export function unsendableResult(err: unknown): AgentError {
-  const error = new AgentError('UNPICKLABLE', `the job ran, but its return value cannot be sent back: ${(err as Error).message}`);
+  const error = new AgentError(
+    'UNPICKLABLE',
+    `the job ran, but its return value cannot be sent back: ${(err as Error).message}`,
+  );
   error.name = 'PickleError';
   error.stack = `${error.name}: ${error.message}`;
   return error;

@@ -25,7 +25,18 @@ import { AgentError, toWireError, WireError } from '../../protocol/errors';
 import { encodeMessage, SendQueue } from '../../protocol/frames';
 import { isSafeRelativePath } from '../../protocol/manifest';
 import { encodeValue } from '../../protocol/values';
-import { FATAL_MARKER, FromWorker, jobIdOf, parseToWorker, parseWorkerConfig, ResultMessage, RunMessage, stoppedJobMessage, WORKER_CONFIG_ENV, WorkerConfig } from './channel';
+import {
+  FATAL_MARKER,
+  FromWorker,
+  jobIdOf,
+  parseToWorker,
+  parseWorkerConfig,
+  ResultMessage,
+  RunMessage,
+  stoppedJobMessage,
+  WORKER_CONFIG_ENV,
+  WorkerConfig,
+} from './channel';
 import { describeSwitch } from './module-reload';
 import { decodeArguments, isInterrupt, markNotInstalled, unsendableResult } from './job-errors';
 import { ModuleSupport } from './modules';
@@ -73,7 +84,9 @@ class Worker {
   private readonly modules: ModuleSupport;
   private readonly rewriter: StackRewriter;
   private readonly output: OutputCapture;
-  private readonly trampoline = new vm.Script(`globalThis[Symbol.for('tslab-remote.enter')]()`, { filename: TRAMPOLINE_FILENAME });
+  private readonly trampoline = new vm.Script(`globalThis[Symbol.for('tslab-remote.enter')]()`, {
+    filename: TRAMPOLINE_FILENAME,
+  });
   private readonly initialCwd = process.cwd();
   private current: RunningJob | null = null;
   private readonly wrappers = new Map<string, vm.Script>();
@@ -100,7 +113,10 @@ class Worker {
 
   async start(): Promise<void> {
     this.modules.install();
-    Object.defineProperty(globalThis, RELOAD_HOOK, { value: (files?: string[]) => this.modules.reloader.drop(files), enumerable: false });
+    Object.defineProperty(globalThis, RELOAD_HOOK, {
+      value: (files?: string[]) => this.modules.reloader.drop(files),
+      enumerable: false,
+    });
     this.output.install();
     // The pool sends SIGINT when the worker did not acknowledge a cancel within ~100 ms: usually because a job's
     // synchronous part blocks the event loop (breakOnSigint turns the signal into an exception there, and takes this
@@ -149,7 +165,12 @@ class Worker {
     }
     if (this.current) {
       // The pool sends one job at a time; answer rather than drop, so the job does not hang.
-      const error = toWireError(new AgentError('INTERNAL', `worker ${this.config.index} got job ${message.job} while running ${this.current.id}`));
+      const error = toWireError(
+        new AgentError(
+          'INTERNAL',
+          `worker ${this.config.index} got job ${message.job} while running ${this.current.id}`,
+        ),
+      );
       this.send({ type: 'error', job: message.job, error, interrupted: false, inUse: this.inUse() });
       return;
     }
@@ -164,7 +185,12 @@ class Worker {
     const job = jobIdOf(frames);
     this.log(`a bad message from the pool${job ? ` for job ${job}` : ''}: ${err.message}`);
     if (!job || job === this.current?.id) return;
-    const error = toWireError(new AgentError('BAD_MESSAGE', `worker ${this.config.index} could not read the pool's message for job ${job}: ${err.message}`));
+    const error = toWireError(
+      new AgentError(
+        'BAD_MESSAGE',
+        `worker ${this.config.index} could not read the pool's message for job ${job}: ${err.message}`,
+      ),
+    );
     this.send({ type: 'error', job, error, interrupted: false, inUse: this.inUse() });
   }
 
@@ -182,19 +208,31 @@ class Worker {
       if (isThenable(value)) value = await value;
       let frames: Uint8Array[];
       try {
-        frames = message.code.kind === 'pickle' ? pickleCallResult(value, this.snapshotDir(message)) : encodeValue(value);
+        frames =
+          message.code.kind === 'pickle' ? pickleCallResult(value, this.snapshotDir(message)) : encodeValue(value);
       } catch (err) {
         throw unsendableResult(err);
       }
       this.output.flush();
-      const header: ResultMessage = { type: 'result', job: job.id, elapsedMs: Math.round(performance.now() - started), inUse: this.inUse() };
+      const header: ResultMessage = {
+        type: 'result',
+        job: job.id,
+        elapsedMs: Math.round(performance.now() - started),
+        inUse: this.inUse(),
+      };
       this.sendFrames(encodeMessage(header, frames));
     } catch (err) {
       const interrupted = isInterrupt(err);
       if (interrupted) this.modules.purgeUnloaded();
       this.output.flush();
       const error = this.toWire(err);
-      this.send({ type: 'error', job: job.id, error, interrupted: interrupted || job.cancelRequested, inUse: this.inUse() });
+      this.send({
+        type: 'error',
+        job: job.id,
+        error,
+        interrupted: interrupted || job.cancelRequested,
+        inUse: this.inUse(),
+      });
     } finally {
       this.current = null;
       delete (globalThis as Record<symbol, unknown>)[JOB_CONTEXT];
@@ -205,10 +243,13 @@ class Worker {
   private execute(message: RunMessage, frames: Uint8Array[]): unknown {
     const dir = this.enterDirectory(message);
     const name = message.code.filename ?? 'remote-job.js';
-    if (!isSafeRelativePath(name)) throw new AgentError('BAD_MESSAGE', `code.filename ${JSON.stringify(name)} is not a safe relative path`);
+    if (!isSafeRelativePath(name))
+      throw new AgentError('BAD_MESSAGE', `code.filename ${JSON.stringify(name)} is not a safe relative path`);
     const filename = path.join(dir, name);
     if (message.code.kind === 'pickle') {
-      const { fn, args } = unpickleCall(frames, this.snapshotDir(message) ?? dir, filename, (text) => this.output.write('stderr', text));
+      const { fn, args } = unpickleCall(frames, this.snapshotDir(message) ?? dir, filename, (text) =>
+        this.output.write('stderr', text),
+      );
       // A plain call, as the notebook makes it: `this` is undefined in strict code and globalThis in sloppy code.
       return this.interruptible(() => fn(...args));
     }
@@ -223,7 +264,8 @@ class Worker {
       if (typeof make !== 'function') throw new AgentError('INTERNAL', 'job wrapper did not evaluate to a function');
       // eslint-disable-next-line @typescript-eslint/no-unsafe-call -- the wrapper is the job's own compiled code
       const fn: unknown = make(jobRequire, jobModule, jobModule.exports, filename, path.dirname(filename));
-      if (typeof fn !== 'function') throw new TypeError(`the job's code must be a function expression; it evaluated to ${typeof fn}`);
+      if (typeof fn !== 'function')
+        throw new TypeError(`the job's code must be a function expression; it evaluated to ${typeof fn}`);
       return (fn as (...a: unknown[]) => unknown)(...argList);
     });
   }
@@ -237,11 +279,14 @@ class Worker {
     const key = `${filename}\0${source}`;
     let script = this.wrappers.get(key);
     if (!script) {
-      script = new vm.Script(`(function (require, module, exports, __filename, __dirname) { return (\n${source}\n); })`, {
-        filename,
-        lineOffset: -1,
-        ...DYNAMIC_IMPORT,
-      });
+      script = new vm.Script(
+        `(function (require, module, exports, __filename, __dirname) { return (\n${source}\n); })`,
+        {
+          filename,
+          lineOffset: -1,
+          ...DYNAMIC_IMPORT,
+        },
+      );
       if (this.wrappers.size >= WRAPPER_CACHE_SIZE) this.wrappers.delete(this.wrappers.keys().next().value!);
       this.wrappers.set(key, script);
     }
@@ -256,27 +301,35 @@ class Worker {
       return this.initialCwd;
     }
     const root = path.join(this.config.snapshotsRoot, message.snapshot);
-    if (!fs.existsSync(root)) throw new AgentError('SNAPSHOT_MISSING', `snapshot ${message.snapshot} is not on agent ${this.config.agentName}`);
+    if (!fs.existsSync(root))
+      throw new AgentError('SNAPSHOT_MISSING', `snapshot ${message.snapshot} is not on agent ${this.config.agentName}`);
     if (message.snapshot !== this.loadedSnapshot) {
       const report = this.modules.reloader.switchTo(message.snapshot);
       // Job wrappers compiled for other snapshots' file names would pile up over many edits.
       for (const key of this.wrappers.keys()) if (!key.startsWith(root)) this.wrappers.delete(key);
       if (this.loadedSnapshot !== null) {
         const summary = describeSwitch(report);
-        this.log(`switched from snapshot ${this.loadedSnapshot.slice(0, 12)} to ${message.snapshot.slice(0, 12)}: ${summary}`);
+        this.log(
+          `switched from snapshot ${this.loadedSnapshot.slice(0, 12)} to ${message.snapshot.slice(0, 12)}: ${summary}`,
+        );
         // Said to the call that sees it, so a reset of module state is never silent.
-        if (report.changed.length + report.importers.length > 0) this.output.write('stderr', `tslab-remote: ${summary}\n`);
-        for (const failure of report.disposeErrors) this.output.write('stderr', `tslab-remote: a dispose callback threw: ${failure}\n`);
+        if (report.changed.length + report.importers.length > 0)
+          this.output.write('stderr', `tslab-remote: ${summary}\n`);
+        for (const failure of report.disposeErrors)
+          this.output.write('stderr', `tslab-remote: a dispose callback threw: ${failure}\n`);
       }
       this.loadedSnapshot = message.snapshot;
     }
     const cwd = message.options.cwd;
-    if (cwd !== undefined && cwd !== '.' && !isSafeRelativePath(cwd)) throw new AgentError('BAD_MESSAGE', `options.cwd ${JSON.stringify(cwd)} is not a relative path`);
+    if (cwd !== undefined && cwd !== '.' && !isSafeRelativePath(cwd))
+      throw new AgentError('BAD_MESSAGE', `options.cwd ${JSON.stringify(cwd)} is not a relative path`);
     const dir = cwd && cwd !== '.' ? path.join(root, cwd) : root;
     try {
       if (process.cwd() !== dir) process.chdir(dir);
     } catch (err) {
-      throw new AgentError('BAD_MESSAGE', `options.cwd ${JSON.stringify(cwd)} is not a directory of the snapshot`, { cause: err });
+      throw new AgentError('BAD_MESSAGE', `options.cwd ${JSON.stringify(cwd)} is not a directory of the snapshot`, {
+        cause: err,
+      });
     }
     return dir;
   }
@@ -297,7 +350,11 @@ class Worker {
       wire = toWireError(err, 'REMOTE_EXCEPTION');
       markNotInstalled(err, wire);
     } catch (failure) {
-      wire = { code: 'REMOTE_EXCEPTION', name: 'Error', message: `the job threw something that cannot be described: ${String(failure)}` };
+      wire = {
+        code: 'REMOTE_EXCEPTION',
+        name: 'Error',
+        message: `the job threw something that cannot be described: ${String(failure)}`,
+      };
     }
     return this.rewriter.wire(wire);
   }
@@ -334,7 +391,11 @@ class Worker {
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }
 
 if (require.main === module) {

@@ -83,7 +83,10 @@ export class ModuleReloader {
     const dropped = importersOf(new Set(changed), loaded);
     const report: SwitchReport = {
       changed: changed.map((module) => this.paths.snapshotRelative(module.filename)).sort(),
-      importers: [...dropped].filter((module) => unchanged(module)).map((module) => this.paths.snapshotRelative(module.filename)).sort(),
+      importers: [...dropped]
+        .filter((module) => unchanged(module))
+        .map((module) => this.paths.snapshotRelative(module.filename))
+        .sort(),
       kept: loaded.length - dropped.size,
       disposeErrors: [],
     };
@@ -91,7 +94,8 @@ export class ModuleReloader {
     this.remove(dropped);
     this.kept = new Map();
     for (const module of loaded) {
-      if (!dropped.has(module) && this.paths.snapshotOf(module.filename) !== snapshot) this.kept.set(this.paths.snapshotRelative(module.filename), module.filename);
+      if (!dropped.has(module) && this.paths.snapshotOf(module.filename) !== snapshot)
+        this.kept.set(this.paths.snapshotRelative(module.filename), module.filename);
     }
     this.current = snapshot;
     forgetResolutions();
@@ -104,12 +108,17 @@ export class ModuleReloader {
    */
   drop(files?: readonly string[]): { dropped: string[]; disposeErrors: string[] } {
     const loaded = this.snapshotModules();
-    const named = files ? loaded.filter((module) => files.includes(this.paths.snapshotRelative(module.filename))) : loaded;
+    const named = files
+      ? loaded.filter((module) => files.includes(this.paths.snapshotRelative(module.filename)))
+      : loaded;
     const dropped = importersOf(new Set(named), loaded);
     const disposeErrors = [...dropped].flatMap((module) => this.dispose(module));
     this.remove(dropped);
     for (const module of dropped) this.kept.delete(this.paths.snapshotRelative(module.filename));
-    return { dropped: [...dropped].map((module) => this.paths.snapshotRelative(module.filename)).sort(), disposeErrors };
+    return {
+      dropped: [...dropped].map((module) => this.paths.snapshotRelative(module.filename)).sort(),
+      disposeErrors,
+    };
   }
 
   /**
@@ -124,7 +133,10 @@ export class ModuleReloader {
   }
 
   private snapshotModules(): CachedModule[] {
-    return Object.values(this.cache).filter((module): module is CachedModule => module !== undefined && this.paths.snapshotOf(module.filename ?? module.id) !== null);
+    return Object.values(this.cache).filter(
+      (module): module is CachedModule =>
+        module !== undefined && this.paths.snapshotOf(module.filename ?? module.id) !== null,
+    );
   }
 
   private dispose(module: CachedModule): string[] {
@@ -145,7 +157,8 @@ export class ModuleReloader {
     if (modules.size === 0) return;
     for (const [key, module] of Object.entries(this.cache)) if (module && modules.has(module)) delete this.cache[key];
     for (const module of Object.values(this.cache)) {
-      if (module?.children.some((child) => modules.has(child))) module.children = module.children.filter((child) => !modules.has(child));
+      if (module?.children.some((child) => modules.has(child)))
+        module.children = module.children.filter((child) => !modules.has(child));
     }
   }
 }
@@ -153,7 +166,7 @@ export class ModuleReloader {
 /** The changed modules and every module that imports one of them, directly or not (through `children`). */
 function importersOf(changed: Set<CachedModule>, loaded: readonly CachedModule[]): Set<CachedModule> {
   const dropped = new Set(changed);
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const module of loaded) {
       if (!dropped.has(module) && module.children.some((child) => dropped.has(child))) {
@@ -192,8 +205,12 @@ function forgetResolutions(): void {
 
 /** "reloaded src/model.ts and 1 module that imports it; 14 kept". */
 export function describeSwitch(report: SwitchReport): string {
-  const names = (files: string[]): string => (files.length <= 3 ? files.join(', ') : `${files.slice(0, 3).join(', ')} and ${files.length - 3} more`);
+  const names = (files: string[]): string =>
+    files.length <= 3 ? files.join(', ') : `${files.slice(0, 3).join(', ')} and ${files.length - 3} more`;
   if (report.changed.length + report.importers.length === 0) return `no loaded module changed; ${report.kept} kept`;
-  const importers = report.importers.length === 0 ? '' : ` and ${report.importers.length} module${report.importers.length === 1 ? '' : 's'} that import${report.importers.length === 1 ? 's' : ''} ${report.changed.length === 1 ? 'it' : 'them'}`;
+  const importers =
+    report.importers.length === 0
+      ? ''
+      : ` and ${report.importers.length} module${report.importers.length === 1 ? '' : 's'} that import${report.importers.length === 1 ? 's' : ''} ${report.changed.length === 1 ? 'it' : 'them'}`;
   return `reloaded ${names(report.changed) || 'nothing changed'}${importers}; ${report.kept} kept`;
 }

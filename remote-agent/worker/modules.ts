@@ -34,7 +34,6 @@ export const NOT_INSTALLED = Symbol.for('tslab-remote.moduleNotInstalled');
 
 export const TS_EXTENSIONS = ['.ts', '.tsx', '.mts', '.cts'] as const;
 
-
 export interface ModuleOptions {
   /** The snapshots root as configured and as real path (require.cache keys are real paths). */
   snapshotRoots: string[];
@@ -78,7 +77,9 @@ export class ModuleSupport {
       } catch (err) {
         if (!isNotFound(err)) throw err;
         // TypeScript projects write `import './model.js'` for `model.ts`: try the TypeScript file.
-        const tsRequest = /^\.\.?[\\/]/.test(request) ? request.replace(/\.(c|m)?js$/, (_m, k: string | undefined) => `.${k ?? ''}ts`) : null;
+        const tsRequest = /^\.\.?[\\/]/.test(request)
+          ? request.replace(/\.(c|m)?js$/, (_m, k: string | undefined) => `.${k ?? ''}ts`)
+          : null;
         if (tsRequest && tsRequest !== request) {
           try {
             return support.reloader.redirect(resolve.call(this, tsRequest, parent, isMain, options));
@@ -99,7 +100,11 @@ export class ModuleSupport {
     if (searched.some((dir) => fs.existsSync(path.join(dir, pkg)))) return err; // installed; a file inside is missing
     const dirs = this.options.nodePaths.length > 0 ? this.options.nodePaths : searched;
     const how = dirs
-      .map((dir) => (path.basename(dir) === 'node_modules' ? `cd ${path.dirname(dir)} && npm install ${pkg}` : `put it in ${dir}/${pkg}`))
+      .map((dir) =>
+        path.basename(dir) === 'node_modules'
+          ? `cd ${path.dirname(dir)} && npm install ${pkg}`
+          : `put it in ${dir}/${pkg}`,
+      )
       .join('\n  or: ');
     err.message =
       `Cannot find package '${pkg}': it is not installed on agent ${this.options.agentName}` +
@@ -264,7 +269,8 @@ function retargetInlineSourceMap(code: string, source: string): string {
 
 function readTypeScriptVersion(): string {
   const manifest: unknown = JSON.parse(fs.readFileSync(require.resolve('typescript/package.json'), 'utf8'));
-  const version = typeof manifest === 'object' && manifest !== null ? (manifest as Record<string, unknown>).version : undefined;
+  const version =
+    typeof manifest === 'object' && manifest !== null ? (manifest as Record<string, unknown>).version : undefined;
   return typeof version === 'string' ? version : 'unknown';
 }
 

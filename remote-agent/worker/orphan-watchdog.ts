@@ -25,5 +25,8 @@ export function startOrphanWatchdog(): void {
 
 // Not fatal: the worker still ends on 'disconnect' whenever its event loop is free. The pool logs this stderr line.
 function watchdogFailed(err: unknown): void {
-  fs.writeSync(2, `worker: the orphan watchdog thread failed (${String(err)}): this worker may outlive its agent if the agent is killed while a job loops\n`);
+  fs.writeSync(
+    2,
+    `worker: the orphan watchdog thread failed (${String(err)}): this worker may outlive its agent if the agent is killed while a job loops\n`,
+  );
 }

@@ -18,7 +18,12 @@ export interface PickledCall {
  * when the job has no snapshot). A version mismatch between the notebook's package and the agent's is reported
  * through `warn`, once per package.
  */
-export function unpickleCall(frames: readonly Uint8Array[], root: string, filename: string, warn: (text: string) => void): PickledCall {
+export function unpickleCall(
+  frames: readonly Uint8Array[],
+  root: string,
+  filename: string,
+  warn: (text: string) => void,
+): PickledCall {
   let call: unknown;
   try {
     call = unpickle(frames, {
@@ -26,7 +31,9 @@ export function unpickleCall(frames: readonly Uint8Array[], root: string, filena
       require: createRequire(filename) as (id: string) => unknown,
       filename,
       onVersionMismatch: (name, expected, installed) =>
-        warn(`tslab-remote: package ${name} is ${installed ?? 'not installed'} on the agent, ${expected} in the notebook\n`),
+        warn(
+          `tslab-remote: package ${name} is ${installed ?? 'not installed'} on the agent, ${expected} in the notebook\n`,
+        ),
     });
   } catch (err) {
     if (err instanceof UnpickleError) {

@@ -58,8 +58,11 @@ describe('the kernel in classic Jupyter Notebook, in headless Chromium', functio
   it('shows %remote output while it runs, interrupts an endless %remote from the toolbar, runs the next cell', async () => {
     const shots = path.join(work!.path, 'artifacts');
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(PYTHON, [DRIVER, 'run', path.join(work!.path, 'notebooks'), shots], { env: jupyter!.env, timeout: 540_000, maxBuffer: 64 * 1024 * 1024 }, (error, out, err) =>
-        resolve({ code: error ? 1 : 0, stdout: out, stderr: err }),
+      execFile(
+        PYTHON,
+        [DRIVER, 'run', path.join(work!.path, 'notebooks'), shots],
+        { env: jupyter!.env, timeout: 540_000, maxBuffer: 64 * 1024 * 1024 },
+        (error, out, err) => resolve({ code: error ? 1 : 0, stdout: out, stderr: err }),
       );
     });
     try {
@@ -76,7 +79,8 @@ describe('the kernel in classic Jupyter Notebook, in headless Chromium', functio
 function keepArtifacts(shots: string, report: string): string {
   const dir = path.join(ARTIFACTS, new Date().toISOString().replace(/[:.]/g, '-'));
   fs.mkdirSync(dir, { recursive: true });
-  if (fs.existsSync(shots)) for (const name of fs.readdirSync(shots)) fs.copyFileSync(path.join(shots, name), path.join(dir, name));
+  if (fs.existsSync(shots))
+    for (const name of fs.readdirSync(shots)) fs.copyFileSync(path.join(shots, name), path.join(dir, name));
   fs.writeFileSync(path.join(dir, 'report.json'), report);
   const where = `browser test artifacts (screenshot, page HTML, report): ${dir}`;
   console.log(`      ${where}`);
@@ -84,22 +88,25 @@ function keepArtifacts(shots: string, report: string): string {
 }
 
 function checkPage(page: PageReport): void {
-    // Lines on the page with the prompt still [*]: streamed, not shown at the end.
-    expect(page.while_running.running, 'the cell was still running when its second line showed').to.equal(true);
-    expect(page.while_running.output).to.include('step 1').and.include('step 2').and.not.include('step 4');
-    expect(page.prints.errors).to.deep.equal([]);
-    expect(page.prints.prompt).to.match(/In\s\[\d+\]/);
-    const lines = page.prints.output.split('\n');
-    const steps = ['step 1', 'step 2', 'step 3', 'step 4'].map((step) => lines.indexOf(step));
-    expect(steps.every((at, i) => at >= 0 && (i === 0 || at > steps[i - 1]!)), page.prints.output).to.equal(true);
-    expect(page.prints.output).to.match(/Out\[\d+\]:\s*'?done'?$/);
-    // The elapsed time is not between two streamed lines: it ends up below them.
-    const ran = lines.findIndex((line) => /^ran on local in \d+\.\d s$/.test(line));
-    expect(ran, page.prints.output).to.be.greaterThan(steps[3]!);
+  // Lines on the page with the prompt still [*]: streamed, not shown at the end.
+  expect(page.while_running.running, 'the cell was still running when its second line showed').to.equal(true);
+  expect(page.while_running.output).to.include('step 1').and.include('step 2').and.not.include('step 4');
+  expect(page.prints.errors).to.deep.equal([]);
+  expect(page.prints.prompt).to.match(/In\s\[\d+\]/);
+  const lines = page.prints.output.split('\n');
+  const steps = ['step 1', 'step 2', 'step 3', 'step 4'].map((step) => lines.indexOf(step));
+  expect(
+    steps.every((at, i) => at >= 0 && (i === 0 || at > steps[i - 1]!)),
+    page.prints.output,
+  ).to.equal(true);
+  expect(page.prints.output).to.match(/Out\[\d+\]:\s*'?done'?$/);
+  // The elapsed time is not between two streamed lines: it ends up below them.
+  const ran = lines.findIndex((line) => /^ran on local in \d+\.\d s$/.test(line));
+  expect(ran, page.prints.output).to.be.greaterThan(steps[3]!);
 
-    expect(page.endless.output).to.include('tick 2');
-    expect(page.endless.errors.join('\n')).to.match(/^KeyboardInterrupt: .*cancelled/);
+  expect(page.endless.output).to.include('tick 2');
+  expect(page.endless.errors.join('\n')).to.match(/^KeyboardInterrupt: .*cancelled/);
 
-    expect(page.after.errors).to.deep.equal([]);
-    expect(page.after.output).to.include('42');
+  expect(page.after.errors).to.deep.equal([]);
+  expect(page.after.output).to.include('42');
 }

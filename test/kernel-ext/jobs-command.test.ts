@@ -10,7 +10,10 @@ import { AgentProcess, startAgent, waitFor } from '../support/agent-process';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'tslab-remote.js');
 
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function cli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
     let stdout = '';
@@ -38,12 +41,22 @@ describe('tslab-remote jobs (terminal)', function () {
 
   it('lists the jobs, follows one to its result, and cancels one', async () => {
     const done = await client.detach(
-      () => new Promise((resolve) => setTimeout(() => { console.log('half way'); setTimeout(() => resolve({ loss: 0.25 }), 300); }, 300)),
+      () =>
+        new Promise((resolve) =>
+          setTimeout(() => {
+            console.log('half way');
+            setTimeout(() => resolve({ loss: 0.25 }), 300);
+          }, 300),
+        ),
       [],
       { name: 'fit' },
     );
     const spare = await client.detach(() => new Promise(() => undefined), [], { name: 'spare' });
-    await waitFor(async () => (await client.detachedJobs()).some((job) => job.id === spare.id && job.state === 'running'), 10_000, 'spare running');
+    await waitFor(
+      async () => (await client.detachedJobs()).some((job) => job.id === spare.id && job.state === 'running'),
+      10_000,
+      'spare running',
+    );
 
     const listed = await cli(['jobs', '--agent', agent.endpoint]);
     expect(listed.code, listed.stderr).to.equal(0);
@@ -58,13 +71,19 @@ describe('tslab-remote jobs (terminal)', function () {
     const cancelled = await cli(['jobs', '--agent', agent.endpoint, 'cancel', 'spare']);
     expect(cancelled.code, cancelled.stderr).to.equal(0);
     expect(cancelled.stdout).to.equal(`cancelling job ${spare.id} (spare)\n`);
-    await waitFor(async () => (await client.detachedJobs()).some((job) => job.id === spare.id && job.state === 'cancelled'), 10_000, 'spare cancelled');
+    await waitFor(
+      async () => (await client.detachedJobs()).some((job) => job.id === spare.id && job.state === 'cancelled'),
+      10_000,
+      'spare cancelled',
+    );
   });
 
   it('says what is wrong: exit status 1 for an unknown job, 2 for a job missing from the command line', async () => {
     const unknown = await cli(['jobs', '--agent', agent.endpoint, 'attach', 'nothing-here']);
     expect(unknown.code).to.equal(1);
-    expect(unknown.stderr).to.match(/^tslab-remote: JOB_UNKNOWN: this agent has no detached job "nothing-here" of yours/);
+    expect(unknown.stderr).to.match(
+      /^tslab-remote: JOB_UNKNOWN: this agent has no detached job "nothing-here" of yours/,
+    );
     const usage = await cli(['jobs', '--agent', agent.endpoint, 'attach']);
     expect(usage.code).to.equal(2);
     expect(usage.stderr).to.include('jobs attach takes one job id or name');

@@ -5,7 +5,17 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 import * as net from 'node:net';
 
-import { Kind, MAGIC, PickleError, pickleResult, recordOrigin, requireFromRoot, unpickle, UnpickleError, VERSION } from '../../pickle';
+import {
+  Kind,
+  MAGIC,
+  PickleError,
+  pickleResult,
+  recordOrigin,
+  requireFromRoot,
+  unpickle,
+  UnpickleError,
+  VERSION,
+} from '../../pickle';
 import { classifyModuleFile } from '../../pickle/modules';
 import { decodeValue, encodeValue } from '../../protocol/values';
 
@@ -19,8 +29,13 @@ describe('pickle/', () => {
   describe('plain data', () => {
     it('keeps shared references, cycles, Map/Set with object keys, holes and undefined', () => {
       const shared = { n: 1 };
-      // eslint-disable-next-line no-sparse-arrays
-      const value: Record<string, unknown> = { a: shared, b: [shared, , undefined], m: new Map([[shared, 'v']]), s: new Set([shared]) };
+      const value: Record<string, unknown> = {
+        a: shared,
+        // eslint-disable-next-line no-sparse-arrays
+        b: [shared, , undefined],
+        m: new Map([[shared, 'v']]),
+        s: new Set([shared]),
+      };
       value.self = value;
       const copy = roundTrip(value);
       const b = copy.b as unknown[];
@@ -34,16 +49,24 @@ describe('pickle/', () => {
     });
 
     it('keeps property attributes, accessor-free getters as values, integrity levels and null prototypes', () => {
-      const obj = Object.defineProperties({}, {
-        hidden: { value: 1, enumerable: false, writable: false, configurable: false },
-        shown: { value: 2, enumerable: true, writable: true, configurable: true },
-      });
+      const obj = Object.defineProperties(
+        {},
+        {
+          hidden: { value: 1, enumerable: false, writable: false, configurable: false },
+          shown: { value: 2, enumerable: true, writable: true, configurable: true },
+        },
+      );
       const frozen = Object.freeze({ x: 1 });
       const sealed = Object.seal({ y: 2 });
       const bare = Object.create(null) as Record<string, number>;
       bare.z = 3;
       const copy = roundTrip({ obj, frozen, sealed, bare });
-      expect(Object.getOwnPropertyDescriptor(copy.obj, 'hidden')).to.deep.equal({ value: 1, enumerable: false, writable: false, configurable: false });
+      expect(Object.getOwnPropertyDescriptor(copy.obj, 'hidden')).to.deep.equal({
+        value: 1,
+        enumerable: false,
+        writable: false,
+        configurable: false,
+      });
       expect(Object.keys(copy.obj)).to.deep.equal(['shown']);
       expect(Object.isFrozen(copy.frozen)).to.equal(true);
       expect(Object.isSealed(copy.sealed) && !Object.isFrozen(copy.sealed)).to.equal(true);
@@ -67,7 +90,17 @@ describe('pickle/', () => {
       const re = /a+/gy;
       re.lastIndex = 2;
       const bytes = new Uint8Array([1, 2, 3]).buffer;
-      const copy = roundTrip({ d: new Date(5), re, big: -(2n ** 80n), boxed: Object('s'), num: new Number(4), url: new URL('https://x.test/a?b=1'), bytes, z: -0, nan: NaN });
+      const copy = roundTrip({
+        d: new Date(5),
+        re,
+        big: -(2n ** 80n),
+        boxed: Object('s'),
+        num: new Number(4),
+        url: new URL('https://x.test/a?b=1'),
+        bytes,
+        z: -0,
+        nan: NaN,
+      });
       expect(copy.d.getTime()).to.equal(5);
       expect(copy.re.flags).to.equal('gy');
       expect(copy.re.lastIndex).to.equal(2);
@@ -136,12 +169,36 @@ describe('pickle/', () => {
     it('sends standard globals and module values as references', () => {
       const fs = require('node:fs') as typeof import('node:fs');
       const named = require(path.join(ROOT, 'src/named.js')) as { scale: unknown };
-      const value = { max: Math.max, iter: Symbol.iterator, fs, read: fs.readFileSync, scale: named.scale, proto: Array.prototype, gen: Object.getPrototypeOf(function* () {}) };
-      const [, , root, , table] = decodeValue(pickleResult(value, { codeRoot: ROOT })) as [string, number, bigint, unknown[], unknown[][]];
+      const value = {
+        max: Math.max,
+        iter: Symbol.iterator,
+        fs,
+        read: fs.readFileSync,
+        scale: named.scale,
+        proto: Array.prototype,
+        gen: Object.getPrototypeOf(function* () {}),
+      };
+      const [, , root, , table] = decodeValue(pickleResult(value, { codeRoot: ROOT })) as [
+        string,
+        number,
+        bigint,
+        unknown[],
+        unknown[][],
+      ];
       const props = table[Number(root)]![2] as unknown[];
       const kindOf = (ref: unknown) => table[Number(ref)]![0];
-      const kinds = Object.fromEntries(Array.from({ length: props.length / 2 }, (_, i) => [props[2 * i], kindOf(props[2 * i + 1])]));
-      expect(kinds).to.deep.equal({ max: Kind.GLOBAL, iter: Kind.GLOBAL, fs: Kind.MODULE, read: Kind.MODULE_EXPORT, scale: Kind.MODULE_EXPORT, proto: Kind.GLOBAL, gen: Kind.GLOBAL });
+      const kinds = Object.fromEntries(
+        Array.from({ length: props.length / 2 }, (_, i) => [props[2 * i], kindOf(props[2 * i + 1])]),
+      );
+      expect(kinds).to.deep.equal({
+        max: Kind.GLOBAL,
+        iter: Kind.GLOBAL,
+        fs: Kind.MODULE,
+        read: Kind.MODULE_EXPORT,
+        scale: Kind.MODULE_EXPORT,
+        proto: Kind.GLOBAL,
+        gen: Kind.GLOBAL,
+      });
       const copy = roundTrip(value);
       expect(copy).to.deep.equal(value);
       expect(copy.scale).to.equal(named.scale);
@@ -149,7 +206,13 @@ describe('pickle/', () => {
 
     it("indexes exports added after load: a local module's at once, a package's within a second", async () => {
       const kindOf = (value: unknown): unknown => {
-        const [, , root, , table] = decodeValue(pickleResult({ value }, { codeRoot: ROOT })) as [string, number, bigint, unknown[], unknown[][]];
+        const [, , root, , table] = decodeValue(pickleResult({ value }, { codeRoot: ROOT })) as [
+          string,
+          number,
+          bigint,
+          unknown[],
+          unknown[][],
+        ];
         const props = table[Number(root)]![2] as unknown[];
         return table[Number(props[1])]![0];
       };
@@ -178,7 +241,10 @@ describe('pickle/', () => {
       expect(classifyModuleFile(sub, null)?.ref.id).to.equal('acorn/dist/bin.js');
       const scoped = require.resolve('@types/node/package.json');
       expect(classifyModuleFile(scoped, null)?.ref.id).to.equal('@types/node/package.json');
-      expect(classifyModuleFile(path.join(ROOT, 'src/shapes.js'), ROOT)?.ref).to.deep.equal({ kind: 'local', id: 'src/shapes.js' });
+      expect(classifyModuleFile(path.join(ROOT, 'src/shapes.js'), ROOT)?.ref).to.deep.equal({
+        kind: 'local',
+        id: 'src/shapes.js',
+      });
       expect(classifyModuleFile('/elsewhere/x.js', ROOT)).to.equal(null);
     });
 
@@ -208,11 +274,17 @@ describe('pickle/', () => {
       recordOrigin(remoteCopy, 'k:1');
       const instance = Object.assign(new remoteCopy(), { v: 5 });
       const frames = pickleResult({ instance, cls: remoteCopy });
-      const back = unpickle(frames, { ...context, localClasses: new Map([['k:1', Local]]) }) as { instance: Local; cls: unknown };
+      const back = unpickle(frames, { ...context, localClasses: new Map([['k:1', Local]]) }) as {
+        instance: Local;
+        cls: unknown;
+      };
       expect(back.instance).to.be.instanceOf(Local);
       expect(back.instance.v).to.equal(5);
       expect(back.cls).to.equal(Local);
-      expect(() => unpickle(frames, { ...context, localClasses: new Map() })).to.throw(UnpickleError, /class Local came back from the other side, but this side no longer holds the original/);
+      expect(() => unpickle(frames, { ...context, localClasses: new Map() })).to.throw(
+        UnpickleError,
+        /class Local came back from the other side, but this side no longer holds the original/,
+      );
     });
   });
 
@@ -227,7 +299,9 @@ describe('pickle/', () => {
         }
         throw new Error('a net.Server was pickled as a result');
       })();
-      expect(error.message).to.match(/^result → \.server: net\.Server cannot be pickled \(live handle\)\. A result travels back by value/);
+      expect(error.message).to.match(
+        /^result → \.server: net\.Server cannot be pickled \(live handle\)\. A result travels back by value/,
+      );
       expect(error.message).not.to.include('inside the remote function');
     });
 
@@ -275,11 +349,23 @@ describe('pickle/', () => {
   describe('bad input', () => {
     it('says what is wrong with frames that are not a pickle of this version', () => {
       expect(() => unpickle([new Uint8Array([1, 2, 3])], context)).to.throw(UnpickleError, /not a pickle/);
-      expect(() => unpickle(encodeValue({ a: 1 }), context)).to.throw(UnpickleError, /does not start with the pickle header/);
-      expect(() => unpickle(encodeValue([MAGIC, 99, 1, [], []]), context)).to.throw(UnpickleError, /version 99 is not supported/);
-      expect(() => unpickle(handMade(0n, [[Kind.GLOBAL, ['NoSuchGlobalHere']]]), context)).to.throw(UnpickleError, /the global NoSuchGlobalHere does not exist/);
+      expect(() => unpickle(encodeValue({ a: 1 }), context)).to.throw(
+        UnpickleError,
+        /does not start with the pickle header/,
+      );
+      expect(() => unpickle(encodeValue([MAGIC, 99, 1, [], []]), context)).to.throw(
+        UnpickleError,
+        /version 99 is not supported/,
+      );
+      expect(() => unpickle(handMade(0n, [[Kind.GLOBAL, ['NoSuchGlobalHere']]]), context)).to.throw(
+        UnpickleError,
+        /the global NoSuchGlobalHere does not exist/,
+      );
       expect(() => unpickle(handMade(0n, [[99]]), context)).to.throw(UnpickleError, /unknown node kind 99/);
-      expect(() => unpickle(handMade(5n, [[Kind.OBJECT]]), context)).to.throw(UnpickleError, /5 is not a node reference/);
+      expect(() => unpickle(handMade(5n, [[Kind.OBJECT]]), context)).to.throw(
+        UnpickleError,
+        /5 is not a node reference/,
+      );
     });
   });
 });

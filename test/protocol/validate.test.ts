@@ -28,12 +28,26 @@ describe('protocol/validate', () => {
   });
 
   it('checks a wire error field by field, its causes too, and names the bad field', () => {
-    const error = checkWireError({ code: 'REMOTE_EXCEPTION', name: 'RangeError', message: 'm', cause: { code: 'INTERNAL' }, props: { a: 1 } });
-    expect(error).to.deep.equal({ code: 'REMOTE_EXCEPTION', name: 'RangeError', message: 'm', cause: { code: 'INTERNAL', name: 'Error', message: '' }, props: { a: 1 } });
+    const error = checkWireError({
+      code: 'REMOTE_EXCEPTION',
+      name: 'RangeError',
+      message: 'm',
+      cause: { code: 'INTERNAL' },
+      props: { a: 1 },
+    });
+    expect(error).to.deep.equal({
+      code: 'REMOTE_EXCEPTION',
+      name: 'RangeError',
+      message: 'm',
+      cause: { code: 'INTERNAL', name: 'Error', message: '' },
+      props: { a: 1 },
+    });
     const bad = thrown(() => checkWireError({ code: 'NOPE' }, 'header.error'));
     expect(bad.code).to.equal('BAD_MESSAGE');
     expect(bad.message).to.contain('header.error.code');
-    expect(thrown(() => checkWireError({ code: 'INTERNAL', cause: { code: 7 } })).message).to.contain('error.cause.code');
+    expect(thrown(() => checkWireError({ code: 'INTERNAL', cause: { code: 7 } })).message).to.contain(
+      'error.cause.code',
+    );
   });
 
   it('refuses a manifest over maxFiles with TOO_LARGE naming the bound, and a bad entry with BAD_MESSAGE naming it', () => {
@@ -47,25 +61,63 @@ describe('protocol/validate', () => {
     const bad = thrown(() => validateRequest({ ...header, files: [file(0), { ...file(1), hash: 'nope' }] }, 0, limits));
     expect(bad.code).to.equal('BAD_MESSAGE');
     expect(bad.message).to.contain('header.files[1].hash should be a SHA-256 hex digest');
-    const source = thrown(() => validateRequest({ v: PROTOCOL_VERSION, type: 'call', id: 'c', snapshot: null, code: { kind: 'source', source: 'x'.repeat(101) }, options: {} }, 1, limits));
+    const source = thrown(() =>
+      validateRequest(
+        {
+          v: PROTOCOL_VERSION,
+          type: 'call',
+          id: 'c',
+          snapshot: null,
+          code: { kind: 'source', source: 'x'.repeat(101) },
+          options: {},
+        },
+        1,
+        limits,
+      ),
+    );
     expect(source.message).to.contain('header.code.source should be at most 100 characters');
   });
 
   it("checks a status reply's workers, store and resources field by field", () => {
     const agent = {
-      name: 'remote-agent', version: '0.1.0', protocol: PROTOCOL_VERSION, instance: 'i', hostname: 'h', node: 'v20', pid: 1, workers: 1,
-      limits: { maxMessageBytes: 1, maxArchiveBytes: 1, maxFileBytes: 1, maxSnapshotBytes: 1, maxFiles: 1, maxJobsPerClient: 1 },
+      name: 'remote-agent',
+      version: '0.1.0',
+      protocol: PROTOCOL_VERSION,
+      instance: 'i',
+      hostname: 'h',
+      node: 'v20',
+      pid: 1,
+      workers: 1,
+      limits: {
+        maxMessageBytes: 1,
+        maxArchiveBytes: 1,
+        maxFileBytes: 1,
+        maxSnapshotBytes: 1,
+        maxFiles: 1,
+        maxJobsPerClient: 1,
+      },
     };
     const worker = { index: 0, pid: 7, state: 'idle', restarts: 0, queued: 0, snapshot: null };
     const store = { snapshots: 0, blobs: 0, bytes: 0, created: 0, evicted: 0 };
-    const resources = { cpus: 2, cpuModel: 'cpu', loadAverage: [0.5, 0.25, 0.1], memoryTotalMb: 1024, memoryFreeMb: 512, gpus: [] };
+    const resources = {
+      cpus: 2,
+      cpuModel: 'cpu',
+      loadAverage: [0.5, 0.25, 0.1],
+      memoryTotalMb: 1024,
+      memoryFreeMb: 512,
+      gpus: [],
+    };
     const status = { v: PROTOCOL_VERSION, type: 'status', re: 's-1', agent, workers: [worker], store, resources };
     const reply = validateReply(status, 0);
     expect(reply.type === 'status' && reply.workers[0]?.state).to.equal('idle');
     const badState = thrown(() => validateReply({ ...status, workers: [{ ...worker, state: 'dancing' }] }, 0));
     expect(badState.code).to.equal('BAD_MESSAGE');
     expect(badState.message).to.contain('header.workers[0].state');
-    expect(thrown(() => validateReply({ ...status, store: { ...store, bytes: 'many' } }, 0)).message).to.contain('header.store.bytes');
-    expect(thrown(() => validateReply({ ...status, resources: { ...resources, gpus: [{ index: 0 }] } }, 0)).message).to.contain('header.resources.gpus[0].');
+    expect(thrown(() => validateReply({ ...status, store: { ...store, bytes: 'many' } }, 0)).message).to.contain(
+      'header.store.bytes',
+    );
+    expect(
+      thrown(() => validateReply({ ...status, resources: { ...resources, gpus: [{ index: 0 }] } }, 0)).message,
+    ).to.contain('header.resources.gpus[0].');
   });
 });

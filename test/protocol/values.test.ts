@@ -45,7 +45,11 @@ describe('protocol/values', () => {
     misaligned.set(floats[1]!);
     const viaMisaligned = decodeValue([floats[0]!, misaligned]) as Float32Array;
     expect(viaMisaligned[19_999]).to.equal(1.5);
-    const copy = decodeValue([body!, frame!, ...encodeValue({ bytes, floats: new Float32Array(20_000).fill(1.5) }).slice(2)]) as {
+    const copy = decodeValue([
+      body!,
+      frame!,
+      ...encodeValue({ bytes, floats: new Float32Array(20_000).fill(1.5) }).slice(2),
+    ]) as {
       bytes: Buffer;
     };
     expect(Buffer.isBuffer(copy.bytes)).to.equal(true);

@@ -28,10 +28,16 @@ describe('remote-agent faults, end to end', function () {
     const client = await connect(endpoint, { heartbeatMs: 100, heartbeatTimeoutMs: 10_000 });
     try {
       const job = client.run({ source: '() => new Promise((r) => setTimeout(() => r("survived"), 800))' });
-      await waitFor(async () => (await client.status()).workers.some((w) => w.state === 'busy'), 5_000, 'the job running');
+      await waitFor(
+        async () => (await client.status()).workers.some((w) => w.state === 'busy'),
+        5_000,
+        'the job running',
+      );
       proxy.cut(1_500); // the job ends while the client is cut off
       expect(await job).to.equal('survived');
-      expect(agent.log()).to.match(/could not send the final reply of job \S+ to client \S+ \(EHOSTUNREACH\); kept for redelivery/);
+      expect(agent.log()).to.match(
+        /could not send the final reply of job \S+ to client \S+ \(EHOSTUNREACH\); kept for redelivery/,
+      );
     } finally {
       await client.close();
       await proxy.close();
@@ -81,11 +87,19 @@ describe('remote-agent faults, end to end', function () {
     try {
       proxy.cut(3_000);
       await new Promise((resolve) => setTimeout(resolve, 200));
-      const code = await remoteCodeOf(client.run({ source: '(file) => require("fs").writeFileSync(file, "ran")', args: [marker] }));
+      const code = await remoteCodeOf(
+        client.run({ source: '(file) => require("fs").writeFileSync(file, "ran")', args: [marker] }),
+      );
       expect(code).to.equal('AGENT_UNREACHABLE');
       await new Promise((resolve) => setTimeout(resolve, 3_500)); // the network is back
       expect(await client.run({ source: '() => "reconnected"' })).to.equal('reconnected');
-      expect(await fs.stat(marker).then(() => true, () => false), 'the abandoned call ran later').to.equal(false);
+      expect(
+        await fs.stat(marker).then(
+          () => true,
+          () => false,
+        ),
+        'the abandoned call ran later',
+      ).to.equal(false);
     } finally {
       await client.close();
       await proxy.close();
@@ -97,11 +111,19 @@ describe('remote-agent faults, end to end', function () {
     const agent = await startAgent({ args: ['--result-ttl-ms', '300'] });
     const client = await connect(agent.endpoint);
     const job = client.run({ source: '() => new Promise((r) => setTimeout(() => r(1), 300))' });
-    await waitFor(async () => (await client.status()).workers.some((w) => w.state === 'busy'), 5_000, 'the job running');
+    await waitFor(
+      async () => (await client.status()).workers.some((w) => w.state === 'busy'),
+      5_000,
+      'the job running',
+    );
     await client.close();
     expect(await remoteCodeOf(job)).to.equal('CLIENT_CLOSED');
     try {
-      await waitFor(() => /discarded the final reply of job \S+ for client \S+: not collected within 0 s/.test(agent.log()), 5_000, 'the discard in the log');
+      await waitFor(
+        () => /discarded the final reply of job \S+ for client \S+: not collected within 0 s/.test(agent.log()),
+        5_000,
+        'the discard in the log',
+      );
     } finally {
       await agent.stop();
     }
@@ -142,7 +164,9 @@ describe('remote-agent faults, end to end', function () {
   });
 
   it('bounds jobs per client, files per snapshot and archive size, naming each bound', async () => {
-    const agent = await startAgent({ args: ['--workers', '1', '--max-jobs-per-client', '2', '--max-files', '2', '--max-archive-mb', '1'] });
+    const agent = await startAgent({
+      args: ['--workers', '1', '--max-jobs-per-client', '2', '--max-files', '2', '--max-archive-mb', '1'],
+    });
     const client = await connect(agent.endpoint);
     try {
       const running = [1, 2].map(() => client.run({ source: '() => new Promise((r) => setTimeout(r, 500))' }));
@@ -176,7 +200,13 @@ describe('remote-agent faults, end to end', function () {
     try {
       agent = await startAgent({ args: ['--workers', '1'], workdir: path.join(mountPoint, 'workdir') });
       const client = await connect(agent.endpoint);
-      const local = await snapshotDirectory(await makeTree({ 'a.bin': randomBytes(400_000).toString('latin1'), 'b.bin': randomBytes(400_000).toString('latin1'), 'c.js': 'module.exports = "fits now";\n' }));
+      const local = await snapshotDirectory(
+        await makeTree({
+          'a.bin': randomBytes(400_000).toString('latin1'),
+          'b.bin': randomBytes(400_000).toString('latin1'),
+          'c.js': 'module.exports = "fits now";\n',
+        }),
+      );
       const error = await rejectionOf(client.upload(local), RemoteError);
       expect(error.code).to.equal('DISK_FULL');
       expect(error.message).to.include('disk is full').and.include('--disk-budget');
@@ -206,7 +236,10 @@ describe('remote-agent faults, end to end', function () {
       [json({ type: 'status' })],
       [json({ type: 'snapshot.check', snapshot, files: [file] })],
       [json({ type: 'snapshot.upload', snapshot, files: [file] }), Buffer.from('PK\x03\x04garbage')],
-      [json({ type: 'call', snapshot: null, code: { kind: 'source', source: '(x) => x' }, options: {} }), ...encodeValue([1]).map(Buffer.from)],
+      [
+        json({ type: 'call', snapshot: null, code: { kind: 'source', source: '(x) => x' }, options: {} }),
+        ...encodeValue([1]).map(Buffer.from),
+      ],
       [json({ type: 'cancel', job: 'nope' })],
     ];
     const started = Date.now();
@@ -246,7 +279,9 @@ function json(header: Record<string, unknown>): Buffer {
 }
 
 function randomMessage(): Buffer[] {
-  return Array.from({ length: 1 + Math.floor(Math.random() * 3) }, () => randomBytes(1 + Math.floor(Math.random() * 200)));
+  return Array.from({ length: 1 + Math.floor(Math.random() * 3) }, () =>
+    randomBytes(1 + Math.floor(Math.random() * 200)),
+  );
 }
 
 /** One of: flip bytes of a frame, truncate it, drop or add a frame, or retype a header field. */

@@ -19,7 +19,9 @@ describe('remote-agent on GPU hosts (fake nvidia-smi)', function () {
   this.timeout(30_000);
 
   it("parses nvidia-smi's CSV, fields it cannot report included", () => {
-    expect(parseNvidiaSmi('0, Tesla T4, 15360, 2, 0\n1, NVIDIA H100 PCIe, 81559, [N/A], [Not Supported]\n')).to.deep.equal([
+    expect(
+      parseNvidiaSmi('0, Tesla T4, 15360, 2, 0\n1, NVIDIA H100 PCIe, 81559, [N/A], [Not Supported]\n'),
+    ).to.deep.equal([
       { index: 0, name: 'Tesla T4', memoryTotalMb: 15360, memoryUsedMb: 2, utilizationPercent: 0 },
       { index: 1, name: 'NVIDIA H100 PCIe', memoryTotalMb: 81559, memoryUsedMb: null, utilizationPercent: null },
     ]);
@@ -32,10 +34,15 @@ describe('remote-agent on GPU hosts (fake nvidia-smi)', function () {
     try {
       const status = await client.status();
       expect(status.workers.map((w) => w.gpu)).to.deep.equal(['0', '1']);
-      expect(status.resources.gpus.map((g) => g.name)).to.deep.equal(['NVIDIA A100-SXM4-80GB', 'NVIDIA A100-SXM4-80GB']);
+      expect(status.resources.gpus.map((g) => g.name)).to.deep.equal([
+        'NVIDIA A100-SXM4-80GB',
+        'NVIDIA A100-SXM4-80GB',
+      ]);
       expect(status.resources.gpus[1]!.memoryUsedMb).to.equal(null);
       expect(status.resources.cpus).to.be.above(0);
-      const seen = await Promise.all([0, 1].map((worker) => client.run({ source: '() => process.env.CUDA_VISIBLE_DEVICES', worker })));
+      const seen = await Promise.all(
+        [0, 1].map((worker) => client.run({ source: '() => process.env.CUDA_VISIBLE_DEVICES', worker })),
+      );
       expect(seen).to.deep.equal(['0', '1']);
     } finally {
       await client.close();
@@ -56,13 +63,28 @@ describe('remote-agent on GPU hosts (fake nvidia-smi)', function () {
   });
 
   it('refuses --gpus all when nvidia-smi cannot reach the driver, quoting it', () => {
-    const result = spawnSync(process.execPath, [BIN, 'serve', '--bind', 'tcp://127.0.0.1:*', '--gpus', 'all', '--nvidia-smi', path.join(FIXTURES, 'nvidia-smi-no-driver')], { encoding: 'utf8' });
+    const result = spawnSync(
+      process.execPath,
+      [
+        BIN,
+        'serve',
+        '--bind',
+        'tcp://127.0.0.1:*',
+        '--gpus',
+        'all',
+        '--nvidia-smi',
+        path.join(FIXTURES, 'nvidia-smi-no-driver'),
+      ],
+      { encoding: 'utf8' },
+    );
     expect(result.status).to.equal(2);
     expect(result.stderr).to.include("couldn't communicate with the NVIDIA driver").and.include('--workers N');
   });
 
   it('reports no GPUs, and no error, on a host without nvidia-smi', async () => {
-    const agent = await startAgent({ args: ['--workers', '1', '--nvidia-smi', path.join(FIXTURES, 'absent-nvidia-smi')] });
+    const agent = await startAgent({
+      args: ['--workers', '1', '--nvidia-smi', path.join(FIXTURES, 'absent-nvidia-smi')],
+    });
     const client = await connect(agent.endpoint);
     try {
       const { resources } = await client.status();
@@ -78,8 +100,15 @@ describe('remote-agent on GPU hosts (fake nvidia-smi)', function () {
     // A slow nvidia-smi first on PATH that counts its runs.
     const bin = (await tmp.dir({ unsafeCleanup: true, prefix: 'smi-' })).path;
     const runs = path.join(bin, 'runs');
-    await fs.writeFile(path.join(bin, 'nvidia-smi'), `#!/bin/sh\necho run >> '${runs}'\nsleep 0.3\nexec '${FAKE_SMI}' "$@"\n`, { mode: 0o755 });
-    const agent = await startAgent({ args: ['--workers', '1'], env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+    await fs.writeFile(
+      path.join(bin, 'nvidia-smi'),
+      `#!/bin/sh\necho run >> '${runs}'\nsleep 0.3\nexec '${FAKE_SMI}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    const agent = await startAgent({
+      args: ['--workers', '1'],
+      env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+    });
     const client = await connect(agent.endpoint);
     try {
       const replies = await Promise.all(Array.from({ length: 100 }, () => client.status()));

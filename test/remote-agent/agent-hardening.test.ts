@@ -62,7 +62,9 @@ describe('remote-agent hardening, end to end', function () {
 
   it("cancels the running and queued jobs of a client that was SIGKILLed, after the grace, so others' jobs run", async () => {
     const agent = await startAgent({ args: ['--workers', '1', '--client-grace-ms', '1000'] });
-    const kernel = spawn(process.execPath, ['-e', VANISHING_CLIENT, agent.endpoint], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const kernel = spawn(process.execPath, ['-e', VANISHING_CLIENT, agent.endpoint], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const other = await connect(agent.endpoint);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -71,7 +73,9 @@ describe('remote-agent hardening, end to end', function () {
       });
       kernel.kill('SIGKILL');
       // The other client's job waits behind the vanished one's on the only worker, until those are cancelled.
-      expect(await other.run({ source: '() => "ran after the vanished client"' })).to.equal('ran after the vanished client');
+      expect(await other.run({ source: '() => "ran after the vanished client"' })).to.equal(
+        'ran after the vanished client',
+      );
       expect(agent.log()).to.match(/client \S+ disconnected \d+ s ago: cancelled 5 job\(s\)/);
     } finally {
       kernel.kill('SIGKILL');
@@ -92,11 +96,19 @@ describe('remote-agent hardening, end to end', function () {
       process.kill(worker, 'SIGKILL');
       const code = await remoteCodeOf(client.run({ source: '() => "no worker"' }));
       expect(code).to.equal('WORKER_CRASHED');
-      await waitFor(async () => (await client.status()).workers[0]!.error !== undefined, 10_000, 'the failure in status');
+      await waitFor(
+        async () => (await client.status()).workers[0]!.error !== undefined,
+        10_000,
+        'the failure in status',
+      );
       const status = (await client.status()).workers[0]!;
       expect(status.state).to.equal('restarting');
-      expect(status.error).to.match(/worker 0 cannot start \(\d+ attempts; last: could not be started \(spawn \S+ EMFILE\)\)/);
-      expect(await rejectionOf(client.run({ source: '() => 1' }), Error)).to.have.property('message').that.includes('cannot start');
+      expect(status.error).to.match(
+        /worker 0 cannot start \(\d+ attempts; last: could not be started \(spawn \S+ EMFILE\)\)/,
+      );
+      expect(await rejectionOf(client.run({ source: '() => 1' }), Error))
+        .to.have.property('message')
+        .that.includes('cannot start');
       // Descriptors free again: the next retry brings the worker back.
       expect(spawnSync('prlimit', [`--pid=${pid}`, '--nofile=4096:']).status).to.equal(0);
       await waitFor(async () => (await client.status()).workers[0]!.state === 'idle', 20_000, 'the worker back');
@@ -118,12 +130,15 @@ describe('remote-agent hardening, end to end', function () {
     const workdir = path.join(mountPoint, 'workdir');
     const tree = async (files: number, prefix: string): Promise<string> => {
       const root = await makeTree({});
-      for (let i = 0; i < files; i++) await fs.writeFile(path.join(root, `${prefix}${i}.bin`), randomBytes(2 * 1024 * 1024));
+      for (let i = 0; i < files; i++)
+        await fs.writeFile(path.join(root, `${prefix}${i}.bin`), randomBytes(2 * 1024 * 1024));
       return root;
     };
     const blobBytes = async (): Promise<number> => {
       const files = await fs.readdir(path.join(workdir, 'blobs'), { recursive: true, withFileTypes: true });
-      const sizes = await Promise.all(files.filter((f) => f.isFile()).map((f) => fs.stat(path.join(f.parentPath, f.name))));
+      const sizes = await Promise.all(
+        files.filter((f) => f.isFile()).map((f) => fs.stat(path.join(f.parentPath, f.name))),
+      );
       return sizes.reduce((sum, stat) => sum + stat.size, 0);
     };
     let agent: Awaited<ReturnType<typeof startAgent>> | undefined;
@@ -159,7 +174,9 @@ describe('remote-agent hardening, end to end', function () {
     try {
       const filler = `// ${'x'.repeat(100)}\n`.repeat(1_000); // ~100 KB of source, compiled with a source map
       for (let edit = 0; edit < 20; edit++) {
-        const local = await snapshotDirectory(await makeTree({ 'model.ts': `${filler}export const edit: number = ${edit};\n` }));
+        const local = await snapshotDirectory(
+          await makeTree({ 'model.ts': `${filler}export const edit: number = ${edit};\n` }),
+        );
         await client.upload(local);
         expect(await client.run({ source: '() => require("./model").edit', snapshot: local.hash })).to.equal(edit);
       }
@@ -180,7 +197,11 @@ describe('remote-agent hardening, end to end', function () {
     try {
       const big = new Uint8Array(100 * 1024 * 1024).fill(7);
       big[big.length - 1] = 9;
-      expect(await client.run({ source: '(a) => [a.length, a[0], a[a.length - 1]]', args: [big] })).to.deep.equal([big.length, 7, 9]);
+      expect(await client.run({ source: '(a) => [a.length, a[0], a[a.length - 1]]', args: [big] })).to.deep.equal([
+        big.length,
+        7,
+        9,
+      ]);
     } finally {
       await client.close();
       await agent.stop();

@@ -26,7 +26,8 @@ describe('remote-agent jobs, end to end', function () {
     nodeModules = path.join(
       await makeTree({
         'node_modules/counter-pkg/package.json': '{"name":"counter-pkg","version":"1.0.0","main":"index.js"}',
-        'node_modules/counter-pkg/index.js': 'let loads = (globalThis.__counterLoads ?? 0) + 1; globalThis.__counterLoads = loads;\n' +
+        'node_modules/counter-pkg/index.js':
+          'let loads = (globalThis.__counterLoads ?? 0) + 1; globalThis.__counterLoads = loads;\n' +
           'const cache = new Map(); module.exports = { cache, loads: () => loads };\n',
       }),
       'node_modules',
@@ -51,7 +52,12 @@ describe('remote-agent jobs, end to end', function () {
   });
 
   it('awaits a returned promise', async () => {
-    expect(await client.run({ source: 'async (x) => { await new Promise(r => setTimeout(r, 20)); return x * 2; }', args: [21] })).to.equal(42);
+    expect(
+      await client.run({
+        source: 'async (x) => { await new Promise(r => setTimeout(r, 20)); return x * 2; }',
+        args: [21],
+      }),
+    ).to.equal(42);
   });
 
   it('keeps module state in the worker between calls of one client', async () => {
@@ -70,7 +76,10 @@ describe('remote-agent jobs, end to end', function () {
     const first = await client.upload(v1);
     expect(first.filesSent).to.equal(3);
     expect(await client.upload(v1)).to.include({ filesSent: 0 });
-    const job = { source: '() => require("./src/model").version() + ":" + require("./src/util").twice(4)', snapshot: v1.hash };
+    const job = {
+      source: '() => require("./src/model").version() + ":" + require("./src/util").twice(4)',
+      snapshot: v1.hash,
+    };
     expect(await client.run(job)).to.equal('v1:8');
 
     await writeTree(root, { 'src/model.ts': 'export function version(): string { return "v2"; }\n' });
@@ -83,8 +92,12 @@ describe('remote-agent jobs, end to end', function () {
     expect(compiled).to.have.length(3);
     const cached = await client.run<string[]>({ source: '() => Object.keys(require.cache)', snapshot: v2.hash });
     // The edited model.ts runs from v2; the unchanged util.ts stays loaded from v1, its state kept.
-    expect(cached.filter((file) => file.includes(v1.hash)).map((file) => path.basename(file))).to.deep.equal(['util.ts']);
-    expect(cached.filter((file) => file.includes(v2.hash)).map((file) => path.basename(file))).to.deep.equal(['model.ts']);
+    expect(cached.filter((file) => file.includes(v1.hash)).map((file) => path.basename(file))).to.deep.equal([
+      'util.ts',
+    ]);
+    expect(cached.filter((file) => file.includes(v2.hash)).map((file) => path.basename(file))).to.deep.equal([
+      'model.ts',
+    ]);
   });
 
   it('extracts a snapshot once even when several clients upload it at the same time', async () => {
@@ -126,7 +139,10 @@ describe('remote-agent jobs, end to end', function () {
     await writeTree(root, { 'late.js': 'exports.tag = "new";\n' });
     const next = await snapshotDirectory(root);
     await client.upload(next);
-    const tags = await client.run({ source: '() => [globalThis.keptLater(), require("./late").tag]', snapshot: next.hash });
+    const tags = await client.run({
+      source: '() => [globalThis.keptLater(), require("./late").tag]',
+      snapshot: next.hash,
+    });
     expect(tags).to.deep.equal(['old', 'new']);
   });
 
@@ -146,7 +162,9 @@ describe('remote-agent jobs, end to end', function () {
     });
     const snapshot = await snapshotDirectory(root);
     await client.upload(snapshot);
-    const error = await rejection(client.run({ source: '() => require("./src/model").train({ rate: 5 })', snapshot: snapshot.hash }));
+    const error = await rejection(
+      client.run({ source: '() => require("./src/model").train({ rate: 5 })', snapshot: snapshot.hash }),
+    );
     expect(error.code).to.equal('REMOTE_EXCEPTION');
     expect(error.remoteName).to.equal('RangeError');
     expect(error.message).to.equal('rate 5 is too high');
@@ -156,41 +174,47 @@ describe('remote-agent jobs, end to end', function () {
 
   it('carries the cause and own properties of a remote error', async () => {
     const error = await rejection(
-      client.run({ source: '() => { const e = new Error("outer", { cause: new TypeError("inner") }); e.status = 503; throw e; }' }),
+      client.run({
+        source: '() => { const e = new Error("outer", { cause: new TypeError("inner") }); e.status = 503; throw e; }',
+      }),
     );
     expect(error.props).to.deep.equal({ status: 503 });
     expect((error.cause as RemoteError).message).to.equal('inner');
     expect((error.cause as RemoteError).remoteName).to.equal('TypeError');
   });
 
-  (REQUIRE_ESM ? it : it.skip)('runs ES modules of a snapshot by require and import(), and an edit of one is live on the next call (Node 20.19+: require of ES modules)', async () => {
-    const root = await makeTree({
-      'package.json': '{"name":"esm-proj","type":"module"}',
-      'helper.js': 'export const helper = () => 41;\n',
-      'lib.js': "import { helper } from './helper.js';\nexport const answer = () => helper() + 1;\n",
-    });
-    // A fresh worker: Node warns on a process's first use of the loader import() needs.
-    const own = await startAgent({ args: ['--workers', '1'] });
-    const ownClient = await connect(own.endpoint);
-    try {
-      const stderr: string[] = [];
-      const run = (source: string, snapshot: string) => ownClient.run({ source, snapshot, onOutput: (stream, text) => stream === 'stderr' && stderr.push(text) });
-      const v1 = await snapshotDirectory(root);
-      await ownClient.upload(v1);
-      expect(await run('async () => (await import("./lib.js")).answer()', v1.hash)).to.equal(42);
-      expect(await run('() => require("./lib.js").answer()', v1.hash)).to.equal(42);
-      await writeTree(root, { 'helper.js': 'export const helper = () => 99;\n' });
-      const v2 = await snapshotDirectory(root);
-      await ownClient.upload(v2);
-      expect(await run('async () => (await import("./lib.js")).answer()', v2.hash)).to.equal(100);
-      // That warning ("vm.USE_MAIN_CONTEXT_DEFAULT_LOADER is an experimental feature") is about us, not the user's code.
-      expect(await run('() => "after"', v2.hash)).to.equal('after');
-      expect(`${stderr.join('')}${own.log()}`).not.to.include('ExperimentalWarning');
-    } finally {
-      await ownClient.close();
-      await own.stop();
-    }
-  });
+  (REQUIRE_ESM ? it : it.skip)(
+    'runs ES modules of a snapshot by require and import(), and an edit of one is live on the next call (Node 20.19+: require of ES modules)',
+    async () => {
+      const root = await makeTree({
+        'package.json': '{"name":"esm-proj","type":"module"}',
+        'helper.js': 'export const helper = () => 41;\n',
+        'lib.js': "import { helper } from './helper.js';\nexport const answer = () => helper() + 1;\n",
+      });
+      // A fresh worker: Node warns on a process's first use of the loader import() needs.
+      const own = await startAgent({ args: ['--workers', '1'] });
+      const ownClient = await connect(own.endpoint);
+      try {
+        const stderr: string[] = [];
+        const run = (source: string, snapshot: string) =>
+          ownClient.run({ source, snapshot, onOutput: (stream, text) => stream === 'stderr' && stderr.push(text) });
+        const v1 = await snapshotDirectory(root);
+        await ownClient.upload(v1);
+        expect(await run('async () => (await import("./lib.js")).answer()', v1.hash)).to.equal(42);
+        expect(await run('() => require("./lib.js").answer()', v1.hash)).to.equal(42);
+        await writeTree(root, { 'helper.js': 'export const helper = () => 99;\n' });
+        const v2 = await snapshotDirectory(root);
+        await ownClient.upload(v2);
+        expect(await run('async () => (await import("./lib.js")).answer()', v2.hash)).to.equal(100);
+        // That warning ("vm.USE_MAIN_CONTEXT_DEFAULT_LOADER is an experimental feature") is about us, not the user's code.
+        expect(await run('() => "after"', v2.hash)).to.equal('after');
+        expect(`${stderr.join('')}${own.log()}`).not.to.include('ExperimentalWarning');
+      } finally {
+        await ownClient.close();
+        await own.stop();
+      }
+    },
+  );
 
   it('names a package that is not installed on the agent', async () => {
     const error = await rejection(client.run({ source: '() => require("left-pad-not-installed")' }));
@@ -201,8 +225,15 @@ describe('remote-agent jobs, end to end', function () {
   it('streams stdout and stderr in order, all before the result', async () => {
     const lines: string[] = [];
     const result = await client.run({
-      source: '() => { for (let i = 0; i < 50; i++) (i % 2 ? console.error : console.log)("line " + i); return "done"; }',
-      onOutput: (stream, text) => lines.push(...text.split('\n').filter(Boolean).map((line) => `${stream}:${line}`)),
+      source:
+        '() => { for (let i = 0; i < 50; i++) (i % 2 ? console.error : console.log)("line " + i); return "done"; }',
+      onOutput: (stream, text) =>
+        lines.push(
+          ...text
+            .split('\n')
+            .filter(Boolean)
+            .map((line) => `${stream}:${line}`),
+        ),
     });
     expect(result).to.equal('done');
     expect(lines).to.deep.equal(Array.from({ length: 50 }, (_, i) => `${i % 2 ? 'stderr' : 'stdout'}:line ${i}`));
@@ -241,7 +272,9 @@ describe('remote-agent jobs, end to end', function () {
         timeoutMs: 10_000,
       });
       await new Promise((resolve) => setTimeout(resolve, 100));
-      expect(await other.run({ source: '(flag) => require("fs").writeFileSync(flag, "")', args: [flag] })).to.equal(undefined);
+      expect(await other.run({ source: '(flag) => require("fs").writeFileSync(flag, "")', args: [flag] })).to.equal(
+        undefined,
+      );
       expect(await waiting).to.equal('released');
     } finally {
       await other.close();

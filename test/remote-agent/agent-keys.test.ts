@@ -46,7 +46,9 @@ describe('remote-agent keys (CURVE), end to end', function () {
     for (const name of ['agent', 'kernel', 'stranger']) expect(keygen(keys, name).status, name).to.equal(0);
     agentPub = readKeyFile(path.join(keys, 'agent.pub'));
     kernel = { serverKey: agentPub, ...readKeyPair(keys, 'kernel') };
-    agent = await startAgent({ args: ['--bind', 'tcp://0.0.0.0:*', '--keys', keys, '--allow', path.join(keys, 'kernel.pub')] });
+    agent = await startAgent({
+      args: ['--bind', 'tcp://0.0.0.0:*', '--keys', keys, '--allow', path.join(keys, 'kernel.pub')],
+    });
     agent.endpoint = agent.endpoint.replace('0.0.0.0', '127.0.0.1');
   });
 
@@ -76,7 +78,11 @@ describe('remote-agent keys (CURVE), end to end', function () {
     const { error } = await refusal(stranger, agent.endpoint);
     expect(error.code).to.equal('AUTH_FAILED');
     expect(error.message).to.include("refused this kernel's key");
-    await waitFor(() => agent.log().includes(`refused client key ${stranger.publicKey}`), 2_000, 'the refusal in the log');
+    await waitFor(
+      () => agent.log().includes(`refused client key ${stranger.publicKey}`),
+      2_000,
+      'the refusal in the log',
+    );
   });
 
   it('fails clearly when the client holds the wrong agent key', async () => {
@@ -92,7 +98,9 @@ describe('remote-agent keys (CURVE), end to end', function () {
   });
 
   it('refuses --keys without any --allow, naming what to pass', () => {
-    const result = spawnSync(process.execPath, [BIN, 'serve', '--bind', 'tcp://127.0.0.1:*', '--keys', keys], { encoding: 'utf8' });
+    const result = spawnSync(process.execPath, [BIN, 'serve', '--bind', 'tcp://127.0.0.1:*', '--keys', keys], {
+      encoding: 'utf8',
+    });
     expect(result.status).to.equal(2);
     expect(result.stderr).to.include('--keys needs at least one --allow FILE');
   });
@@ -102,7 +110,11 @@ describe('remote-agent keys (CURVE), end to end', function () {
     expect(keygen(open, 'agent').status).to.equal(0);
     expect(keygen(open, 'kernel').status).to.equal(0);
     fs.chmodSync(open, 0o777);
-    const serve = (...args: string[]) => spawnSync(process.execPath, [BIN, 'serve', '--bind', 'tcp://127.0.0.1:*', ...args], { encoding: 'utf8', timeout: 15_000 });
+    const serve = (...args: string[]) =>
+      spawnSync(process.execPath, [BIN, 'serve', '--bind', 'tcp://127.0.0.1:*', ...args], {
+        encoding: 'utf8',
+        timeout: 15_000,
+      });
     const keysOpen = serve('--keys', open, '--allow', path.join(keys, 'kernel.pub'));
     expect(keysOpen.status).to.equal(2);
     expect(keysOpen.stderr).to.include(`--keys ${open} can be written by other users (mode 777)`);
@@ -115,7 +127,11 @@ describe('remote-agent keys (CURVE), end to end', function () {
     const stranger = { serverKey: agentPub, ...readKeyPair(keys, 'stranger') };
     const before = (agent.log().match(/refused client key/g) ?? []).length;
     await Promise.all(Array.from({ length: 30 }, () => refusal(stranger, agent.endpoint)));
-    await waitFor(() => /further refused connections in this minute are counted/.test(agent.log()), 5_000, 'the rate limit');
+    await waitFor(
+      () => /further refused connections in this minute are counted/.test(agent.log()),
+      5_000,
+      'the rate limit',
+    );
     const after = (agent.log().match(/refused client key/g) ?? []).length;
     expect(after - before).to.be.at.most(10);
   });
@@ -160,12 +176,24 @@ describe('remote-agent keys (CURVE), end to end', function () {
     for (let tries = 0; !client.publicKey.startsWith('-') && tries < 100_000; tries++) client = zmq.curveKeyPair();
     expect(client.publicKey[0], 'a key starting with "-" (one in 85 does)').to.equal('-');
     const workdir = (await tmp.dir({ unsafeCleanup: true, prefix: 'allow-key-' })).path;
-    const agent = spawn(process.execPath, [BIN, 'serve', '--bind', 'tcp://127.0.0.1:*', '--workdir', workdir, `--allow-key=${client.publicKey}`]);
+    const agent = spawn(process.execPath, [
+      BIN,
+      'serve',
+      '--bind',
+      'tcp://127.0.0.1:*',
+      '--workdir',
+      workdir,
+      `--allow-key=${client.publicKey}`,
+    ]);
     const exited = new Promise((resolve) => agent.once('exit', resolve));
     try {
       let stdout = '';
       agent.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      await waitFor(() => /remote-agent public key \S+/.test(stdout) || agent.exitCode !== null, 15_000, 'the agent to announce itself');
+      await waitFor(
+        () => /remote-agent public key \S+/.test(stdout) || agent.exitCode !== null,
+        15_000,
+        'the agent to announce itself',
+      );
       const endpoint = /remote-agent listening on (\S+)/.exec(stdout)?.[1];
       const serverKey = /remote-agent public key (\S+)/.exec(stdout)?.[1];
       expect(serverKey, `the agent prints the public key it made for this run (stdout: ${stdout})`).to.be.a('string');

@@ -74,10 +74,55 @@ describe('remote-agent protocol, end to end', function () {
       ['wrong version', [json({ v: 99, type: 'ping', id: 'x' })], 'UNSUPPORTED_VERSION'],
       ['unknown type', [json({ v: PROTOCOL_VERSION, type: 'format-disk', id: 'x' })], 'BAD_MESSAGE'],
       ['missing id', [json({ v: PROTOCOL_VERSION, type: 'ping' })], 'BAD_MESSAGE'],
-      ['call without argument frames', [json({ v: PROTOCOL_VERSION, type: 'call', id: 'c1', snapshot: null, code: { kind: 'source', source: '() => 1' }, options: {} })], 'BAD_MESSAGE'],
-      ['call with a bad code kind', [json({ v: PROTOCOL_VERSION, type: 'call', id: 'c2', snapshot: null, code: { kind: 'shell', source: 'rm' }, options: {} }), Buffer.alloc(1)], 'BAD_MESSAGE'],
-      ['upload without its archive', [json({ v: PROTOCOL_VERSION, type: 'snapshot.upload', id: 'u', snapshot: 'a'.repeat(64), files: [] })], 'BAD_MESSAGE'],
-      ['truncated argument frames', [json({ v: PROTOCOL_VERSION, type: 'call', id: 'c3', snapshot: null, code: { kind: 'source', source: '(x) => x' }, options: {} }), Buffer.from([0xff, 0x0f, 0x6f])], 'BAD_MESSAGE'],
+      [
+        'call without argument frames',
+        [
+          json({
+            v: PROTOCOL_VERSION,
+            type: 'call',
+            id: 'c1',
+            snapshot: null,
+            code: { kind: 'source', source: '() => 1' },
+            options: {},
+          }),
+        ],
+        'BAD_MESSAGE',
+      ],
+      [
+        'call with a bad code kind',
+        [
+          json({
+            v: PROTOCOL_VERSION,
+            type: 'call',
+            id: 'c2',
+            snapshot: null,
+            code: { kind: 'shell', source: 'rm' },
+            options: {},
+          }),
+          Buffer.alloc(1),
+        ],
+        'BAD_MESSAGE',
+      ],
+      [
+        'upload without its archive',
+        [json({ v: PROTOCOL_VERSION, type: 'snapshot.upload', id: 'u', snapshot: 'a'.repeat(64), files: [] })],
+        'BAD_MESSAGE',
+      ],
+      [
+        'truncated argument frames',
+        [
+          json({
+            v: PROTOCOL_VERSION,
+            type: 'call',
+            id: 'c3',
+            snapshot: null,
+            code: { kind: 'source', source: '(x) => x' },
+            options: {},
+          }),
+          Buffer.from([0xff, 0x0f, 0x6f]),
+        ],
+        'BAD_MESSAGE',
+      ],
     ];
     for (const [what, frames, code] of cases) {
       const reply = await peer.exchange(frames);
@@ -87,7 +132,8 @@ describe('remote-agent protocol, end to end', function () {
   });
 
   it('keeps serving other clients while one sends random frames', async () => {
-    const randomFrame = (i: number): Buffer => Buffer.from(Array.from({ length: 1 + ((i * 7919) % 97) }, () => Math.floor(Math.random() * 256)));
+    const randomFrame = (i: number): Buffer =>
+      Buffer.from(Array.from({ length: 1 + ((i * 7919) % 97) }, () => Math.floor(Math.random() * 256)));
     const during = client.run({ source: '() => "unaffected"' });
     for (let i = 0; i < 200; i++) await peer.socket.send(Array.from({ length: 1 + (i % 3) }, () => randomFrame(i)));
     expect(await during).to.equal('unaffected');
@@ -100,14 +146,24 @@ describe('remote-agent protocol, end to end', function () {
   });
 
   describe('hostile archives', () => {
-    async function upload(entries: Record<string, Buffer | string>, manifest: ManifestEntry[], options?: (zip: JSZip) => void) {
+    async function upload(
+      entries: Record<string, Buffer | string>,
+      manifest: ManifestEntry[],
+      options?: (zip: JSZip) => void,
+    ) {
       const zip = new JSZip();
       for (const [name, data] of Object.entries(entries)) zip.file(name, data, { createFolders: false });
       options?.(zip);
       const archive = await zip.generateAsync({ type: 'nodebuffer', compression: 'DEFLATE', platform: 'UNIX' });
       const before = await listTree(sandbox);
       const reply = await peer.exchange([
-        json({ v: PROTOCOL_VERSION, type: 'snapshot.upload', id: 'up', snapshot: snapshotHash(manifest), files: manifest }),
+        json({
+          v: PROTOCOL_VERSION,
+          type: 'snapshot.upload',
+          id: 'up',
+          snapshot: snapshotHash(manifest),
+          files: manifest,
+        }),
         archive,
       ]);
       const after = await listTree(sandbox);
@@ -117,7 +173,11 @@ describe('remote-agent protocol, end to end', function () {
       expect(snapshots).not.to.include(snapshotHash(manifest));
       return errorCode(reply);
     }
-    const entry = (p: string, text: string): ManifestEntry => ({ path: p, size: Buffer.byteLength(text), hash: fileHash(p, Buffer.from(text)) });
+    const entry = (p: string, text: string): ManifestEntry => ({
+      path: p,
+      size: Buffer.byteLength(text),
+      hash: fileHash(p, Buffer.from(text)),
+    });
 
     it('refuses a zip-slip entry', async () => {
       expect(await upload({ '../evil.js': 'pwned' }, [entry('ok.js', 'pwned')])).to.equal('UNSAFE_ARCHIVE');
@@ -125,7 +185,13 @@ describe('remote-agent protocol, end to end', function () {
 
     it('refuses a manifest path that escapes the snapshot', async () => {
       const reply = await peer.exchange([
-        json({ v: PROTOCOL_VERSION, type: 'snapshot.check', id: 'chk', snapshot: 'a'.repeat(64), files: [{ path: '../../etc/passwd', size: 1, hash: 'a'.repeat(64) }] }),
+        json({
+          v: PROTOCOL_VERSION,
+          type: 'snapshot.check',
+          id: 'chk',
+          snapshot: 'a'.repeat(64),
+          files: [{ path: '../../etc/passwd', size: 1, hash: 'a'.repeat(64) }],
+        }),
       ]);
       expect(errorCode(reply)).to.equal('UNSAFE_ARCHIVE');
     });
@@ -156,12 +222,20 @@ describe('remote-agent protocol, end to end', function () {
     });
 
     it('refuses an archive with two entries of one name', async () => {
-      const zip = new JSZip().file('a.js', 'good', { createFolders: false }).file('b.js', 'evil', { createFolders: false });
+      const zip = new JSZip()
+        .file('a.js', 'good', { createFolders: false })
+        .file('b.js', 'evil', { createFolders: false });
       const bytes = await zip.generateAsync({ type: 'nodebuffer', compression: 'STORE' });
       const twice = Buffer.from(bytes.toString('latin1').replaceAll('b.js', 'a.js'), 'latin1'); // same length: offsets hold
       const manifest = [entry('a.js', 'good')];
       const reply = await peer.exchange([
-        json({ v: PROTOCOL_VERSION, type: 'snapshot.upload', id: 'dup', snapshot: snapshotHash(manifest), files: manifest }),
+        json({
+          v: PROTOCOL_VERSION,
+          type: 'snapshot.upload',
+          id: 'dup',
+          snapshot: snapshotHash(manifest),
+          files: manifest,
+        }),
         twice,
       ]);
       expect(errorCode(reply)).to.equal('UNSAFE_ARCHIVE');

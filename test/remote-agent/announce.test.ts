@@ -35,17 +35,27 @@ describe('remote-agent announce: advertised endpoint and endpoint files', () => 
     const second = writeEndpointFile(dir, record('tcp://gpu7:4101'));
     expect(fs.readdirSync(dir).sort()).to.deep.equal(['gpu7-4101.json', 'gpu7.json']);
     expect(JSON.parse(fs.readFileSync(first.file, 'utf8'))).to.include({ name: 'gpu7', endpoint: 'tcp://gpu7:4100' });
-    expect(JSON.parse(fs.readFileSync(second.file, 'utf8'))).to.include({ name: 'gpu7-4101', endpoint: 'tcp://gpu7:4101' });
+    expect(JSON.parse(fs.readFileSync(second.file, 'utf8'))).to.include({
+      name: 'gpu7-4101',
+      endpoint: 'tcp://gpu7:4101',
+    });
     first.remove();
     second.remove();
     expect(fs.readdirSync(dir)).to.deep.equal([]);
   });
 
   it('replaces the file an agent killed with SIGKILL left behind, rather than leaving it for attach to trip over', () => {
-    fs.writeFileSync(path.join(dir, 'gpu7.json'), JSON.stringify({ name: 'gpu7', ...record('tcp://gpu7:4000', deadPid()) }));
+    fs.writeFileSync(
+      path.join(dir, 'gpu7.json'),
+      JSON.stringify({ name: 'gpu7', ...record('tcp://gpu7:4000', deadPid()) }),
+    );
     const written = writeEndpointFile(dir, record('tcp://gpu7:4100'));
     expect(fs.readdirSync(dir)).to.deep.equal(['gpu7.json']);
-    expect(JSON.parse(fs.readFileSync(written.file, 'utf8'))).to.include({ name: 'gpu7', endpoint: 'tcp://gpu7:4100', pid: process.pid });
+    expect(JSON.parse(fs.readFileSync(written.file, 'utf8'))).to.include({
+      name: 'gpu7',
+      endpoint: 'tcp://gpu7:4100',
+      pid: process.pid,
+    });
     written.remove();
   });
 

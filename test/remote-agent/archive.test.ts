@@ -69,7 +69,10 @@ describe('remote-agent/archive', () => {
     const error = await caught(openArchive(archive, threeFiles(), 1 << 30));
     expect(error.code).to.equal('TOO_LARGE');
     // "declares": read from the end record, before jszip would parse 200,000 headers (seconds of a stalled loop).
-    expect(error.message).to.contain('declares 200000 entries').and.contain('bound of 22 entries').and.contain('3 files');
+    expect(error.message)
+      .to.contain('declares 200000 entries')
+      .and.contain('bound of 22 entries')
+      .and.contain('3 files');
   });
 
   it('reads the entry count from the zip64 end record even when the 16-bit count is not saturated', async () => {

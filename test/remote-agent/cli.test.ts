@@ -38,7 +38,10 @@ describe('remote-agent command line', () => {
 
   it('shows the defaults the flags have in the usage', () => {
     const usage = runCli('--help').stdout;
-    expect(usage).to.include('(default tcp://127.0.0.1:5555;').and.include('(default 1800000: 30 min)').and.include('NAME agent.');
+    expect(usage)
+      .to.include('(default tcp://127.0.0.1:5555;')
+      .and.include('(default 1800000: 30 min)')
+      .and.include('NAME agent.');
   });
 
   it('prints help and version', () => {
@@ -47,10 +50,22 @@ describe('remote-agent command line', () => {
   });
 
   it('tells loopback endpoints from others', () => {
-    for (const endpoint of ['tcp://127.0.0.1:5555', 'tcp://localhost:1', 'tcp://[::1]:9', 'ipc:///tmp/a.sock', 'tcp://127.0.0.1:*']) {
+    for (const endpoint of [
+      'tcp://127.0.0.1:5555',
+      'tcp://localhost:1',
+      'tcp://[::1]:9',
+      'ipc:///tmp/a.sock',
+      'tcp://127.0.0.1:*',
+    ]) {
       expect(isLoopback(endpoint), endpoint).to.equal(true);
     }
-    for (const endpoint of ['tcp://0.0.0.0:5555', 'tcp://10.0.0.2:5555', 'tcp://*:5555', 'tcp://gpu1:5555', 'tcp://127.0.0.1.evil.com:1']) {
+    for (const endpoint of [
+      'tcp://0.0.0.0:5555',
+      'tcp://10.0.0.2:5555',
+      'tcp://*:5555',
+      'tcp://gpu1:5555',
+      'tcp://127.0.0.1.evil.com:1',
+    ]) {
       expect(isLoopback(endpoint), endpoint).to.equal(false);
     }
   });

@@ -64,10 +64,14 @@ describe('remote-agent/client-session', () => {
   it('tells the client how much output was dropped before the final reply', async () => {
     const sent: string[] = [];
     let failing = true;
-    const flaky = new ClientSession('c2', async (frames) => {
-      sent.push(String(frames[0]));
-      return failing ? 'EAGAIN' : null;
-    }, () => undefined);
+    const flaky = new ClientSession(
+      'c2',
+      async (frames) => {
+        sent.push(String(frames[0]));
+        return failing ? 'EAGAIN' : null;
+      },
+      () => undefined,
+    );
     await flaky.output('j1', frame('out 1'));
     await flaky.output('j1', frame('out 2'));
     failing = false;
@@ -79,14 +83,18 @@ describe('remote-agent/client-session', () => {
   it('retries the dropped-output notice while the queue stays full, and delivers it before the final reply', async () => {
     const delivered: string[] = [];
     let full = 5; // sends refused: two outputs, then the notice and the reply twice more
-    const stalled = new ClientSession('c3', async (frames) => {
-      if (full > 0) {
-        full--;
-        return 'EAGAIN';
-      }
-      delivered.push(String(frames[0]));
-      return null;
-    }, () => undefined);
+    const stalled = new ClientSession(
+      'c3',
+      async (frames) => {
+        if (full > 0) {
+          full--;
+          return 'EAGAIN';
+        }
+        delivered.push(String(frames[0]));
+        return null;
+      },
+      () => undefined,
+    );
     await stalled.output('j1', frame('out 1'));
     await stalled.output('j1', frame('out 2'));
     stalled.finish('j1', frame('reply j1'), notice);

@@ -19,7 +19,12 @@ async function jobOf(client: AgentClient, id: string): Promise<DetachedJobInfo |
   return (await client.detachedJobs()).find((job) => job.id === id);
 }
 
-async function untilState(client: AgentClient, id: string, state: DetachedJobInfo['state'], timeoutMs = 15_000): Promise<DetachedJobInfo> {
+async function untilState(
+  client: AgentClient,
+  id: string,
+  state: DetachedJobInfo['state'],
+  timeoutMs = 15_000,
+): Promise<DetachedJobInfo> {
   await waitFor(async () => (await jobOf(client, id))?.state === state, timeoutMs, `job ${id} ${state}`);
   return (await jobOf(client, id))!;
 }
@@ -78,7 +83,10 @@ describe('detached jobs, end to end', function () {
     expect(running.worker).to.equal(0);
     const output: string[] = [];
     let attached: DetachedJobInfo | undefined;
-    const result = await second.attach<number>('count', { onJob: (job) => (attached = job), onOutput: (_stream, text) => output.push(text) });
+    const result = await second.attach<number>('count', {
+      onJob: (job) => (attached = job),
+      onOutput: (_stream, text) => output.push(text),
+    });
     expect(result).to.equal(50);
     expect(attached?.id).to.equal(started.id);
     expect(output.join('')).to.equal('line 1\nline 2\nline 3\nline 4\nline 5\n');
@@ -155,9 +163,13 @@ describe('detached jobs, end to end', function () {
     const info = (await jobOf(c, job.id))!;
     expect(info.outputBytes).to.equal(3_000_000);
     expect(info.droppedBytes).to.be.above(2_000_000);
-    expect(text).to.match(/^\[tslab-remote: the oldest \d+ bytes of this job's output were dropped \(--job-output-mb\)\]\n/);
+    expect(text).to.match(
+      /^\[tslab-remote: the oldest \d+ bytes of this job's output were dropped \(--job-output-mb\)\]\n/,
+    );
     const kept = text.slice(text.indexOf('\n') + 1);
-    expect(kept.length).to.equal(3_000_000 - info.droppedBytes).and.to.be.at.most(1024 * 1024);
+    expect(kept.length)
+      .to.equal(3_000_000 - info.droppedBytes)
+      .and.to.be.at.most(1024 * 1024);
     expect(kept.endsWith(`02999${'.'.repeat(994)}\n`)).to.equal(true);
   });
 
@@ -209,9 +221,16 @@ describe('detached jobs, end to end', function () {
     const trees = await Promise.all(['a', 'b', 'c'].map((fill) => makeTree({ 'data.txt': fill.repeat(600_000) })));
     const first = await snapshotDirectory(trees[0]!);
     await c.upload(first);
-    const job = await c.detach(() => new Promise((resolve) => setTimeout(() => resolve(require('fs').readFileSync('data.txt', 'utf8').slice(0, 3)), 1_500)), [], {
-      snapshot: first.hash,
-    });
+    const job = await c.detach(
+      () =>
+        new Promise((resolve) =>
+          setTimeout(() => resolve(require('fs').readFileSync('data.txt', 'utf8').slice(0, 3)), 1_500),
+        ),
+      [],
+      {
+        snapshot: first.hash,
+      },
+    );
     // Each upload puts the store over its 1 MB budget: only snapshots nothing uses may go.
     for (const tree of trees.slice(1)) await c.upload(await snapshotDirectory(tree));
     expect((await c.status()).store.evicted).to.be.at.least(1);
@@ -232,7 +251,8 @@ describe('detached jobs, end to end', function () {
     const job = await alice.detach(() => 'for alice', [], { name: 'mine' });
     const bob = await as('bob');
     expect(await bob.detachedJobs()).to.deep.equal([]);
-    for (const ref of [job.id, 'mine']) expect((await rejectionOf(bob.attach(ref), RemoteError)).code).to.equal('JOB_UNKNOWN');
+    for (const ref of [job.id, 'mine'])
+      expect((await rejectionOf(bob.attach(ref), RemoteError)).code).to.equal('JOB_UNKNOWN');
     expect((await rejectionOf(bob.cancelDetached(job.id), RemoteError)).code).to.equal('JOB_UNKNOWN');
     // A later connection with alice's key (a restarted kernel) sees it.
     await alice.close();

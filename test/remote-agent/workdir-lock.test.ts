@@ -38,9 +38,14 @@ describe('workdir lock', function () {
   it('gives a stale lock to exactly one of several starts racing for it', async () => {
     for (let round = 0; round < 3; round++) {
       fs.rmSync(path.join(workdir, 'agent.lock'), { force: true });
-      fs.writeFileSync(path.join(workdir, 'agent.lock'), JSON.stringify({ pid: DEAD_PID, host: os.hostname(), since: 'then' }));
+      fs.writeFileSync(
+        path.join(workdir, 'agent.lock'),
+        JSON.stringify({ pid: DEAD_PID, host: os.hostname(), since: 'then' }),
+      );
       const go = path.join(workdir, `go-${round}`);
-      const racers = Array.from({ length: 6 }, () => spawn(process.execPath, ['-e', RACER, LOCK_MODULE, workdir, go], { stdio: ['ignore', 'pipe', 'inherit'] }));
+      const racers = Array.from({ length: 6 }, () =>
+        spawn(process.execPath, ['-e', RACER, LOCK_MODULE, workdir, go], { stdio: ['ignore', 'pipe', 'inherit'] }),
+      );
       const outputs = racers.map((child) => {
         let out = '';
         child.stdout.on('data', (data: Buffer) => (out += data.toString()));
@@ -56,7 +61,10 @@ describe('workdir lock', function () {
   });
 
   it('clears a takeover marker left by a start that died, and releases only its own lock', () => {
-    fs.writeFileSync(path.join(workdir, 'agent.lock'), JSON.stringify({ pid: DEAD_PID, host: os.hostname(), since: 'then' }));
+    fs.writeFileSync(
+      path.join(workdir, 'agent.lock'),
+      JSON.stringify({ pid: DEAD_PID, host: os.hostname(), since: 'then' }),
+    );
     const marker = path.join(workdir, 'agent.lock.takeover');
     fs.mkdirSync(marker);
     const old = new Date(Date.now() - 60_000);
@@ -65,7 +73,10 @@ describe('workdir lock', function () {
     expect(JSON.parse(fs.readFileSync(path.join(workdir, 'agent.lock'), 'utf8'))).to.include({ pid: process.pid });
     expect(fs.existsSync(marker)).to.equal(false);
     // Another owner's lock (written after ours was lost) is not ours to remove.
-    fs.writeFileSync(path.join(workdir, 'agent.lock'), JSON.stringify({ pid: process.ppid, host: os.hostname(), since: 'now' }));
+    fs.writeFileSync(
+      path.join(workdir, 'agent.lock'),
+      JSON.stringify({ pid: process.ppid, host: os.hostname(), since: 'now' }),
+    );
     release();
     expect(fs.existsSync(path.join(workdir, 'agent.lock'))).to.equal(true);
   });

@@ -14,7 +14,10 @@ export type AgentProcess = LocalAgent;
  * front of it (test/support/tcp-proxy.ts). options.args may bind elsewhere (a later --bind wins).
  */
 export function startAgent(options: LocalAgentOptions = {}): Promise<AgentProcess> {
-  return startLocalAgent({ ...options, args: ['--bind', 'tcp://127.0.0.1:*', '--cancel-grace-ms', '500', ...(options.args ?? [])] });
+  return startLocalAgent({
+    ...options,
+    args: ['--bind', 'tcp://127.0.0.1:*', '--cancel-grace-ms', '500', ...(options.args ?? [])],
+  });
 }
 
 /** Writes a tree of files under a new temp directory and returns its path. */
@@ -42,7 +45,11 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 5_000, what = 'condition'): Promise<void> {
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  timeoutMs = 5_000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

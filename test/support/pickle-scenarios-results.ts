@@ -40,7 +40,8 @@ export const resultScenarios: PickleScenario[] = [
           c.n = 5;
           return [first, c.onClick(3)];
         },
-        check: (r, call) => assert.ok(r instanceof (call.refs!.Clicker as typeof Clicker), 'an instance of the notebook class'),
+        check: (r, call) =>
+          assert.ok(r instanceof (call.refs!.Clicker as typeof Clicker), 'an instance of the notebook class'),
       };
     },
   },
@@ -96,9 +97,21 @@ export const resultScenarios: PickleScenario[] = [
           return [new Vec(-3), new Vec2(3, 4), Vec];
         },
         digest: (r) => {
-          const [v, w, Vec] = r as [{ len(): number; constructor: Function }, { len(): number }, { made: number; new (x: number): object }];
+          const [v, w, Vec] = r as [
+            { len(): number; constructor: Function },
+            { len(): number },
+            { made: number; new (x: number): object },
+          ];
           new Vec(1);
-          return [v.constructor.name, v.len(), w.len(), v instanceof Vec, w instanceof Vec, Object.getPrototypeOf(v) === Vec.prototype, Vec.made];
+          return [
+            v.constructor.name,
+            v.len(),
+            w.len(),
+            v instanceof Vec,
+            w instanceof Vec,
+            Object.getPrototypeOf(v) === Vec.prototype,
+            Vec.made,
+          ];
         },
       };
     },

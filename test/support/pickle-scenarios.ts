@@ -51,8 +51,15 @@ const shapes = require(path.join(PICKLE_FIXTURE_ROOT, 'src/shapes.js')) as {
   Square: new (side: number) => { side: number; area(): number };
   makeSquare(side: number): { side: number; area(): number };
 };
-const named = require(path.join(PICKLE_FIXTURE_ROOT, 'src/named.js')) as { scale(x: number): number; calls(): number; setFactor(f: number): void };
-const greetModule = require(path.join(PICKLE_FIXTURE_ROOT, 'src/greet.js')) as { default(name: string): string; count(): number };
+const named = require(path.join(PICKLE_FIXTURE_ROOT, 'src/named.js')) as {
+  scale(x: number): number;
+  calls(): number;
+  setFactor(f: number): void;
+};
+const greetModule = require(path.join(PICKLE_FIXTURE_ROOT, 'src/greet.js')) as {
+  default(name: string): string;
+  count(): number;
+};
 // A named import is just a value: the function itself, identical to the module's export.
 const scale = named.scale;
 // A default import as a value.
@@ -69,10 +76,9 @@ export function checksum(view: ArrayLike<number | bigint>): number {
 
 /** Runs `code` the way tslab runs a cell: `(function (exports, require) { ... })(locals, require)`. */
 function cell(locals: Record<string, unknown>, code: string): unknown {
-  const wrapper = vm.runInThisContext(`(function (exports, require) { ${code}\n})`, { filename: 'notebook-cell.js' }) as (
-    exports: unknown,
-    req: NodeRequire,
-  ) => unknown;
+  const wrapper = vm.runInThisContext(`(function (exports, require) { ${code}\n})`, {
+    filename: 'notebook-cell.js',
+  }) as (exports: unknown, req: NodeRequire) => unknown;
   return wrapper(locals, require);
 }
 
@@ -114,7 +120,13 @@ function typedSums(arrays: Record<string, ArrayBufferView>): Record<string, unkn
   const out: Record<string, unknown> = {};
   for (const [key, view] of Object.entries(arrays)) {
     if (view instanceof DataView) out[key] = [view.byteLength, view.getUint8(view.byteLength - 1)];
-    else out[key] = [view.constructor.name, Buffer.isBuffer(view), (view as unknown as ArrayLike<number>).length, checksum(view as unknown as ArrayLike<number>)];
+    else
+      out[key] = [
+        view.constructor.name,
+        Buffer.isBuffer(view),
+        (view as unknown as ArrayLike<number>).length,
+        checksum(view as unknown as ArrayLike<number>),
+      ];
   }
   return out;
 }
@@ -213,11 +225,15 @@ export const pickleScenarios: PickleScenario[] = [
   {
     name: 'higher-order functions',
     make() {
-      const compose = <T>(...fs: ((x: T) => T)[]) => (x: T): T => fs.reduceRight((acc, f) => f(acc), x);
+      const compose =
+        <T>(...fs: ((x: T) => T)[]) =>
+        (x: T): T =>
+          fs.reduceRight((acc, f) => f(acc), x);
       const double = (x: number) => x * 2;
       const inc = (x: number) => x + 1;
       const pipeline = compose(double, inc);
-      const applyAll = (fns: ((x: number) => number)[], xs: number[]) => xs.map((x) => fns.reduce((acc, f) => f(acc), x));
+      const applyAll = (fns: ((x: number) => number)[], xs: number[]) =>
+        xs.map((x) => fns.reduce((acc, f) => f(acc), x));
       return { fn: (xs: number[]) => [xs.map(pipeline), applyAll([inc, double, pipeline], xs)], args: [[1, 2, 3]] };
     },
   },
@@ -264,7 +280,14 @@ export const pickleScenarios: PickleScenario[] = [
       return {
         fn: () => {
           const p = Puppy.create('bit');
-          return [rex.speak(), p.speak(), p instanceof Dog, p instanceof Animal, Animal.created, Object.getPrototypeOf(Puppy) === Dog];
+          return [
+            rex.speak(),
+            p.speak(),
+            p instanceof Dog,
+            p instanceof Animal,
+            Animal.created,
+            Object.getPrototypeOf(Puppy) === Dog,
+          ];
         },
         expected: ['rex makes woof!', 'bit makes small woof!', true, true, 2, true],
       };
@@ -341,7 +364,14 @@ export const pickleScenarios: PickleScenario[] = [
       const bag = new Bag();
       const obj = { [secret]: 'hidden', [shared]: 'registered', plain: 'visible' };
       return {
-        fn: () => [bag[secret], [...bag], obj[secret], obj[shared], Object.getOwnPropertySymbols(obj).length, Symbol.for('tslab-remote.test.shared') === shared],
+        fn: () => [
+          bag[secret],
+          [...bag],
+          obj[secret],
+          obj[shared],
+          Object.getOwnPropertySymbols(obj).length,
+          Symbol.for('tslab-remote.test.shared') === shared,
+        ],
         expected: [42, [1, 2], 'hidden', 'registered', 2, true],
       };
     },
@@ -351,7 +381,12 @@ export const pickleScenarios: PickleScenario[] = [
     make() {
       const c = new shapes.Circle(2);
       return {
-        fn: (s: { side: number; area(): number }) => ({ circle: c.describe(), square: s.area(), made: shapes.makeSquare(3), back: c }),
+        fn: (s: { side: number; area(): number }) => ({
+          circle: c.describe(),
+          square: s.area(),
+          made: shapes.makeSquare(3),
+          back: c,
+        }),
         args: [new shapes.Square(4)],
         digest: (r) => {
           const result = r as { circle: string; square: number; made: { side: number }; back: { r: number } };
@@ -370,7 +405,13 @@ export const pickleScenarios: PickleScenario[] = [
     name: 'module by namespace import (import * as fs)',
     make() {
       const file = path.join(PICKLE_FIXTURE_ROOT, 'package.json');
-      return { fn: () => [fsStar.existsSync(file), typeof (fsStar as unknown as { default: typeof fsReq }).default.readFileSync, JSON.parse(fsStar.readFileSync(file, 'utf8')).name] };
+      return {
+        fn: () => [
+          fsStar.existsSync(file),
+          typeof (fsStar as unknown as { default: typeof fsReq }).default.readFileSync,
+          JSON.parse(fsStar.readFileSync(file, 'utf8')).name,
+        ],
+      };
     },
   },
   {
@@ -437,7 +478,10 @@ export const pickleScenarios: PickleScenario[] = [
       const err = new RangeError('too big', { cause: new Error('root cause') }) as RangeError & { code?: string };
       err.code = 'E_BIG';
       const data = {
-        map: new Map<unknown, unknown>([[key, 'object key'], ['s', 2]]),
+        map: new Map<unknown, unknown>([
+          [key, 'object key'],
+          ['s', 2],
+        ]),
         set: new Set([1, 'two', key]),
         date: new Date(Date.UTC(2024, 1, 29)),
         re: /a(b+)c/giu,
@@ -463,7 +507,14 @@ export const pickleScenarios: PickleScenario[] = [
         args: [data],
         digest: (r) => {
           const result = r as Record<string, unknown> & { back: typeof data };
-          return { ...result, back: { ...result.back, err: [result.back.err.message, result.back.err.code], neg0: Object.is(result.back.neg0, -0) } };
+          return {
+            ...result,
+            back: {
+              ...result.back,
+              err: [result.back.err.message, result.back.err.code],
+              neg0: Object.is(result.back.neg0, -0),
+            },
+          };
         },
         check: (r) => {
           const back = (r as { back: typeof data }).back;
@@ -481,7 +532,11 @@ export const pickleScenarios: PickleScenario[] = [
       const small = typedArrays(16);
       const large = typedArrays(BIG);
       return {
-        fn: (s: Record<string, ArrayBufferView>, l: Record<string, ArrayBufferView>) => ({ small: typedSums(s), large: typedSums(l), echo: l }),
+        fn: (s: Record<string, ArrayBufferView>, l: Record<string, ArrayBufferView>) => ({
+          small: typedSums(s),
+          large: typedSums(l),
+          echo: l,
+        }),
         args: [small, large],
         digest: (r) => {
           const result = r as { small: unknown; large: unknown; echo: Record<string, ArrayBufferView> };
@@ -500,7 +555,11 @@ export const pickleScenarios: PickleScenario[] = [
         args: [big],
         digest: (r) => {
           const result = r as { length: number; sum: number; back: Float64Array };
-          return { length: result.length, sum: result.sum, back: [result.back.constructor.name, result.back.length, checksum(result.back)] };
+          return {
+            length: result.length,
+            sum: result.sum,
+            back: [result.back.constructor.name, result.back.length, checksum(result.back)],
+          };
         },
       };
     },
@@ -600,7 +659,13 @@ export const pickleScenarios: PickleScenario[] = [
         arrow: (x: number) => x + 1,
       };
       return {
-        fn: async () => [obj.plain(), await obj.later(), [...obj.gen()], (obj as unknown as Record<string, () => string>)[key]!(), obj.arrow(1)],
+        fn: async () => [
+          obj.plain(),
+          await obj.later(),
+          [...obj.gen()],
+          (obj as unknown as Record<string, () => string>)[key]!(),
+          obj.arrow(1),
+        ],
         expected: [3, 6, [3], 'computed 3', 2],
       };
     },
@@ -636,7 +701,18 @@ export const pickleScenarios: PickleScenario[] = [
       return {
         fn: () => {
           const e = new HttpError(503, 'unavailable');
-          return [e instanceof Error, e.retryable, e.message, `${e}`, s.top(), s.length, Array.isArray(s), m.get('a'), m.get('zz'), m instanceof Map];
+          return [
+            e instanceof Error,
+            e.retryable,
+            e.message,
+            `${e}`,
+            s.top(),
+            s.length,
+            Array.isArray(s),
+            m.get('a'),
+            m.get('zz'),
+            m instanceof Map,
+          ];
         },
         expected: [true, true, 'unavailable', 'HttpError: unavailable', 3, 3, true, 1, 0, true],
       };
@@ -693,7 +769,8 @@ export const pickleScenarios: PickleScenario[] = [
           const e = r as ValidationError;
           return [e.name, e.message, e.field, (e.cause as Error).message, e.cause instanceof TypeError];
         },
-        check: (r, call) => assert.ok(r instanceof (call.refs!.ValidationError as Function), 'an instance of the notebook class'),
+        check: (r, call) =>
+          assert.ok(r instanceof (call.refs!.ValidationError as Function), 'an instance of the notebook class'),
         refs: { ValidationError },
       };
     },
@@ -730,7 +807,10 @@ export const pickleScenarios: PickleScenario[] = [
     make() {
       const locals = notebookLocals();
       cell(locals, `exports.base = 21; exports.double = (x) => x * 2; exports.conn = new (require('net').Socket)();`);
-      const fn = cell(locals, `const offset = 1; exports.f = function f() { return exports.double(exports.base) + offset; }; return exports.f;`) as Function;
+      const fn = cell(
+        locals,
+        `const offset = 1; exports.f = function f() { return exports.double(exports.base) + offset; }; return exports.f;`,
+      ) as Function;
       return { fn, context: { locals }, expected: 43 };
     },
   },
@@ -738,7 +818,9 @@ export const pickleScenarios: PickleScenario[] = [
     name: 'script-level bindings (the Script scope) and a class-field arrow using this',
     make() {
       const id = `topCounter${++scriptSerial}`;
-      const fn = vm.runInThisContext(`let ${id} = 5; const step_${id} = 2; (() => { ${id} += step_${id}; return ${id}; })`) as () => number;
+      const fn = vm.runInThisContext(
+        `let ${id} = 5; const step_${id} = 2; (() => { ${id} += step_${id}; return ${id}; })`,
+      ) as () => number;
       class Button {
         label = 'ok';
         onClick = () => this.label.toUpperCase();
@@ -802,7 +884,14 @@ export const pickleScenarios: PickleScenario[] = [
       const hidden = Object.defineProperty({ visible: 1 }, 'hidden', { value: 2, enumerable: false });
       const bare = Object.assign(Object.create(null) as Record<string, number>, { x: 1 });
       return {
-        fn: () => [Object.isFrozen(frozen), Object.isFrozen(frozen.inner), Object.keys(hidden), (hidden as { hidden?: number }).hidden, Object.getPrototypeOf(bare), bare.x],
+        fn: () => [
+          Object.isFrozen(frozen),
+          Object.isFrozen(frozen.inner),
+          Object.keys(hidden),
+          (hidden as { hidden?: number }).hidden,
+          Object.getPrototypeOf(bare),
+          bare.x,
+        ],
         expected: [true, false, ['visible'], 2, null, 1],
       };
     },
@@ -830,8 +919,23 @@ export const pickleScenarios: PickleScenario[] = [
           const outView = new DataView(out, 6, 10);
           sub[0] = 3;
           return {
-            shared: [t.buffer === w.buffer, b.buffer === w.buffer, d.buffer === w.buffer, captured.buffer === w.buffer, bt.buffer === bg.buffer],
-            offsets: [w.byteOffset, t.byteOffset, b.byteOffset, d.byteOffset, d.byteLength, captured.byteOffset, bt.byteOffset, w.buffer.byteLength],
+            shared: [
+              t.buffer === w.buffer,
+              b.buffer === w.buffer,
+              d.buffer === w.buffer,
+              captured.buffer === w.buffer,
+              bt.buffer === bg.buffer,
+            ],
+            offsets: [
+              w.byteOffset,
+              t.byteOffset,
+              b.byteOffset,
+              d.byteOffset,
+              d.byteLength,
+              captured.byteOffset,
+              bt.byteOffset,
+              w.buffer.byteLength,
+            ],
             seen: [w[4], new Uint8Array(w.buffer)[4], new Int32Array(w.buffer)[3], bg[1000], bg.length],
             back: { u16, sub, outView },
           };
@@ -839,7 +943,16 @@ export const pickleScenarios: PickleScenario[] = [
         args: [whole, tail, bytes, dv, big, bigTail],
         digest: (r) => {
           const { back, ...rest } = r as { back: { u16: Uint16Array; sub: Uint16Array; outView: DataView } };
-          return { ...rest, back: [back.u16[2], back.sub.byteOffset, back.outView.byteOffset, back.outView.byteLength, back.u16.buffer.byteLength] };
+          return {
+            ...rest,
+            back: [
+              back.u16[2],
+              back.sub.byteOffset,
+              back.outView.byteOffset,
+              back.outView.byteLength,
+              back.u16.buffer.byteLength,
+            ],
+          };
         },
         check: (r) => {
           const { back } = r as { back: { u16: Uint16Array; sub: Uint16Array; outView: DataView } };
@@ -862,7 +975,18 @@ export const pickleScenarios: PickleScenario[] = [
           const describe = (v: ArrayBufferView) => [v.byteOffset, v.byteLength, v.buffer.byteLength];
           const reply = Buffer.from('xyz'); // cut from the agent's pool
           const r4 = new Float32Array([5, 6, 7, 8]);
-          return { args: [describe(p), p.toString(), describe(f), Array.from(new Float32Array(f.buffer)), describe(l), Array.from(l)], reply, r4 };
+          return {
+            args: [
+              describe(p),
+              p.toString(),
+              describe(f),
+              Array.from(new Float32Array(f.buffer)),
+              describe(l),
+              Array.from(l),
+            ],
+            reply,
+            r4,
+          };
         },
         args: [pooled, f4, lone],
         expected: {
@@ -889,7 +1013,10 @@ export const pickleScenarios: PickleScenario[] = [
     name: 'the shipped function is called without a receiver: undefined in strict code, globalThis in sloppy code',
     make() {
       const locals: Record<string, unknown> = {};
-      const sloppy = cell(locals, `exports.sloppy = function sloppy() { return this === globalThis; }; return exports.sloppy;`) as () => boolean;
+      const sloppy = cell(
+        locals,
+        `exports.sloppy = function sloppy() { return this === globalThis; }; return exports.sloppy;`,
+      ) as () => boolean;
       function strict(this: unknown): unknown[] {
         return [this === undefined, sloppy()];
       }
@@ -961,7 +1088,8 @@ export const unpicklableScenarios: PickleScenario[] = [
         fn: function f() {
           return cfg.conn;
         },
-        error: 'f → captured cfg → .conn: net.Socket cannot be pickled (live handle). Open or create it inside the remote function instead (it is bound to this process)',
+        error:
+          'f → captured cfg → .conn: net.Socket cannot be pickled (live handle). Open or create it inside the remote function instead (it is bound to this process)',
       };
     },
   },
@@ -973,7 +1101,8 @@ export const unpicklableScenarios: PickleScenario[] = [
           return s;
         },
         args: [net.createServer()],
-        error: 'argument 0: net.Server cannot be pickled (live handle). Open or create it inside the remote function instead (it is bound to this process)',
+        error:
+          'argument 0: net.Server cannot be pickled (live handle). Open or create it inside the remote function instead (it is bound to this process)',
       };
     },
   },
@@ -987,7 +1116,8 @@ export const unpicklableScenarios: PickleScenario[] = [
         fn: function poll() {
           return state.timer;
         },
-        error: 'poll → captured state → .timer: a timer (setTimeout/setInterval) cannot be pickled (live handle). Open or create it inside the remote function instead (it is bound to this process)',
+        error:
+          'poll → captured state → .timer: a timer (setTimeout/setInterval) cannot be pickled (live handle). Open or create it inside the remote function instead (it is bound to this process)',
       };
     },
   },
@@ -1000,7 +1130,8 @@ export const unpicklableScenarios: PickleScenario[] = [
         fn: function read() {
           return stream;
         },
-        error: 'read → captured stream: fs.ReadStream cannot be pickled (live handle). Open or create it inside the remote function instead (it is bound to this process)',
+        error:
+          'read → captured stream: fs.ReadStream cannot be pickled (live handle). Open or create it inside the remote function instead (it is bound to this process)',
       };
     },
   },
@@ -1024,7 +1155,8 @@ export const unpicklableScenarios: PickleScenario[] = [
         fn: function lookup() {
           return cache.byKey;
         },
-        error: 'lookup → captured cache → .byKey: a WeakMap cannot be pickled (its entries cannot be enumerated). Use a Map or Set, or create it inside the remote function',
+        error:
+          'lookup → captured cache → .byKey: a WeakMap cannot be pickled (its entries cannot be enumerated). Use a Map or Set, or create it inside the remote function',
       };
     },
   },
@@ -1036,7 +1168,8 @@ export const unpicklableScenarios: PickleScenario[] = [
         fn: function check() {
           return seen;
         },
-        error: 'check → captured seen → .get("ids"): a WeakSet cannot be pickled (its entries cannot be enumerated). Use a Map or Set, or create it inside the remote function',
+        error:
+          'check → captured seen → .get("ids"): a WeakSet cannot be pickled (its entries cannot be enumerated). Use a Map or Set, or create it inside the remote function',
       };
     },
   },
@@ -1103,7 +1236,8 @@ export const unpicklableScenarios: PickleScenario[] = [
         fn: function next() {
           return it.next();
         },
-        error: 'next → captured it: a suspended iterator or generator cannot be pickled. Collect its values into an array first (Array.from)',
+        error:
+          'next → captured it: a suspended iterator or generator cannot be pickled. Collect its values into an array first (Array.from)',
       };
     },
   },
@@ -1115,7 +1249,8 @@ export const unpicklableScenarios: PickleScenario[] = [
         fn: function read() {
           return watched.a;
         },
-        error: 'read → captured watched: a Proxy cannot be pickled (its handler runs here). Pass the target object instead',
+        error:
+          'read → captured watched: a Proxy cannot be pickled (its handler runs here). Pass the target object instead',
       };
     },
   },
@@ -1127,12 +1262,13 @@ export const unpicklableScenarios: PickleScenario[] = [
         fn: function sum() {
           return shared.byteLength;
         },
-        error: 'sum → captured shared: a SharedArrayBuffer cannot be pickled (shared memory). Copy it into an ArrayBuffer or typed array',
+        error:
+          'sum → captured shared: a SharedArrayBuffer cannot be pickled (shared memory). Copy it into an ArrayBuffer or typed array',
       };
     },
   },
   {
-    name: "a class-field arrow reached through a table of handlers, away from its instance",
+    name: 'a class-field arrow reached through a table of handlers, away from its instance',
     make() {
       class Button {
         label = 'ok';
@@ -1175,7 +1311,8 @@ export const unpicklableScenarios: PickleScenario[] = [
         fn: function sumShared() {
           return view[0];
         },
-        error: 'sumShared → captured view: a view of a SharedArrayBuffer cannot be pickled (shared memory). Copy it into an ArrayBuffer or typed array',
+        error:
+          'sumShared → captured view: a view of a SharedArrayBuffer cannot be pickled (shared memory). Copy it into an ArrayBuffer or typed array',
       };
     },
   },

@@ -4,7 +4,10 @@ import { expect } from 'chai';
 
 import { RemoteError } from '../../protocol/errors';
 
-export async function rejectionOf<E extends Error>(promise: Promise<unknown>, type: abstract new (...args: never[]) => E): Promise<E> {
+export async function rejectionOf<E extends Error>(
+  promise: Promise<unknown>,
+  type: abstract new (...args: never[]) => E,
+): Promise<E> {
   try {
     await promise;
   } catch (error) {

@@ -25,9 +25,11 @@ export interface SlurmCluster {
 
 /** Why a Slurm cluster cannot run here, or null when it can. */
 export function slurmMissing(): string | null {
-  for (const [name, file] of Object.entries(DAEMONS)) if (!fs.existsSync(file)) return `${name} is not installed (Debian packages slurm-wlm and munge)`;
+  for (const [name, file] of Object.entries(DAEMONS))
+    if (!fs.existsSync(file)) return `${name} is not installed (Debian packages slurm-wlm and munge)`;
   if (spawnSync('srun', ['--version']).error) return 'srun is not installed (Debian package slurm-client)';
-  if (process.getuid?.() !== 0) return 'the test cluster runs slurmd as root (it starts jobs as other users): run the tests as root';
+  if (process.getuid?.() !== 0)
+    return 'the test cluster runs slurmd as root (it starts jobs as other users): run the tests as root';
   return null;
 }
 
@@ -87,7 +89,10 @@ export async function startSlurmCluster(nodeCount = 3): Promise<SlurmCluster> {
       'SlurmdTimeout=10',
       'KillWait=2',
       'InactiveLimit=0',
-      ...nodes.map((node, i) => `NodeName=${node} NodeHostname=${host} NodeAddr=127.0.0.1 Port=${nodePorts[i]} CPUs=2 RealMemory=1000 State=UNKNOWN`),
+      ...nodes.map(
+        (node, i) =>
+          `NodeName=${node} NodeHostname=${host} NodeAddr=127.0.0.1 Port=${nodePorts[i]} CPUs=2 RealMemory=1000 State=UNKNOWN`,
+      ),
       `PartitionName=debug Nodes=${nodes.join(',')} Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES`,
       '',
     ].join('\n'),
@@ -105,7 +110,8 @@ export async function startSlurmCluster(nodeCount = 3): Promise<SlurmCluster> {
     dir,
     run(command, args) {
       const done = spawnSync(command, args, { env, encoding: 'utf8', timeout: 30_000 });
-      if (done.status !== 0) throw new Error(`${command} ${args.join(' ')} failed: ${done.stderr || done.error?.message}`);
+      if (done.status !== 0)
+        throw new Error(`${command} ${args.join(' ')} failed: ${done.stderr || done.error?.message}`);
       return done.stdout;
     },
     async stop() {
@@ -125,14 +131,30 @@ export async function startSlurmCluster(nodeCount = 3): Promise<SlurmCluster> {
     },
   };
   try {
-    start(DAEMONS.munged, ['-F', '-f', `--key-file=${file('munge.key')}`, `--socket=${file('munge.sock')}`, `--pid-file=${file('munged.pid')}`, `--seed-file=${file('munged.seed')}`, `--log-file=${file('munged.log')}`], 'munged.out');
+    start(
+      DAEMONS.munged,
+      [
+        '-F',
+        '-f',
+        `--key-file=${file('munge.key')}`,
+        `--socket=${file('munge.sock')}`,
+        `--pid-file=${file('munged.pid')}`,
+        `--seed-file=${file('munged.seed')}`,
+        `--log-file=${file('munged.log')}`,
+      ],
+      'munged.out',
+    );
     await waitUntil(() => fs.existsSync(file('munge.sock')), 'munged to listen', file('munged.out'));
     start(DAEMONS.slurmctld, ['-D', '-i', '-f', file('slurm.conf')], 'slurmctld.out');
     for (const node of nodes) start(DAEMONS.slurmd, ['-D', '-N', node, '-f', file('slurm.conf')], `slurmd-${node}.out`);
-    await waitUntil(() => {
-      const states = spawnSync('sinfo', ['-h', '-N', '-o', '%N %t'], { env, encoding: 'utf8' }).stdout ?? '';
-      return nodes.every((node) => new RegExp(`^${node} (idle|mix|alloc)`, 'm').test(states));
-    }, 'every node to be idle', file('slurmctld.log'));
+    await waitUntil(
+      () => {
+        const states = spawnSync('sinfo', ['-h', '-N', '-o', '%N %t'], { env, encoding: 'utf8' }).stdout ?? '';
+        return nodes.every((node) => new RegExp(`^${node} (idle|mix|alloc)`, 'm').test(states));
+      },
+      'every node to be idle',
+      file('slurmctld.log'),
+    );
   } catch (error) {
     await cluster.stop();
     throw error;

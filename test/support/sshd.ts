@@ -61,7 +61,9 @@ export async function startSshd(addresses: string[]): Promise<Sshd> {
       '',
     ].join('\n'),
   );
-  const child: ChildProcess = spawn(SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child: ChildProcess = spawn(SSHD, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let log = '';
   child.stderr!.on('data', (chunk: Buffer) => (log += chunk.toString()));
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
@@ -89,13 +91,20 @@ export async function startSshd(addresses: string[]): Promise<Sshd> {
   return {
     port,
     sshArgs: [
-      '-F', '/dev/null',
-      '-p', String(port),
-      '-i', path.join(dir, 'user_key'),
-      '-o', 'IdentitiesOnly=yes',
-      '-o', 'StrictHostKeyChecking=no',
-      '-o', `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`,
-      '-o', 'LogLevel=ERROR',
+      '-F',
+      '/dev/null',
+      '-p',
+      String(port),
+      '-i',
+      path.join(dir, 'user_key'),
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      `UserKnownHostsFile=${path.join(dir, 'known_hosts')}`,
+      '-o',
+      'LogLevel=ERROR',
     ],
     stop,
   };

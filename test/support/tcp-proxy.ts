@@ -72,10 +72,25 @@ export class TcpProxy {
       return;
     }
     const upstream = net.connect(this.targetPort, this.targetHost);
-    const toClient = new Direction((n) => (this.downstreamBytes += n), this.options.downstreamBytesPerSecond, () => this.swallowing || this.partitioned);
+    const toClient = new Direction(
+      (n) => (this.downstreamBytes += n),
+      this.options.downstreamBytesPerSecond,
+      () => this.swallowing || this.partitioned,
+    );
     upstream.pipe(toClient).pipe(client);
-    client.pipe(new Direction((n) => (this.upstreamBytes += n), this.options.upstreamBytesPerSecond, () => this.partitioned)).pipe(upstream);
-    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+    client
+      .pipe(
+        new Direction(
+          (n) => (this.upstreamBytes += n),
+          this.options.upstreamBytesPerSecond,
+          () => this.partitioned,
+        ),
+      )
+      .pipe(upstream);
+    for (const [from, to] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
       this.sockets.add(from);
       from.on('error', () => to.destroy());
       from.on('close', () => {

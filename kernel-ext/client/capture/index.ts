@@ -60,7 +60,10 @@ export function pickle(value: unknown, context: PickleContext = {}): Uint8Array[
  * for the function and with `argument N` for the arguments.
  */
 export function pickleCall(fn: Function, args: readonly unknown[], context: PickleContext = {}): Uint8Array[] {
-  const roots = [{ value: fn, label: context.label ?? defaultLabel(fn) }, ...args.map((value, i) => ({ value, label: `argument ${i}` }))];
+  const roots = [
+    { value: fn, label: context.label ?? defaultLabel(fn) },
+    ...args.map((value, i) => ({ value, label: `argument ${i}` })),
+  ];
   return withEncoder(context, (encoder) => encoder.pickleRoots(roots));
 }
 
@@ -70,7 +73,10 @@ function withEncoder(context: PickleContext, run: (encoder: Encoder) => Uint8Arr
   const inspector = closureInspector();
   const probe = scopeProbe();
   const capture = new Capture({ locals: context.locals }, inspector, localRegistry, probe);
-  const encoder = new Encoder(capture, { modules, outOfBandBytes: context.outOfBandBytes ?? DEFAULT_OUT_OF_BAND_BYTES });
+  const encoder = new Encoder(capture, {
+    modules,
+    outOfBandBytes: context.outOfBandBytes ?? DEFAULT_OUT_OF_BAND_BYTES,
+  });
   try {
     return run(encoder);
   } finally {

@@ -20,8 +20,13 @@ export interface LaunchOptions extends Pick<PoolOptions, 'connect'> {
 }
 
 export async function launchAgents(spec: LaunchSpec, options: LaunchOptions = {}): Promise<AgentPool> {
-  if ('endpoints' in spec) return AgentPool.connect(spec.endpoints, { clientCurve: spec.clientCurve, connect: options.connect });
-  if ('endpointDir' in spec) return AgentPool.connect(readEndpointDir(spec.endpointDir), { clientCurve: spec.clientCurve, connect: options.connect });
+  if ('endpoints' in spec)
+    return AgentPool.connect(spec.endpoints, { clientCurve: spec.clientCurve, connect: options.connect });
+  if ('endpointDir' in spec)
+    return AgentPool.connect(readEndpointDir(spec.endpointDir), {
+      clientCurve: spec.clientCurve,
+      connect: options.connect,
+    });
   if ('slurm' in spec) return poolOf(await launchSlurm(spec.slurm, BIN.remoteAgent, options.signal), options);
   if ('ssh' in spec) return poolOf(await launchSsh(spec.ssh, options.signal), options);
   throw new Error(`launchAgents: unknown launch spec ${JSON.stringify(Object.keys(spec))}`);
@@ -30,7 +35,11 @@ export async function launchAgents(spec: LaunchSpec, options: LaunchOptions = {}
 /** A pool over launched agents; if connecting fails, the agents are stopped before the error is thrown. */
 export async function poolOf(launched: LaunchedAgents, options: LaunchOptions = {}): Promise<AgentPool> {
   try {
-    return await AgentPool.connect(launched.agents, { clientCurve: launched.clientCurve, connect: options.connect, launched });
+    return await AgentPool.connect(launched.agents, {
+      clientCurve: launched.clientCurve,
+      connect: options.connect,
+      launched,
+    });
   } catch (error) {
     await launched.stop();
     throw error;

@@ -107,7 +107,10 @@ export class MapRun<R> implements PromiseLike<R[]>, AsyncIterable<ItemResult<R>>
     this.done.catch(() => undefined); // the caller's await or iteration reports it
   }
 
-  then<A = R[], B = never>(onFulfilled?: ((value: R[]) => A | PromiseLike<A>) | null, onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null): PromiseLike<A | B> {
+  then<A = R[], B = never>(
+    onFulfilled?: ((value: R[]) => A | PromiseLike<A>) | null,
+    onRejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): PromiseLike<A | B> {
     return this.done.then(onFulfilled, onRejected);
   }
 
@@ -117,7 +120,7 @@ export class MapRun<R> implements PromiseLike<R[]>, AsyncIterable<ItemResult<R>>
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<ItemResult<R>> {
-    for (let next = 0; ; ) {
+    for (let next = 0; ;) {
       if (next < this.finished.length) {
         yield this.finished[next++]!;
         continue;
@@ -136,12 +139,16 @@ export class MapRun<R> implements PromiseLike<R[]>, AsyncIterable<ItemResult<R>>
           'Check the agents (pool.agents() lists why each was lost), restart them or add others, and map again',
       );
     }
-    const slots = usable.flatMap((agent) => Array.from({ length: agent.workers }, (_, worker) => this.slot(agent, worker)));
+    const slots = usable.flatMap((agent) =>
+      Array.from({ length: agent.workers }, (_, worker) => this.slot(agent, worker)),
+    );
     await Promise.all(slots);
     if (this.failure) throw this.failure;
     if (this.progress.done < this.itemCount) {
       const missing = this.delivered.indexOf(false);
-      throw new Error(`${this.itemCount - this.progress.done} item(s), the first item ${missing}, found no agent left to run them: every agent of the pool was lost (${this.agents.map((a) => `${a.name}: ${a.error ?? a.listing().state}`).join('; ')}). The results so far are in the run's iterator; restart or add agents and map the rest again`);
+      throw new Error(
+        `${this.itemCount - this.progress.done} item(s), the first item ${missing}, found no agent left to run them: every agent of the pool was lost (${this.agents.map((a) => `${a.name}: ${a.error ?? a.listing().state}`).join('; ')}). The results so far are in the run's iterator; restart or add agents and map the rest again`,
+      );
     }
     this.end();
     return this.results;

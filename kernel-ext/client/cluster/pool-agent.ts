@@ -41,7 +41,11 @@ export class PoolAgent {
     readonly client: AgentClient,
   ) {}
 
-  static async connect(endpoint: AgentEndpoint, curve: SessionCurve | undefined, options: ConnectOptions): Promise<PoolAgent> {
+  static async connect(
+    endpoint: AgentEndpoint,
+    curve: SessionCurve | undefined,
+    options: ConnectOptions,
+  ): Promise<PoolAgent> {
     const client = await connect(endpoint.endpoint, {
       ...POOL_CONNECT_DEFAULTS,
       ...options,
@@ -80,7 +84,11 @@ export class PoolAgent {
       this.uploads.set(snapshot.hash, upload);
       upload.catch(() => this.uploads.delete(snapshot.hash));
     }
-    return abortable(upload, signal, () => new AbortError(`stopped waiting for snapshot ${snapshot.hash.slice(0, 12)} on ${this.name}: aborted`));
+    return abortable(
+      upload,
+      signal,
+      () => new AbortError(`stopped waiting for snapshot ${snapshot.hash.slice(0, 12)} on ${this.name}: aborted`),
+    );
   }
 
   /** A restarted agent may have lost snapshots: upload again (a check when it kept them). */

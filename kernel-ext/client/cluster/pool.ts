@@ -9,7 +9,10 @@ import { AgentListing, PoolAgent } from './pool-agent';
 import type { AgentEndpoint, LaunchedAgents, SessionCurve } from './types';
 
 /** How functions travel and where they run: the same options as AgentClient.call, plus the snapshot itself. */
-export interface PoolCallOptions extends Pick<CallOptions, 'locals' | 'codeRoot' | 'label' | 'timeoutMs' | 'onVersionMismatch' | 'cwd'> {
+export interface PoolCallOptions extends Pick<
+  CallOptions,
+  'locals' | 'codeRoot' | 'label' | 'timeoutMs' | 'onVersionMismatch' | 'cwd'
+> {
   /** Uploaded to each agent that runs something (only the files it lacks), and run in. */
   snapshot?: LocalSnapshot | null;
   signal?: AbortSignal;
@@ -47,13 +50,22 @@ export class AgentPool {
   static async connect(endpoints: readonly AgentEndpoint[], options: PoolOptions = {}): Promise<AgentPool> {
     const pool = new AgentPool(options);
     const names = new Set(endpoints.map((endpoint) => endpoint.name));
-    if (names.size < endpoints.length) throw new Error(`agent names must be unique in a pool: ${endpoints.map((e) => e.name).join(', ')}`);
-    const outcomes = await Promise.allSettled(endpoints.map((endpoint) => PoolAgent.connect(endpoint, options.clientCurve, options.connect ?? {})));
+    if (names.size < endpoints.length)
+      throw new Error(`agent names must be unique in a pool: ${endpoints.map((e) => e.name).join(', ')}`);
+    const outcomes = await Promise.allSettled(
+      endpoints.map((endpoint) => PoolAgent.connect(endpoint, options.clientCurve, options.connect ?? {})),
+    );
     for (const outcome of outcomes) if (outcome.status === 'fulfilled') pool.members.push(outcome.value);
-    const failed = outcomes.flatMap((outcome, i) => (outcome.status === 'rejected' ? [`${endpoints[i]!.name} (${endpoints[i]!.endpoint}): ${(outcome.reason as Error).message}`] : []));
+    const failed = outcomes.flatMap((outcome, i) =>
+      outcome.status === 'rejected'
+        ? [`${endpoints[i]!.name} (${endpoints[i]!.endpoint}): ${(outcome.reason as Error).message}`]
+        : [],
+    );
     if (failed.length > 0) {
       await pool.close();
-      throw new Error(`could not connect to ${failed.length} of ${endpoints.length} agent(s):\n  ${failed.join('\n  ')}`);
+      throw new Error(
+        `could not connect to ${failed.length} of ${endpoints.length} agent(s):\n  ${failed.join('\n  ')}`,
+      );
     }
     return pool;
   }
@@ -67,7 +79,9 @@ export class AgentPool {
     const agent = await PoolAgent.connect(endpoint, this.options.clientCurve, this.options.connect ?? {});
     if (this.closed || this.members.some((member) => member.name === endpoint.name)) {
       await agent.close();
-      throw new Error(this.closed ? 'the pool was closed while connecting' : `the pool already has an agent named ${endpoint.name}`);
+      throw new Error(
+        this.closed ? 'the pool was closed while connecting' : `the pool already has an agent named ${endpoint.name}`,
+      );
     }
     this.members.push(agent);
   }
@@ -80,7 +94,10 @@ export class AgentPool {
   /** One agent's client, for calls to it alone. */
   on(name: string): AgentClient {
     const member = this.members.find((candidate) => candidate.name === name);
-    if (!member) throw new Error(`no agent named ${name} in the pool; it has ${this.members.map((m) => m.name).join(', ') || 'no agents'}`);
+    if (!member)
+      throw new Error(
+        `no agent named ${name} in the pool; it has ${this.members.map((m) => m.name).join(', ') || 'no agents'}`,
+      );
     return member.client;
   }
 
@@ -88,17 +105,20 @@ export class AgentPool {
   async all<R>(fn: () => R | Promise<R>, options: PoolCallOptions = {}): Promise<AllResult<Awaited<R>>[]> {
     this.reviveLost();
     return Promise.all(
-      this.members.filter((member) => member.state !== 'closed').map(async (member) => {
-        const started = Date.now();
-        const row = { agent: member.name, host: member.listing().host };
-        try {
-          if (!member.usable) throw new Error(`the agent is ${member.listing().state}${member.error ? `: ${member.error}` : ''}`);
-          const value = await this.callOn<Awaited<R>>(member, null, fn, [], options);
-          return { ...row, value, elapsedMs: Date.now() - started };
-        } catch (error) {
-          return { ...row, error: error as Error, elapsedMs: Date.now() - started };
-        }
-      }),
+      this.members
+        .filter((member) => member.state !== 'closed')
+        .map(async (member) => {
+          const started = Date.now();
+          const row = { agent: member.name, host: member.listing().host };
+          try {
+            if (!member.usable)
+              throw new Error(`the agent is ${member.listing().state}${member.error ? `: ${member.error}` : ''}`);
+            const value = await this.callOn<Awaited<R>>(member, null, fn, [], options);
+            return { ...row, value, elapsedMs: Date.now() - started };
+          } catch (error) {
+            return { ...row, error: error as Error, elapsedMs: Date.now() - started };
+          }
+        }),
     );
   }
 
@@ -106,7 +126,11 @@ export class AgentPool {
    * Calls `fn(item, index)` for every item, spread over every worker of every usable agent. Await it for the
    * results in input order; iterate it (`for await`) for each result as it finishes.
    */
-  map<T, R>(fn: (item: T, index: number) => R | Promise<R>, items: readonly T[], options: MapOptions = {}): MapRun<Awaited<R>> {
+  map<T, R>(
+    fn: (item: T, index: number) => R | Promise<R>,
+    items: readonly T[],
+    options: MapOptions = {},
+  ): MapRun<Awaited<R>> {
     this.reviveLost();
     const { retries, returnErrors, onProgress, signal, ...callOptions } = options;
     const run = (agent: PoolAgent, worker: number, index: number, itemSignal: AbortSignal): Promise<Awaited<R>> =>
@@ -122,14 +146,22 @@ export class AgentPool {
     await this.options.launched?.stop();
   }
 
-  private async callOn<R>(member: PoolAgent, worker: number | null, fn: Function, args: unknown[], options: PoolCallOptions): Promise<R> {
+  private async callOn<R>(
+    member: PoolAgent,
+    worker: number | null,
+    fn: Function,
+    args: unknown[],
+    options: PoolCallOptions,
+  ): Promise<R> {
     const { snapshot, onOutput, ...call } = options;
     if (snapshot) await member.upload(snapshot, options.signal);
     const job = member.client.call<R>(fn, args, {
       ...call,
       snapshot: snapshot?.hash ?? null,
       ...(worker === null ? {} : { worker }),
-      ...(onOutput ? { onOutput: (stream: 'stdout' | 'stderr', text: string) => onOutput(member.name, worker, stream, text) } : {}),
+      ...(onOutput
+        ? { onOutput: (stream: 'stdout' | 'stderr', text: string) => onOutput(member.name, worker, stream, text) }
+        : {}),
     });
     return job.result;
   }

@@ -129,7 +129,9 @@ class Walker {
     }
     const stats = this.guard(relative, () => fs.stat(absolute));
     if (stats?.isDirectory()) {
-      this.result.warnings.push(`skipped symbolic link ${relative}: it points to a directory (links to directories are not followed)`);
+      this.result.warnings.push(
+        `skipped symbolic link ${relative}: it points to a directory (links to directories are not followed)`,
+      );
     } else if (stats?.isFile()) {
       this.result.files.push({ path: relative, absolute, stamp: stampOf(stats) });
     }

@@ -65,7 +65,13 @@ export async function snapshot(root: string, options: SnapshotOptions = {}): Pro
   const walked = await walkTree(absolute, { fs, rules: ExcludeRules.create(options.exclude), statCache, checkedAtMs });
   const sized = walked.files.map((file) => ({ path: file.path, size: file.stamp.size }));
   checkTotalSize(absolute, sized, options.maxBytes ?? DEFAULT_MAX_BYTES);
-  const hashed = await hashFiles(walked.files, { root: absolute, fs, statCache, checkedAtMs, concurrency: options.concurrency });
+  const hashed = await hashFiles(walked.files, {
+    root: absolute,
+    fs,
+    statCache,
+    checkedAtMs,
+    concurrency: options.concurrency,
+  });
   const unreadable = [...walked.unreadable.sort(), ...hashed.unreadable];
   if (unreadable.length > 0) throw unreadableError(absolute, unreadable);
   const files = sortManifest(hashed.entries);
@@ -76,7 +82,10 @@ export async function snapshot(root: string, options: SnapshotOptions = {}): Pro
     hash: snapshotHash(files),
     files,
     bytes: files.reduce((sum, file) => sum + file.size, 0),
-    warnings: [...walked.warnings.sort(), ...largeFileWarnings(sized, options.largeFileBytes ?? DEFAULT_LARGE_FILE_BYTES)],
+    warnings: [
+      ...walked.warnings.sort(),
+      ...largeFileWarnings(sized, options.largeFileBytes ?? DEFAULT_LARGE_FILE_BYTES),
+    ],
   };
 }
 
@@ -91,7 +100,11 @@ export async function snapshotDirectory(root: string): Promise<LocalSnapshot> {
  * saves. Links are zipped as their target's content, as they were hashed. Fails if a file's size no longer matches
  * the manifest (it changed since the snapshot: take a new one); the agent checks the hashes.
  */
-export async function zipFiles(snapshot: LocalSnapshot, files: readonly ManifestEntry[], fs: Pick<SnapshotFs, 'readFile'> = nodeFs): Promise<Buffer> {
+export async function zipFiles(
+  snapshot: LocalSnapshot,
+  files: readonly ManifestEntry[],
+  fs: Pick<SnapshotFs, 'readFile'> = nodeFs,
+): Promise<Buffer> {
   const contents = new Map<ManifestEntry, Buffer>();
   await forEachLimit(files, READ_CONCURRENCY, async (file) => {
     const bytes = await fs.readFile(path.join(snapshot.root, file.path));

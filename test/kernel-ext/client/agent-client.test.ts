@@ -18,7 +18,12 @@ async function freePort(): Promise<number> {
 }
 
 /** A TCP server that accepts connections and never says a word: a ZeroMQ handshake with it never completes. */
-async function silentServer(): Promise<{ endpoint: string; accepted: () => number; open: () => number; close: () => Promise<void> }> {
+async function silentServer(): Promise<{
+  endpoint: string;
+  accepted: () => number;
+  open: () => number;
+  close: () => Promise<void>;
+}> {
   const sockets = new Set<net.Socket>();
   let accepted = 0;
   const server = net.createServer((socket) => {
@@ -50,7 +55,9 @@ describe('kernel-ext agent client', function () {
       expect.fail('connect should fail');
     } catch (error) {
       expect((error as RemoteError).code).to.equal('AGENT_UNREACHABLE');
-      expect((error as Error).message).to.include(endpoint).and.include('remote-agent serve');
+      expect((error as Error).message)
+        .to.include(endpoint)
+        .and.include('remote-agent serve');
     }
   });
 
@@ -67,7 +74,9 @@ describe('kernel-ext agent client', function () {
       await waitFor(() => silent.open() === 0, 5_000, 'the client to close its connection');
       // Aborted before it starts: no socket at all.
       const accepted = silent.accepted();
-      expect((await rejectionOf(connect(silent.endpoint, { signal: AbortSignal.abort() }), Error)).name).to.equal('AbortError');
+      expect((await rejectionOf(connect(silent.endpoint, { signal: AbortSignal.abort() }), Error)).name).to.equal(
+        'AbortError',
+      );
       expect(silent.accepted()).to.equal(accepted);
     } finally {
       await silent.close();
@@ -188,7 +197,9 @@ describe('kernel-ext agent client', function () {
       const sleepy = '(ms) => new Promise((resolve) => setTimeout(() => resolve("done"), ms))';
       const quiet: string[] = [];
       // A call that simply takes longer than the notice delay: pongs keep coming, so nothing is said.
-      expect(await client.run({ source: sleepy, args: [1_500], onOutput: (_s, text) => quiet.push(text) })).to.equal('done');
+      expect(await client.run({ source: sleepy, args: [1_500], onOutput: (_s, text) => quiet.push(text) })).to.equal(
+        'done',
+      );
       expect(quiet).to.deep.equal([]);
 
       const stderr: string[] = [];
@@ -201,7 +212,11 @@ describe('kernel-ext agent client', function () {
         agent.process.kill('SIGCONT');
       }
       expect(await job).to.equal('done');
-      expect(stderr[0]).to.match(new RegExp(`^tslab-remote: no word from the agent at ${agent.endpoint} for \\d+ s although the connection is up`));
+      expect(stderr[0]).to.match(
+        new RegExp(
+          `^tslab-remote: no word from the agent at ${agent.endpoint} for \\d+ s although the connection is up`,
+        ),
+      );
       expect(stderr[0]).to.include('Interrupt to stop waiting');
       expect(stderr[1]).to.match(/^tslab-remote: the agent at .* answers again, after \d+ s\n$/);
     } finally {

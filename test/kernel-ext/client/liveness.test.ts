@@ -26,7 +26,11 @@ describe('kernel-ext agent client: heartbeat deadline', function () {
       expect(client.reachable).to.equal(false);
       process.kill(pid, 'SIGCONT');
       await waitFor(() => client.reachable, 10_000, 'the agent to answer again');
-      await waitFor(async () => (await client.status()).workers[0]!.state === 'idle', 10_000, 'the abandoned call to be cancelled');
+      await waitFor(
+        async () => (await client.status()).workers[0]!.state === 'idle',
+        10_000,
+        'the abandoned call to be cancelled',
+      );
     } finally {
       process.kill(pid, 'SIGCONT');
       await client.close();

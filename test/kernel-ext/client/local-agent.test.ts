@@ -26,7 +26,9 @@ function parentOfAnAgent(then = ''): Promise<{ parent: number; agent: number; wo
       const [agent, workdir] = chunk.toString().trim().split(' ');
       resolve({ parent: child.pid!, agent: Number(agent), workdir: workdir! });
     });
-    child.once('exit', (code) => reject(new Error(`the parent script exited with code ${code} before its agent started`)));
+    child.once('exit', (code) =>
+      reject(new Error(`the parent script exited with code ${code} before its agent started`)),
+    );
   });
 }
 
@@ -142,7 +144,9 @@ describe('kernel-ext/local-agent', function () {
       await client.run({ source: chatty });
       await waitFor(() => agent!.log().includes('the last line'), 5_000, 'the chatty line in the log');
       const bytes = Buffer.byteLength(agent.log());
-      expect(bytes).to.be.at.most(256 * 1024).and.at.least(200 * 1024);
+      expect(bytes)
+        .to.be.at.most(256 * 1024)
+        .and.at.least(200 * 1024);
     } finally {
       await client.close();
     }

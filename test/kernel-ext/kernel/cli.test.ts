@@ -24,10 +24,18 @@ describe('tslab-remote command line', function () {
   it('installs for the user into JUPYTER_DATA_DIR, asking jupyter_core when the python has it, else by default', async function () {
     const dir = await tmp.dir({ unsafeCleanup: true });
     try {
-      const fallback = cli(['install', '--user', '--python', path.join(dir.path, 'no-python')], { JUPYTER_DATA_DIR: path.join(dir.path, 'a') });
+      const fallback = cli(['install', '--user', '--python', path.join(dir.path, 'no-python')], {
+        JUPYTER_DATA_DIR: path.join(dir.path, 'a'),
+      });
       expect(fallback.code, fallback.stderr).to.equal(0);
-      const spec = JSON.parse(fs.readFileSync(path.join(dir.path, 'a', 'kernels', 'tslab-remote', 'kernel.json'), 'utf8'));
-      expect(spec).to.deep.include({ display_name: 'TypeScript (remote)', language: 'typescript', interrupt_mode: 'signal' });
+      const spec = JSON.parse(
+        fs.readFileSync(path.join(dir.path, 'a', 'kernels', 'tslab-remote', 'kernel.json'), 'utf8'),
+      );
+      expect(spec).to.deep.include({
+        display_name: 'TypeScript (remote)',
+        language: 'typescript',
+        interrupt_mode: 'signal',
+      });
       expect(spec.argv).to.deep.equal([process.execPath, CLI, 'kernel', '--config-path', '{connection_file}']);
       if (jupyterAvailability().ok) {
         const asked = cli(['install', '--user', '--python', PYTHON], { JUPYTER_DATA_DIR: path.join(dir.path, 'b') });
@@ -41,10 +49,15 @@ describe('tslab-remote command line', function () {
 
   it('says what is wrong with its arguments', () => {
     expect(cli(['install', '--user', '--prefix', '/tmp/x'])).to.include({ code: 2 });
-    expect(cli(['install', '--user', '--prefix', '/tmp/x']).stderr).to.include('--user and --prefix exclude each other');
+    expect(cli(['install', '--user', '--prefix', '/tmp/x']).stderr).to.include(
+      '--user and --prefix exclude each other',
+    );
     expect(cli(['kernel']).stderr).to.include('kernel needs --config-path');
     expect(cli(['run']).stderr).to.include('run needs one NOTEBOOK.ipynb');
-    expect(cli(['run', '/nonexistent/x.ipynb'])).to.include({ code: 1, stderr: 'tslab-remote: run: /nonexistent/x.ipynb does not exist\n' });
+    expect(cli(['run', '/nonexistent/x.ipynb'])).to.include({
+      code: 1,
+      stderr: 'tslab-remote: run: /nonexistent/x.ipynb does not exist\n',
+    });
     expect(cli(['run', 'x.ipynb', '--bogus']).code).to.equal(2);
     const notNotebook = path.join(os.tmpdir(), `not-a-notebook-${process.pid}.ipynb`);
     fs.writeFileSync(notNotebook, '{"cells": 3}');
@@ -52,7 +65,10 @@ describe('tslab-remote command line', function () {
       const refused = cli(['run', notNotebook]);
       expect(refused).to.include({ code: 1, stderr: `tslab-remote: ${notNotebook} is not a notebook in nbformat 4\n` });
       fs.writeFileSync(notNotebook, '{"cells": [{"cell_type": "code"}], "nbformat": 4}');
-      expect(cli(['run', notNotebook])).to.include({ code: 1, stderr: `tslab-remote: ${notNotebook}: cell 1 is not a notebook cell (it needs cell_type and source)\n` });
+      expect(cli(['run', notNotebook])).to.include({
+        code: 1,
+        stderr: `tslab-remote: ${notNotebook}: cell 1 is not a notebook cell (it needs cell_type and source)\n`,
+      });
     } finally {
       fs.rmSync(notNotebook, { force: true });
     }
@@ -64,7 +80,9 @@ describe('tslab-remote command line', function () {
 
   it('documents the exit statuses of run in --help', () => {
     const help = cli(['--help']).stdout.replace(/\s+/g, ' ');
-    expect(help).to.include('Exit status: 0 every cell ran; 1 a cell failed, or the run did; 2 usage error; 124 a cell ran past --timeout; 130 Ctrl-C (SIGINT)');
+    expect(help).to.include(
+      'Exit status: 0 every cell ran; 1 a cell failed, or the run did; 2 usage error; 124 a cell ran past --timeout; 130 Ctrl-C (SIGINT)',
+    );
   });
 });
 
@@ -105,7 +123,9 @@ function startRun(args: string[], tmpdir?: string): RunJob {
       clearTimeout(timer);
       if (code !== 'late') return code;
       signal('SIGKILL');
-      throw new Error(`tslab-remote run did not end within ${limitMs / 1000} s; stdout:\n${stdout}\nstderr:\n${stderr}`);
+      throw new Error(
+        `tslab-remote run did not end within ${limitMs / 1000} s; stdout:\n${stdout}\nstderr:\n${stderr}`,
+      );
     },
   };
 }
@@ -172,7 +192,9 @@ describe('tslab-remote run: cells past --timeout, Ctrl-C, a kernel that dies', f
     const file = write('slow.ipynb', [
       { markdown: '# A cell that outlives --timeout' },
       { code: "const kernelPid = process.pid\nconsole.log('kernel pid', kernelPid)" },
-      { code: "%remote (async () => {\n  console.log('started on worker', process.pid)\n  await new Promise((resolve) => setTimeout(resolve, 600_000))\n})()" },
+      {
+        code: "%remote (async () => {\n  console.log('started on worker', process.pid)\n  await new Promise((resolve) => setTimeout(resolve, 600_000))\n})()",
+      },
       { code: "console.log('never runs')" },
     ]);
     const out = path.join(dir.path, 'out.ipynb');
@@ -195,7 +217,12 @@ describe('tslab-remote run: cells past --timeout, Ctrl-C, a kernel that dies', f
     const [interrupted, timedOut] = (slow.outputs ?? []).filter((o) => o.output_type === 'error');
     expect(interrupted, textOf(slow)).to.deep.include({ ename: 'KeyboardInterrupt' });
     expect(interrupted!.evalue).to.include('was cancelled');
-    expect(timedOut).to.deep.equal({ output_type: 'error', ename: 'CellTimeoutError', evalue: message, traceback: [`CellTimeoutError: ${message}`] });
+    expect(timedOut).to.deep.equal({
+      output_type: 'error',
+      ename: 'CellTimeoutError',
+      evalue: message,
+      traceback: [`CellTimeoutError: ${message}`],
+    });
     expect(slow.outputs!.at(-1)).to.equal(timedOut);
     expect(notebook.cells[3]).to.deep.include({ execution_count: null, outputs: [] });
 
@@ -212,7 +239,10 @@ describe('tslab-remote run: cells past --timeout, Ctrl-C, a kernel that dies', f
   });
 
   it('shuts the kernel down when the timed-out cell ignores the interrupt, and still writes the notebook', async () => {
-    const file = write('stubborn.ipynb', [{ code: "console.log('kernel pid', process.pid)" }, { code: IGNORES_INTERRUPTS }]);
+    const file = write('stubborn.ipynb', [
+      { code: "console.log('kernel pid', process.pid)" },
+      { code: IGNORES_INTERRUPTS },
+    ]);
     const out = path.join(dir.path, 'out.ipynb');
     const run = startRun([file, '--timeout', String(TIMEOUT_S), '--output', out]);
     const code = await run.ended(RUN_LIMIT_MS);
@@ -225,7 +255,9 @@ describe('tslab-remote run: cells past --timeout, Ctrl-C, a kernel that dies', f
     expect(code, run.stderr).to.equal(124);
     expect(run.stderr).to.include(`\nstubborn.ipynb: ${message}; wrote ${out}\n`);
     const notebook = JSON.parse(fs.readFileSync(out, 'utf8')) as ExecutedNotebook;
-    expect(textOf(notebook.cells[1]!)).to.equal(`ignoring interrupts\nCellTimeoutError: ${message}\nCellTimeoutError: ${message}\n`);
+    expect(textOf(notebook.cells[1]!)).to.equal(
+      `ignoring interrupts\nCellTimeoutError: ${message}\nCellTimeoutError: ${message}\n`,
+    );
     expect(isAlive(kernelPid)).to.equal(false);
   });
 
@@ -241,14 +273,24 @@ describe('tslab-remote run: cells past --timeout, Ctrl-C, a kernel that dies', f
     const out = path.join(dir.path, 'out.ipynb');
     const run = startRun([file, '--output', out]);
     await waitFor(() => run.stdout.includes('waiting\n'), RUN_LIMIT_MS, 'the run to reach the waiting cell');
-    const [agentPid, workerPid, kernelPid] = [pidIn(run.stdout, 'agent pid'), pidIn(run.stdout, 'worker pid'), pidIn(run.stdout, 'kernel pid')];
+    const [agentPid, workerPid, kernelPid] = [
+      pidIn(run.stdout, 'agent pid'),
+      pidIn(run.stdout, 'worker pid'),
+      pidIn(run.stdout, 'kernel pid'),
+    ];
     pids.push(kernelPid, agentPid, workerPid);
     run.signal('SIGINT');
     const code = await run.ended(RUN_LIMIT_MS);
 
     expect(code, run.stderr).to.equal(130);
-    expect(run.stderr).to.include('tslab-remote: SIGINT: interrupting the running cell and stopping (again to kill the kernel)\n');
-    expect(run.stderr).to.match(new RegExp(`\\nlocal\\.ipynb: SIGINT: interrupted cell 5 \\(console\\.log\\('waiting'\\)\\); stopped after [\\d.]+ s; wrote ${out}\\n`));
+    expect(run.stderr).to.include(
+      'tslab-remote: SIGINT: interrupting the running cell and stopping (again to kill the kernel)\n',
+    );
+    expect(run.stderr).to.match(
+      new RegExp(
+        `\\nlocal\\.ipynb: SIGINT: interrupted cell 5 \\(console\\.log\\('waiting'\\)\\); stopped after [\\d.]+ s; wrote ${out}\\n`,
+      ),
+    );
     expect(run.stdout).not.to.include('never runs');
     const notebook = JSON.parse(fs.readFileSync(out, 'utf8')) as ExecutedNotebook;
     const waiting = notebook.cells[4]!;
@@ -290,12 +332,20 @@ describe('tslab-remote run: cells past --timeout, Ctrl-C, a kernel that dies', f
     const code = await run.ended(RUN_LIMIT_MS);
     const died = 'the kernel exited (exit code 3) while the cell ran; the cells after it did not run';
     expect(code, run.stderr).to.equal(1);
-    expect(run.stderr).to.match(new RegExp(`\\ndies\\.ipynb: cell 2 failed \\(KernelDied: ${escape(died)}\\); stopped after [\\d.]+ s; wrote ${escape(out)}\\n`));
+    expect(run.stderr).to.match(
+      new RegExp(
+        `\\ndies\\.ipynb: cell 2 failed \\(KernelDied: ${escape(died)}\\); stopped after [\\d.]+ s; wrote ${escape(out)}\\n`,
+      ),
+    );
     expect(run.stderr).not.to.include('    at ');
     expect(run.stdout).not.to.include('never runs');
     const notebook = JSON.parse(fs.readFileSync(out, 'utf8')) as ExecutedNotebook;
     expect(textOf(notebook.cells[0]!)).to.equal('before\n');
-    const error = notebook.cells[1]!.outputs!.find((o) => o.output_type === 'error') as { ename: string; evalue: string; traceback: string[] };
+    const error = notebook.cells[1]!.outputs!.find((o) => o.output_type === 'error') as {
+      ename: string;
+      evalue: string;
+      traceback: string[];
+    };
     expect(error).to.deep.include({ ename: 'KernelDied', evalue: died });
     expect(error.traceback).to.include('last words');
     expect(notebook.cells[2]).to.deep.include({ execution_count: null, outputs: [] });
@@ -311,30 +361,48 @@ describe('tslab-remote run: cells past --timeout, Ctrl-C, a kernel that dies', f
       expect(result.status).to.equal('died');
       expect(result.error?.ename).to.equal('KernelDied');
       // "before": unless this process heard of the exit only after it had sent the cell.
-      expect(result.error?.evalue).to.match(/^the kernel exited \(signal SIGKILL\) (before the cell could run|while the cell ran); the cells after it did not run$/);
+      expect(result.error?.evalue).to.match(
+        /^the kernel exited \(signal SIGKILL\) (before the cell could run|while the cell ran); the cells after it did not run$/,
+      );
     } finally {
       await kernel.shutdown();
     }
   });
 
   it('on a second Ctrl-C kills a kernel whose cell ignores the interrupt, writes the notebook, exits 130', async () => {
-    const file = write('stubborn.ipynb', [{ code: "console.log('kernel pid', process.pid)" }, { code: IGNORES_INTERRUPTS }]);
+    const file = write('stubborn.ipynb', [
+      { code: "console.log('kernel pid', process.pid)" },
+      { code: IGNORES_INTERRUPTS },
+    ]);
     const out = path.join(dir.path, 'out.ipynb');
     const run = startRun([file, '--output', out]);
-    await waitFor(() => run.stdout.includes('ignoring interrupts\n'), RUN_LIMIT_MS, 'the run to reach the stubborn cell');
+    await waitFor(
+      () => run.stdout.includes('ignoring interrupts\n'),
+      RUN_LIMIT_MS,
+      'the run to reach the stubborn cell',
+    );
     const kernelPid = pidIn(run.stdout, 'kernel pid');
     pids.push(kernelPid);
     run.signal('SIGINT');
-    await waitFor(() => run.stderr.includes('interrupting the running cell'), RUN_LIMIT_MS, 'the run to take the first Ctrl-C');
+    await waitFor(
+      () => run.stderr.includes('interrupting the running cell'),
+      RUN_LIMIT_MS,
+      'the run to take the first Ctrl-C',
+    );
     run.signal('SIGINT');
     const code = await run.ended(RUN_LIMIT_MS);
 
-    const message = 'interrupted cell 2 (await null // leave the synchronous part first), then killed the kernel before the cell ended';
+    const message =
+      'interrupted cell 2 (await null // leave the synchronous part first), then killed the kernel before the cell ended';
     expect(code, run.stderr).to.equal(130);
     expect(run.stderr).to.include('tslab-remote: SIGINT again: killing the kernel\n');
-    expect(run.stderr).to.match(new RegExp(`\\nstubborn\\.ipynb: SIGINT: ${escape(message)}; stopped after [\\d.]+ s; wrote ${out}\\n`));
+    expect(run.stderr).to.match(
+      new RegExp(`\\nstubborn\\.ipynb: SIGINT: ${escape(message)}; stopped after [\\d.]+ s; wrote ${out}\\n`),
+    );
     const notebook = JSON.parse(fs.readFileSync(out, 'utf8')) as ExecutedNotebook;
-    expect(textOf(notebook.cells[1]!)).to.equal(`ignoring interrupts\nKeyboardInterrupt: ${message}\nKeyboardInterrupt: ${message}\n`);
+    expect(textOf(notebook.cells[1]!)).to.equal(
+      `ignoring interrupts\nKeyboardInterrupt: ${message}\nKeyboardInterrupt: ${message}\n`,
+    );
     expect(isAlive(kernelPid)).to.equal(false);
   });
 });

@@ -47,7 +47,11 @@ describe('kernel pool through a real Jupyter client (%remote_agent add, --on, --
     writeKeyPair(keys, 'kernel');
     const tagged = (tag: string, args: string[] = []): Promise<AgentProcess> =>
       startAgent({ env: { ...process.env, AGENT_TAG: tag }, args: ['--workers', '1', ...args] });
-    agents.push(await tagged('a'), await tagged('b'), await tagged('c', ['--keys', keys, '--allow', path.join(keys, 'kernel.pub')]));
+    agents.push(
+      await tagged('a'),
+      await tagged('b'),
+      await tagged('c', ['--keys', keys, '--allow', path.join(keys, 'kernel.pub')]),
+    );
   });
 
   after(async () => {
@@ -64,7 +68,9 @@ describe('kernel pool through a real Jupyter client (%remote_agent add, --on, --
         { code: `%remote_agent add c ${c.endpoint} --key ${keys}` },
         { code: `%remote_agent add a ${b.endpoint}`, stop_on_error: false },
         { code: '%remote_agent' },
-        { code: "const base = 40\nfunction check(tag?: string): number {\n  if (tag === 'b') throw new Error('boom on b')\n  return 1\n}" },
+        {
+          code: "const base = 40\nfunction check(tag?: string): number {\n  if (tag === 'b') throw new Error('boom on b')\n  return 1\n}",
+        },
         { code: '%remote --on b `${process.env.AGENT_TAG} ${base + 2}`' },
         { code: '%remote --all process.env.AGENT_TAG + (base + 2)' },
         { code: '%%remote --all\nconsole.log("hello from", process.env.AGENT_TAG)\nprocess.env.AGENT_TAG' },
@@ -96,14 +102,24 @@ describe('kernel pool through a real Jupyter client (%remote_agent add, --on, --
       ['c', 'c42'],
     ]);
     expect(table[1]![3]).to.match(/^\d+\.\d s$/);
-    expect(messagesOf(all!, 'execute_result')[0]!.content.data['text/html']).to.include('<td style="text-align:left"><pre>b42</pre></td>');
+    expect(messagesOf(all!, 'execute_result')[0]!.content.data['text/html']).to.include(
+      '<td style="text-align:left"><pre>b42</pre></td>',
+    );
 
     const printed = stdout(cellAll!).split('\n').filter(Boolean).sort();
     expect(printed).to.deep.equal(['[a] hello from a', '[b] hello from b', '[c] hello from c']);
-    expect(rows(plain(cellAll!)).slice(1).map((r) => r[2])).to.deep.equal(['a', 'b', 'c']);
+    expect(
+      rows(plain(cellAll!))
+        .slice(1)
+        .map((r) => r[2]),
+    ).to.deep.equal(['a', 'b', 'c']);
 
     // The table shows every agent; the cell fails with the failing agent's error, mapped to the cell.
-    expect(rows(plain(failing!)).slice(1).map((r) => r[2])).to.deep.equal(['1', 'Error: boom on b', '1']);
+    expect(
+      rows(plain(failing!))
+        .slice(1)
+        .map((r) => r[2]),
+    ).to.deep.equal(['1', 'Error: boom on b', '1']);
     expect(error(failing!).ename).to.equal('Error');
     expect(error(failing!).evalue).to.equal('boom on b (on b)');
     expect(error(failing!).traceback[0]).to.equal('1 of 3 agents failed; first on b:');
@@ -120,7 +136,11 @@ describe('kernel pool through a real Jupyter client (%remote_agent add, --on, --
   it('cancels --all on every agent at Jupyter’s interrupt; the pool works after it and ends with %remote_cluster down', async () => {
     const [a, b] = agents as [AgentProcess, AgentProcess];
     const steps = await session(workspace.jupyter, workspace.work.dir, [
-      [{ code: `%remote_agent add a ${a.endpoint}` }, { code: `%remote_agent add b ${b.endpoint}` }, { code: 'function spin(): number {\n  for (;;) {}\n}' }],
+      [
+        { code: `%remote_agent add a ${a.endpoint}` },
+        { code: `%remote_agent add b ${b.endpoint}` },
+        { code: 'function spin(): number {\n  for (;;) {}\n}' },
+      ],
       { send: [{ code: '%remote --all spin()' }], interrupt_after: 2 },
       [
         { code: '%remote --all process.env.AGENT_TAG' },
@@ -131,12 +151,20 @@ describe('kernel pool through a real Jupyter client (%remote_agent add, --on, --
     ]);
     const [interrupted] = steps[1]!;
     expect(error(interrupted!).ename).to.equal('KeyboardInterrupt');
-    expect(rows(plain(interrupted!)).slice(1).map((r) => [r[0], r[2]!.split(':')[0]])).to.deep.equal([
+    expect(
+      rows(plain(interrupted!))
+        .slice(1)
+        .map((r) => [r[0], r[2]!.split(':')[0]]),
+    ).to.deep.equal([
       ['a', 'KeyboardInterrupt'],
       ['b', 'KeyboardInterrupt'],
     ]);
     const [after, down, empty, list] = steps[2]!;
-    expect(rows(plain(after!)).slice(1).map((r) => r[2])).to.deep.equal(['a', 'b']);
+    expect(
+      rows(plain(after!))
+        .slice(1)
+        .map((r) => r[2]),
+    ).to.deep.equal(['a', 'b']);
     expect(stdout(down!)).to.equal('stopped the pool: a, b\n');
     expect(error(empty!).evalue).to.include('--all: the pool is empty');
     // With the pool empty, %remote_agent is about the current agent again (none yet).
@@ -149,16 +177,26 @@ describe('kernel pool through a real Jupyter client (%remote_agent add, --on, --
       [
         { code: `%remote_agent add a ${a.endpoint}` },
         { code: `%remote_agent add b ${b.endpoint}` },
-        { code: 'const base = 10\nfunction train(rate: number): string {\n  return `${process.env.AGENT_TAG}:${rate * base}`\n}\nfunction spin(): number {\n  for (;;) {}\n}' },
+        {
+          code: 'const base = 10\nfunction train(rate: number): string {\n  return `${process.env.AGENT_TAG}:${rate * base}`\n}\nfunction spin(): number {\n  for (;;) {}\n}',
+        },
         { code: 'const results = await agents.map(train, [1, 2, 3, 4, 5, 6])\nresults.join(" ")' },
         // tslab awaits at the top level, but has no top-level `for await`: an async function holds it.
-        { code: 'async function asFinished(): Promise<number[]> {\n  const seen: number[] = []\n  for await (const r of agents.map((x: number) => x * 2, [1, 2, 3])) seen.push(r.value!)\n  return seen\n}\nconst seen = await asFinished()\nseen.sort().join(",")' },
+        {
+          code: 'async function asFinished(): Promise<number[]> {\n  const seen: number[] = []\n  for await (const r of agents.map((x: number) => x * 2, [1, 2, 3])) seen.push(r.value!)\n  return seen\n}\nconst seen = await asFinished()\nseen.sort().join(",")',
+        },
         { code: 'await agents.map((x: number) => {\n  console.log("item", x)\n  return x\n}, [7])' },
-        { code: "await agents.map((x: number) => {\n  if (x === 2) throw new Error('bad item')\n  return x\n}, [1, 2, 3])", stop_on_error: false },
+        {
+          code: "await agents.map((x: number) => {\n  if (x === 2) throw new Error('bad item')\n  return x\n}, [1, 2, 3])",
+          stop_on_error: false,
+        },
         { code: 'agents.agents().map((x) => `${x.name} ${x.state}`).join(", ")' },
       ],
       { send: [{ code: 'await agents.map(spin, [1, 2, 3, 4])' }], interrupt_after: 2 },
-      [{ code: 'await agents.map((x: number) => x + 1, [1, 2])' }, { code: 'const n: string = agents.map(train, [1])' }],
+      [
+        { code: 'await agents.map((x: number) => x + 1, [1, 2])' },
+        { code: 'const n: string = agents.map(train, [1])' },
+      ],
     ]);
     const [added, , , mapped, iterated, printed, failing, listing] = steps[0]!;
     expect(stdout(added!)).to.include('added a');

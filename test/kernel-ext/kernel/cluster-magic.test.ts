@@ -52,11 +52,30 @@ describe('kernel pool magic parser', () => {
   });
 
   it('parses %remote_agent add NAME ENDPOINT [--key DIR], and keeps the old forms', () => {
-    expect(parseCell('%remote_agent add gpu1 tcp://127.0.0.1:5555')).to.deep.equal({ kind: 'agent-add', name: 'gpu1', endpoint: 'tcp://127.0.0.1:5555' });
-    expect(parseCell('%remote_agent add gpu1 tcp://h:1 --key "~/my keys"')).to.deep.equal({ kind: 'agent-add', name: 'gpu1', endpoint: 'tcp://h:1', key: '~/my keys' });
-    expect(parseCell('%remote_agent add --key=k n ipc:///tmp/a.sock')).to.deep.equal({ kind: 'agent-add', name: 'n', endpoint: 'ipc:///tmp/a.sock', key: 'k' });
+    expect(parseCell('%remote_agent add gpu1 tcp://127.0.0.1:5555')).to.deep.equal({
+      kind: 'agent-add',
+      name: 'gpu1',
+      endpoint: 'tcp://127.0.0.1:5555',
+    });
+    expect(parseCell('%remote_agent add gpu1 tcp://h:1 --key "~/my keys"')).to.deep.equal({
+      kind: 'agent-add',
+      name: 'gpu1',
+      endpoint: 'tcp://h:1',
+      key: '~/my keys',
+    });
+    expect(parseCell('%remote_agent add --key=k n ipc:///tmp/a.sock')).to.deep.equal({
+      kind: 'agent-add',
+      name: 'n',
+      endpoint: 'ipc:///tmp/a.sock',
+      key: 'k',
+    });
     expect(parseCell('%remote_agent')).to.deep.equal({ kind: 'agent', local: false });
-    expect(parseCell('%remote_agent tcp://h:1 --name add')).to.deep.equal({ kind: 'agent', local: false, endpoint: 'tcp://h:1', name: 'add' });
+    expect(parseCell('%remote_agent tcp://h:1 --name add')).to.deep.equal({
+      kind: 'agent',
+      local: false,
+      endpoint: 'tcp://h:1',
+      name: 'add',
+    });
   });
 
   it('refuses %remote_agent add without a name and an endpoint, or with other options', () => {
@@ -70,8 +89,17 @@ describe('kernel pool magic parser', () => {
   });
 
   it('parses %remote_cluster slurm with its options and srun arguments after --', () => {
-    expect(parseCell('%remote_cluster slurm --nodes 3')).to.deep.equal({ kind: 'cluster', action: 'slurm', nodes: 3, srunArgs: [] });
-    expect(parseCell('%remote_cluster slurm --nodes=2 --gpus-per-node 4 --partition gpu --time 1:00:00 --agent-args "--workers 3 " -- --exclusive --mem "8G"')).to.deep.equal({
+    expect(parseCell('%remote_cluster slurm --nodes 3')).to.deep.equal({
+      kind: 'cluster',
+      action: 'slurm',
+      nodes: 3,
+      srunArgs: [],
+    });
+    expect(
+      parseCell(
+        '%remote_cluster slurm --nodes=2 --gpus-per-node 4 --partition gpu --time 1:00:00 --agent-args "--workers 3 " -- --exclusive --mem "8G"',
+      ),
+    ).to.deep.equal({
       kind: 'cluster',
       action: 'slurm',
       nodes: 2,
@@ -84,14 +112,22 @@ describe('kernel pool magic parser', () => {
   });
 
   it('parses %remote_cluster ssh, attach, down and the bare listing', () => {
-    expect(parseCell('%remote_cluster ssh a,b.lan,127.0.0.3')).to.deep.equal({ kind: 'cluster', action: 'ssh', hosts: ['a', 'b.lan', '127.0.0.3'] });
+    expect(parseCell('%remote_cluster ssh a,b.lan,127.0.0.3')).to.deep.equal({
+      kind: 'cluster',
+      action: 'ssh',
+      hosts: ['a', 'b.lan', '127.0.0.3'],
+    });
     expect(parseCell("%remote_cluster ssh --agent-command 'npx remote-agent serve' h1")).to.deep.equal({
       kind: 'cluster',
       action: 'ssh',
       hosts: ['h1'],
       agentCommand: 'npx remote-agent serve',
     });
-    expect(parseCell('%remote_cluster attach "/shared/run 1"')).to.deep.equal({ kind: 'cluster', action: 'attach', dir: '/shared/run 1' });
+    expect(parseCell('%remote_cluster attach "/shared/run 1"')).to.deep.equal({
+      kind: 'cluster',
+      action: 'attach',
+      dir: '/shared/run 1',
+    });
     expect(parseCell('%remote_cluster down')).to.deep.equal({ kind: 'cluster', action: 'down' });
     expect(parseCell('  %remote_cluster')).to.deep.equal({ kind: 'cluster', action: 'list' });
   });

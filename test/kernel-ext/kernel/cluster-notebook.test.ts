@@ -53,7 +53,9 @@ describe('notebooks/cluster.ipynb on a local three-node Slurm cluster', function
   });
 
   it('places agents with %remote_cluster slurm, runs --all and agents.map over them, and frees the allocation', async () => {
-    const { notebook, code, stderr } = await nbclient(jupyter!, path.join(work!.dir, 'cluster.ipynb'), { timeoutSeconds: 180 });
+    const { notebook, code, stderr } = await nbclient(jupyter!, path.join(work!.dir, 'cluster.ipynb'), {
+      timeoutSeconds: 180,
+    });
     const errors = notebook.cells.filter((c) => errorOf(c)).map((c) => `${joined(c.source)}\n${textOf(c)}`);
     expect(errors, stderr).to.deep.equal([]);
     expect(code, stderr).to.equal(0);
@@ -63,7 +65,10 @@ describe('notebooks/cluster.ipynb on a local three-node Slurm cluster', function
     expect(placed).to.match(/^node1 +\S+ +tcp:\/\/127\.0\.0\.1:\d+ +2 +0 +0 +0 +up$/m);
 
     const all = joined(resultOf(cellStartingWith(notebook, '%remote --all'))!.data!['text/plain']);
-    const rows = all.split('\n').slice(1).map((line) => line.split(/ {2,}/));
+    const rows = all
+      .split('\n')
+      .slice(1)
+      .map((line) => line.split(/ {2,}/));
     expect(rows.map((r) => [r[0], r[2]])).to.deep.equal([
       ['node1', 'node1'],
       ['node2', 'node2'],
@@ -74,24 +79,38 @@ describe('notebooks/cluster.ipynb on a local three-node Slurm cluster', function
     const table = joined(resultOf(mapCell)!.data!['text/plain']);
     const rates = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6];
     // In input order, each loss (1 - rate)^2 as train computes it.
-    for (const rate of rates) expect(table).to.include(`{ rate: ${rate}, loss: ${Number(((1 - rate) * (1 - rate)).toFixed(4))} }`);
+    for (const rate of rates)
+      expect(table).to.include(`{ rate: ${rate}, loss: ${Number(((1 - rate) * (1 - rate)).toFixed(4))} }`);
     expect(table.indexOf('rate: 0.05,')).to.be.lessThan(table.indexOf('rate: 0.6,'));
     // The progress line (display data, updated in place: nbclient keeps its last state) and the agents' output.
-    const progress = (mapCell.outputs ?? []).filter((o) => o.output_type === 'display_data').map((o) => joined(o.data?.['text/plain']));
+    const progress = (mapCell.outputs ?? [])
+      .filter((o) => o.output_type === 'display_data')
+      .map((o) => joined(o.data?.['text/plain']));
     expect(progress).to.have.length(1);
-    expect(progress[0]).to.match(/^map: 12\/12 done, 0 running, 0 failed in \d+\.\d s \| node1 \d+ done \| node2 \d+ done \| node3 \d+ done$/);
+    expect(progress[0]).to.match(
+      /^map: 12\/12 done, 0 running, 0 failed in \d+\.\d s \| node1 \d+ done \| node2 \d+ done \| node3 \d+ done$/,
+    );
     expect(textOf(mapCell)).to.match(/^\[node\d#[01]\] epoch 2: loss /m);
 
-    expect(joined(resultOf(cellStartingWith(notebook, 'async function whereEachRan'))!.data!['text/plain'])).to.equal('6');
-    expect(textOf(cellStartingWith(notebook, '%remote_cluster down'))).to.equal('stopped the pool: node1, node2, node3\n');
+    expect(joined(resultOf(cellStartingWith(notebook, 'async function whereEachRan'))!.data!['text/plain'])).to.equal(
+      '6',
+    );
+    expect(textOf(cellStartingWith(notebook, '%remote_cluster down'))).to.equal(
+      'stopped the pool: node1, node2, node3\n',
+    );
     // The allocation is gone: no job left in the queue.
     expect(cluster!.run('squeue', ['-h']).trim()).to.equal('');
   });
 
   it('frees the allocation when the kernel shuts down without %remote_cluster down; a refused allocation says why', async () => {
-    const place = (nodes: number): string => `%remote_cluster slurm --nodes ${nodes} --agent-args "--bind tcp://127.0.0.1:* --advertise 127.0.0.1 --workers 1"`;
+    const place = (nodes: number): string =>
+      `%remote_cluster slurm --nodes ${nodes} --agent-args "--bind tcp://127.0.0.1:* --advertise 127.0.0.1 --workers 1"`;
     const [[placed, all, refused]] = (await session(jupyter!, work!.dir, [
-      [{ code: place(2) }, { code: '%remote --all process.env.SLURMD_NODENAME' }, { code: `${place(9)}`, stop_on_error: false }],
+      [
+        { code: place(2) },
+        { code: '%remote --all process.env.SLURMD_NODENAME' },
+        { code: `${place(9)}`, stop_on_error: false },
+      ],
     ])) as [RequestResult[]];
     expect(placed!.reply!.status).to.equal('ok');
     expect(joined(messagesOf(all!, 'execute_result')[0]!.content.data['text/plain'])).to.match(/^node1 .* node1 /m);
@@ -104,15 +123,23 @@ describe('notebooks/cluster.ipynb on a local three-node Slurm cluster', function
   });
 
   it('keeps the allocation through Jupyter interrupts (SIGINT to the kernel’s process group, twice in a row)', async () => {
-    const place = '%remote_cluster slurm --nodes 2 --agent-args "--bind tcp://127.0.0.1:* --advertise 127.0.0.1 --workers 1"';
+    const place =
+      '%remote_cluster slurm --nodes 2 --agent-args "--bind tcp://127.0.0.1:* --advertise 127.0.0.1 --workers 1"';
     const steps = await session(jupyter!, work!.dir, [
       // spin() says so, then loops while awaiting, so its output leaves the worker: interrupts come once it runs.
-      [{ code: place }, { code: "async function spin(): Promise<number> {\n  console.log('spinning')\n  for (;;) await new Promise((r) => setTimeout(r, 20))\n}" }],
+      [
+        { code: place },
+        {
+          code: "async function spin(): Promise<number> {\n  console.log('spinning')\n  for (;;) await new Promise((r) => setTimeout(r, 20))\n}",
+        },
+      ],
       { send: [{ code: '%remote --all spin()' }], interrupt_on_output: 'spinning', interrupt_after: [0.3, 0.6] },
       [{ code: '%remote --all process.env.SLURMD_NODENAME' }],
     ]);
     expect(messagesOf(steps[1]![0]!, 'error')[0]!.content.ename).to.equal('KeyboardInterrupt');
-    const rows = joined(messagesOf(steps[2]![0]!, 'execute_result')[0]!.content.data['text/plain']).split('\n').slice(1);
+    const rows = joined(messagesOf(steps[2]![0]!, 'execute_result')[0]!.content.data['text/plain'])
+      .split('\n')
+      .slice(1);
     expect(rows.map((r) => r.split(/ {2,}/)[2])).to.deep.equal(['node1', 'node2']);
     await waitFor(() => cluster!.run('squeue', ['-h']).trim() === '', 20_000, 'the allocation to end with the kernel');
   });

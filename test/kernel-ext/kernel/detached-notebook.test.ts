@@ -7,13 +7,26 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { AgentProcess, startAgent } from '../../support/agent-process';
-import { cellStartingWith, errorOf, ExecutedCell, ExecutedNotebook, joined, nbclient, resultOf, textOf, useJupyterWorkspace } from './jupyter-support';
+import {
+  cellStartingWith,
+  errorOf,
+  ExecutedCell,
+  ExecutedNotebook,
+  joined,
+  nbclient,
+  resultOf,
+  textOf,
+  useJupyterWorkspace,
+} from './jupyter-support';
 
 const EPOCHS = 30; // 15 s: long enough to be running still when the new kernel asks
 
 /** The cell's stdout and stderr, without its status lines (elapsed time). */
 function streamText(cell: ExecutedCell): string {
-  return (cell.outputs ?? []).filter((o) => o.output_type === 'stream').map((o) => joined(o.text)).join('');
+  return (cell.outputs ?? [])
+    .filter((o) => o.output_type === 'stream')
+    .map((o) => joined(o.text))
+    .join('');
 }
 
 function expectNoErrors(notebook: ExecutedNotebook): void {
@@ -40,35 +53,56 @@ describe('detached jobs in a notebook, through nbclient', function () {
     const file = path.join(workspace.work.dir, 'detached-jobs.ipynb');
     const env = { TSLAB_REMOTE_AGENT: agent!.endpoint, TRAIN_EPOCHS: String(EPOCHS) };
 
-    const first = await nbclient(workspace.jupyter, file, { env, killAfter: '%remote --detach --name long-run', out: `${file}.1.ipynb` });
+    const first = await nbclient(workspace.jupyter, file, {
+      env,
+      killAfter: '%remote --detach --name long-run',
+      out: `${file}.1.ipynb`,
+    });
     expect(first.code, first.stderr).to.equal(0);
     expectNoErrors(first.notebook);
     const started = textOf(cellStartingWith(first.notebook, '%remote --detach --name long-run'));
-    expect(started).to.match(/^detached job [0-9a-f]{8} \(long-run\) (queued|running) on tcp:\/\/127\.0\.0\.1:\d+\. It runs on if this notebook closes/);
+    expect(started).to.match(
+      /^detached job [0-9a-f]{8} \(long-run\) (queued|running) on tcp:\/\/127\.0\.0\.1:\d+\. It runs on if this notebook closes/,
+    );
     const id = /detached job ([0-9a-f]{8})/.exec(started)![1]!;
     // The kernel was killed right after that cell: the cells below did not run.
     expect(cellStartingWith(first.notebook, '%remote_jobs').execution_count ?? null).to.equal(null);
 
-    const second = await nbclient(workspace.jupyter, file, { env, startAt: 'import type { TrainReport }', out: `${file}.2.ipynb` });
+    const second = await nbclient(workspace.jupyter, file, {
+      env,
+      startAt: 'import type { TrainReport }',
+      out: `${file}.2.ipynb`,
+    });
     expect(second.code, second.stderr).to.equal(0);
     expectNoErrors(second.notebook);
-    expect(cellStartingWith(second.notebook, '%remote --detach --name long-run').execution_count ?? null).to.equal(null);
+    expect(cellStartingWith(second.notebook, '%remote --detach --name long-run').execution_count ?? null).to.equal(
+      null,
+    );
     const listed = textOf(cellStartingWith(second.notebook, '%remote_jobs'));
     expect(listed).to.match(/^id +name +state +started +elapsed +agent +worker +last output\n/);
-    expect(listed).to.match(new RegExp(`^${id} +long-run +running +\\d\\d:\\d\\d:\\d\\d +\\d+s +tcp://127\\.0\\.0\\.1:\\d+ +\\d+ *(epoch \\d+ of ${EPOCHS})?$`, 'm'));
+    expect(listed).to.match(
+      new RegExp(
+        `^${id} +long-run +running +\\d\\d:\\d\\d:\\d\\d +\\d+s +tcp://127\\.0\\.0\\.1:\\d+ +\\d+ *(epoch \\d+ of ${EPOCHS})?$`,
+        'm',
+      ),
+    );
 
     const attachCell = cellStartingWith(second.notebook, '%remote_attach long-run');
     const attached = streamText(attachCell);
     // The elapsed time of the job, shown while it is followed, ends as the time it ran.
     expect(textOf(attachCell)).to.match(/ran on tcp:\/\/127\.0\.0\.1:\d+ in \d+\.\d s\n$/);
     const epochs = Array.from({ length: EPOCHS }, (_, i) => `epoch ${i + 1} of ${EPOCHS}\n`).join('');
-    expect(attached).to.match(new RegExp(`^job ${id} \\(long-run\\) on tcp://127\\.0\\.0\\.1:\\d+: running, \\d+s so far; its output:\\n`));
+    expect(attached).to.match(
+      new RegExp(`^job ${id} \\(long-run\\) on tcp://127\\.0\\.0\\.1:\\d+: running, \\d+s so far; its output:\\n`),
+    );
     // Every line once and in order: replayed from the agent's disk, then live.
     expect(attached).to.include(`${epochs}epoch 1: loss 0.5000\nepoch 2: loss 0.2500\n`);
     expect(attached.split('epoch 1 of').length).to.equal(2);
     expect(textOf(cellStartingWith(second.notebook, 'report.loss'))).to.equal('0.25\n');
 
-    expect(textOf(cellStartingWith(second.notebook, '%remote_cancel spare'))).to.match(/^cancelling job [0-9a-f]{8} \(spare\) on /);
+    expect(textOf(cellStartingWith(second.notebook, '%remote_cancel spare'))).to.match(
+      /^cancelling job [0-9a-f]{8} \(spare\) on /,
+    );
     const after = textOf(cellStartingWith(second.notebook, '%remote_jobs', 1));
     expect(after).to.match(new RegExp(`^${id} +long-run +done `, 'm'));
     expect(after).to.match(/^[0-9a-f]{8} +spare +(running|cancelled) /m);
@@ -87,7 +121,10 @@ describe('detached jobs in a notebook, through nbclient', function () {
         nbformat_minor: 4,
       }),
     );
-    const { notebook, code, stderr } = await nbclient(workspace.jupyter, file, { allowErrors: true, env: { TSLAB_REMOTE_AGENT: '' } });
+    const { notebook, code, stderr } = await nbclient(workspace.jupyter, file, {
+      allowErrors: true,
+      env: { TSLAB_REMOTE_AGENT: '' },
+    });
     expect(code, stderr).to.equal(0);
     const noAgent = errorOf(cellStartingWith(notebook, '%remote_jobs'))!;
     expect(noAgent.ename).to.equal('UsageError');

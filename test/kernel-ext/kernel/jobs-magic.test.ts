@@ -26,7 +26,11 @@ describe('detached job magics, parsed', () => {
   it('takes --detach and --name on %remote and %%remote, in either order and spelling', () => {
     expect(options('%remote --detach train(3)')).to.deep.equal({ detach: true });
     expect(options('%remote --detach --name fit-1 train(3)')).to.deep.equal({ detach: true, name: 'fit-1' });
-    expect(options('%remote --name=fit.2 --timeout 60 --detach train(3)')).to.deep.equal({ detach: true, name: 'fit.2', timeoutMs: 60_000 });
+    expect(options('%remote --name=fit.2 --timeout 60 --detach train(3)')).to.deep.equal({
+      detach: true,
+      name: 'fit.2',
+      timeoutMs: 60_000,
+    });
     expect(options('%%remote --detach --name sweep\nconst x = 1\nx')).to.deep.equal({ detach: true, name: 'sweep' });
     const magic = parseCell('%remote --detach --on gpu1 train(3)') as Extract<Magic, { kind: 'remote' }>;
     expect(magic.options).to.deep.equal({ detach: true, on: 'gpu1' });
@@ -45,7 +49,11 @@ describe('detached job magics, parsed', () => {
     expect(parseCell('%remote_jobs')).to.deep.equal({ kind: 'jobs' });
     expect(parseCell('%remote_jobs --agent gpu1')).to.deep.equal({ kind: 'jobs', agent: 'gpu1' });
     expect(parseCell('%remote_attach fit')).to.deep.equal({ kind: 'attach', job: 'fit' });
-    expect(parseCell('%remote_attach 0a1b2c3d model')).to.deep.equal({ kind: 'attach', job: '0a1b2c3d', assign: { name: 'model' } });
+    expect(parseCell('%remote_attach 0a1b2c3d model')).to.deep.equal({
+      kind: 'attach',
+      job: '0a1b2c3d',
+      assign: { name: 'model' },
+    });
     expect(parseCell('%remote_attach fit rows: Map<string, number[]> --agent=tcp://h:5555')).to.deep.equal({
       kind: 'attach',
       job: 'fit',
@@ -66,6 +74,8 @@ describe('detached job magics, parsed', () => {
   });
 
   it('types the attached result as stated', () => {
-    expect(typedAssignmentSource('model', 'Model', 'k')).to.equal('let model: Model = (globalThis as any)[Symbol.for("k")];\n');
+    expect(typedAssignmentSource('model', 'Model', 'k')).to.equal(
+      'let model: Model = (globalThis as any)[Symbol.for("k")];\n',
+    );
   });
 });

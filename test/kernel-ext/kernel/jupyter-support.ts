@@ -50,7 +50,9 @@ export interface JupyterEnv {
 /** Installs the kernelspec with `tslab-remote install --prefix` into a fresh temp directory. */
 export async function installKernelspec(extraEnv: NodeJS.ProcessEnv = {}): Promise<JupyterEnv> {
   const dir = await tmp.dir({ unsafeCleanup: true, prefix: 'tslab-remote-jupyter-' });
-  const install = spawnSync(process.execPath, [CLI, 'install', '--prefix', path.join(dir.path, 'prefix')], { encoding: 'utf8' });
+  const install = spawnSync(process.execPath, [CLI, 'install', '--prefix', path.join(dir.path, 'prefix')], {
+    encoding: 'utf8',
+  });
   if (install.status !== 0) throw new Error(`tslab-remote install failed: ${install.stderr}`);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -96,12 +98,26 @@ export interface Step {
   timeout?: number;
 }
 
-function run(args: string[], env: NodeJS.ProcessEnv, cwd: string, timeoutMs: number): Promise<{ stdout: string; stderr: string; code: number }> {
+function run(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+  timeoutMs: number,
+): Promise<{ stdout: string; stderr: string; code: number }> {
   return new Promise((resolve) => {
-    execFile(PYTHON, [DRIVER, ...args], { env, cwd, timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024 }, (error, stdout, stderr) => {
-      const code = error ? (typeof (error as NodeJS.ErrnoException).code === 'number' ? Number((error as NodeJS.ErrnoException).code) : 1) : 0;
-      resolve({ stdout, stderr, code });
-    });
+    execFile(
+      PYTHON,
+      [DRIVER, ...args],
+      { env, cwd, timeout: timeoutMs, maxBuffer: 256 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        const code = error
+          ? typeof (error as NodeJS.ErrnoException).code === 'number'
+            ? Number((error as NodeJS.ErrnoException).code)
+            : 1
+          : 0;
+        resolve({ stdout, stderr, code });
+      },
+    );
   });
 }
 
@@ -113,7 +129,10 @@ export async function session(
   options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<RequestResult[][]> {
   const script = path.join(jupyter.dir, `script-${Date.now()}-${Math.random().toString(16).slice(2)}.json`);
-  fs.writeFileSync(script, JSON.stringify({ cwd, steps: steps.map((step) => (Array.isArray(step) ? { send: step } : step)) }));
+  fs.writeFileSync(
+    script,
+    JSON.stringify({ cwd, steps: steps.map((step) => (Array.isArray(step) ? { send: step } : step)) }),
+  );
   const result = await run(['session', script], { ...jupyter.env, ...options.env }, cwd, options.timeoutMs ?? 240_000);
   if (result.code !== 0) throw new Error(`jupyter-driver session failed (${result.code}):\n${result.stderr}`);
   return JSON.parse(result.stdout) as RequestResult[][];
@@ -123,7 +142,14 @@ export async function session(
 export async function nbclient(
   jupyter: JupyterEnv,
   notebook: string,
-  options: { allowErrors?: boolean; timeoutSeconds?: number; startAt?: string; killAfter?: string; env?: NodeJS.ProcessEnv; out?: string } = {},
+  options: {
+    allowErrors?: boolean;
+    timeoutSeconds?: number;
+    startAt?: string;
+    killAfter?: string;
+    env?: NodeJS.ProcessEnv;
+    out?: string;
+  } = {},
 ): Promise<{ notebook: ExecutedNotebook; code: number; stderr: string }> {
   const out = options.out ?? `${notebook}.out.ipynb`;
   const args = [
@@ -138,7 +164,11 @@ export async function nbclient(
   ];
   const result = await run(args, { ...jupyter.env, ...options.env }, path.dirname(notebook), 600_000);
   if (!fs.existsSync(out)) throw new Error(`nbclient wrote no notebook (${result.code}):\n${result.stderr}`);
-  return { notebook: JSON.parse(fs.readFileSync(out, 'utf8')) as ExecutedNotebook, code: result.code, stderr: result.stderr };
+  return {
+    notebook: JSON.parse(fs.readFileSync(out, 'utf8')) as ExecutedNotebook,
+    code: result.code,
+    stderr: result.stderr,
+  };
 }
 
 export interface ExecutedCell {
@@ -185,7 +215,8 @@ export function textOf(cell: ExecutedCell): string {
   return (cell.outputs ?? [])
     .map((o) => {
       if (o.output_type === 'stream') return joined(o.text);
-      if (o.output_type === 'error') return `${o.ename}: ${o.evalue}\n${(o.traceback ?? []).map(withoutColour).join('\n')}\n`;
+      if (o.output_type === 'error')
+        return `${o.ename}: ${o.evalue}\n${(o.traceback ?? []).map(withoutColour).join('\n')}\n`;
       return `${joined(o.data?.['text/plain'])}\n`;
     })
     .join('');
@@ -208,7 +239,10 @@ export function resultOf(cell: ExecutedCell): ExecutedOutput | undefined {
 /** Copies notebooks/ into a temp directory: running them edits files (the quickstart) and writes outputs. */
 export async function copyNotebooks(): Promise<{ dir: string; cleanup(): Promise<void> }> {
   const dir = await tmp.dir({ unsafeCleanup: true, prefix: 'tslab-remote-notebooks-' });
-  fs.cpSync(NOTEBOOKS, dir.path, { recursive: true, filter: (src) => !src.includes(`${path.sep}node_modules`) && !src.endsWith('.out.ipynb') });
+  fs.cpSync(NOTEBOOKS, dir.path, {
+    recursive: true,
+    filter: (src) => !src.includes(`${path.sep}node_modules`) && !src.endsWith('.out.ipynb'),
+  });
   return { dir: dir.path, cleanup: () => dir.cleanup() };
 }
 

@@ -38,7 +38,9 @@ function error(result: RequestResult): Record<string, any> {
 }
 
 /** A loopback TCP server; `onConnection` gets each accepted socket. */
-async function tcpServer(onConnection: (socket: net.Socket) => void = (socket) => socket.destroy()): Promise<{ endpoint: string; close(): Promise<void> }> {
+async function tcpServer(
+  onConnection: (socket: net.Socket) => void = (socket) => socket.destroy(),
+): Promise<{ endpoint: string; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -72,9 +74,19 @@ describe('kernel through a real Jupyter client', function () {
   const workspace = useJupyterWorkspace();
 
   it('installs a kernelspec named tslab-remote that runs `tslab-remote kernel --config-path {connection_file}`', () => {
-    const spec = JSON.parse(fs.readFileSync(path.join(workspace.jupyter.dir, 'prefix', 'share', 'jupyter', 'kernels', 'tslab-remote', 'kernel.json'), 'utf8'));
+    const spec = JSON.parse(
+      fs.readFileSync(
+        path.join(workspace.jupyter.dir, 'prefix', 'share', 'jupyter', 'kernels', 'tslab-remote', 'kernel.json'),
+        'utf8',
+      ),
+    );
     expect(spec.display_name).to.equal('TypeScript (remote)');
-    expect(spec.argv.slice(1)).to.deep.equal([path.resolve(__dirname, '..', '..', '..', '..', 'bin', 'tslab-remote.js'), 'kernel', '--config-path', '{connection_file}']);
+    expect(spec.argv.slice(1)).to.deep.equal([
+      path.resolve(__dirname, '..', '..', '..', '..', 'bin', 'tslab-remote.js'),
+      'kernel',
+      '--config-path',
+      '{connection_file}',
+    ]);
     expect(spec.interrupt_mode).to.equal('signal');
   });
 
@@ -90,7 +102,11 @@ describe('kernel through a real Jupyter client', function () {
         { code: 'answer', silent: true },
         { code: '%remote answer * 2' },
       ],
-      [{ code: 'answer + 2' }, { code: '%remote_bogus', stop_on_error: false }, { code: 'answer + 3', store_history: false }],
+      [
+        { code: 'answer + 2' },
+        { code: '%remote_bogus', stop_on_error: false },
+        { code: 'answer + 3', store_history: false },
+      ],
     ]);
     const [value, thrown, after, typeError, aborted, silent, remote] = first!;
     expect(types(value!)).to.deep.equal(['execute_input', 'execute_result']);
@@ -98,7 +114,12 @@ describe('kernel through a real Jupyter client', function () {
     expect(value!.reply).to.include({ status: 'ok', execution_count: 1 });
     expect(plain(value!)).to.equal('42');
 
-    expect(thrown!.reply).to.include({ status: 'error', ename: 'RangeError', evalue: 'local boom', execution_count: 2 });
+    expect(thrown!.reply).to.include({
+      status: 'error',
+      ename: 'RangeError',
+      evalue: 'local boom',
+      execution_count: 2,
+    });
     expect(error(thrown!)).to.include({ ename: 'RangeError', evalue: 'local boom' });
     expect(error(thrown!).traceback[0]).to.equal('RangeError: local boom');
     expect(types(thrown!)).to.deep.equal(['execute_input', 'error']);
@@ -128,20 +149,26 @@ describe('kernel through a real Jupyter client', function () {
   });
 
   it('runs %remote with the notebook’s names, assigns with the static type, and shows remote errors mapped to the cell', async () => {
-    const [[root, def, call, assign, typed, cell, failing, broken, brokenAwait, brokenCell]] = (await session(workspace.jupyter, workspace.work.dir, [
+    const [[root, def, call, assign, typed, cell, failing, broken, brokenAwait, brokenCell]] = (await session(
+      workspace.jupyter,
+      workspace.work.dir,
       [
-        { code: '%remote_root quickstart' },
-        { code: 'const base = 40\nfunction inc(x: number): number {\n  if (x > 100) {\n    throw new Error(`too big: ${x}`)\n  }\n  return x + 1\n}' },
-        { code: '%remote inc(base + 1)' },
-        { code: '%remote n = Promise.resolve(inc(base))' },
-        { code: 'const doubled: number = n * 2\ndoubled' },
-        { code: '%%remote\nconsole.log("on the agent")\nconst xs = [1, 2, 3]\nxs.map(inc)' },
-        { code: '%remote inc(base * 10)', stop_on_error: false },
-        { code: '%remote n.toUpperCase()', stop_on_error: false },
-        { code: '%remote await Promise.resolve(n).foo', stop_on_error: false },
-        { code: '%%remote\nconst s = String(n)\ns.toFixed(1)', stop_on_error: false },
+        [
+          { code: '%remote_root quickstart' },
+          {
+            code: 'const base = 40\nfunction inc(x: number): number {\n  if (x > 100) {\n    throw new Error(`too big: ${x}`)\n  }\n  return x + 1\n}',
+          },
+          { code: '%remote inc(base + 1)' },
+          { code: '%remote n = Promise.resolve(inc(base))' },
+          { code: 'const doubled: number = n * 2\ndoubled' },
+          { code: '%%remote\nconsole.log("on the agent")\nconst xs = [1, 2, 3]\nxs.map(inc)' },
+          { code: '%remote inc(base * 10)', stop_on_error: false },
+          { code: '%remote n.toUpperCase()', stop_on_error: false },
+          { code: '%remote await Promise.resolve(n).foo', stop_on_error: false },
+          { code: '%%remote\nconst s = String(n)\ns.toFixed(1)', stop_on_error: false },
+        ],
       ],
-    ])) as [RequestResult[]];
+    )) as [RequestResult[]];
     expect(root!.reply!.status).to.equal('ok');
     expect(def!.reply!.status).to.equal('ok');
     expect(types(call!)).to.deep.equal(['execute_input', 'stream', 'execute_result']); // stream: "starting a private agent"
@@ -170,7 +197,9 @@ describe('kernel through a real Jupyter client', function () {
     expect(error(broken!).evalue).to.equal("1:11 - Property 'toUpperCase' does not exist on type 'number'.");
     // Columns as the user wrote the line, not as the kernel rewrote it (an async head, an inserted `return `).
     expect(error(brokenAwait!).evalue).to.equal("1:34 - Property 'foo' does not exist on type 'Promise<number>'.");
-    expect(error(brokenCell!).evalue).to.equal("3:3 - Property 'toFixed' does not exist on type 'string'. Did you mean 'fixed'?");
+    expect(error(brokenCell!).evalue).to.equal(
+      "3:3 - Property 'toFixed' does not exist on type 'string'. Did you mean 'fixed'?",
+    );
   });
 
   it('shows remote output live and in order: streams, tslab display calls on the agent, upload progress', async () => {
@@ -178,21 +207,27 @@ describe('kernel through a real Jupyter client', function () {
     const big = path.join(workspace.work.dir, 'big-project');
     fs.mkdirSync(path.join(big, 'data'), { recursive: true });
     fs.writeFileSync(path.join(big, 'package.json'), '{"name":"big-project"}\n');
-    for (let i = 0; i < 8; i++) fs.writeFileSync(path.join(big, 'data', `part-${i}.bin`), Buffer.alloc(6 * 1024 * 1024, i));
-    const [[, display, , upload, , pickled]] = (await session(workspace.jupyter, workspace.work.dir, [
+    for (let i = 0; i < 8; i++)
+      fs.writeFileSync(path.join(big, 'data', `part-${i}.bin`), Buffer.alloc(6 * 1024 * 1024, i));
+    const [[, display, , upload, , pickled]] = (await session(
+      workspace.jupyter,
+      workspace.work.dir,
       [
-        { code: "import * as tslab from 'tslab'" },
-        {
-          code:
-            "%remote (() => {\n  console.log('one')\n  tslab.display.html('<b>two</b>')\n  console.error('three')\n  const d = tslab.newDisplay()\n" +
-            "  d.text('four')\n  d.text('five')\n  console.log('six')\n  return 7\n})()",
-        },
-        { code: '%remote_root big-project' },
-        { code: '%remote "uploaded"' },
-        { code: "const sock = require('net').createServer()" },
-        { code: '%remote (() => { tslab.display.text("x"); return sock })()', stop_on_error: false },
+        [
+          { code: "import * as tslab from 'tslab'" },
+          {
+            code:
+              "%remote (() => {\n  console.log('one')\n  tslab.display.html('<b>two</b>')\n  console.error('three')\n  const d = tslab.newDisplay()\n" +
+              "  d.text('four')\n  d.text('five')\n  console.log('six')\n  return 7\n})()",
+          },
+          { code: '%remote_root big-project' },
+          { code: '%remote "uploaded"' },
+          { code: "const sock = require('net').createServer()" },
+          { code: '%remote (() => { tslab.display.text("x"); return sock })()', stop_on_error: false },
+        ],
       ],
-    ], { env: { TSLAB_REMOTE_PROGRESS_MS: '0' } })) as [RequestResult[]];
+      { env: { TSLAB_REMOTE_PROGRESS_MS: '0' } },
+    )) as [RequestResult[]];
     const shown = display!.iopub
       .filter((m) => m.msg_type !== 'status' && m.msg_type !== 'execute_input')
       .map((m) => [m.msg_type, m.content.text ?? m.content.data?.['text/html'] ?? m.content.data?.['text/plain']])
@@ -206,14 +241,18 @@ describe('kernel through a real Jupyter client', function () {
       ['stream', 'six\n'],
       ['execute_result', '7'],
     ]);
-    const progress = [...messagesOf(upload!, 'display_data'), ...messagesOf(upload!, 'update_display_data')].map((m) => m.content.data['text/plain'] as string);
+    const progress = [...messagesOf(upload!, 'display_data'), ...messagesOf(upload!, 'update_display_data')].map(
+      (m) => m.content.data['text/plain'] as string,
+    );
     expect(progress[0]).to.match(/^uploading/);
     expect(progress.length).to.be.greaterThan(1);
     expect(progress[progress.length - 1]).to.match(/^uploaded 9 file\(s\), 48\.\d MiB to local in \d+\.\d s$/);
     expect(plain(upload!)).to.equal('uploaded');
     // With the display shim in the call, an unpicklable value is still named from the cell, not from the shim.
     expect(error(pickled!).ename).to.equal('PickleError');
-    expect(error(pickled!).evalue).to.match(/^the cell → captured sock(?: → captured sock)?: net\.Server cannot be pickled/);
+    expect(error(pickled!).evalue).to.match(
+      /^the cell → captured sock(?: → captured sock)?: net\.Server cannot be pickled/,
+    );
   });
 
   it('completes and inspects inside %remote and %%remote cells as in any cell (tslab’s own completion)', async () => {
@@ -274,17 +313,25 @@ describe('kernel through a real Jupyter client', function () {
         { send: [{ code: `%remote_agent ${nobody.endpoint}` }], interrupt_after: 1 },
         [{ code: `%remote_agent ${agent.endpoint} --name real` }, { code: '%remote 6 * 7' }],
         { send: [{ code: `%remote_agent ${silent.endpoint}` }], interrupt_after: 1 },
-        [{ code: waitCell(`require('fs').existsSync(${JSON.stringify(closed)})`) }, { code: '%remote 6 * 7' }, { code: '"next"' }],
+        [
+          { code: waitCell(`require('fs').existsSync(${JSON.stringify(closed)})`) },
+          { code: '%remote 6 * 7' },
+          { code: '"next"' },
+        ],
       ]);
       const [refused] = steps[0]!;
       expect(error(refused!).ename).to.equal('KeyboardInterrupt');
-      expect(error(refused!).evalue).to.equal(`interrupted while connecting to ${nobody.endpoint}: no agent is connected`);
+      expect(error(refused!).evalue).to.equal(
+        `interrupted while connecting to ${nobody.endpoint}: no agent is connected`,
+      );
       const [connected, before] = steps[1]!;
       expect(stdout(connected!)).to.include('connected to real');
       expect(plain(before!)).to.equal('42');
       const [unanswered] = steps[2]!;
       expect(error(unanswered!).ename).to.equal('KeyboardInterrupt');
-      expect(error(unanswered!).evalue).to.equal(`interrupted while connecting to ${silent.endpoint}: the current agent is still real`);
+      expect(error(unanswered!).evalue).to.equal(
+        `interrupted while connecting to ${silent.endpoint}: the current agent is still real`,
+      );
       // The kernel closed its half-made connection while it ran on (not only when it exited), and goes on as before.
       const [closedIt, after, next] = steps[3]!;
       expect(plain(closedIt!)).to.equal('true');
@@ -352,8 +399,14 @@ describe('kernel through a real Jupyter client', function () {
           { send: [{ code: '%remote "never sent"' }], interrupt_after: 3 },
           [{ code: waitCell(heldAgentGone) }, { code: '%remote "a private agent started"' }],
           [{ code: `%remote_agent ${endpoint} --name slow` }, { code: `%remote_root ${big}` }],
-          { send: [{ code: `%remote require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'ran')` }], interrupt_after: 1.5 },
-          [{ code: '%remote_root quickstart' }, { code: `%remote require('node:fs').existsSync(${JSON.stringify(marker)})` }],
+          {
+            send: [{ code: `%remote require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'ran')` }],
+            interrupt_after: 1.5,
+          },
+          [
+            { code: '%remote_root quickstart' },
+            { code: `%remote require('node:fs').existsSync(${JSON.stringify(marker)})` },
+          ],
         ],
         { env: { NODE_OPTIONS: `--require ${preload}` } },
       );
@@ -366,7 +419,9 @@ describe('kernel through a real Jupyter client', function () {
       expect(plain(started!)).to.equal('a private agent started');
       const [uploading] = steps[4]!;
       expect(error(uploading!).ename).to.equal('KeyboardInterrupt');
-      expect(error(uploading!).evalue).to.equal('interrupted while uploading the code root to slow: the call was not sent');
+      expect(error(uploading!).evalue).to.equal(
+        'interrupted while uploading the code root to slow: the call was not sent',
+      );
       const [, ran] = steps[5]!;
       expect(plain(ran!)).to.equal('false');
       // The upload stopped after the batch in flight: the second file never went.
@@ -402,20 +457,27 @@ describe('kernel through a real Jupyter client', function () {
         { code: "import { train, callCount } from './quickstart/src/model'" },
         { code: call },
         { code: call },
-        { code: "require('fs').writeFileSync('quickstart/notes-reload.txt', 'x'); require('fs').writeFileSync('quickstart/saved.ipynb', '{}')" },
+        {
+          code: "require('fs').writeFileSync('quickstart/notes-reload.txt', 'x'); require('fs').writeFileSync('quickstart/saved.ipynb', '{}')",
+        },
         { code: call },
         { code: '%remote_reload quickstart/src/model.ts' },
         { code: call },
         { code: "require('fs').rmSync('quickstart/notes-reload.txt'); require('fs').rmSync('quickstart/saved.ipynb')" },
       ],
     ])) as [RequestResult[]];
-    expect([plain(first!), plain(second!), plain(kept!)], 'the module kept its count across the write and the save').to.deep.equal(['1', '2', '3']);
+    expect(
+      [plain(first!), plain(second!), plain(kept!)],
+      'the module kept its count across the write and the save',
+    ).to.deep.equal(['1', '2', '3']);
     expect(stdout(reload!)).to.equal('dropped 1 module(s): src/model.ts; the next call loads them afresh on local\n');
     expect(plain(fresh!)).to.equal('1');
   });
 
   it('ends its private agent with the kernel', async () => {
-    const [[local, info]] = (await session(workspace.jupyter, workspace.work.dir, [[{ code: "%remote_agent --local" }, { code: "%remote_agent" }]])) as [RequestResult[]];
+    const [[local, info]] = (await session(workspace.jupyter, workspace.work.dir, [
+      [{ code: '%remote_agent --local' }, { code: '%remote_agent' }],
+    ])) as [RequestResult[]];
     expect(stdout(local!)).to.include('connected to local');
     const pid = Number(/agent pid (\d+)/.exec(stdout(info!))?.[1]);
     expect(pid).to.be.greaterThan(0);
@@ -466,7 +528,9 @@ describe('kernel through a real Jupyter client', function () {
       expect(error(badRoot!).ename).to.equal('UsageError');
       expect(error(badRoot!).evalue).to.include(`cannot snapshot ${huge} as the code root`);
       // `~/` is the home directory, as in a shell.
-      expect(error(badKey!).evalue).to.include(`--key ${path.join(os.homedir(), 'nonexistent-tslab-remote-keys')} does not exist`);
+      expect(error(badKey!).evalue).to.include(
+        `--key ${path.join(os.homedir(), 'nonexistent-tslab-remote-keys')} does not exist`,
+      );
       expect(error(nowhere!).ename).to.equal('RemoteError[AGENT_UNREACHABLE]');
       expect(error(nowhere!).evalue).to.include('tcp://127.0.0.1:9');
       expect(stdout(doomed!)).to.include(`connected to doomed (${agent.endpoint})`);

@@ -23,7 +23,10 @@ describe('kernel display of values', () => {
   });
 
   it('shows arrays of plain objects as an HTML table, escaped', () => {
-    const bundle = mimeBundle([{ name: '<b>', n: 1 }, { name: 'y', extra: true }]);
+    const bundle = mimeBundle([
+      { name: '<b>', n: 1 },
+      { name: 'y', extra: true },
+    ]);
     expect(bundle['text/html']).to.include('<th>name</th><th>n</th><th>extra</th>');
     expect(bundle['text/html']).to.include('&lt;b&gt;');
     expect(mimeBundle([1, 2])['text/html']).to.equal(undefined);
@@ -32,7 +35,10 @@ describe('kernel display of values', () => {
 
   it('summarises typed arrays and shows objects of equal columns as a table', () => {
     const html = mimeBundle(new Float64Array([1, 2, 3, 6]))['text/html']!;
-    expect(html).to.include('Float64Array').and.include('<th>mean</th><td>3</td>').and.include('<th>max</th><td>6</td>');
+    expect(html)
+      .to.include('Float64Array')
+      .and.include('<th>mean</th><td>3</td>')
+      .and.include('<th>max</th><td>6</td>');
     const columns = mimeBundle({ x: new Float32Array(60), y: Array.from({ length: 60 }, (_, i) => i) })['text/html']!;
     expect(columns).to.include('<th>x</th><th>y</th>').and.include('50 of 60 rows shown');
   });
@@ -71,15 +77,18 @@ describe('kernel display relay', () => {
     d.write(`${r.slice(20)}b`);
     d.write('\u001b]53');
     d.flush();
-    expect(out.filter((x) => typeof x !== 'string')).to.deep.equal([{ data: { data: { 'text/plain': 'hi' } }, update: true }]);
+    expect(out.filter((x) => typeof x !== 'string')).to.deep.equal([
+      { data: { data: { 'text/plain': 'hi' } }, update: true },
+    ]);
     expect(out.filter((x) => typeof x === 'string').join('')).to.equal('ab\u001b]53');
   });
 });
 
 describe('kernel stack mapping', () => {
-  it('maps a line of tslab\'s CommonJS to the TypeScript through the source map of a fresh transpile', () => {
+  it("maps a line of tslab's CommonJS to the TypeScript through the source map of a fresh transpile", () => {
     const ts = "let a: number = 1;\nif (a) {\n  throw new Error('x');\n}\n";
-    const cjs = '"use strict";\nObject.defineProperty(exports, "__esModule", { value: true });\nlet a = 1;\nif (a) {\n    throw new Error(\'x\');\n}\n';
+    const cjs =
+      '"use strict";\nObject.defineProperty(exports, "__esModule", { value: true });\nlet a = 1;\nif (a) {\n    throw new Error(\'x\');\n}\n';
     const map = new LineMap(ts, cjs);
     // `new` at column 10 of the CommonJS line 4 is column 8 of the TypeScript line 2 (0-based).
     expect(map.map(4, 10)).to.deep.equal({ line: 2, column: 8 });
@@ -94,7 +103,8 @@ describe('kernel stack mapping', () => {
   });
 
   it('finds the functions of an unpickler program', () => {
-    const program = '[\n(() => { let a; return [null, [\nfunction () { "use strict"; return (\nfunction f() {\n  return 1;\n}\n); },\nfunction () { return ({\nm() {}\n}); }\n], []]; })()\n]';
+    const program =
+      '[\n(() => { let a; return [null, [\nfunction () { "use strict"; return (\nfunction f() {\n  return 1;\n}\n); },\nfunction () { return ({\nm() {}\n}); }\n], []]; })()\n]';
     expect(programFunctions(program)).to.deep.equal([
       { startLine: 3, source: 'function f() {\n  return 1;\n}' },
       { startLine: 8, source: 'm() {}' },
@@ -105,7 +115,8 @@ describe('kernel stack mapping', () => {
     this.timeout(30_000);
     const converter = converterModule.createConverter({ isJS: false, isBrowser: false });
     try {
-      const ts = 'interface Cfg {\n  rate: number\n}\n\nfunction check(c: Cfg): number {\n  // explain\n  if (c.rate > 1) {\n    throw new RangeError("too high")\n  }\n  return c.rate\n}\n';
+      const ts =
+        'interface Cfg {\n  rate: number\n}\n\nfunction check(c: Cfg): number {\n  // explain\n  if (c.rate > 1) {\n    throw new RangeError("too high")\n  }\n  return c.rate\n}\n';
       const out = converter.convert('', ts);
       expect(out.diagnostics).to.deep.equal([]);
       const history = new CellHistory();
@@ -114,9 +125,18 @@ describe('kernel stack mapping', () => {
       const program = `[\n[null, [\nfunction () { return (\n${source}\n); }\n], []]\n]`;
       // Program line 7 is the function's 4th line, `        throw new RangeError(...)`: `new` at column 15.
       expect(program.split('\n')[6]).to.equal('        throw new RangeError("too high");');
-      const stack = '    at check (notebooks/cell-9.js:7:15)\n    at train (src/model.ts:5:11)\n    at tslabRemoteEntry (notebooks/cell-9.js:2:1)';
-      const mapped = mapRemoteStack(stack, { history, ownFunctions: new Set(['tslabRemoteEntry']), program: () => program });
-      expect(mapped.split('\n')).to.deep.equal(['    at check (In [4]:8:11)', '    at train (src/model.ts:5:11)', '    at tslabRemoteEntry (notebooks/cell-9.js:2:1)']);
+      const stack =
+        '    at check (notebooks/cell-9.js:7:15)\n    at train (src/model.ts:5:11)\n    at tslabRemoteEntry (notebooks/cell-9.js:2:1)';
+      const mapped = mapRemoteStack(stack, {
+        history,
+        ownFunctions: new Set(['tslabRemoteEntry']),
+        program: () => program,
+      });
+      expect(mapped.split('\n')).to.deep.equal([
+        '    at check (In [4]:8:11)',
+        '    at train (src/model.ts:5:11)',
+        '    at tslabRemoteEntry (notebooks/cell-9.js:2:1)',
+      ]);
     } finally {
       converter.close();
     }

@@ -61,7 +61,10 @@ describe('kernel magic parser', () => {
 
   it('parses options before the expression, in both spellings', () => {
     expect(remote('%remote --timeout 2.5 --agent gpu1 f()').options).to.deep.equal({ timeoutMs: 2500, agent: 'gpu1' });
-    expect(remote('%remote --agent=tcp://h:5555 --timeout=10 f()').options).to.deep.equal({ agent: 'tcp://h:5555', timeoutMs: 10_000 });
+    expect(remote('%remote --agent=tcp://h:5555 --timeout=10 f()').options).to.deep.equal({
+      agent: 'tcp://h:5555',
+      timeoutMs: 10_000,
+    });
     const magic = remote('%remote --timeout 3 f(1)');
     expect(magic.expr).to.equal('f(1)');
     expect(positionOf(magic.fnSource, 'f(1)')).to.deep.equal([0, '%remote --timeout 3 '.length]);
@@ -74,7 +77,15 @@ describe('kernel magic parser', () => {
     expect(magic.options).to.deep.equal({ timeoutMs: 5000 });
     expect(magic.expr).to.equal('--counter');
     expect(positionOf(magic.fnSource, '--counter')).to.deep.equal([0, '%remote --timeout 5 '.length]);
-    for (const expr of ['--x == 1', '--x in o', '--x as number', '--x + 1', '--x\n+ 1', '--agent.count', '--timeouts']) {
+    for (const expr of [
+      '--x == 1',
+      '--x in o',
+      '--x as number',
+      '--x + 1',
+      '--x\n+ 1',
+      '--agent.count',
+      '--timeouts',
+    ]) {
       expect(remote(`%remote ${expr}`).expr, expr).to.equal(expr);
       expect(remote(`%remote ${expr}`).options, expr).to.deep.equal({});
     }
@@ -141,7 +152,8 @@ describe('kernel magic parser', () => {
   });
 
   it('refuses several statements after %remote, and drops a comment after the closing semicolon', () => {
-    const several = "%remote takes one expression, and this is 2 statements: put them under %%remote (the cell's last expression is its result)";
+    const several =
+      "%remote takes one expression, and this is 2 statements: put them under %%remote (the cell's last expression is its result)";
     expect(syntaxError('%remote f(); g()')).to.equal(several);
     expect(syntaxError('%remote f()\ng()')).to.equal(several);
     const commented = remote('%remote x = f(1);  // the first try');
@@ -158,7 +170,16 @@ describe('kernel magic parser', () => {
 
   it('takes expressions that begin with a keyword or a statement word used as a name', () => {
     const exprs = ['function f() { return 1 }', 'class { }', 'async function () {}', 'import("m")', 'import.meta.url'];
-    exprs.push('typeof x', 'new Map()', 'letters', 'constant + 1', 'type', 'type.length', 'type as string', 'module.id');
+    exprs.push(
+      'typeof x',
+      'new Map()',
+      'letters',
+      'constant + 1',
+      'type',
+      'type.length',
+      'type as string',
+      'module.id',
+    );
     for (const expr of exprs) expect(remote(`%remote ${expr}`).expr, expr).to.equal(expr);
   });
 
@@ -210,7 +231,11 @@ describe('kernel magic parser', () => {
     expect(cell.insertedAt).to.equal(code.lastIndexOf('a'));
     expect(positionOf(cell.fnSource, 'const')).to.deep.equal(positionOf(code, 'const'));
 
-    expect(parseCell('\n\t%remote_agent tcp://h:1')).to.deep.equal({ kind: 'agent', local: false, endpoint: 'tcp://h:1' });
+    expect(parseCell('\n\t%remote_agent tcp://h:1')).to.deep.equal({
+      kind: 'agent',
+      local: false,
+      endpoint: 'tcp://h:1',
+    });
     expect(parseCell('\n  %remote_root dir')).to.deep.equal({ kind: 'root', dir: 'dir' });
   });
 
@@ -222,7 +247,9 @@ describe('kernel magic parser', () => {
   });
 
   it('refuses a magic below the first line of a cell that is not TypeScript, saying where magics go', () => {
-    expect(syntaxError('x\n%%remote\nf()')).to.equal('%%remote is on line 2: a magic must start its cell (only blank lines may come before it)');
+    expect(syntaxError('x\n%%remote\nf()')).to.equal(
+      '%%remote is on line 2: a magic must start its cell (only blank lines may come before it)',
+    );
     expect(syntaxError('// train\n  %%remote --timeout 5\nf()')).to.include('%%remote is on line 2');
     expect(syntaxError('const a = 1\n\n%remote f(a)')).to.include('%remote is on line 3');
     expect(syntaxError('a()\n%remote_agent tcp://h:1')).to.include('%remote_agent is on line 2');
@@ -230,7 +257,10 @@ describe('kernel magic parser', () => {
 
   it('parses %remote_reload with no file (every module) or files, quoted or bare', () => {
     expect(parseCell('%remote_reload')).to.deep.equal({ kind: 'reload', files: [] });
-    expect(parseCell('%remote_reload src/model.ts "src/my data.ts"')).to.deep.equal({ kind: 'reload', files: ['src/model.ts', 'src/my data.ts'] });
+    expect(parseCell('%remote_reload src/model.ts "src/my data.ts"')).to.deep.equal({
+      kind: 'reload',
+      files: ['src/model.ts', 'src/my data.ts'],
+    });
     expect(() => parseCell('%remote_reload a.ts\nmore')).to.throw(MagicSyntaxError, '%remote_reload takes one line');
   });
 
@@ -261,7 +291,9 @@ describe('kernel magic parser', () => {
   it('refuses misuse with a message that says what is expected', () => {
     expect(syntaxError('%remote')).to.include('needs an expression');
     expect(syntaxError('%remote   ;')).to.include('needs an expression');
-    expect(syntaxError('%remote --timeout f()')).to.include('--timeout needs a number of seconds from 0.001 to 2147483');
+    expect(syntaxError('%remote --timeout f()')).to.include(
+      '--timeout needs a number of seconds from 0.001 to 2147483',
+    );
     expect(syntaxError('%remote --timeout -1 f()')).to.include('--timeout');
     expect(syntaxError('%remote --timeout 1e-4 f()')).to.include('from 0.001 to 2147483, got 1e-4');
     expect(syntaxError('%remote --timeout 1e7 f()')).to.include('from 0.001 to 2147483, got 1e7');
@@ -284,7 +316,9 @@ describe('kernel magic parser', () => {
     expect(syntaxError('%remote_agent --key')).to.include('--key needs a value');
     expect(syntaxError('%remote_agent --local=yes')).to.include('--local takes no value, got --local=yes');
     expect(syntaxError('%remote_agent --local=')).to.include('--local takes no value');
-    expect(syntaxError('%remote_agent tcp://h:1 --key "/my keys')).to.equal('unterminated " in %remote_agent tcp://h:1 --key "/my keys: close the quote');
+    expect(syntaxError('%remote_agent tcp://h:1 --key "/my keys')).to.equal(
+      'unterminated " in %remote_agent tcp://h:1 --key "/my keys: close the quote',
+    );
     expect(syntaxError("%remote_root 'my dir  ")).to.equal("unterminated ' in %remote_root 'my dir: close the quote");
     expect(syntaxError('%remote_root "a b" c')).to.include('one directory at a time');
     expect(syntaxError('%remote_root ""')).to.equal('empty quotes in %remote_root "": give a value or leave it out');

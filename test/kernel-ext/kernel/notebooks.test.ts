@@ -54,7 +54,9 @@ function checkQuickstart(notebook: ExecutedNotebook, original: string, modelFile
   expect(first).to.include('epoch 1: loss 0.7500\nepoch 2: loss 0.5625\nepoch 3: loss 0.4219\n');
   expect(first).to.match(/\{ rate: 0\.25, epochs: 3, loss: 0\.421875, host: '[^']+', calls: 1 \}/);
   // %remote NAME = EXPR: no output, the value is a typed notebook variable; module state survived (calls: 2).
-  expect(cellStartingWith(notebook, '%remote report =').outputs?.filter((o) => o.output_type !== 'stream')).to.deep.equal([]);
+  expect(
+    cellStartingWith(notebook, '%remote report =').outputs?.filter((o) => o.output_type !== 'stream'),
+  ).to.deep.equal([]);
   expect(textOf(cellStartingWith(notebook, '`loss'))).to.match(/^loss 0\.5625 after 2 epochs, call number 2 on /);
   // After the edit of src/model.ts: the new code runs (percent), and its module was loaded afresh (calls: 1).
   const rerun = textOf(cellStartingWith(notebook, '%remote trainAt(3)', 1));
@@ -66,13 +68,17 @@ function checkQuickstart(notebook: ExecutedNotebook, original: string, modelFile
   const cell = cellStartingWith(notebook, '%%remote');
   expect(textOf(cell)).to.match(/trained 2 models on \S+ \(pid \d+\)/);
   expect(joined(resultOf(cell)?.data?.['text/html'])).to.include('<th>rate</th><th>loss</th>');
-  expect(textOf(cellStartingWith(notebook, '%remote_agent'))).to.match(/endpoint +ipc:\/\/\S+\/agent\.sock[\s\S]*workers +2/);
+  expect(textOf(cellStartingWith(notebook, '%remote_agent'))).to.match(
+    /endpoint +ipc:\/\/\S+\/agent\.sock[\s\S]*workers +2/,
+  );
 }
 
 function checkErrors(notebook: ExecutedNotebook): void {
   const typeError = errorOf(cellStartingWith(notebook, "%remote train('fast')"))!;
   expect(typeError.ename).to.equal('TSError');
-  expect(typeError.traceback).to.deep.equal(["1:15 - Argument of type 'string' is not assignable to parameter of type 'number'."]);
+  expect(typeError.traceback).to.deep.equal([
+    "1:15 - Argument of type 'string' is not assignable to parameter of type 'number'.",
+  ]);
 
   const trainCell = cellStartingWith(notebook, '%remote train(5)');
   const remote = errorOf(trainCell)!;
@@ -85,7 +91,9 @@ function checkErrors(notebook: ExecutedNotebook): void {
   const call = cellStartingWith(notebook, '%remote train(checkedRate(2))');
   const frames = errorOf(call)!.traceback!;
   expect(frames[0]).to.equal('RangeError: rate 2 is too high for this model');
-  expect(frames[1]).to.match(new RegExp(`^ +at (Object\\.)?checkedRate \\(In \\[${definition.execution_count}\\]:3:11\\)$`));
+  expect(frames[1]).to.match(
+    new RegExp(`^ +at (Object\\.)?checkedRate \\(In \\[${definition.execution_count}\\]:3:11\\)$`),
+  );
   expect(frames[2]).to.equal(`    at In [${call.execution_count}]:1:15`);
 
   const pickle = errorOf(cellStartingWith(notebook, '%remote server.listening'))!;
@@ -109,31 +117,47 @@ function checkErrors(notebook: ExecutedNotebook): void {
 /** The count of calls the agent's copy of quickstart/src/model.ts holds, from each `%remote` cell, in order. */
 function checkStateAcrossEdits(notebook: ExecutedNotebook): void {
   const call = '%remote (train(0.5, 1), callCount())';
-  const counts = [0, 1, 2, 3, 4, 5].map((nth) => joined(resultOf(cellStartingWith(notebook, call, nth))?.data?.['text/plain']));
+  const counts = [0, 1, 2, 3, 4, 5].map((nth) =>
+    joined(resultOf(cellStartingWith(notebook, call, nth))?.data?.['text/plain']),
+  );
   // two calls; an unrelated write and a notebook save: kept; an edit: reloaded, then counts on; %remote_reload: afresh
   expect(counts).to.deep.equal(['1', '2', '3', '1', '2', '1']);
   const stderrOf = (nth: number): string =>
-    (cellStartingWith(notebook, call, nth).outputs ?? []).filter((o) => o.output_type === 'stream' && o.name === 'stderr').map((o) => joined(o.text)).join('');
+    (cellStartingWith(notebook, call, nth).outputs ?? [])
+      .filter((o) => o.output_type === 'stream' && o.name === 'stderr')
+      .map((o) => joined(o.text))
+      .join('');
   expect(stderrOf(2), 'nothing loaded changed: nothing said').to.equal('');
   expect(stderrOf(3)).to.match(/^tslab-remote: reloaded src\/model\.ts; \d+ kept\n$/);
-  expect(textOf(cellStartingWith(notebook, '%remote_reload'))).to.match(/^dropped 1 module\(s\): src\/model\.ts; the next call loads them afresh on local\n$/);
+  expect(textOf(cellStartingWith(notebook, '%remote_reload'))).to.match(
+    /^dropped 1 module\(s\): src\/model\.ts; the next call loads them afresh on local\n$/,
+  );
   expect(textOf(cellStartingWith(notebook, 'fs.writeFileSync(modelFile, original)'))).to.equal('true\n');
 }
 
 function checkLargeResults(notebook: ExecutedNotebook): void {
-  expect(cellStartingWith(notebook, '%remote samples =').outputs?.filter((o) => o.output_type !== 'stream')).to.deep.equal([]);
+  expect(
+    cellStartingWith(notebook, '%remote samples =').outputs?.filter((o) => o.output_type !== 'stream'),
+  ).to.deep.equal([]);
   const samples = resultOf(cellStartingWith(notebook, 'samples'))!;
   expect(joined(samples.data!['text/plain'])).to.match(/^Float64Array\(10000000\) \[/);
   const summary = joined(samples.data!['text/html']);
   expect(summary).to.include('<th>length</th><td>10,000,000</td>').and.include('<th>bytes</th><td>76.3 MiB</td>');
-  expect(Number(joined(resultOf(cellStartingWith(notebook, 'const mean'))!.data!['text/plain']))).to.be.closeTo(0.5, 0.01);
+  expect(Number(joined(resultOf(cellStartingWith(notebook, 'const mean'))!.data!['text/plain']))).to.be.closeTo(
+    0.5,
+    0.01,
+  );
   const histogram = joined(resultOf(cellStartingWith(notebook, '%remote histogram'))!.data!['text/html']);
   expect(histogram).to.include('<th>bin</th><th>count</th>');
   const counts = [...histogram.matchAll(/<td>(\d+)<\/td>/g)].map((m) => Number(m[1]));
   expect(counts.reduce((a, b) => a + b, 0)).to.equal(10_000_000);
-  expect(joined(resultOf(cellStartingWith(notebook, '%remote ({ x:'))!.data!['text/html'])).to.include('<th>x</th><th>y</th>');
+  expect(joined(resultOf(cellStartingWith(notebook, '%remote ({ x:'))!.data!['text/html'])).to.include(
+    '<th>x</th><th>y</th>',
+  );
   const long = cellStartingWith(notebook, '%%remote');
-  const displays = (long.outputs ?? []).filter((o) => o.output_type === 'display_data').map((o) => joined(o.data?.['text/plain']));
+  const displays = (long.outputs ?? [])
+    .filter((o) => o.output_type === 'display_data')
+    .map((o) => joined(o.data?.['text/plain']));
   // The running line, emptied where it was first shown, and the final time below all of the cell's output.
   expect(displays).to.have.length(2);
   expect(displays[0]).to.equal('');
@@ -146,34 +170,51 @@ describe('notebooks, executed through the kernel by nbclient', function () {
   const workspace = useJupyterWorkspace();
 
   it('has a test for every notebook in notebooks/', () => {
-    expect(fs.readdirSync(NOTEBOOKS).filter((f) => f.endsWith('.ipynb')).sort()).to.deep.equal([...CHECKED].sort());
+    expect(
+      fs
+        .readdirSync(NOTEBOOKS)
+        .filter((f) => f.endsWith('.ipynb'))
+        .sort(),
+    ).to.deep.equal([...CHECKED].sort());
   });
 
   it('quickstart: a local package, a closure, %remote, an edit of the package and a re-run with the new behaviour', async () => {
     const modelFile = path.join(workspace.work.dir, 'quickstart', 'src', 'model.ts');
     const original = fs.readFileSync(modelFile, 'utf8');
-    const { notebook, code, stderr } = await nbclient(workspace.jupyter, path.join(workspace.work.dir, 'quickstart.ipynb'));
+    const { notebook, code, stderr } = await nbclient(
+      workspace.jupyter,
+      path.join(workspace.work.dir, 'quickstart.ipynb'),
+    );
     expect(code, stderr).to.equal(0);
     expectCleanRun(notebook);
     checkQuickstart(notebook, original, modelFile);
   });
 
   it('errors-and-interrupts: type errors, mapped remote frames, unpicklable values, missing packages, interrupt, timeout', async () => {
-    const { notebook, code, stderr } = await nbclient(workspace.jupyter, path.join(workspace.work.dir, 'errors-and-interrupts.ipynb'));
+    const { notebook, code, stderr } = await nbclient(
+      workspace.jupyter,
+      path.join(workspace.work.dir, 'errors-and-interrupts.ipynb'),
+    );
     expect(code, stderr).to.equal(0);
     expectCleanRun(notebook);
     checkErrors(notebook);
   });
 
   it('large-numeric-results: ten million samples back as a Float64Array, summaries, tables, elapsed time', async () => {
-    const { notebook, code, stderr } = await nbclient(workspace.jupyter, path.join(workspace.work.dir, 'large-numeric-results.ipynb'));
+    const { notebook, code, stderr } = await nbclient(
+      workspace.jupyter,
+      path.join(workspace.work.dir, 'large-numeric-results.ipynb'),
+    );
     expect(code, stderr).to.equal(0);
     expectCleanRun(notebook);
     checkLargeResults(notebook);
   });
 
   it('state-across-edits: module state kept across an unrelated write and a notebook save, reset by an edit and by %remote_reload', async () => {
-    const { notebook, code, stderr } = await nbclient(workspace.jupyter, path.join(workspace.work.dir, 'state-across-edits.ipynb'));
+    const { notebook, code, stderr } = await nbclient(
+      workspace.jupyter,
+      path.join(workspace.work.dir, 'state-across-edits.ipynb'),
+    );
     expect(code, stderr).to.equal(0);
     expectCleanRun(notebook);
     checkStateAcrossEdits(notebook);
@@ -213,7 +254,9 @@ describe('tslab-remote run (headless, over the Jupyter protocol from Node)', fun
       const out = path.join(work.dir, 'out.ipynb');
       const env = { ...process.env };
       delete env.TSLAB_REMOTE_AGENT;
-      const child = spawn(process.execPath, [CLI, 'run', path.join(work.dir, 'quickstart.ipynb'), '--output', out], { env });
+      const child = spawn(process.execPath, [CLI, 'run', path.join(work.dir, 'quickstart.ipynb'), '--output', out], {
+        env,
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -242,11 +285,17 @@ describe('tslab-remote run (headless, over the Jupyter protocol from Node)', fun
       const info = await kernel.execute('%remote_agent --local', { stopOnError: true, timeoutMs: 60_000 });
       expect(info.status).to.equal('ok');
       const shown = await kernel.execute('%remote_agent', { stopOnError: true, timeoutMs: 60_000 });
-      agentPid = Number(/agent pid (\d+)/.exec(shown.outputs.map((o) => (o.output_type === 'stream' ? o.text : '')).join(''))?.[1]);
+      agentPid = Number(
+        /agent pid (\d+)/.exec(shown.outputs.map((o) => (o.output_type === 'stream' ? o.text : '')).join(''))?.[1],
+      );
       expect(agentPid).to.be.greaterThan(0);
       expect(isAlive(agentPid)).to.equal(true);
       process.kill(kernel.pid!, 'SIGKILL');
-      await waitFor(() => !isAlive(agentPid), 15_000, `the private agent (pid ${agentPid}) to end after its kernel was killed`);
+      await waitFor(
+        () => !isAlive(agentPid),
+        15_000,
+        `the private agent (pid ${agentPid}) to end after its kernel was killed`,
+      );
     } finally {
       await kernel.shutdown();
       if (agentPid && isAlive(agentPid)) process.kill(agentPid, 'SIGKILL');
@@ -256,12 +305,18 @@ describe('tslab-remote run (headless, over the Jupyter protocol from Node)', fun
   it('answers every request of a long fast run (tslab’s unawaited zeromq sends lost replies here)', async () => {
     const kernel = await KernelConnection.start(NOTEBOOKS);
     try {
-      await kernel.execute('let n = 0\nfunction f() { console.log("tick"); return ++n }', { stopOnError: true, timeoutMs: 60_000 });
+      await kernel.execute('let n = 0\nfunction f() { console.log("tick"); return ++n }', {
+        stopOnError: true,
+        timeoutMs: 60_000,
+      });
       for (let i = 1; i <= 400; i++) {
         const result = await kernel.execute('f()', { stopOnError: true, timeoutMs: 20_000 });
         expect(result.status, `request ${i}`).to.equal('ok');
         const value = result.outputs.find((o) => o.output_type === 'execute_result');
-        expect(value && value.output_type === 'execute_result' ? value.data['text/plain'] : undefined, `request ${i}`).to.equal(String(i));
+        expect(
+          value && value.output_type === 'execute_result' ? value.data['text/plain'] : undefined,
+          `request ${i}`,
+        ).to.equal(String(i));
       }
     } finally {
       await kernel.shutdown();
@@ -275,7 +330,9 @@ describe('tslab-remote run (headless, over the Jupyter protocol from Node)', fun
       fs.writeFileSync(
         file,
         JSON.stringify({
-          cells: [{ cell_type: 'code', source: 'const x: number = "text"', metadata: {}, outputs: [], execution_count: null }],
+          cells: [
+            { cell_type: 'code', source: 'const x: number = "text"', metadata: {}, outputs: [], execution_count: null },
+          ],
           metadata: {},
           nbformat: 4,
           nbformat_minor: 5,

@@ -18,20 +18,32 @@ describe('kernel: history, comm requests and shutdown through a real Jupyter cli
 
   it('answers them as the spec says, and shuts down quietly', async () => {
     const { stdout, stderr, code } = await new Promise<{ stdout: string; stderr: string; code: number }>((resolve) => {
-      execFile(PYTHON, [DRIVER, 'protocol'], { env: workspace.jupyter.env, cwd: workspace.work.dir, timeout: 150_000 }, (error, out, err) =>
-        resolve({ stdout: out, stderr: err, code: error ? 1 : 0 }),
+      execFile(
+        PYTHON,
+        [DRIVER, 'protocol'],
+        { env: workspace.jupyter.env, cwd: workspace.work.dir, timeout: 150_000 },
+        (error, out, err) => resolve({ stdout: out, stderr: err, code: error ? 1 : 0 }),
       );
     });
     expect(code, stderr).to.equal(0);
     const answers = JSON.parse(stdout) as Record<string, Answer>;
-    expect(answers.history_request!.reply).to.deep.equal({ msg_type: 'history_reply', content: { status: 'ok', history: [] } });
-    expect(answers.comm_info_request!.reply).to.deep.equal({ msg_type: 'comm_info_reply', content: { status: 'ok', comms: {} } });
+    expect(answers.history_request!.reply).to.deep.equal({
+      msg_type: 'history_reply',
+      content: { status: 'ok', history: [] },
+    });
+    expect(answers.comm_info_request!.reply).to.deep.equal({
+      msg_type: 'comm_info_reply',
+      content: { status: 'ok', comms: {} },
+    });
     // No target of that name: the comm is closed at once, on iopub.
     const closing = answers.comm_open!.iopub.filter((m) => m.msg_type === 'comm_close');
     expect(closing.map((m) => m.content.comm_id)).to.deep.equal(['c0ffee']);
     for (const type of ['comm_open', 'comm_msg', 'comm_close']) {
       expect(answers[type]!.reply, `${type} has no reply`).to.equal(null);
-      expect(answers[type]!.iopub.map((m) => m.msg_type).filter((t) => t === 'status')).to.deep.equal(['status', 'status']);
+      expect(answers[type]!.iopub.map((m) => m.msg_type).filter((t) => t === 'status')).to.deep.equal([
+        'status',
+        'status',
+      ]);
     }
     expect(stderr).not.to.include('unknown msg_type');
     expect(stderr).not.to.include('was not sent');
@@ -43,7 +55,9 @@ describe('kernel: a local cell error names the cell as remote ones do', function
   const workspace = useJupyterWorkspace();
 
   it('shows the failing line of the cell as In [N]:line:col, not evalmachine.<anonymous>', async () => {
-    const steps = await session(workspace.jupyter, workspace.work.dir, [[{ code: '1' }, { code: 'const k: any = null\nconst n = 2\nk.foo' }]]);
+    const steps = await session(workspace.jupyter, workspace.work.dir, [
+      [{ code: '1' }, { code: 'const k: any = null\nconst n = 2\nk.foo' }],
+    ]);
     const failing = steps[0]![1]!;
     const error = failing.iopub.find((m: IopubMessage) => m.msg_type === 'error')!.content as { traceback: string[] };
     const frames = error.traceback.filter((line) => /^\s+at /.test(line));

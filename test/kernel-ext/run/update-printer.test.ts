@@ -26,7 +26,12 @@ describe('kernel-ext/run/update-printer', () => {
     hourLongCall(printer);
     const lines = out().split('\n').filter(Boolean);
     expect(lines.filter((line) => line.startsWith('running on local'))).to.have.length.within(10, 14);
-    expect(lines.slice(0, 4)).to.deep.equal(['running on local: 3 s', 'running on local: 4 s', 'running on local: 5 s', 'running on local: 7 s']);
+    expect(lines.slice(0, 4)).to.deep.equal([
+      'running on local: 3 s',
+      'running on local: 4 s',
+      'running on local: 5 s',
+      'running on local: 7 s',
+    ]);
     expect(lines.at(-1)).to.equal('ran on local in 3600.2 s');
   });
 
@@ -35,7 +40,9 @@ describe('kernel-ext/run/update-printer', () => {
     printer.printed('stdout', 'running on local: 3 s\n', 'elapsed-1');
     printer.updated('elapsed-1', 'running on local: 4 s\n');
     printer.updated('elapsed-1', 'running on local: 5 s\n');
-    expect(out()).to.equal('running on local: 3 s\n\x1b[1A\r\x1b[2Krunning on local: 4 s\n\x1b[1A\r\x1b[2Krunning on local: 5 s\n');
+    expect(out()).to.equal(
+      'running on local: 3 s\n\x1b[1A\r\x1b[2Krunning on local: 4 s\n\x1b[1A\r\x1b[2Krunning on local: 5 s\n',
+    );
     printer.printed('stdout', 'output\n');
     printer.updated('elapsed-1', 'running on local: 6 s\n'); // no longer the last line: printed anew, then rewritten
     printer.updated('elapsed-1', 'running on local: 7 s\n');

@@ -76,7 +76,9 @@ class Harness {
   /** Copies a fixture tree into the snapshots root under a fake 64-hex hash; returns the hash. */
   snapshot(fixture: string): string {
     const hash = createHash('sha256').update(fixture).update(randomBytes(8)).digest('hex');
-    fs.cpSync(path.join(FIXTURES, 'snapshots', fixture), path.join(this.options.snapshotsRoot, hash), { recursive: true });
+    fs.cpSync(path.join(FIXTURES, 'snapshots', fixture), path.join(this.options.snapshotsRoot, hash), {
+      recursive: true,
+    });
     return hash;
   }
 
@@ -146,7 +148,8 @@ class Harness {
 
   async value(source: string, job: Partial<Omit<JobSpec, 'args'>> = {}, args: unknown[] = []): Promise<unknown> {
     const outcome = await this.run(source, job, args);
-    if (outcome.error) throw new Error(`job failed: ${outcome.error.code}: ${outcome.error.message}\n${outcome.error.stack ?? ''}`);
+    if (outcome.error)
+      throw new Error(`job failed: ${outcome.error.code}: ${outcome.error.message}\n${outcome.error.stack ?? ''}`);
     return outcome.value;
   }
 
@@ -218,14 +221,18 @@ describe('remote-agent/worker-pool', function () {
   describe('running jobs', () => {
     it('round-trips arguments and the return value, including a 10 MB Float64Array', async () => {
       h = await Harness.create();
-      const big = new Float64Array(10 * 1024 * 1024 / 8).map((_, i) => i * 0.25);
+      const big = new Float64Array((10 * 1024 * 1024) / 8).map((_, i) => i * 0.25);
       const outcome = await h.run(
         `(big, extra) => ({ sum: big.reduce((a, b) => a + b, 0), doubled: big.map((x) => x * 2), extra })`,
         {},
         [big, { map: new Map([['k', 1n]]), when: new Date(5) }],
       );
       expect(outcome.error).to.equal(undefined);
-      const value = outcome.value as { sum: number; doubled: Float64Array; extra: { map: Map<string, bigint>; when: Date } };
+      const value = outcome.value as {
+        sum: number;
+        doubled: Float64Array;
+        extra: { map: Map<string, bigint>; when: Date };
+      };
       expect(value.sum).to.equal(big.reduce((a, b) => a + b, 0));
       expect(value.doubled).to.be.instanceOf(Float64Array);
       expect(value.doubled.length).to.equal(big.length);
@@ -236,7 +243,9 @@ describe('remote-agent/worker-pool', function () {
 
     it('awaits a returned promise and reports a rejection as REMOTE_EXCEPTION with its name and props', async () => {
       h = await Harness.create();
-      expect(await h.value(`async (x) => { await new Promise((r) => setTimeout(r, 5)); return x + 1; }`, {}, [41])).to.equal(42);
+      expect(
+        await h.value(`async (x) => { await new Promise((r) => setTimeout(r, 5)); return x + 1; }`, {}, [41]),
+      ).to.equal(42);
       const outcome = await h.run(`async () => { const e = new TypeError('nope'); e.detail = { n: 1 }; throw e; }`);
       expect(outcome.error?.code).to.equal('REMOTE_EXCEPTION');
       expect(outcome.error?.name).to.equal('TypeError');
@@ -266,7 +275,11 @@ describe('remote-agent/worker-pool', function () {
       const value = await h.value(`() => [process.cwd(), __filename, require('../lib').value()]`, {
         snapshot: v1,
         options: { cwd: 'src' },
-        code: { kind: 'source', source: `() => [process.cwd(), __filename, require('../lib').value()]`, filename: 'cell-3.js' },
+        code: {
+          kind: 'source',
+          source: `() => [process.cwd(), __filename, require('../lib').value()]`,
+          filename: 'cell-3.js',
+        },
       });
       const dir = path.join(h.options.snapshotsRoot, v1, 'src');
       expect(value).to.deep.equal([dir, path.join(dir, 'cell-3.js'), 1]);
@@ -290,11 +303,16 @@ describe('remote-agent/worker-pool', function () {
     it("keeps a node_modules package's module-level cache across a switch", async () => {
       const dir = await tmp.dir({ unsafeCleanup: true });
       h = await Harness.create({ nodePaths: [path.join(fs.realpathSync(dir.path), 'node_modules')] });
-      fs.cpSync(path.join(FIXTURES, 'agent-packages', 'cachepkg'), path.join(h.options.nodePaths[0]!, 'cachepkg'), { recursive: true });
+      fs.cpSync(path.join(FIXTURES, 'agent-packages', 'cachepkg'), path.join(h.options.nodePaths[0]!, 'cachepkg'), {
+        recursive: true,
+      });
       const v1 = h.snapshot('v1');
       const v2 = h.snapshot('v2');
       const load = `() => ({ lib: require('./lib').value(), model: require('cachepkg').get('model', () => Math.random()) })`;
-      const before = (await h.value(load, { snapshot: v1 })) as { lib: number; model: { value: number; loads: number } };
+      const before = (await h.value(load, { snapshot: v1 })) as {
+        lib: number;
+        model: { value: number; loads: number };
+      };
       const after = (await h.value(load, { snapshot: v2 })) as { lib: number; model: { value: number; loads: number } };
       expect([before.lib, after.lib]).to.deep.equal([1, 2]);
       expect(after.model).to.deep.equal({ value: before.model.value, loads: 1 });
@@ -307,10 +325,9 @@ describe('remote-agent/worker-pool', function () {
       const v2 = h.snapshot('v2');
       await h.value(`() => { globalThis.keptLoadLate = require('./lib').loadLate; }`, { snapshot: v1 });
       expect(await h.value(`() => require('./lib').value()`, { snapshot: v2 })).to.equal(2);
-      expect(await h.value(`() => [globalThis.keptLoadLate(), require('./lib').loadLate()]`, { snapshot: v2 })).to.deep.equal([
-        'v1-late',
-        'v2-late',
-      ]);
+      expect(
+        await h.value(`() => [globalThis.keptLoadLate(), require('./lib').loadLate()]`, { snapshot: v2 }),
+      ).to.deep.equal(['v1-late', 'v2-late']);
     });
 
     it('reports the snapshots a worker has modules from', async () => {
@@ -331,7 +348,9 @@ describe('remote-agent/worker-pool', function () {
       h = await Harness.create();
       const v1 = h.snapshot('v1');
       const line = lineOf(path.join(FIXTURES, 'snapshots/v1/src/model.ts'), 'THROW-HERE');
-      const outcome = await h.run(`() => require('./src/model').train({ size: -1, name: 'm', layers: [] })`, { snapshot: v1 });
+      const outcome = await h.run(`() => require('./src/model').train({ size: -1, name: 'm', layers: [] })`, {
+        snapshot: v1,
+      });
       expect(outcome.error?.code).to.equal('REMOTE_EXCEPTION');
       expect(outcome.error?.name).to.equal('RangeError');
       const stack = outcome.error?.stack ?? '';
@@ -343,22 +362,31 @@ describe('remote-agent/worker-pool', function () {
     it('resolves TypeScript files from extensionless, .js-suffixed and .mts requests', async () => {
       h = await Harness.create();
       const v1 = h.snapshot('v1');
-      fs.writeFileSync(path.join(h.options.snapshotsRoot, v1, 'src', 'extra.mts'), `export const kind: string = 'mts';\n`);
+      fs.writeFileSync(
+        path.join(h.options.snapshotsRoot, v1, 'src', 'extra.mts'),
+        `export const kind: string = 'mts';\n`,
+      );
       expect(await h.value(`() => require('./src/esm-style').loaded`, { snapshot: v1 })).to.equal(true);
       expect(await h.value(`() => require('./src/extra').kind`, { snapshot: v1 })).to.equal('mts');
     });
 
-    (REQUIRE_ESM ? it : it.skip)('loads ES modules of a snapshot by require and by import() (Node 20.19+: require of ES modules)', async () => {
-      h = await Harness.create({ size: 1 });
-      const v1 = h.snapshot('v1');
-      const esm = path.join(h.options.snapshotsRoot, v1, 'esm');
-      fs.mkdirSync(esm);
-      fs.writeFileSync(path.join(esm, 'package.json'), '{"type": "module"}\n');
-      fs.writeFileSync(path.join(esm, 'helper.js'), 'export const helper = () => 41;\n');
-      fs.writeFileSync(path.join(esm, 'lib.js'), "import { helper } from './helper.js';\nexport const answer = () => helper() + 1;\n");
-      expect(await h.value(`() => require('./esm/lib.js').answer()`, { snapshot: v1 })).to.equal(42);
-      expect(await h.value(`async () => (await import('./esm/lib.js')).answer()`, { snapshot: v1 })).to.equal(42);
-    });
+    (REQUIRE_ESM ? it : it.skip)(
+      'loads ES modules of a snapshot by require and by import() (Node 20.19+: require of ES modules)',
+      async () => {
+        h = await Harness.create({ size: 1 });
+        const v1 = h.snapshot('v1');
+        const esm = path.join(h.options.snapshotsRoot, v1, 'esm');
+        fs.mkdirSync(esm);
+        fs.writeFileSync(path.join(esm, 'package.json'), '{"type": "module"}\n');
+        fs.writeFileSync(path.join(esm, 'helper.js'), 'export const helper = () => 41;\n');
+        fs.writeFileSync(
+          path.join(esm, 'lib.js'),
+          "import { helper } from './helper.js';\nexport const answer = () => helper() + 1;\n",
+        );
+        expect(await h.value(`() => require('./esm/lib.js').answer()`, { snapshot: v1 })).to.equal(42);
+        expect(await h.value(`async () => (await import('./esm/lib.js')).answer()`, { snapshot: v1 })).to.equal(42);
+      },
+    );
 
     it('compiles a TypeScript file once: a second worker uses the cached output', async () => {
       h = await Harness.create();
@@ -373,7 +401,11 @@ describe('remote-agent/worker-pool', function () {
     });
 
     it('reports a bare import that is not installed as MODULE_NOT_INSTALLED with how to install it', async () => {
-      const modules = path.join(fs.realpathSync(os.tmpdir()), `agent-${randomBytes(4).toString('hex')}`, 'node_modules');
+      const modules = path.join(
+        fs.realpathSync(os.tmpdir()),
+        `agent-${randomBytes(4).toString('hex')}`,
+        'node_modules',
+      );
       h = await Harness.create({ nodePaths: [modules] });
       const outcome = await h.run(`() => require('left-padder/sub')`);
       expect(outcome.error?.code).to.equal('MODULE_NOT_INSTALLED');
@@ -383,7 +415,9 @@ describe('remote-agent/worker-pool', function () {
       expect(message).to.include(modules);
       expect(message).to.include(`cd ${path.dirname(modules)} && npm install left-padder`);
       // Libraries probe optional dependencies with try/catch on the code: it must stay MODULE_NOT_FOUND.
-      expect(await h.value(`() => { try { require('left-padder'); } catch (e) { return e.code; } }`)).to.equal('MODULE_NOT_FOUND');
+      expect(await h.value(`() => { try { require('left-padder'); } catch (e) { return e.code; } }`)).to.equal(
+        'MODULE_NOT_FOUND',
+      );
     });
 
     it('keeps a missing relative module an ordinary error', async () => {
@@ -466,7 +500,10 @@ describe('remote-agent/worker-pool', function () {
 
     it('reports a SIGKILL from outside, and leaves the other worker alone', async () => {
       h = await Harness.create();
-      const other = h.submit(`() => new Promise((r) => setTimeout(() => r('other done'), 400))`, { client: 'b', options: { worker: 1 } });
+      const other = h.submit(`() => new Promise((r) => setTimeout(() => r('other done'), 400))`, {
+        client: 'b',
+        options: { worker: 1 },
+      });
       const victim = h.submit(`() => new Promise(() => {})`, { options: { worker: 0 } });
       await h.busy(0);
       process.kill(h.pid(0), 'SIGKILL');
@@ -495,7 +532,7 @@ describe('remote-agent/worker-pool', function () {
   });
 
   describe('unreadable messages', () => {
-    it("fails the job whose worker sends a message the pool cannot read, and restarts the worker", async () => {
+    it('fails the job whose worker sends a message the pool cannot read, and restarts the worker', async () => {
       h = await Harness.create({ size: 1 });
       const pid = h.pid(0);
       // The job shares the worker's globals: it garbles the worker's own result header.
@@ -581,8 +618,14 @@ describe('remote-agent/worker-pool', function () {
     });
 
     for (const [what, source] of [
-      ['an async loop', `async () => { require('fs').writeSync(1, 'looping\\n'); for (;;) await new Promise((r) => setImmediate(r)); }`],
-      ['an endless loop started after an await', `async () => { await null; require('fs').writeSync(1, 'looping\\n'); while (true) {} }`],
+      [
+        'an async loop',
+        `async () => { require('fs').writeSync(1, 'looping\\n'); for (;;) await new Promise((r) => setImmediate(r)); }`,
+      ],
+      [
+        'an endless loop started after an await',
+        `async () => { await null; require('fs').writeSync(1, 'looping\\n'); while (true) {} }`,
+      ],
     ] as const) {
       // A loop that leaves the event loop free acknowledges the cancel, one that blocks it outside the interruptible
       // part shrugs off the SIGINT (the worker's listener): both are killed after graceMs.
@@ -694,7 +737,10 @@ describe('remote-agent/worker-pool', function () {
       const pids = [h.pid(0), h.pid(1)];
       const spinning = h.submit(`() => { while (true) {} }`, { client: 'a', options: { worker: 0 } });
       const queued = h.submit(`() => 1`, { client: 'a', options: { worker: 0 } });
-      const stubborn = h.submit(`async () => { for (;;) await new Promise((r) => setImmediate(r)); }`, { client: 'b', options: { worker: 1 } });
+      const stubborn = h.submit(`async () => { for (;;) await new Promise((r) => setImmediate(r)); }`, {
+        client: 'b',
+        options: { worker: 1 },
+      });
       await h.busy(0);
       await h.busy(1);
       await h.pool.stop();
@@ -710,7 +756,9 @@ describe('remote-agent/worker-pool', function () {
     it('kills a worker whose job traps SIGTERM', async () => {
       h = await Harness.create({ size: 1 });
       const pid = h.pid(0);
-      const trapping = h.submit(`() => { process.on('SIGTERM', () => {}); console.log('trapped'); return new Promise(() => {}); }`);
+      const trapping = h.submit(
+        `() => { process.on('SIGTERM', () => {}); console.log('trapped'); return new Promise(() => {}); }`,
+      );
       await h.until(() => trapping.events.length > 0, 'the trap installed');
       await h.pool.stop();
       expect((await trapping.done).error?.code).to.equal('SHUTTING_DOWN');

@@ -31,7 +31,9 @@ interface ZipEntry {
 }
 
 async function zipOf(entries: ZipEntry[] | Tree): Promise<Buffer> {
-  const list: ZipEntry[] = Array.isArray(entries) ? entries : Object.entries(entries).map(([name, bytes]) => ({ name, bytes }));
+  const list: ZipEntry[] = Array.isArray(entries)
+    ? entries
+    : Object.entries(entries).map(([name, bytes]) => ({ name, bytes }));
   const zip = new JSZip();
   for (const e of list) zip.file(e.name, e.bytes, e.options);
   return zip.generateAsync({ type: 'nodebuffer', compression: 'DEFLATE', platform: 'UNIX' });
@@ -73,7 +75,13 @@ describe('remote-agent/store', () => {
   };
 
   const open = (overrides: Partial<StoreOptions> = {}): Promise<SnapshotStore> =>
-    SnapshotStore.open({ ...DEFAULT_STORE_LIMITS, workdir, log: (line) => logs.push(line), now: () => clock, ...overrides });
+    SnapshotStore.open({
+      ...DEFAULT_STORE_LIMITS,
+      workdir,
+      log: (line) => logs.push(line),
+      now: () => clock,
+      ...overrides,
+    });
 
   beforeEach(async () => {
     // The store lives one level below a private parent, so a listing of the parent shows escapes of any depth.
@@ -183,18 +191,28 @@ describe('remote-agent/store', () => {
           'it will be uploaded again',
       );
       expect(store.stats()).to.deep.include({ blobs: 1, bytes: treeA['src/lib/util.ts']!.length });
-      const resent = { 'package.json': treeA['package.json']!, 'src/index.ts': treeA['src/index.ts']!, 'README.md': treeB['README.md'] };
+      const resent = {
+        'package.json': treeA['package.json']!,
+        'src/index.ts': treeA['src/index.ts']!,
+        'README.md': treeB['README.md'],
+      };
       expect(await store.upload(b.snapshot, b.files, await zipOf(resent))).to.deep.equal({ ready: true, missing: [] });
-      for (const [p, content] of Object.entries(treeB)) expect(await fs.readFile(path.join(store.dirOf(b.snapshot), p))).to.deep.equal(content);
+      for (const [p, content] of Object.entries(treeB))
+        expect(await fs.readFile(path.join(store.dirOf(b.snapshot), p))).to.deep.equal(content);
     });
 
     it('checks 2,000 held blobs for writes by their stat, reading none of them', async () => {
       const store = await open();
-      const tree: Tree = Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`src/f${i}.ts`, Buffer.from(`export const v = ${i};\n`)]));
+      const tree: Tree = Object.fromEntries(
+        Array.from({ length: 2000 }, (_, i) => [`src/f${i}.ts`, Buffer.from(`export const v = ${i};\n`)]),
+      );
       const a = snapshotOf(tree);
       await store.upload(a.snapshot, a.files, await zipOf(tree));
       const b = snapshotOf({ ...tree, 'new.ts': Buffer.from('1') });
-      const promises = require('node:fs').promises as { readFile: (...args: unknown[]) => unknown; open: (...args: unknown[]) => unknown };
+      const promises = require('node:fs').promises as {
+        readFile: (...args: unknown[]) => unknown;
+        open: (...args: unknown[]) => unknown;
+      };
       const [readFile, openFile] = [promises.readFile, promises.open];
       let reads = 0;
       promises.readFile = (...args) => (reads++, readFile(...args));
@@ -217,7 +235,10 @@ describe('remote-agent/store', () => {
       expect(store.has(a.snapshot)).to.equal(false);
       expect(await fs.readdir(path.join(workdir, 'snapshots'))).to.deep.equal([]);
       const restTree = Object.fromEntries(rest.map((f) => [f.path, treeA[f.path]!]));
-      expect(await store.upload(a.snapshot, a.files, await zipOf(restTree))).to.deep.equal({ ready: true, missing: [] });
+      expect(await store.upload(a.snapshot, a.files, await zipOf(restTree))).to.deep.equal({
+        ready: true,
+        missing: [],
+      });
       expect(store.has(a.snapshot)).to.equal(true);
     });
   });
@@ -243,12 +264,25 @@ describe('remote-agent/store', () => {
     for (const name of ['../evil', '/abs', 'a/../../x', 'a\\..\\evil', './a']) {
       it(`refuses the entry name ${JSON.stringify(name)} with UNSAFE_ARCHIVE`, async () => {
         const store = await open();
-        const tree = { evil: Buffer.from('pwned'), x: Buffer.from('pwned'), abs: Buffer.from('pwned'), a: Buffer.from('ok') };
+        const tree = {
+          evil: Buffer.from('pwned'),
+          x: Buffer.from('pwned'),
+          abs: Buffer.from('pwned'),
+          a: Buffer.from('ok'),
+        };
         const s = snapshotOf(tree);
         // The other entry is legitimate, so only the bad name can cause the refusal. It comes first: jszip keeps the
         // last of two entries that resolve to one name ("./a" and "a"), and never reads the other.
-        const archive = await zipOf([{ name: 'a', bytes: 'ok' }, { name, bytes: 'pwned' }]);
-        const error = await expectRefused(store, s.snapshot, () => store.upload(s.snapshot, s.files, archive), 'UNSAFE_ARCHIVE');
+        const archive = await zipOf([
+          { name: 'a', bytes: 'ok' },
+          { name, bytes: 'pwned' },
+        ]);
+        const error = await expectRefused(
+          store,
+          s.snapshot,
+          () => store.upload(s.snapshot, s.files, archive),
+          'UNSAFE_ARCHIVE',
+        );
         expect(error.message).to.contain(JSON.stringify(name));
       });
     }
@@ -258,7 +292,12 @@ describe('remote-agent/store', () => {
       const tree = { link: Buffer.from('/etc/passwd') };
       const s = snapshotOf(tree);
       const archive = await zipOf([{ name: 'link', bytes: '/etc/passwd', options: { unixPermissions: 0o120777 } }]);
-      const error = await expectRefused(store, s.snapshot, () => store.upload(s.snapshot, s.files, archive), 'UNSAFE_ARCHIVE');
+      const error = await expectRefused(
+        store,
+        s.snapshot,
+        () => store.upload(s.snapshot, s.files, archive),
+        'UNSAFE_ARCHIVE',
+      );
       expect(error.message).to.contain('symbolic link').and.contain('"link"');
     });
 
@@ -266,7 +305,12 @@ describe('remote-agent/store', () => {
       const store = await open();
       const s = snapshotOf(treeA);
       const archive = await zipOf({ ...treeA, 'extra.js': Buffer.from('1') });
-      const error = await expectRefused(store, s.snapshot, () => store.upload(s.snapshot, s.files, archive), 'UNSAFE_ARCHIVE');
+      const error = await expectRefused(
+        store,
+        s.snapshot,
+        () => store.upload(s.snapshot, s.files, archive),
+        'UNSAFE_ARCHIVE',
+      );
       expect(error.message).to.contain('"extra.js"').and.contain('not in the snapshot');
     });
 
@@ -274,7 +318,12 @@ describe('remote-agent/store', () => {
       const store = await open();
       const s = snapshotOf(treeA);
       const archive = await zipOf({ ...treeA, 'src/index.ts': Buffer.from('export const x = 9;\n') }); // same size
-      const error = await expectRefused(store, s.snapshot, () => store.upload(s.snapshot, s.files, archive), 'HASH_MISMATCH');
+      const error = await expectRefused(
+        store,
+        s.snapshot,
+        () => store.upload(s.snapshot, s.files, archive),
+        'HASH_MISMATCH',
+      );
       expect(error.message).to.contain('"src/index.ts"');
     });
 
@@ -313,8 +362,16 @@ describe('remote-agent/store', () => {
       const tree = { 'one.bin': bytes(1990, 2), 'two.bin': bytes(2000, 3), 'three.bin': bytes(1500, 4) };
       const total = snapshotOf(tree);
       const archive = await zipOf(tree);
-      error = await expectRefused(store, total.snapshot, () => store.upload(total.snapshot, total.files, archive), 'TOO_LARGE');
-      expect(error.message).to.contain('5490 bytes').and.contain('maxSnapshotBytes = 4000').and.contain('two.bin (2000)');
+      error = await expectRefused(
+        store,
+        total.snapshot,
+        () => store.upload(total.snapshot, total.files, archive),
+        'TOO_LARGE',
+      );
+      expect(error.message)
+        .to.contain('5490 bytes')
+        .and.contain('maxSnapshotBytes = 4000')
+        .and.contain('two.bin (2000)');
     });
 
     it('refuses an archive over maxArchiveBytes and one that is not a zip', async () => {
@@ -323,15 +380,30 @@ describe('remote-agent/store', () => {
       const s = snapshotOf(tree);
       const archive = await zipOf(tree);
       expect(archive.length).to.be.above(1000);
-      const error = await expectRefused(store, s.snapshot, () => store.upload(s.snapshot, s.files, archive), 'TOO_LARGE');
+      const error = await expectRefused(
+        store,
+        s.snapshot,
+        () => store.upload(s.snapshot, s.files, archive),
+        'TOO_LARGE',
+      );
       expect(error.message).to.contain(`${archive.length} bytes`).and.contain('maxArchiveBytes = 1000');
-      await expectRefused(store, s.snapshot, () => store.upload(s.snapshot, s.files, Buffer.from('not a zip')), 'BAD_MESSAGE');
+      await expectRefused(
+        store,
+        s.snapshot,
+        () => store.upload(s.snapshot, s.files, Buffer.from('not a zip')),
+        'BAD_MESSAGE',
+      );
     });
 
     it('refuses an archive of 200,000 empty entries for a 3-file manifest from its entry count, writing nothing', async () => {
       const store = await open();
       const s = snapshotOf(treeA);
-      const error = await expectRefused(store, s.snapshot, () => store.upload(s.snapshot, s.files, manyEntryZip(200_000)), 'TOO_LARGE');
+      const error = await expectRefused(
+        store,
+        s.snapshot,
+        () => store.upload(s.snapshot, s.files, manyEntryZip(200_000)),
+        'TOO_LARGE',
+      );
       // The count comes from the zip's end record, before jszip would parse 200,000 headers (seconds).
       expect(error.message).to.contain('200000 entries').and.contain('bound of 22');
     });
@@ -341,7 +413,12 @@ describe('remote-agent/store', () => {
       const name = `src/${'é'.repeat(128)}.js`; // 256 bytes of UTF-8 in 128 characters
       const tree = { [name]: Buffer.from('module.exports = 1;') };
       const s = snapshotOf(tree);
-      const error = await expectRefused(store, s.snapshot, () => store.upload(s.snapshot, s.files, Buffer.alloc(0)), 'UNSAFE_ARCHIVE');
+      const error = await expectRefused(
+        store,
+        s.snapshot,
+        () => store.upload(s.snapshot, s.files, Buffer.alloc(0)),
+        'UNSAFE_ARCHIVE',
+      );
       expect(error.message).to.contain(JSON.stringify(name)).and.contain('255 bytes').and.not.contain(workdir);
     });
 
@@ -360,12 +437,22 @@ describe('remote-agent/store', () => {
     it('refuses unsafe, duplicate and conflicting manifest paths', async () => {
       const store = await open();
       const unsafe: ManifestEntry[] = [{ path: '../x', size: 1, hash: fileHash('../x', Buffer.from('x')) }];
-      await expectRefused(store, snapshotHash(unsafe), () => store.check(snapshotHash(unsafe), unsafe), 'UNSAFE_ARCHIVE');
+      await expectRefused(
+        store,
+        snapshotHash(unsafe),
+        () => store.check(snapshotHash(unsafe), unsafe),
+        'UNSAFE_ARCHIVE',
+      );
       const one = manifestOf({ a: Buffer.from('a') });
       const dup = [...one, ...one];
       await expectRefused(store, snapshotHash(dup), () => store.check(snapshotHash(dup), dup), 'BAD_MESSAGE');
       const conflict = manifestOf({ a: Buffer.from('a'), 'a/b': Buffer.from('b') });
-      await expectRefused(store, snapshotHash(conflict), () => store.check(snapshotHash(conflict), conflict), 'BAD_MESSAGE');
+      await expectRefused(
+        store,
+        snapshotHash(conflict),
+        () => store.check(snapshotHash(conflict), conflict),
+        'BAD_MESSAGE',
+      );
     });
   });
 
@@ -503,7 +590,10 @@ describe('remote-agent/store', () => {
       const { s1, s2, t2 } = await partialUpload(store);
       await store.evict();
       expect(store.has(s1.snapshot)).to.equal(false); // the older snapshot goes, not the upload in progress
-      expect(await store.upload(s2.snapshot, s2.files, await zipOf({ 'f.bin': t2['f.bin'] }))).to.deep.equal({ ready: true, missing: [] });
+      expect(await store.upload(s2.snapshot, s2.files, await zipOf({ 'f.bin': t2['f.bin'] }))).to.deep.equal({
+        ready: true,
+        missing: [],
+      });
     });
   });
 

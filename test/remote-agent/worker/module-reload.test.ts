@@ -41,8 +41,10 @@ describe('remote-agent worker: reload what changed, keep the rest', function () 
       'b.js': "const a = require('./a'); exports.name = 'b1'; exports.fromB = () => a.name;",
       'lazy.js': "exports.later = () => require('./late').version;",
       'late.js': "exports.version = 'late v1';",
-      'model.ts': 'export const cache: number[] = []; export function remember(x: number): number { cache.push(x); return cache.length; }',
-      'disposing.js': "globalThis.__disposed = globalThis.__disposed || []; module.hot.dispose(() => globalThis.__disposed.push('disposing v1')); exports.v = 1;",
+      'model.ts':
+        'export const cache: number[] = []; export function remember(x: number): number { cache.push(x); return cache.length; }',
+      'disposing.js':
+        "globalThis.__disposed = globalThis.__disposed || []; module.hot.dispose(() => globalThis.__disposed.push('disposing v1')); exports.v = 1;",
       'throwing.js': "module.hot.dispose(() => { throw new Error('cannot release'); }); exports.v = 1;",
     });
     // Modules of equal content stay loaded from earlier tests' trees (rightly): each test starts from none.
@@ -54,7 +56,11 @@ describe('remote-agent worker: reload what changed, keep the rest', function () 
     const snapshot = await snapshotDirectory(root);
     await client.upload(snapshot);
     let stderr = '';
-    const value = await client.run({ source, snapshot: snapshot.hash, onOutput: (stream, text) => void (stream === 'stderr' && (stderr += text)) });
+    const value = await client.run({
+      source,
+      snapshot: snapshot.hash,
+      onOutput: (stream, text) => void (stream === 'stderr' && (stderr += text)),
+    });
     return { value, stderr };
   }
   const edit = (file: string, text: string): void => fs.writeFileSync(path.join(root, file), text);
@@ -99,13 +105,19 @@ describe('remote-agent worker: reload what changed, keep the rest', function () 
     expect((await call("() => require('./model.ts').remember(1)")).value).to.equal(1);
     edit('notes.txt', 'x');
     expect((await call("() => require('./model.ts').remember(2)")).value).to.equal(2);
-    edit('model.ts', 'export const cache: number[] = []; export function remember(x: number): number { cache.push(x, x); return cache.length; }');
+    edit(
+      'model.ts',
+      'export const cache: number[] = []; export function remember(x: number): number { cache.push(x, x); return cache.length; }',
+    );
     expect((await call("() => require('./model.ts').remember(3)")).value).to.equal(2);
   });
 
   it('runs dispose callbacks before a reload; one that throws is reported and the call goes on', async () => {
     await call("() => [require('./disposing').v, require('./throwing').v]");
-    edit('disposing.js', "globalThis.__disposed = globalThis.__disposed || []; module.hot.dispose(() => globalThis.__disposed.push('disposing v2')); exports.v = 2;");
+    edit(
+      'disposing.js',
+      "globalThis.__disposed = globalThis.__disposed || []; module.hot.dispose(() => globalThis.__disposed.push('disposing v2')); exports.v = 2;",
+    );
     edit('throwing.js', "module.hot.dispose(() => { throw new Error('cannot release'); }); exports.v = 2;");
     const after = await call("() => [require('./disposing').v, require('./throwing').v, globalThis.__disposed]");
     expect(after.value).to.deep.equal([2, 2, ['disposing v1']]);
@@ -117,14 +129,25 @@ describe('remote-agent worker: reload what changed, keep the rest', function () 
       `() => globalThis[Symbol.for('tslab-remote.reload')](${files ? JSON.stringify(files) : ''}).dropped`;
     await call("() => [require('./train').run(), require('./train').run(), require('./other').hits++]");
     expect((await call(reload(['model.js']))).value).to.deep.equal(['model.js', 'train.js']);
-    expect((await call("() => [require('./train').run(), require('./other').hits]")).value, 'data kept, model fresh').to.deep.equal([3, 1]);
+    expect(
+      (await call("() => [require('./train').run(), require('./other').hits]")).value,
+      'data kept, model fresh',
+    ).to.deep.equal([3, 1]);
     expect((await call(reload())).value).to.include.members(['data.js', 'model.js', 'other.js', 'train.js']);
-    expect((await call("() => [require('./train').run(), require('./other').hits]")).value, 'everything fresh').to.deep.equal([1, 0]);
+    expect(
+      (await call("() => [require('./train').run(), require('./other').hits]")).value,
+      'everything fresh',
+    ).to.deep.equal([1, 0]);
   });
 
   it('sends instances of a kept module back as the local class, after an edit elsewhere', async () => {
-    edit('point.js', 'class Point { constructor(x) { this.x = x; } norm() { return Math.abs(this.x); } } exports.Point = Point;');
-    const { Point } = require(path.join(root, 'point.js')) as { Point: new (x: number) => { x: number; norm(): number } };
+    edit(
+      'point.js',
+      'class Point { constructor(x) { this.x = x; } norm() { return Math.abs(this.x); } } exports.Point = Point;',
+    );
+    const { Point } = require(path.join(root, 'point.js')) as {
+      Point: new (x: number) => { x: number; norm(): number };
+    };
     const make = (x: number): unknown => new Point(x);
     const callMake = async (x: number): Promise<unknown> => {
       const snapshot = await snapshotDirectory(root);
@@ -144,21 +167,28 @@ describe('remote-agent worker: reload what changed, keep the rest', function () 
     // snapshot directory, about 3 KB a cycle), which is why this bounds the growth per cycle, not a ratio.
     this.timeout(180_000);
     const files: Record<string, string> = { 'package.json': '{}' };
-    for (let i = 0; i < 50; i++) files[`m${i}.js`] = i === 0 ? 'exports.v = 0;' : `const prev = require('./m${i - 1}'); exports.v = () => ${i};`;
+    for (let i = 0; i < 50; i++)
+      files[`m${i}.js`] = i === 0 ? 'exports.v = 0;' : `const prev = require('./m${i - 1}'); exports.v = () => ${i};`;
     root = await makeTree(files);
     const heap =
       "() => { require('v8').setFlagsFromString('--expose-gc'); const gc = require('vm').runInNewContext('gc'); " +
       "for (let i = 1; i < 50; i++) require('./m' + i); gc(); gc(); return process.memoryUsage().heapUsed; }";
     let after10 = 0;
     for (let cycle = 1; cycle <= 1000; cycle++) {
-      edit('m49.js', `const prev = require('./m48'); exports.v = () => ${cycle}; exports.big = new Float64Array(10000).fill(${cycle}); exports.list = Array.from(exports.big);`);
+      edit(
+        'm49.js',
+        `const prev = require('./m48'); exports.v = () => ${cycle}; exports.big = new Float64Array(10000).fill(${cycle}); exports.list = Array.from(exports.big);`,
+      );
       const measured = cycle === 10 || cycle === 1000;
       const { value } = await call(measured ? heap : "() => require('./m49').v()");
       if (!measured) expect(value).to.equal(cycle);
       if (cycle === 10) after10 = value as number;
       if (cycle === 1000) {
         const perCycle = ((value as number) - after10) / 990;
-        expect(perCycle, `heap growth per cycle in bytes (after 10 cycles: ${after10} bytes, after 1,000: ${value as number})`).to.be.below(20_000);
+        expect(
+          perCycle,
+          `heap growth per cycle in bytes (after 10 cycles: ${after10} bytes, after 1,000: ${value as number})`,
+        ).to.be.below(20_000);
       }
     }
   });

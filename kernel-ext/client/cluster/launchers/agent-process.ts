@@ -65,7 +65,10 @@ export class LauncherProcess {
     this.child.once('error', (error) => (spawnError = error));
     try {
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(this.failure(`not every agent announced itself within ${expected.timeoutMs / 1000} s`)), expected.timeoutMs);
+        const timer = setTimeout(
+          () => reject(this.failure(`not every agent announced itself within ${expected.timeoutMs / 1000} s`)),
+          expected.timeoutMs,
+        );
         const onAbort = (): void => reject(this.failure('aborted'));
         if (expected.signal?.aborted) onAbort();
         expected.signal?.addEventListener('abort', onAbort, { once: true });
@@ -85,7 +88,9 @@ export class LauncherProcess {
           else if (field?.[1] === 'node') agent.node = field[2];
           if ([...tasks.values()].filter(complete).length >= expected.count) done();
         });
-        void this.ended.then(() => done(this.failure(spawnError ? spawnError.message : 'it ended before its agents were up')));
+        void this.ended.then(() =>
+          done(this.failure(spawnError ? spawnError.message : 'it ended before its agents were up')),
+        );
       });
     } catch (error) {
       await this.stop();
@@ -95,12 +100,14 @@ export class LauncherProcess {
     }
     // In task order (srun's labels), not in the order the agents happened to come up.
     const ordered = [...tasks].sort(([a], [b]) => Number(a) - Number(b));
-    return ordered.filter(([, agent]) => complete(agent)).map(([label, agent]) => ({
-      name: expected.name(label, agent),
-      endpoint: agent.endpoint!,
-      host: agent.node ?? /^tcp:\/\/([^:]+):/.exec(agent.endpoint!)?.[1],
-      ...(agent.serverKey ? { serverKey: agent.serverKey } : {}),
-    }));
+    return ordered
+      .filter(([, agent]) => complete(agent))
+      .map(([label, agent]) => ({
+        name: expected.name(label, agent),
+        endpoint: agent.endpoint!,
+        host: agent.node ?? /^tcp:\/\/([^:]+):/.exec(agent.endpoint!)?.[1],
+        ...(agent.serverKey ? { serverKey: agent.serverKey } : {}),
+      }));
   }
 
   /** SIGTERM (srun and ssh pass it on, ending the agents), then SIGKILL after `graceMs`. Idempotent. */
@@ -121,7 +128,9 @@ export class LauncherProcess {
 
 /** A path for a remote shell: `~/x` becomes "$HOME"/x (quoted, `~` would be a directory named ~), else quoted. */
 export function remotePath(file: string): string {
-  return file === '~' || file.startsWith('~/') ? `"$HOME"${file.length > 1 ? `/${shellWord(file.slice(2))}` : ''}` : shellWord(file);
+  return file === '~' || file.startsWith('~/')
+    ? `"$HOME"${file.length > 1 ? `/${shellWord(file.slice(2))}` : ''}`
+    : shellWord(file);
 }
 
 /** Quoted for a POSIX shell when it needs to be (also how ssh's remote command is built). */

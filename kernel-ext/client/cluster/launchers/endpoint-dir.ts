@@ -10,12 +10,17 @@ import type { AgentEndpoint } from '../types';
 export function readEndpointDir(dir: string): AgentEndpoint[] {
   let names: string[];
   try {
-    names = fs.readdirSync(dir).filter((name) => name.endsWith('.json')).sort();
+    names = fs
+      .readdirSync(dir)
+      .filter((name) => name.endsWith('.json'))
+      .sort();
   } catch (error) {
     throw new Error(`cannot read the endpoint directory ${dir}: ${(error as Error).message}`);
   }
   if (names.length === 0) {
-    throw new Error(`no agent has written to ${dir} yet: start agents with \`remote-agent serve --endpoint-file ${dir}\` (in your sbatch script), then attach again`);
+    throw new Error(
+      `no agent has written to ${dir} yet: start agents with \`remote-agent serve --endpoint-file ${dir}\` (in your sbatch script), then attach again`,
+    );
   }
   return names.map((name) => {
     const file = path.join(dir, name);

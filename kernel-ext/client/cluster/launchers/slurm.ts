@@ -28,15 +28,22 @@ export interface SlurmOptions {
   startTimeoutMs?: number;
 }
 
-export async function launchSlurm(options: SlurmOptions, agentBin: string, signal?: AbortSignal): Promise<LaunchedAgents> {
-  if (!Number.isInteger(options.nodes) || options.nodes < 1) throw new Error(`slurm launch: --nodes must be a positive integer, got ${options.nodes}`);
+export async function launchSlurm(
+  options: SlurmOptions,
+  agentBin: string,
+  signal?: AbortSignal,
+): Promise<LaunchedAgents> {
+  if (!Number.isInteger(options.nodes) || options.nodes < 1)
+    throw new Error(`slurm launch: --nodes must be a positive integer, got ${options.nodes}`);
   const curve = sessionCurve();
   const agent = options.agentCommand ?? `${shellWord(process.execPath)} ${shellWord(agentBin)}`;
   const base = options.workdirBase ? remotePath(options.workdirBase) : '"${XDG_CACHE_HOME:-$HOME/.cache}/tslab-remote"';
   // --exit-with-parent: srun gives every task its stdin, so when this process ends without stopping the pool (a
   // crash, a kernel restart), the agents see EOF and end, and so do the job and its allocation.
   const own = `serve --exit-with-parent --bind ${shellWord('tcp://0.0.0.0:*')} ${shellWord(`--allow-key=${curve.publicKey}`)} --advertise "$(hostname)" --workdir ${base}/"agent-$SLURMD_NODENAME"`;
-  const more = [...(options.gpusPerNode ? ['--gpus', 'all'] : []), ...(options.agentArgs ?? [])].map(shellWord).join(' ');
+  const more = [...(options.gpusPerNode ? ['--gpus', 'all'] : []), ...(options.agentArgs ?? [])]
+    .map(shellWord)
+    .join(' ');
   // Each task says which node it is on, then becomes the agent (exec: srun's signals reach it directly).
   const script = `echo "remote-agent node $SLURMD_NODENAME"; exec ${agent} ${own} ${more}`;
   const args = [
@@ -51,7 +58,9 @@ export async function launchSlurm(options: SlurmOptions, agentBin: string, signa
     ...(options.partition ? [`--partition=${options.partition}`] : []),
     ...(options.time ? [`--time=${options.time}`] : []),
     ...(options.srunArgs ?? []),
-    'bash', '-c', script,
+    'bash',
+    '-c',
+    script,
   ];
   const srun = LauncherProcess.spawn(options.srun ?? 'srun', args, options.env);
   const agents = await srun.waitForAgents({

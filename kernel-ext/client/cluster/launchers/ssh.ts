@@ -5,7 +5,6 @@
 
 import { spawnSync } from 'node:child_process';
 
-
 import type { LaunchedAgents } from '../types';
 import { LauncherProcess, remotePath, shellWord } from './agent-process';
 import { sessionCurve } from './session-keys';
@@ -37,23 +36,45 @@ export async function launchSsh(options: SshOptions, signal?: AbortSignal): Prom
     const serve = [
       'serve',
       '--exit-with-parent',
-      '--bind', `tcp://${options.bindToHost ? address : '0.0.0.0'}:*`,
-      '--advertise', address,
+      '--bind',
+      `tcp://${options.bindToHost ? address : '0.0.0.0'}:*`,
+      '--advertise',
+      address,
       // One word with its flag: a Z85 key may start with '-', which would read as another option.
       `--allow-key=${curve.publicKey}`,
     ].map(shellWord);
     const workdir = `${remotePath(options.workdirBase ?? '.cache/tslab-remote')}/${shellWord(`agent-${name}`)}`;
     const remote = `${options.agentCommand ?? 'remote-agent'} ${serve.join(' ')} --workdir ${workdir} ${(options.agentArgs ?? []).map(shellWord).join(' ')}`;
-    return LauncherProcess.spawn(ssh, ['-o', 'BatchMode=yes', '-o', 'ServerAliveInterval=5', ...(options.sshArgs ?? []), host, remote]);
+    return LauncherProcess.spawn(ssh, [
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'ServerAliveInterval=5',
+      ...(options.sshArgs ?? []),
+      host,
+      remote,
+    ]);
   });
   const stopAll = async (): Promise<void> => void (await Promise.all(processes.map((p) => p.stop())));
   const started = await Promise.allSettled(
-    processes.map((p, i) => p.waitForAgents({ count: 1, keys: true, name: () => options.hosts[i]!, timeoutMs: options.startTimeoutMs ?? 60_000, signal })),
+    processes.map((p, i) =>
+      p.waitForAgents({
+        count: 1,
+        keys: true,
+        name: () => options.hosts[i]!,
+        timeoutMs: options.startTimeoutMs ?? 60_000,
+        signal,
+      }),
+    ),
   );
-  const failures = started.flatMap((outcome, i) => (outcome.status === 'rejected' ? [`${options.hosts[i]}: ${(outcome.reason as Error).message}`] : []));
+  const failures = started.flatMap((outcome, i) =>
+    outcome.status === 'rejected' ? [`${options.hosts[i]}: ${(outcome.reason as Error).message}`] : [],
+  );
   if (failures.length > 0) {
     await stopAll(); // the agents that did start too
-    throw new Error(`ssh launch failed on ${failures.length} of ${options.hosts.length} host(s):\n${failures.join('\n')}`);
+    throw new Error(
+      `ssh launch failed on ${failures.length} of ${options.hosts.length} host(s):\n${failures.join('\n')}`,
+    );
   }
   return {
     agents: started.flatMap((outcome) => (outcome.status === 'fulfilled' ? outcome.value : [])),

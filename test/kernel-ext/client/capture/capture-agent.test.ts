@@ -42,7 +42,9 @@ describe('pickled calls through a real agent', function () {
   it("runs a package by name with the agent's copy and warns that its version differs", async () => {
     const verpkg = local;
     const stderr: string[] = [];
-    const where = await client.call(() => verpkg.where(), [], { onOutput: (stream, text) => stream === 'stderr' && stderr.push(text) }).result;
+    const where = await client.call(() => verpkg.where(), [], {
+      onOutput: (stream, text) => stream === 'stderr' && stderr.push(text),
+    }).result;
     expect(where).to.equal('agent');
     expect(stderr.join('')).to.include('package verpkg is 1.0.0 on the agent, 2.0.0 in the notebook');
   });

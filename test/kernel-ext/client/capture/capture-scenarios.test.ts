@@ -9,7 +9,13 @@ import { localRegistry, pickleCall } from '../../../../kernel-ext/client/capture
 import { snapshot } from '../../../../kernel-ext/client/snapshot';
 import { PickleError, pickleResult, requireFromRoot, unpickle } from '../../../../pickle';
 import { AgentProcess, startAgent } from '../../../support/agent-process';
-import { PICKLE_FIXTURE_ROOT, PickleScenario, pickleScenarios as baseScenarios, ScenarioCall, unpicklableScenarios } from '../../../support/pickle-scenarios';
+import {
+  PICKLE_FIXTURE_ROOT,
+  PickleScenario,
+  pickleScenarios as baseScenarios,
+  ScenarioCall,
+  unpicklableScenarios,
+} from '../../../support/pickle-scenarios';
 import { closureCellScenarios } from '../../../support/pickle-scenarios-cells';
 import { resultScenarios } from '../../../support/pickle-scenarios-results';
 
@@ -51,7 +57,11 @@ describe('kernel-ext/client/capture scenarios', function () {
       it(scenario.name, async () => {
         const expected = await expectedOf(scenario);
         const call = scenario.make();
-        const running = client.call(call.fn, call.args ?? [], { codeRoot: PICKLE_FIXTURE_ROOT, snapshot: snapshotHash, ...call.context });
+        const running = client.call(call.fn, call.args ?? [], {
+          codeRoot: PICKLE_FIXTURE_ROOT,
+          snapshot: snapshotHash,
+          ...call.context,
+        });
         call.afterPickle?.();
         compare(await running.result, expected, call);
       });
@@ -65,7 +75,10 @@ describe('kernel-ext/client/capture scenarios', function () {
         const call = scenario.make();
         const frames = pickleCall(call.fn, call.args ?? [], { codeRoot: PICKLE_FIXTURE_ROOT, ...call.context });
         call.afterPickle?.();
-        const [fn, ...args] = unpickle(frames, { requireModule: requireFromRoot(PICKLE_FIXTURE_ROOT) }) as [Function, ...unknown[]];
+        const [fn, ...args] = unpickle(frames, { requireModule: requireFromRoot(PICKLE_FIXTURE_ROOT) }) as [
+          Function,
+          ...unknown[],
+        ];
         expect(fn).to.not.equal(call.fn);
         const value = (await fn(...args)) as unknown;
         const result = unpickle(pickleResult(value, { codeRoot: PICKLE_FIXTURE_ROOT }), kernelContext);

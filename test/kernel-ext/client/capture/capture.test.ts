@@ -41,7 +41,13 @@ describe('kernel-ext/client/capture', () => {
       expect(forms(desc.get!)).to.deep.equal(['method', 'get', false, false, false]);
       expect(forms(desc.set!)).to.deep.equal(['method', 'set', false, false, false]);
       expect(forms(obj.ag)).to.deep.equal(['method', 'value', false, false, false]);
-      expect(forms((obj as unknown as Record<string, Function>).computed!)).to.deep.equal(['method', 'value', false, false, true]);
+      expect(forms((obj as unknown as Record<string, Function>).computed!)).to.deep.equal([
+        'method',
+        'value',
+        false,
+        false,
+        true,
+      ]);
     });
 
     it('finds free variables: loops, defaults, shadowing, and what exports.NAME reads', () => {
@@ -140,7 +146,9 @@ describe('kernel-ext/client/capture', () => {
 
     it('references module exports instead of copying them', () => {
       const shapes = require(path.join(ROOT, 'src/shapes.js')) as { Circle: Function; makeSquare: Function };
-      const [, , root, , table] = decodeValue(pickle({ c: shapes.Circle, m: shapes.makeSquare, all: shapes }, { codeRoot: ROOT })) as [string, number, bigint, unknown[], unknown[][]];
+      const [, , root, , table] = decodeValue(
+        pickle({ c: shapes.Circle, m: shapes.makeSquare, all: shapes }, { codeRoot: ROOT }),
+      ) as [string, number, bigint, unknown[], unknown[][]];
       const props = table[Number(root)]![2] as unknown[];
       const nodes = [1, 3, 5].map((i) => table[Number(props[i] as bigint)]!);
       expect(nodes.map((n) => n[0])).to.deep.equal([Kind.MODULE_EXPORT, Kind.MODULE_EXPORT, Kind.MODULE]);
@@ -152,7 +160,10 @@ describe('kernel-ext/client/capture', () => {
       const filename = path.join(ROOT, 'src/side-output.js'); // tslab's in-memory output: no such file on disk
       const side = new Module(filename, module) as Module & { _compile(code: string, file: string): void };
       side.filename = filename;
-      side._compile('class Side { constructor(v) { this.v = v; } twice() { return this.v * 2; } }\nexports.Side = Side;', filename);
+      side._compile(
+        'class Side { constructor(v) { this.v = v; } twice() { return this.v * 2; } }\nexports.Side = Side;',
+        filename,
+      );
       const Side = (side.exports as { Side: new (v: number) => { v: number; twice(): number } }).Side;
       const frames = pickle(new Side(21), { codeRoot: ROOT });
       const [, , root, , table] = decodeValue(frames) as [string, number, bigint, unknown[], unknown[][]];
@@ -210,7 +221,15 @@ describe('kernel-ext/client/capture', () => {
       const remote = unpickle(pickle({ tag, Thing, fn }), context) as { tag: symbol; Thing: Function; fn: Function };
       expect(remote.Thing).not.to.equal(Thing);
       expect(remote.fn()).to.equal(remote.tag);
-      const back = unpickle(pickleResult({ tag: remote.tag, Thing: remote.Thing, fn: remote.fn, instance: Reflect.construct(remote.Thing, []) }), context) as Record<string, unknown>;
+      const back = unpickle(
+        pickleResult({
+          tag: remote.tag,
+          Thing: remote.Thing,
+          fn: remote.fn,
+          instance: Reflect.construct(remote.Thing, []),
+        }),
+        context,
+      ) as Record<string, unknown>;
       expect(back.tag).to.equal(tag);
       expect(back.Thing).to.equal(Thing);
       expect(back.fn).to.equal(fn);
@@ -222,8 +241,12 @@ describe('kernel-ext/client/capture', () => {
     it('keeps a sloppy function sloppy and strict code strict, even in one shared scope', () => {
       // Both read a Script-scope binding, so they land in one captured scope remotely.
       vm.runInThisContext('let sharedForStrictness = "";');
-      const sloppy = vm.runInThisContext('(function () { return sharedForStrictness + (this === undefined ? "strict" : "sloppy"); })') as () => string;
-      const strict = vm.runInThisContext('"use strict"; (function () { return sharedForStrictness + (this === undefined ? "strict" : "sloppy"); })') as () => string;
+      const sloppy = vm.runInThisContext(
+        '(function () { return sharedForStrictness + (this === undefined ? "strict" : "sloppy"); })',
+      ) as () => string;
+      const strict = vm.runInThisContext(
+        '"use strict"; (function () { return sharedForStrictness + (this === undefined ? "strict" : "sloppy"); })',
+      ) as () => string;
       const copy = roundTrip({ sloppy, strict });
       const [a, b] = [copy.sloppy, copy.strict];
       expect([a(), b()]).to.deep.equal(['sloppy', 'strict']);

@@ -59,10 +59,16 @@ const { recipe } = fc.letrec<{ recipe: Recipe }>((tie) => ({
     { depthSize: 'small', withCrossShrink: true },
     primitive.map((v): Recipe => ({ t: 'prim', v })),
     fc.nat().map((index): Recipe => ({ t: 'ref', index })),
-    fc.record({ type: fc.nat(VIEWS.length - 1), buffer: fc.nat(2), offset: fc.nat(BUFFER_BYTES), length: fc.nat(16) }).map((v): Recipe => ({ t: 'view', ...v })),
-    fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c', 'next', 'self'), tie('recipe')), { maxLength: 4 }).map((entries): Recipe => ({ t: 'obj', entries })),
+    fc
+      .record({ type: fc.nat(VIEWS.length - 1), buffer: fc.nat(2), offset: fc.nat(BUFFER_BYTES), length: fc.nat(16) })
+      .map((v): Recipe => ({ t: 'view', ...v })),
+    fc
+      .array(fc.tuple(fc.constantFrom('a', 'b', 'c', 'next', 'self'), tie('recipe')), { maxLength: 4 })
+      .map((entries): Recipe => ({ t: 'obj', entries })),
     fc.array(tie('recipe'), { maxLength: 4 }).map((items): Recipe => ({ t: 'arr', items })),
-    fc.array(fc.tuple(tie('recipe'), tie('recipe')), { maxLength: 3 }).map((entries): Recipe => ({ t: 'map', entries })),
+    fc
+      .array(fc.tuple(tie('recipe'), tie('recipe')), { maxLength: 3 })
+      .map((entries): Recipe => ({ t: 'map', entries })),
     fc.array(tie('recipe'), { maxLength: 3 }).map((items): Recipe => ({ t: 'set', items })),
     fc.record({ box: fc.boolean(), x: tie('recipe'), y: tie('recipe') }).map((v): Recipe => ({ t: 'point', ...v })),
     tie('recipe').map((over): Recipe => ({ t: 'closure', over })),
@@ -179,7 +185,8 @@ function callAll(root: unknown): unknown[] {
       return;
     }
     if (ArrayBuffer.isView(v)) return;
-    if (typeof (v as { describe?: unknown }).describe === 'function') out.push((v as { describe(): string }).describe());
+    if (typeof (v as { describe?: unknown }).describe === 'function')
+      out.push((v as { describe(): string }).describe());
     if (v instanceof Map) {
       for (const [k, x] of v) {
         walk(k);
@@ -192,7 +199,16 @@ function callAll(root: unknown): unknown[] {
   return out;
 }
 
-const SHARED_PROTOTYPES = new Set<unknown>([Object.prototype, Array.prototype, Map.prototype, Set.prototype, Point.prototype, Box.prototype, DataView.prototype, ...VIEWS.map((v) => v.prototype)]);
+const SHARED_PROTOTYPES = new Set<unknown>([
+  Object.prototype,
+  Array.prototype,
+  Map.prototype,
+  Set.prototype,
+  Point.prototype,
+  Box.prototype,
+  DataView.prototype,
+  ...VIEWS.map((v) => v.prototype),
+]);
 
 /**
  * Asserts that `remote` is the same graph as `local`: shapes, prototypes, sharing, buffers and their offsets. With
@@ -228,19 +244,30 @@ function assertSameGraph(local: unknown, remote: unknown, madeRemotely = false):
     reverse.set(b, a);
     const bo = b as object;
     const proto = Object.getPrototypeOf(a) as object;
-    if (!madeRemotely || SHARED_PROTOTYPES.has(proto)) expect(Object.getPrototypeOf(bo), `${at}: prototype`).to.equal(proto);
+    if (!madeRemotely || SHARED_PROTOTYPES.has(proto))
+      expect(Object.getPrototypeOf(bo), `${at}: prototype`).to.equal(proto);
     else {
       pair(proto, Object.getPrototypeOf(bo), at, 'the prototype of a class made on the agent');
-      expect((Object.getPrototypeOf(bo) as { constructor: Function }).constructor.name, `${at}: class`).to.equal((proto as { constructor: Function }).constructor.name);
+      expect((Object.getPrototypeOf(bo) as { constructor: Function }).constructor.name, `${at}: class`).to.equal(
+        (proto as { constructor: Function }).constructor.name,
+      );
     }
     if (ArrayBuffer.isView(a)) {
       const bv = bo as ArrayBufferView;
-      expect(Buffer.from(bv.buffer, bv.byteOffset, bv.byteLength).equals(Buffer.from(a.buffer, a.byteOffset, a.byteLength)), `${at}: bytes`).to.equal(true);
+      expect(
+        Buffer.from(bv.buffer, bv.byteOffset, bv.byteLength).equals(Buffer.from(a.buffer, a.byteOffset, a.byteLength)),
+        `${at}: bytes`,
+      ).to.equal(true);
       const known = bufferShift.get(a.buffer);
       const shift = bv.byteOffset - a.byteOffset;
-      if (known) expect([known[0], known[1]], `${at}: views of one buffer share one, at the same distances`).to.deep.equal([bv.buffer, shift]);
+      if (known)
+        expect([known[0], known[1]], `${at}: views of one buffer share one, at the same distances`).to.deep.equal([
+          bv.buffer,
+          shift,
+        ]);
       else {
-        for (const [, [other]] of bufferShift) expect(other, `${at}: views of different buffers do not share one`).to.not.equal(bv.buffer);
+        for (const [, [other]] of bufferShift)
+          expect(other, `${at}: views of different buffers do not share one`).to.not.equal(bv.buffer);
         bufferShift.set(a.buffer, [bv.buffer, shift]);
       }
       return;
@@ -258,7 +285,8 @@ function assertSameGraph(local: unknown, remote: unknown, madeRemotely = false):
     }
     const keys = Reflect.ownKeys(a);
     expect(Reflect.ownKeys(bo), `${at}: keys`).to.deep.equal(keys);
-    for (const key of keys) same((a as Record<PropertyKey, unknown>)[key], (bo as Record<PropertyKey, unknown>)[key], `${at}.${String(key)}`);
+    for (const key of keys)
+      same((a as Record<PropertyKey, unknown>)[key], (bo as Record<PropertyKey, unknown>)[key], `${at}.${String(key)}`);
   };
   same(local, remote, 'value');
 }
@@ -298,8 +326,14 @@ describe('pickle round trip through a real agent, property-based', function () {
           return;
         }
         const value = build(r);
-        const echo = how === 'captured' ? () => ({ value, calls: callAll(value) }) : (v: unknown) => ({ value: v, calls: callAll(v) });
-        const back = (await client.call(echo, how === 'captured' ? [] : [value]).result) as { value: unknown; calls: unknown[] };
+        const echo =
+          how === 'captured'
+            ? () => ({ value, calls: callAll(value) })
+            : (v: unknown) => ({ value: v, calls: callAll(v) });
+        const back = (await client.call(echo, how === 'captured' ? [] : [value]).result) as {
+          value: unknown;
+          calls: unknown[];
+        };
         assertSameGraph(value, back.value);
         expect(back.calls, 'closures called remotely return what they return here').to.deep.equal(expectedCalls);
       }),

@@ -28,7 +28,8 @@ describe('kernel-ext cluster: AgentPool on three loopback agents', function () {
     let proxy: TcpProxy | undefined;
     const endpoints = await Promise.all(
       agents.map(async (agent, i) => {
-        if (!(options.proxyLast && i === agents.length - 1)) return { name: `agent${i + 1}`, endpoint: agent.endpoint, host: HOSTS[i] };
+        if (!(options.proxyLast && i === agents.length - 1))
+          return { name: `agent${i + 1}`, endpoint: agent.endpoint, host: HOSTS[i] };
         const started = await TcpProxy.start(agent.endpoint);
         proxy = started.proxy;
         proxies.push(proxy);
@@ -42,7 +43,9 @@ describe('kernel-ext cluster: AgentPool on three loopback agents', function () {
 
   beforeEach(async () => {
     marks = (await tmp.dir({ unsafeCleanup: true, prefix: 'pool-marks-' })).path;
-    agents = await Promise.all(HOSTS.map((host) => startAgent({ args: ['--bind', `tcp://${host}:*`, '--workers', '2'] })));
+    agents = await Promise.all(
+      HOSTS.map((host) => startAgent({ args: ['--bind', `tcp://${host}:*`, '--workers', '2'] })),
+    );
   });
 
   afterEach(async () => {
@@ -61,20 +64,18 @@ describe('kernel-ext cluster: AgentPool on three loopback agents', function () {
       ['agent3', 2, 'up'],
     ]);
     const items = Array.from({ length: 12 }, (_, i) => i * 10);
-    const results = await p.map(
-      async (item: number) => {
-        const state = globalThis as { calls?: number };
-        state.calls = (state.calls ?? 0) + 1;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        return { doubled: item * 2, pid: process.pid, calls: state.calls };
-      },
-      items,
-    );
+    const results = await p.map(async (item: number) => {
+      const state = globalThis as { calls?: number };
+      state.calls = (state.calls ?? 0) + 1;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      return { doubled: item * 2, pid: process.pid, calls: state.calls };
+    }, items);
     expect(results.map((r) => r.doubled)).to.deep.equal(items.map((item) => item * 2));
     const byWorker = new Map<number, number[]>();
     for (const r of results) byWorker.set(r.pid, [...(byWorker.get(r.pid) ?? []), r.calls]);
     expect(byWorker.size, 'distinct worker processes').to.equal(6);
-    for (const calls of byWorker.values()) expect([...calls].sort((a, b) => a - b)).to.deep.equal(calls.map((_, i) => i + 1));
+    for (const calls of byWorker.values())
+      expect([...calls].sort((a, b) => a - b)).to.deep.equal(calls.map((_, i) => i + 1));
   });
 
   it('yields each result once as it finishes, and reports progress per agent', async () => {
@@ -123,13 +124,10 @@ describe('kernel-ext cluster: AgentPool on three loopback agents', function () {
     const { pool: p } = await pool();
     const victim = agents[1]!;
     const items = Array.from({ length: 18 }, (_, i) => i);
-    const run = p.map(
-      async (item: number) => {
-        await new Promise((resolve) => setTimeout(resolve, 300));
-        return { item, host: process.env.NODE_UNIQUE_ID ?? '', pid: process.pid };
-      },
-      items,
-    );
+    const run = p.map(async (item: number) => {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return { item, host: process.env.NODE_UNIQUE_ID ?? '', pid: process.pid };
+    }, items);
     const indexes: number[] = [];
     let killed = false;
     for await (const result of run) {
@@ -177,7 +175,10 @@ describe('kernel-ext cluster: AgentPool on three loopback agents', function () {
     const { pool: p } = await pool();
     const root = await makeTree({ 'package.json': '{}', 'data.txt': 'shipped' });
     const snapshot = await snapshotDirectory(root);
-    const rows = await p.all(() => require('node:fs').readFileSync('data.txt', 'utf8') as string, { snapshot, codeRoot: root });
+    const rows = await p.all(() => require('node:fs').readFileSync('data.txt', 'utf8') as string, {
+      snapshot,
+      codeRoot: root,
+    });
     expect(rows.map((row) => [row.agent, row.host, row.value])).to.deep.equal([
       ['agent1', '127.0.0.1', 'shipped'],
       ['agent2', '127.0.0.2', 'shipped'],
@@ -190,18 +191,23 @@ describe('kernel-ext cluster: AgentPool on three loopback agents', function () {
   });
 
   it('does not take a stall of this process for a silent agent', async () => {
-    const p = await AgentPool.connect([{ name: 'one', endpoint: agents[0]!.endpoint }], { connect: { silenceTimeoutMs: 2_000 } });
+    const p = await AgentPool.connect([{ name: 'one', endpoint: agents[0]!.endpoint }], {
+      connect: { silenceTimeoutMs: 2_000 },
+    });
     pools.push(p);
-    const run = p.map(async (item: number) => {
-      await new Promise((resolve) => setTimeout(resolve, 3_000));
-      return item;
-    }, [1, 2]);
+    const run = p.map(
+      async (item: number) => {
+        await new Promise((resolve) => setTimeout(resolve, 3_000));
+        return item;
+      },
+      [1, 2],
+    );
     await waitFor(() => p.agents()[0]!.running === 2, 10_000, 'both items running');
     // Busy past the silence deadline, in a timer, so the heartbeat's timer runs next, before the pongs that waited
     // unread meanwhile are read.
     await new Promise<void>((resolve) =>
       setTimeout(() => {
-        for (const end = Date.now() + 3_000; Date.now() < end; );
+        for (const end = Date.now() + 3_000; Date.now() < end;);
         resolve();
       }, 0),
     );
@@ -216,7 +222,10 @@ describe('kernel-ext cluster: AgentPool on three loopback agents', function () {
       require('node:fs').writeFileSync(require('node:path').join(marksDir, `ran-${item}`), '');
       return item;
     };
-    const error = await rejectionOf(Promise.resolve(p.map(mark, [1, 2, 3], { signal: AbortSignal.abort(new Error('aborted before')) })), Error);
+    const error = await rejectionOf(
+      Promise.resolve(p.map(mark, [1, 2, 3], { signal: AbortSignal.abort(new Error('aborted before')) })),
+      Error,
+    );
     expect(error.message).to.equal('aborted before');
     expect(fs.readdirSync(marks)).to.deep.equal([]);
 
@@ -246,7 +255,11 @@ describe('kernel-ext cluster: AgentPool on three loopback agents', function () {
     const error = await rejectionOf(Promise.resolve(run), Error);
     expect(error.message).to.equal('stop the sweep');
     for (const name of ['agent1', 'agent2', 'agent3']) {
-      await waitFor(async () => (await p.on(name).status()).workers.every((w) => w.state === 'idle'), 10_000, `${name} idle`);
+      await waitFor(
+        async () => (await p.on(name).status()).workers.every((w) => w.state === 'idle'),
+        10_000,
+        `${name} idle`,
+      );
     }
   });
 });

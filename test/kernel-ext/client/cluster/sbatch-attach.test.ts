@@ -36,7 +36,13 @@ describe('kernel-ext cluster: agents of an sbatch job attached by their endpoint
     await cluster?.stop();
   });
 
-  const jsonFiles = (endpoints: string): string[] => (fs.existsSync(endpoints) ? fs.readdirSync(endpoints).filter((n) => n.endsWith('.json')).sort() : []);
+  const jsonFiles = (endpoints: string): string[] =>
+    fs.existsSync(endpoints)
+      ? fs
+          .readdirSync(endpoints)
+          .filter((n) => n.endsWith('.json'))
+          .sort()
+      : [];
 
   it('attaches the three agents a batch job started, maps over them, and their files go when the job is cancelled', async () => {
     const curve = sessionCurve();
@@ -62,12 +68,19 @@ describe('kernel-ext cluster: agents of an sbatch job attached by their endpoint
     const jobId = /Submitted batch job (\d+)/.exec(cluster.run('sbatch', [script]))?.[1];
     expect(jobId, 'sbatch printed a job id').to.be.a('string');
     try {
-      await waitFor(() => jsonFiles(endpoints).length === 3, 60_000, `three endpoint files in ${endpoints}`).catch((error: Error) => {
-        const out = path.join(dir, 'job.out');
-        throw new Error(`${error.message}; the job's output:\n${fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '(none)'}`);
-      });
+      await waitFor(() => jsonFiles(endpoints).length === 3, 60_000, `three endpoint files in ${endpoints}`).catch(
+        (error: Error) => {
+          const out = path.join(dir, 'job.out');
+          throw new Error(
+            `${error.message}; the job's output:\n${fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '(none)'}`,
+          );
+        },
+      );
       expect(jsonFiles(endpoints)).to.deep.equal(['127.0.0.2.json', '127.0.0.3.json', '127.0.0.4.json']);
-      const record = JSON.parse(fs.readFileSync(path.join(endpoints, '127.0.0.3.json'), 'utf8')) as Record<string, unknown>;
+      const record = JSON.parse(fs.readFileSync(path.join(endpoints, '127.0.0.3.json'), 'utf8')) as Record<
+        string,
+        unknown
+      >;
       expect(record).to.include({ name: '127.0.0.3', host: '127.0.0.3', workers: 2 });
       expect(record.endpoint).to.match(/^tcp:\/\/127\.0\.0\.3:\d+$/);
       expect(record.serverKey).to.be.a('string').with.length(40);
@@ -112,6 +125,8 @@ describe('kernel-ext cluster: agents of an sbatch job attached by their endpoint
       () => null,
       (e: Error) => e,
     );
-    expect(error?.message).to.contain(`no agent has written to ${empty} yet`).and.contain(`remote-agent serve --endpoint-file ${empty}`);
+    expect(error?.message)
+      .to.contain(`no agent has written to ${empty} yet`)
+      .and.contain(`remote-agent serve --endpoint-file ${empty}`);
   });
 });

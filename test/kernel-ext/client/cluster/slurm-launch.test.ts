@@ -56,13 +56,10 @@ describe('kernel-ext cluster: agents launched by Slurm', function () {
       ]);
       expect(cluster.run('squeue', ['-h', '-o', '%D %T'])).to.match(/^3 RUNNING$/m);
       const items = Array.from({ length: 24 }, (_, i) => i);
-      const run = pool.map(
-        async (item: number) => {
-          await new Promise((resolve) => setTimeout(resolve, 250));
-          return item * 7;
-        },
-        items,
-      );
+      const run = pool.map(async (item: number) => {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        return item * 7;
+      }, items);
       const seen: number[] = [];
       let downed = false;
       for await (const result of run) {
@@ -93,7 +90,11 @@ describe('kernel-ext cluster: agents launched by Slurm', function () {
       launchAgents({ slurm: { nodes: 2, env: process.env, workdirBase: ${JSON.stringify(workdirs)},
         agentArgs: ['--bind', 'tcp://127.0.0.1:*', '--advertise', '127.0.0.1'] } })
         .then((pool) => { console.log(pool.agents().length); process.exit(0); }, (e) => { console.error(e); process.exit(1); });`;
-    const launched = spawnSync(process.execPath, ['-e', script], { env: cluster.env, encoding: 'utf8', timeout: 60_000 });
+    const launched = spawnSync(process.execPath, ['-e', script], {
+      env: cluster.env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(launched.stdout.trim(), launched.stderr).to.equal('2');
     await waitFor(() => cluster.run('squeue', ['-h']).trim() === '', 20_000, 'the allocation to end with its launcher');
   });

@@ -39,7 +39,13 @@ describe('kernel-ext cluster: agents launched over ssh', function () {
 
   it('starts one agent per host, admits only the session key, maps over them, and stops them with the pool', async () => {
     const pool = await launchAgents({
-      ssh: { hosts: HOSTS, bindToHost: true, sshArgs: sshd.sshArgs, agentCommand: `${process.execPath} ${BIN.remoteAgent}`, workdirBase: workdirs },
+      ssh: {
+        hosts: HOSTS,
+        bindToHost: true,
+        sshArgs: sshd.sshArgs,
+        agentCommand: `${process.execPath} ${BIN.remoteAgent}`,
+        workdirBase: workdirs,
+      },
     });
     let pids: number[] = [];
     try {
@@ -63,10 +69,19 @@ describe('kernel-ext cluster: agents launched over ssh', function () {
 
   it('binds each agent to its host with bindToHost (user@host too), each in a workdir of its own under workdirBase', async () => {
     const pool = await launchAgents({
-      ssh: { hosts: [`${os.userInfo().username}@${HOSTS[0]}`, HOSTS[1]!], bindToHost: true, sshArgs: sshd.sshArgs, agentCommand: `${process.execPath} ${BIN.remoteAgent}`, workdirBase: workdirs },
+      ssh: {
+        hosts: [`${os.userInfo().username}@${HOSTS[0]}`, HOSTS[1]!],
+        bindToHost: true,
+        sshArgs: sshd.sshArgs,
+        agentCommand: `${process.execPath} ${BIN.remoteAgent}`,
+        workdirBase: workdirs,
+      },
     });
     try {
-      expect(pool.agents().map((a) => a.endpoint.replace(/:\d+$/, ''))).to.deep.equal(['tcp://127.0.0.2', 'tcp://127.0.0.3']);
+      expect(pool.agents().map((a) => a.endpoint.replace(/:\d+$/, ''))).to.deep.equal([
+        'tcp://127.0.0.2',
+        'tcp://127.0.0.3',
+      ]);
       expect((await pool.all(() => 7)).map((row) => row.value)).to.deep.equal([7, 7]);
       expect(HOSTS.map((host) => fs.existsSync(`${workdirs}/agent-${host}/agent.lock`))).to.deep.equal([true, true]);
     } finally {
@@ -79,10 +94,18 @@ describe('kernel-ext cluster: agents launched over ssh', function () {
     fs.writeFileSync(config, `Host gpu-alias\n  HostName ${HOSTS[1]}\n`);
     const sshArgs = sshd.sshArgs.map((arg, i) => (sshd.sshArgs[i - 1] === '-F' ? config : arg));
     const pool = await launchAgents({
-      ssh: { hosts: ['gpu-alias'], bindToHost: true, sshArgs, agentCommand: `${process.execPath} ${BIN.remoteAgent}`, workdirBase: workdirs },
+      ssh: {
+        hosts: ['gpu-alias'],
+        bindToHost: true,
+        sshArgs,
+        agentCommand: `${process.execPath} ${BIN.remoteAgent}`,
+        workdirBase: workdirs,
+      },
     });
     try {
-      expect(pool.agents().map((a) => [a.name, a.endpoint.replace(/:\d+$/, ''), a.state])).to.deep.equal([['gpu-alias', `tcp://${HOSTS[1]}`, 'up']]);
+      expect(pool.agents().map((a) => [a.name, a.endpoint.replace(/:\d+$/, ''), a.state])).to.deep.equal([
+        ['gpu-alias', `tcp://${HOSTS[1]}`, 'up'],
+      ]);
       expect((await pool.all(() => 'via alias')).map((row) => row.value)).to.deep.equal(['via alias']);
     } finally {
       await pool.close();

@@ -21,7 +21,9 @@ describe('kernel-ext code root', () => {
       'packages/app/notebooks/deep/a.ipynb': '{}',
       'notebooks/b.ipynb': '{}',
     });
-    expect(await findCodeRoot(path.join(root, 'packages/app/notebooks/deep'))).to.equal(path.join(root, 'packages/app'));
+    expect(await findCodeRoot(path.join(root, 'packages/app/notebooks/deep'))).to.equal(
+      path.join(root, 'packages/app'),
+    );
     expect(await findCodeRoot(path.join(root, 'notebooks'))).to.equal(root);
   });
 
@@ -37,7 +39,9 @@ describe('kernel-ext code root', () => {
       await findCodeRoot(start);
       expect.fail('findCodeRoot should fail');
     } catch (error) {
-      expect((error as Error).message).to.include(start).and.include('no package.json');
+      expect((error as Error).message)
+        .to.include(start)
+        .and.include('no package.json');
     }
   });
 });

@@ -27,7 +27,11 @@ describe('kernel-ext snapshot: excludes', () => {
       '.npmrc': '//registry/:_authToken=secret',
     });
     expect(pathsOf(await snapshot(root))).to.deep.equal(['keys/kernel.pub', 'src/model.ts']);
-    expect(pathsOf(await snapshot(root, { exclude: ['!.env.example'] }))).to.deep.equal(['.env.example', 'keys/kernel.pub', 'src/model.ts']);
+    expect(pathsOf(await snapshot(root, { exclude: ['!.env.example'] }))).to.deep.equal([
+      '.env.example',
+      'keys/kernel.pub',
+      'src/model.ts',
+    ]);
   });
 
   it('applies nested .gitignore files with negation, anchored and directory-only patterns', async () => {
@@ -98,7 +102,12 @@ describe('kernel-ext snapshot: excludes', () => {
       '.tslab-remote/snapshots/x': 'x',
       'src/dist': 'a file named dist is a source file',
     });
-    expect(pathsOf(await snapshot(root))).to.deep.equal(['package-lock.json', 'package.json', 'src/dist', 'src/index.ts']);
+    expect(pathsOf(await snapshot(root))).to.deep.equal([
+      'package-lock.json',
+      'package.json',
+      'src/dist',
+      'src/index.ts',
+    ]);
   });
 
   it('applies user excludes in gitignore syntax, which can re-include defaults and gitignored files', async () => {
@@ -114,7 +123,13 @@ describe('kernel-ext snapshot: excludes', () => {
       '.git/config': 'x',
     });
     const result = await snapshot(root, { exclude: ['*.csv', '/data/', '!dist/', '!important.log', '!.git/'] });
-    expect(pathsOf(result)).to.deep.equal(['.gitignore', 'dist/index.js', 'important.log', 'lib/data/kept.txt', 'src/index.ts']);
+    expect(pathsOf(result)).to.deep.equal([
+      '.gitignore',
+      'dist/index.js',
+      'important.log',
+      'lib/data/kept.txt',
+      'src/index.ts',
+    ]);
   });
 
   it('leaves out notebooks and their checkpoints, so saving a notebook ships nothing; a user pattern re-includes them', async () => {
@@ -127,9 +142,16 @@ describe('kernel-ext snapshot: excludes', () => {
     });
     const before = await snapshot(root);
     expect(pathsOf(before)).to.deep.equal(['package.json', 'src/model.ts']);
-    await writeTree(root, { 'analysis.ipynb': '{"saved": true}', '.ipynb_checkpoints/analysis-checkpoint.ipynb': '{"saved": true}' });
+    await writeTree(root, {
+      'analysis.ipynb': '{"saved": true}',
+      '.ipynb_checkpoints/analysis-checkpoint.ipynb': '{"saved": true}',
+    });
     expect((await snapshot(root)).hash, 'a saved notebook changes no snapshot').to.equal(before.hash);
-    expect(pathsOf(await snapshot(root, { exclude: ['!analysis.ipynb'] }))).to.deep.equal(['analysis.ipynb', 'package.json', 'src/model.ts']);
+    expect(pathsOf(await snapshot(root, { exclude: ['!analysis.ipynb'] }))).to.deep.equal([
+      'analysis.ipynb',
+      'package.json',
+      'src/model.ts',
+    ]);
   });
 
   it('matches case-sensitively, as git does on Linux', async () => {

@@ -37,13 +37,24 @@ describe('kernel-ext snapshot: limits', () => {
     const message = error.message;
     expect(message).to.include(root).and.include('8.3 kB').and.include('5.0 kB limit');
     const files = message.slice(message.indexOf('Largest files:'), message.indexOf('Largest directories:'));
-    expect(files).to.match(/3\.0 kB {2}data\/raw\/big1\.bin/).and.match(/2\.5 kB {2}data\/raw\/big2\.bin/);
+    expect(files)
+      .to.match(/3\.0 kB {2}data\/raw\/big1\.bin/)
+      .and.match(/2\.5 kB {2}data\/raw\/big2\.bin/);
     expect(files).to.include('assets/img3.png').and.not.include('data/small.bin').and.not.include('src/index.ts');
     const dirs = message.slice(message.indexOf('Largest directories:'));
-    expect(dirs).to.match(/5\.7 kB {2}data\//).and.match(/5\.5 kB {2}data\/raw\//).and.match(/2\.5 kB {2}assets\//);
+    expect(dirs)
+      .to.match(/5\.7 kB {2}data\//)
+      .and.match(/5\.5 kB {2}data\/raw\//)
+      .and.match(/2\.5 kB {2}assets\//);
     // Excess 3.3 kB: data/raw/ (5.5 kB) is the narrowest single pattern that brings the tree under the limit.
     expect(message).to.include("exclude: ['/data/raw/']");
-    expect(error.paths).to.deep.equal(['data/raw/big1.bin', 'data/raw/big2.bin', 'assets/img1.png', 'assets/img2.png', 'assets/img3.png']);
+    expect(error.paths).to.deep.equal([
+      'data/raw/big1.bin',
+      'data/raw/big2.bin',
+      'assets/img1.png',
+      'assets/img2.png',
+      'assets/img3.png',
+    ]);
   });
 
   it('suggests a single file when that alone is enough', async () => {
@@ -70,7 +81,9 @@ describe('kernel-ext snapshot: limits', () => {
     const root = await makeTree({ 'ok.ts': 'x', 'locked/a.dat': 'x', 'b.bin': 'x' });
     const readFile = (file: string) => {
       if (file.endsWith('.dat') || file.endsWith('.bin')) {
-        return Promise.reject(Object.assign(new Error(`EACCES: permission denied, open '${file}'`), { code: 'EACCES' }));
+        return Promise.reject(
+          Object.assign(new Error(`EACCES: permission denied, open '${file}'`), { code: 'EACCES' }),
+        );
       }
       return nodeFs.readFile(file);
     };

@@ -21,7 +21,11 @@ describe('kernel-ext snapshot: symbolic links', function () {
     const result = await snapshot(root);
     expect(pathsOf(result)).to.deep.equal(['lib/alias.ts', 'src/real.ts']);
     const bytes = Buffer.from('export const real = 1;\n');
-    expect(result.files[0]).to.deep.equal({ path: 'lib/alias.ts', size: bytes.length, hash: fileHash('lib/alias.ts', bytes) });
+    expect(result.files[0]).to.deep.equal({
+      path: 'lib/alias.ts',
+      size: bytes.length,
+      hash: fileHash('lib/alias.ts', bytes),
+    });
     const zip = await JSZip.loadAsync(await zipFiles(result, result.files));
     expect(await zip.file('lib/alias.ts')!.async('string')).to.equal('export const real = 1;\n');
   });
@@ -34,7 +38,9 @@ describe('kernel-ext snapshot: symbolic links', function () {
     await fs.symlink('../' + path.basename(root) + '-sibling', path.join(root, 'sneaky'));
     const result = await snapshot(root);
     expect(pathsOf(result)).to.deep.equal(['index.ts']);
-    expect(result.warnings.join('\n')).to.include('secret.txt: it points outside the code root').and.include('dir: it points outside');
+    expect(result.warnings.join('\n'))
+      .to.include('secret.txt: it points outside the code root')
+      .and.include('dir: it points outside');
     expect(result.warnings.join('\n')).to.include('sneaky: its target does not exist');
   });
 

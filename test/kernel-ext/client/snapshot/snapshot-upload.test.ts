@@ -49,7 +49,9 @@ describe('kernel-ext snapshot upload to a real agent', function () {
   });
 
   it('starts a transfer of its own for an upload asked for after the shared one was aborted', async () => {
-    const local = await snapshot(await makeTree({ 'a.js': 'exports.a = "mine";\n', 'b.js': 'exports.b = "mine too";\n' }));
+    const local = await snapshot(
+      await makeTree({ 'a.js': 'exports.a = "mine";\n', 'b.js': 'exports.b = "mine too";\n' }),
+    );
     const abort = new AbortController();
     const interrupted = client.upload(local, { signal: abort.signal });
     abort.abort(); // an interrupted cell; the user runs the cell again
@@ -60,7 +62,9 @@ describe('kernel-ext snapshot upload to a real agent', function () {
   });
 
   it('after an edit sends only the edited file', async () => {
-    const root = await makeTree(Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`src/m${i}.js`, `exports.v = ${i};\n`])));
+    const root = await makeTree(
+      Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`src/m${i}.js`, `exports.v = ${i};\n`])),
+    );
     const cache = new StatCache();
     await client.upload(await snapshot(root, { statCache: cache }));
     await fs.writeFile(path.join(root, 'src', 'm7.js'), 'exports.v = "edited";\n');

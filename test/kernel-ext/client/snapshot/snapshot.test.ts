@@ -38,10 +38,20 @@ describe('kernel-ext snapshot: hashing', () => {
   it('ships .ts sources as they are, package.json and the lock file, under POSIX paths, sorted', async () => {
     const root = await makeTree(TREE);
     const result = await snapshot(root);
-    expect(pathsOf(result)).to.deep.equal(['README.md', 'package-lock.json', 'package.json', 'src/index.ts', 'src/util/strings.ts']);
+    expect(pathsOf(result)).to.deep.equal([
+      'README.md',
+      'package-lock.json',
+      'package.json',
+      'src/index.ts',
+      'src/util/strings.ts',
+    ]);
     const entry = result.files.find((file) => file.path === 'src/util/strings.ts')!;
     const bytes = Buffer.from(TREE['src/util/strings.ts']);
-    expect(entry).to.deep.equal({ path: 'src/util/strings.ts', size: bytes.length, hash: fileHash('src/util/strings.ts', bytes) });
+    expect(entry).to.deep.equal({
+      path: 'src/util/strings.ts',
+      size: bytes.length,
+      hash: fileHash('src/util/strings.ts', bytes),
+    });
     expect(result.bytes).to.equal(Object.values(TREE).reduce((sum, text) => sum + Buffer.byteLength(text), 0));
   });
 
@@ -73,7 +83,9 @@ describe('kernel-ext snapshot: hashing', () => {
     const result = await snapshot(root);
     const wanted = result.files.filter((file) => file.path.startsWith('src/'));
     const zip = await JSZip.loadAsync(await zipFiles(result, wanted));
-    const names = Object.values(zip.files).filter((entry) => !entry.dir).map((entry) => entry.name);
+    const names = Object.values(zip.files)
+      .filter((entry) => !entry.dir)
+      .map((entry) => entry.name);
     expect(names).to.deep.equal(['src/index.ts', 'src/util/strings.ts']);
     for (const file of wanted) {
       const bytes = await zip.file(file.path)!.async('nodebuffer');
@@ -89,7 +101,9 @@ describe('kernel-ext snapshot: hashing', () => {
       await zipFiles(result, result.files);
       expect.fail('zipFiles should reject');
     } catch (error) {
-      expect((error as Error).message).to.include('README.md').and.include('changed since the snapshot');
+      expect((error as Error).message)
+        .to.include('README.md')
+        .and.include('changed since the snapshot');
     }
   });
 
