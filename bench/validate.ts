@@ -3,6 +3,7 @@
 // replaced (bench/baseline/hand-validate.ts), in the same run; JSON.parse of the same header for scale. Medians of
 // ROUNDS rounds of BATCH messages each, in ns per message. Run: node dist/bench/validate.js
 
+import { PROTOCOL_VERSION } from '../protocol/messages';
 import { validateReply, validateRequest } from '../protocol/validate';
 import { handCall, handOutput, handResult } from './baseline/hand-validate';
 import { median, table } from './stats';
@@ -11,7 +12,7 @@ const ROUNDS = 31;
 const BATCH = 20_000;
 
 const call = {
-  v: 1,
+  v: PROTOCOL_VERSION,
   type: 'call',
   id: 'k1f3a9-42',
   snapshot: 'ab'.repeat(32),
@@ -19,13 +20,13 @@ const call = {
   options: { timeoutMs: 60_000, cwd: 'src/models' },
 };
 const output = {
-  v: 1,
+  v: PROTOCOL_VERSION,
   type: 'output',
   re: 'k1f3a9-42',
   stream: 'stdout',
   text: 'epoch 3/20: loss 0.4312, accuracy 0.8811\n',
 };
-const result = { v: 1, type: 'result', re: 'k1f3a9-42', worker: 2, elapsedMs: 5123 };
+const result = { v: PROTOCOL_VERSION, type: 'result', re: 'k1f3a9-42', worker: 2, elapsedMs: 5123 };
 
 /** ns per message: median over rounds, each round checking BATCH fresh copies (as a receiver gets them). */
 function nsPerMessage(header: object, check: (parsed: Record<string, unknown>) => unknown): number {

@@ -5,7 +5,7 @@ import { Static, Type } from '@sinclair/typebox';
 
 import { Int, Text } from './schema';
 
-export const PROTOCOL_VERSION = 1 as const;
+export const PROTOCOL_VERSION = 2 as const;
 export const Version = Type.Literal(PROTOCOL_VERSION);
 
 /** The agent's bounds, sent in its welcome so a client can refuse an oversize request before sending it. */

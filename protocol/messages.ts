@@ -11,7 +11,7 @@ import { Static, StaticDecode, TSchema, Type } from '@sinclair/typebox';
 import { AgentInfo, Resources, StoreStats, Version, WorkerStatus } from './agent-info';
 import { DetachedJobInfo, DetachOptions } from './job-messages';
 import { WireErrorSchema } from './wire-error';
-import { Hash, Id, Int, RelativeDir, SnapshotPath, Stream, Text } from './schema';
+import { Hash, Id, Int, JsonObject, RelativeDir, SnapshotPath, Stream, Text } from './schema';
 
 export * from './agent-info';
 
@@ -31,6 +31,21 @@ export const DEFAULT_HEADER_LIMITS: HeaderLimits = {
 /** One file of a snapshot: a safe relative POSIX path, its size and its content hash (see manifest.ts). */
 export const ManifestEntry = Type.Object({ path: SnapshotPath, size: Int(), hash: Hash });
 export type ManifestEntry = Static<typeof ManifestEntry>;
+
+/**
+ * Rich output a job made through tslab's display API (`tslab.display.html(...)`, `newDisplay()`): the content of a
+ * Jupyter display_data or update_display_data message.
+ */
+export const DisplayContent = Type.Object({
+  /** MIME type → representation, e.g. {"text/html": "<b>hi</b>"}. */
+  data: JsonObject,
+  metadata: JsonObject,
+  /** The display's id, when it can be updated later (`newDisplay()`). */
+  displayId: Type.Union([Text(256), Type.Null()]),
+  /** This replaces the earlier display with the same id instead of adding one. */
+  update: Type.Boolean(),
+});
+export type DisplayContent = Static<typeof DisplayContent>;
 
 export const jobCodeSchema = (maxSourceBytes: number) =>
   Type.Union(
@@ -133,6 +148,8 @@ export const REPLY_SCHEMAS = {
   }),
   /** Streamed while a job runs, in the order the job wrote. */
   output: reply('output', 0, { stream: Stream, text: Type.String() }),
+  /** Streamed like output, in order with it: rich output. What a job prints is always text, never a display. */
+  display: reply('display', 0, { display: DisplayContent }),
   /** Frames 1..n: the job's return value, encoded by values.ts. */
   result: reply('result', 'atLeast1', { worker: Int(), elapsedMs: Int() }),
   /** `re`: the request id, or null when the request was too malformed to have one. */
@@ -153,6 +170,7 @@ export type PongReply = StaticDecode<ReplySchemas['pong']>;
 export type StatusReply = StaticDecode<ReplySchemas['status']>;
 export type SnapshotStatusReply = StaticDecode<ReplySchemas['snapshot.status']>;
 export type OutputReply = StaticDecode<ReplySchemas['output']>;
+export type DisplayReply = StaticDecode<ReplySchemas['display']>;
 export type ResultReply = StaticDecode<ReplySchemas['result']>;
 export type ErrorReply = StaticDecode<ReplySchemas['error']>;
 export type AckReply = StaticDecode<ReplySchemas['ack']>;

@@ -147,6 +147,8 @@ export function validateReply(header: Obj, frameCount: number): Reply {
     switch (type) {
       case 'output':
         return decode(c.output, header, where);
+      case 'display':
+        return decode(c.display, header, where);
       case 'result':
         return decode(c.result, header, where);
       case 'welcome':

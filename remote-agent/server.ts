@@ -320,6 +320,7 @@ export class Agent {
     };
     const sink: JobSink = {
       output: (stream, text) => void session.output(re, this.encode({ type: 'output', re, stream, text })),
+      display: (display) => void session.output(re, this.encode({ type: 'display', re, display })),
       result: (frames, info) =>
         finish({ type: 'result', re, worker: info.worker, elapsedMs: Math.round(info.elapsedMs) }, frames),
       error: (error: WireError) => finish({ type: 'error', re, error }),

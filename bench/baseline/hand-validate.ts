@@ -3,7 +3,7 @@
 
 import { AgentError } from '../../protocol/errors';
 import { HASH_PATTERN, isSafeRelativePath } from '../../protocol/manifest';
-import type { CallRequest, OutputReply, ResultReply } from '../../protocol/messages';
+import { CallRequest, OutputReply, PROTOCOL_VERSION, ResultReply } from '../../protocol/messages';
 
 type Obj = Record<string, unknown>;
 
@@ -62,7 +62,7 @@ export function handCall(header: Obj, frameCount: number, maxSourceBytes = 8 * 1
   const timeoutMs = optNum(options, 'timeoutMs', 'header.options', 1, 2 ** 31 - 1);
   const worker = optNum(options, 'worker', 'header.options', 0, 4096);
   return {
-    v: 1,
+    v: PROTOCOL_VERSION,
     type,
     id,
     snapshot,
@@ -81,13 +81,13 @@ export function handOutput(header: Obj): OutputReply {
   if (stream !== 'stdout' && stream !== 'stderr') fail('header.stream', '"stdout" or "stderr"', stream);
   const text = header.text;
   if (typeof text !== 'string') fail('header.text', 'a string', text);
-  return { v: 1, type: 'output', re, stream, text };
+  return { v: PROTOCOL_VERSION, type: 'output', re, stream, text };
 }
 
 export function handResult(header: Obj, frameCount: number): ResultReply {
   if (frameCount < 1) fail('result message', 'followed by at least 1 binary frame(s)', `${frameCount}`);
   return {
-    v: 1,
+    v: PROTOCOL_VERSION,
     type: 'result',
     re: str(header, 're', 'header', 128),
     worker: num(header, 'worker', 'header'),

@@ -1,7 +1,7 @@
 // The client library's public vocabulary: how to connect, where and how a job runs, what an upload reports. The
 // defaults every connection starts from live here too.
 
-import type { JobOptions } from '../../protocol/messages';
+import type { DisplayContent, JobOptions } from '../../protocol/messages';
 
 export interface ConnectOptions {
   /** How long to wait for the agent's welcome. */
@@ -53,6 +53,8 @@ export interface JobSettings {
   /** The job's working directory, relative to the snapshot root (the notebook's directory). */
   cwd?: JobOptions['cwd'];
   onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
+  /** Rich output (tslab's display API on the agent). Without it, a display's text/plain goes to onOutput. */
+  onDisplay?: (display: DisplayContent) => void;
   /**
    * Aborted before the job is sent, it is not sent and its result rejects with an AbortError; after, the job is
    * cancelled on the agent (its result rejects with CANCELLED, unless it already ended).

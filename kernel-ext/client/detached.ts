@@ -3,16 +3,17 @@
 // holding the same key; a job cancelled. The agent keeps each job's output and result (README, "Detached jobs").
 
 import type { DetachedJobInfo, DetachOptions } from '../../protocol/job-messages';
-import type { JobCode, JobOptions } from '../../protocol/messages';
+import type { AgentLimits, DisplayContent, JobCode, JobOptions } from '../../protocol/messages';
 import type { JobSettings } from './client-options';
-import { checkBound } from './jobs';
-import type { AgentLimits } from '../../protocol/messages';
+import { checkBound, showDisplay } from './jobs';
 import { RequestChannel, unexpected } from './request-channel';
 
 export interface AttachOptions {
   /** The job as it is when the attach begins, before its output. */
   onJob?: (job: DetachedJobInfo) => void;
   onOutput?: (stream: 'stdout' | 'stderr', text: string) => void;
+  /** Rich output. Without it, a display's text/plain goes to onOutput. */
+  onDisplay?: (display: DisplayContent) => void;
   /** Stops watching (the job goes on): the result rejects with CANCELLED, saying so. */
   signal?: AbortSignal;
 }
@@ -70,6 +71,7 @@ export class DetachedCalls {
             kind = reply.job.kind;
             options.onJob?.(reply.job);
           } else if (reply.type === 'output') options.onOutput?.(reply.stream, reply.text);
+          else if (reply.type === 'display') showDisplay(reply.display, options);
           else if (reply.type === 'result' && kind) resolve(decode(kind, payload));
           else reject(unexpected(reply));
         },

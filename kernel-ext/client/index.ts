@@ -31,7 +31,15 @@ export { AbortError } from './abort';
 export { PickleError } from './capture';
 export { AgentError, RemoteError, ERROR_CODES, isErrorCode } from '../../protocol/errors';
 export type { ErrorCode, WireError } from '../../protocol/errors';
-export type { AgentInfo, AgentLimits, GpuInfo, Resources, StatusReply, WorkerStatus } from '../../protocol/messages';
+export type {
+  AgentInfo,
+  AgentLimits,
+  DisplayContent,
+  GpuInfo,
+  Resources,
+  StatusReply,
+  WorkerStatus,
+} from '../../protocol/messages';
 export { writeKeyPair, readKeyPair, readKeyFile } from '../../common/key-files';
 export type { KeyPair } from '../../common/key-files';
 export { PACKAGE_VERSION as VERSION } from '../../common/package-info';

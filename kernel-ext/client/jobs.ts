@@ -3,7 +3,7 @@
 // cancelled on the agent, and abandoned if the agent does not even acknowledge the cancel in time.
 
 import { RemoteError } from '../../protocol/errors';
-import type { AgentLimits, JobCode, JobOptions } from '../../protocol/messages';
+import type { AgentLimits, DisplayContent, JobCode, JobOptions } from '../../protocol/messages';
 import { AbortError, afterPendingEvents } from './abort';
 import type { ClientSettings, JobSettings, RunningJob } from './client-options';
 import { localError, RequestChannel, unexpected } from './request-channel';
@@ -25,6 +25,13 @@ export function checkBound(
       ),
     );
   }
+}
+
+/** A display to its handler; without one, its plain-text form to the output (a display with none shows nothing). */
+export function showDisplay(display: DisplayContent, to: Pick<JobSettings, 'onDisplay' | 'onOutput'>): void {
+  if (to.onDisplay) return to.onDisplay(display);
+  const text = display.data['text/plain'];
+  if (typeof text === 'string' && !display.update) to.onOutput?.('stdout', text.endsWith('\n') ? text : `${text}\n`);
 }
 
 export class Jobs {
@@ -58,6 +65,7 @@ export class Jobs {
           notice: (text) => job.onOutput?.('stderr', text),
           onReply: (reply, payload) => {
             if (reply.type === 'output') job.onOutput?.(reply.stream, reply.text);
+            else if (reply.type === 'display') showDisplay(reply.display, job);
             else if (reply.type === 'result') resolve(decode(payload));
             else reject(unexpected(reply));
           },

@@ -8,7 +8,7 @@ import type { DetachedJobInfo } from '../../protocol/job-messages';
 import { RemoteError } from '../../protocol/errors';
 import type { Agent } from './agents';
 import { cellFailure } from './cell-errors';
-import { OutputDemux } from './display-relay';
+import { showIn } from './display-relay';
 import { CellFailure, CellIO } from './io';
 import { CellInterrupt, keyboardInterrupt } from './interrupt';
 import type { JobsMagic } from './jobs-magic';
@@ -133,22 +133,13 @@ async function follow(
     `job ${job.id} (${job.name}) on ${agent.name}: ${job.state}${ended ? '' : `, ${elapsed(job)} so far`}; its output:\n`,
   );
   const elapsedDisplay = ended ? undefined : new ElapsedDisplay(io, agent.name, job.startedAt ?? job.createdAt);
-  const demux = new OutputDemux(
-    (text) => io.stream('stdout', text),
-    (record) => io.display(record.data as Parameters<CellIO['display']>[0], record.update),
-  );
   const codeRoot = (await host.root()) ?? undefined;
   try {
     return await agent.client.attach(job.id, {
       codeRoot,
       signal: cell.signal,
-      onOutput: (stream, text) => {
-        if (stream === 'stdout') demux.write(text);
-        else {
-          demux.flush();
-          io.stream('stderr', text);
-        }
-      },
+      onOutput: (stream, text) => io.stream(stream, text),
+      onDisplay: showIn(io),
     });
   } catch (error) {
     if (error instanceof RemoteError && error.code === 'CANCELLED' && cell.signal.aborted) {
@@ -158,7 +149,6 @@ async function follow(
     }
     throw error;
   } finally {
-    demux.flush();
     elapsedDisplay?.stop();
   }
 }

@@ -10,7 +10,7 @@ import { Agent, AgentRegistry, AgentSpec } from './agents';
 import { cellFailure } from './cell-errors';
 import { CodeRoot, Prepared, userPath } from './code-root';
 import { formatBytes } from './display';
-import { installRemoteDisplay, OutputDemux } from './display-relay';
+import { installRemoteDisplay, showIn } from './display-relay';
 import type { CellIO } from './io';
 import { CellInterrupt, keyboardInterrupt } from './interrupt';
 import { ElapsedDisplay, ProgressDisplay } from './live-display';
@@ -287,19 +287,10 @@ export class RemoteRunner {
     quiet = false,
   ): Promise<unknown> {
     const elapsed = quiet ? undefined : new ElapsedDisplay(io, agent.name, Date.now());
-    const demux = new OutputDemux(
-      (text) => io.stream('stdout', text),
-      (record) => io.display(record.data as Parameters<CellIO['display']>[0], record.update),
-    );
     const callOptions: CallOptions = {
       ...options,
-      onOutput: (stream, text) => {
-        if (stream === 'stdout') demux.write(text);
-        else {
-          demux.flush();
-          io.stream('stderr', text);
-        }
-      },
+      onOutput: (stream, text) => io.stream(stream, text),
+      onDisplay: showIn(io),
     };
     try {
       let value: unknown;
@@ -318,7 +309,6 @@ export class RemoteRunner {
         throw keyboardInterrupt(`interrupted as the call ended on ${agent.name}: its result is dropped`);
       return value;
     } finally {
-      demux.flush();
       elapsed?.stop();
     }
   }

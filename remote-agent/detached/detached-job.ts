@@ -3,11 +3,11 @@
 
 import type { WireError } from '../../protocol/errors';
 import type { DetachedJobInfo, DetachedState } from '../../protocol/job-messages';
-import { JobFiles, JobMeta, OutputLine, Stream } from './job-files';
+import { JobFiles, JobMeta, lineBytes, OutputLine } from './job-files';
 
 /** A client attached to the job: its output as it comes, then its end. */
 export interface Watcher {
-  output(stream: Stream, text: string): void;
+  output(line: OutputLine): void;
   end(): void;
 }
 
@@ -59,14 +59,16 @@ export class DetachedJob {
     this.writeMetaSafely();
   }
 
-  output(stream: Stream, text: string): void {
-    const bytes = Buffer.byteLength(text);
+  output(line: OutputLine): void {
+    const bytes = lineBytes(line);
     this.meta.outputBytes += bytes;
-    const lines = text.split('\n').filter((line) => line.trim().length > 0);
-    if (lines.length > 0) this.meta.lastLine = lines[lines.length - 1]!.slice(-LAST_LINE_CHARS);
-    this.pending.push([stream, text]);
+    if (line[0] !== 'display') {
+      const lines = line[1].split('\n').filter((text) => text.trim().length > 0);
+      if (lines.length > 0) this.meta.lastLine = lines[lines.length - 1]!.slice(-LAST_LINE_CHARS);
+    }
+    this.pending.push(line);
     this.pendingBytes += bytes;
-    for (const watcher of this.watchers) watcher.output(stream, text);
+    for (const watcher of this.watchers) watcher.output(line);
     if (this.pendingBytes >= FLUSH_BYTES) this.flush();
     else this.flushTimer ??= setTimeout(() => this.flush(), FLUSH_MS);
   }
@@ -156,27 +158,26 @@ export class DetachedJob {
   }
 }
 
-/** The newest `limit` bytes of `lines` (the line that crosses the limit keeps its tail). */
+/** The newest `limit` bytes of `lines`: text that crosses the limit keeps its tail, a display goes whole. */
 function newestBytes(lines: readonly OutputLine[], limit: number): { lines: OutputLine[]; bytes: number } {
   const kept: OutputLine[] = [];
   let bytes = 0;
   for (let i = lines.length - 1; i >= 0 && bytes < limit; i--) {
-    const [stream, text] = lines[i]!;
-    const size = Buffer.byteLength(text);
+    const line = lines[i]!;
+    const size = lineBytes(line);
     const room = limit - bytes;
-    kept.push(
-      size <= room
-        ? [stream, text]
-        : [
-            stream,
-            Buffer.from(text)
-              .subarray(size - room)
-              .toString(),
-          ],
-    );
+    if (size <= room) kept.push(line);
+    else if (line[0] !== 'display') kept.push([line[0], tail(line[1], room)]);
+    else break;
     bytes += Math.min(size, room);
   }
   return { lines: kept.reverse(), bytes };
+}
+
+/** The last `bytes` bytes of the text. */
+function tail(text: string, bytes: number): string {
+  const buffer = Buffer.from(text);
+  return buffer.subarray(buffer.length - bytes).toString();
 }
 
 /** A stored error is listed with every job: its text is bounded, so one huge message cannot break the listing. */

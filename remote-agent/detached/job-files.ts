@@ -1,5 +1,6 @@
 // One detached job on disk, under WORKDIR/jobs/<id>/: `meta.json` (its description and owner, rewritten whole on
-// each change), `output.jsonl` and `output.old.jsonl` (one `[stream, text]` line per write; the old file is the
+// each change), `output.jsonl` and `output.old.jsonl` (one `[stream, text]` line per write, `["display", content]`
+// per display; the old file is the
 // previous half of the newest --job-output-mb, see detached-job.ts) and, once it succeeded, `result.bin` (its result
 // frames). What an agent restart finds there is the job as it last was.
 
@@ -7,6 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import type { DetachedJobInfo } from '../../protocol/job-messages';
+import { DisplayContent } from '../../protocol/messages';
+import { compile } from '../../protocol/schema';
 
 export interface JobMeta extends DetachedJobInfo {
   /** The key that started it (Z85), or `local` on an agent without keys. */
@@ -17,7 +20,15 @@ export interface JobMeta extends DetachedJobInfo {
 }
 
 export type Stream = 'stdout' | 'stderr';
-export type OutputLine = [Stream, string];
+/** Text the job wrote, or a display it made. */
+export type OutputLine = [Stream, string] | ['display', DisplayContent];
+
+const DISPLAY_CHECK = compile(DisplayContent);
+
+/** What a line takes of the output bound: its text's bytes, or its display's JSON size. */
+export function lineBytes(line: OutputLine): number {
+  return Buffer.byteLength(line[0] === 'display' ? JSON.stringify(line[1]) : line[1]);
+}
 
 export class JobFiles {
   constructor(
@@ -118,14 +129,9 @@ function readLines(file: string): OutputLine[] {
     .filter((line) => line.length > 0)
     .flatMap((line) => {
       try {
-        const parsed = JSON.parse(line) as unknown;
-        return Array.isArray(parsed) &&
-          (parsed[0] === 'stdout' || parsed[0] === 'stderr') &&
-          typeof parsed[1] === 'string'
-          ? [[parsed[0], parsed[1]] as OutputLine]
-          : [];
+        return [outputLine(JSON.parse(line))];
       } catch {
-        return []; // a line cut short by a crash
+        return []; // a line cut short by a crash, or not one of ours
       }
     });
 }
@@ -136,4 +142,12 @@ export function safeReaddir(dir: string): string[] {
   } catch {
     return [];
   }
+}
+
+function outputLine(parsed: unknown): OutputLine {
+  if (!Array.isArray(parsed) || parsed.length !== 2) throw new TypeError('not an output line');
+  const [kind, body] = parsed as [unknown, unknown];
+  if ((kind === 'stdout' || kind === 'stderr') && typeof body === 'string') return [kind, body];
+  if (kind === 'display' && DISPLAY_CHECK.Check(body)) return [kind, body];
+  throw new TypeError('not an output line');
 }

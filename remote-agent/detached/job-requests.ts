@@ -11,6 +11,7 @@ import { ClientSession, droppedOutputNotice } from '../client-session';
 import type { WorkerPool } from '../pool/worker-pool';
 import type { DetachedJob, Watcher } from './detached-job';
 import type { DetachedJobs } from './detached-jobs';
+import type { OutputLine } from './job-files';
 
 export interface JobRequestsDeps {
   detached: DetachedJobs;
@@ -86,7 +87,8 @@ export class JobRequests {
       },
       {
         started: (worker) => job.started(worker),
-        output: (stream, text) => job.output(stream, text),
+        output: (stream, text) => job.output([stream, text]),
+        display: (content) => job.output(['display', content]),
         result: (frames, info) => {
           const size = frames.reduce((sum, frame) => sum + frame.byteLength, 0);
           if (size <= detached.maxResultBytes) return end('done', { frames, worker: info.worker });
@@ -127,10 +129,10 @@ export class JobRequests {
         text: `[tslab-remote: the oldest ${job.meta.droppedBytes} bytes of this job's output were dropped (--job-output-mb)]\n`,
       });
     }
-    for (const [stream, text] of chunks(replay)) send({ type: 'output', re, stream, text });
+    for (const line of chunks(replay)) send(outputReply(re, line));
     if (job.ended) return this.finish(session, re, job);
     const watcher: Watcher = {
-      output: (stream, text) => send({ type: 'output', re, stream, text }),
+      output: (line) => send(outputReply(re, line)),
       end: () => {
         this.watches.delete(`${client}/${re}`);
         this.finish(session, re, job);
@@ -224,13 +226,20 @@ function provenOwner(owner: string | undefined): string {
   );
 }
 
-/** Consecutive writes of one stream, merged into messages of at most REPLAY_CHUNK_CHARS. */
-function chunks(lines: readonly ['stdout' | 'stderr', string][]): ['stdout' | 'stderr', string][] {
-  const out: ['stdout' | 'stderr', string][] = [];
-  for (const [stream, text] of lines) {
+function outputReply(re: string, line: OutputLine): Unversioned<Reply> {
+  return line[0] === 'display'
+    ? { type: 'display', re, display: line[1] }
+    : { type: 'output', re, stream: line[0], text: line[1] };
+}
+
+/** Consecutive writes of one stream, merged into messages of at most REPLAY_CHUNK_CHARS; displays as they are. */
+function chunks(lines: readonly OutputLine[]): OutputLine[] {
+  const out: OutputLine[] = [];
+  for (const line of lines) {
     const last = out[out.length - 1];
-    if (last && last[0] === stream && last[1].length + text.length <= REPLAY_CHUNK_CHARS) last[1] += text;
-    else out.push([stream, text]);
+    if (last && last[0] !== 'display' && line[0] === last[0] && last[1].length + line[1].length <= REPLAY_CHUNK_CHARS)
+      last[1] += line[1];
+    else out.push(line[0] === 'display' ? line : [line[0], line[1]]);
   }
   return out;
 }

@@ -1,7 +1,7 @@
 // A job as the pool sees it: what the server asked for, where its outcome goes, and where it is in its life.
 
 import type { WireError } from '../../protocol/errors';
-import type { JobCode, JobOptions } from '../../protocol/messages';
+import type { DisplayContent, JobCode, JobOptions } from '../../protocol/messages';
 import type { CancelReason } from '../worker/channel';
 import type { WorkerProcess } from './worker-process';
 
@@ -23,6 +23,8 @@ export interface JobSink {
   /** The job left the queue for a worker. */
   started?(worker: number): void;
   output(stream: 'stdout' | 'stderr', text: string): void;
+  /** Rich output, in order with the text. */
+  display(content: DisplayContent): void;
   result(frames: Uint8Array[], info: { worker: number; elapsedMs: number }): void;
   error(error: WireError, info: { worker: number | null }): void;
 }

@@ -263,6 +263,11 @@ export class WorkerPool {
         else this.options.log(`worker ${worker.index} ${message.stream} (no job): ${message.text.trimEnd()}`);
         return;
       }
+      case 'display': {
+        const job = worker.running;
+        if (job && job.spec.id === message.job) safely(this.options.log, () => job.sink.display(message.display));
+        return;
+      }
       case 'result':
       case 'error':
         this.completed(worker, message, payload);

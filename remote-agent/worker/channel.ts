@@ -7,6 +7,7 @@
 //                   cancel  {job, reason}                          (the pool also sends SIGINT: see worker/main.ts)
 //   worker → pool   ready   {pid, heapLimitMb}
 //                   output  {job | null, stream, text}            in the order the job wrote
+//                   display {job, display}                         rich output, in order with the output
 //                   result  {job, elapsedMs, inUse}                frames 1..n: the return value (encodeValue)
 //                   error   {job, error, interrupted, inUse}       interrupted: stopped by a cancel request
 //                   log     {line}                                 the worker's own diagnostics
@@ -18,7 +19,7 @@ import { Static, StaticDecode, TSchema, Type } from '@sinclair/typebox';
 import { TypeCheck } from '@sinclair/typebox/compiler';
 
 import { AgentError } from '../../protocol/errors';
-import { jobCodeSchema, JobOptions } from '../../protocol/messages';
+import { DisplayContent, jobCodeSchema, JobOptions } from '../../protocol/messages';
 import { compile, decode, FrameCount, Int, OneOf, Stream } from '../../protocol/schema';
 import { WireErrorSchema } from '../../protocol/wire-error';
 
@@ -64,6 +65,8 @@ export type ToWorker = RunMessage | CancelMessage;
 const FROM_WORKER = {
   /** In the order the job wrote; `job` is null for output between jobs. */
   output: message('output', 0, { job: Type.Union([Id, Type.Null()]), stream: Stream, text: Type.String() }),
+  /** In the order the job wrote, between its output messages. */
+  display: message('display', 0, { job: Id, display: DisplayContent }),
   result: message('result', 'atLeast1', { job: Id, elapsedMs: Int(), inUse: Type.Array(Type.String()) }),
   /** `interrupted`: stopped by a cancel request. */
   error: message('error', 0, {
@@ -79,12 +82,14 @@ const FROM_WORKER = {
   'cancel-ack': message('cancel-ack', 0, { job: Id }),
 };
 export type OutputMessage = Static<(typeof FROM_WORKER)['output']>;
+export type DisplayMessage = Static<(typeof FROM_WORKER)['display']>;
 export type ResultMessage = Static<(typeof FROM_WORKER)['result']>;
 export type ErrorMessage = StaticDecode<(typeof FROM_WORKER)['error']>;
 export type ReadyMessage = Static<(typeof FROM_WORKER)['ready']>;
 export type LogMessage = Static<(typeof FROM_WORKER)['log']>;
 export type CancelAckMessage = Static<(typeof FROM_WORKER)['cancel-ack']>;
-export type FromWorker = OutputMessage | ResultMessage | ErrorMessage | ReadyMessage | LogMessage | CancelAckMessage;
+export type FromWorker =
+  OutputMessage | DisplayMessage | ResultMessage | ErrorMessage | ReadyMessage | LogMessage | CancelAckMessage;
 
 /**
  * What happened to a stopped job, in the same words wherever it is said: the pool's errors for queued and running
@@ -159,6 +164,8 @@ export function parseFromWorker(frames: readonly Uint8Array[]): { message: FromW
   switch (o.type) {
     case 'output':
       return { message: checked(c.output, o, payload), payload };
+    case 'display':
+      return { message: checked(c.display, o, payload), payload };
     case 'result':
       return { message: checked(c.result, o, payload), payload };
     case 'error':

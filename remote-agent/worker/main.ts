@@ -23,6 +23,7 @@ import * as zmq from 'zeromq';
 import { DYNAMIC_IMPORT, hideDynamicImportWarning } from '../../pickle/dynamic-import';
 import { AgentError, toWireError, WireError } from '../../protocol/errors';
 import { encodeMessage, SendQueue } from '../../protocol/frames';
+import type { DisplayContent } from '../../protocol/messages';
 import { isSafeRelativePath } from '../../protocol/manifest';
 import { encodeValue } from '../../protocol/values';
 import {
@@ -41,6 +42,7 @@ import { describeSwitch } from './module-reload';
 import { decodeArguments, isInterrupt, markNotInstalled, unsendableResult } from './job-errors';
 import { ModuleSupport } from './modules';
 import { startOrphanWatchdog } from './orphan-watchdog';
+import { installDisplayHook } from './display-hook';
 import { OutputCapture } from './output-capture';
 import { pickleCallResult, unpickleCall } from './pickled-call';
 import { StackRewriter, TRAMPOLINE_FILENAME } from './stack';
@@ -118,6 +120,7 @@ class Worker {
       enumerable: false,
     });
     this.output.install();
+    installDisplayHook((display) => this.display(display));
     // The pool sends SIGINT when the worker did not acknowledge a cancel within ~100 ms: usually because a job's
     // synchronous part blocks the event loop (breakOnSigint turns the signal into an exception there, and takes this
     // listener off meanwhile). On a loaded machine the signal can also land before the worker has even started the
@@ -373,6 +376,14 @@ class Worker {
     } finally {
       process.exit(70);
     }
+  }
+
+  /** After the output written before it: both travel on one channel, in order. */
+  private display(display: DisplayContent): void {
+    const job = this.current?.id;
+    if (job === undefined) return this.log('a display outside a job: dropped');
+    this.output.flush();
+    this.send({ type: 'display', job, display });
   }
 
   private send(header: FromWorker): void {

@@ -21,7 +21,7 @@ describe('protocol/validate', () => {
   it('refuses a manifest path with a name over 255 bytes in the header, with UNSAFE_ARCHIVE naming it', () => {
     const path = `src/${'a'.repeat(300)}.js`;
     const files = [{ path, size: 1, hash: fileHash(path, Buffer.from('x')) }];
-    const header = { v: 1, type: 'snapshot.check', id: 'k-1', snapshot: snapshotHash(files), files };
+    const header = { v: PROTOCOL_VERSION, type: 'snapshot.check', id: 'k-1', snapshot: snapshotHash(files), files };
     const error = thrown(() => validateRequest(header, 0));
     expect(error.code).to.equal('UNSAFE_ARCHIVE');
     expect(error.message).to.contain(JSON.stringify(path)).and.contain('255 bytes');

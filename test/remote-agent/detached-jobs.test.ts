@@ -97,6 +97,37 @@ describe('detached jobs, end to end', function () {
     expect(await second.attach('count')).to.equal(50);
   });
 
+  it('keeps displays with the output, in order, and replays them; a client without onDisplay gets their text', async () => {
+    await start();
+    const c = await client();
+    const job = await c.detach(() => {
+      type Show = (message: unknown, update: boolean) => void;
+      const show = (globalThis as unknown as Record<symbol, Show>)[Symbol.for('tslab-remote.display')]!;
+      console.log('a');
+      show(
+        { data: { 'text/html': '<i>b</i>', 'text/plain': 'b' }, metadata: {}, transient: { display_id: 'p' } },
+        false,
+      );
+      console.log('c');
+      return 'shown';
+    }, []);
+    await untilState(c, job.id, 'done');
+    const seen: unknown[] = [];
+    const shown = await c.attach(job.id, {
+      onOutput: (stream, text) => seen.push(`${stream}:${text}`),
+      onDisplay: (display) => seen.push(display),
+    });
+    expect(shown).to.equal('shown');
+    expect(seen).to.deep.equal([
+      'stdout:a\n',
+      { data: { 'text/html': '<i>b</i>', 'text/plain': 'b' }, metadata: {}, displayId: 'p', update: false },
+      'stdout:c\n',
+    ]);
+    const plain: string[] = [];
+    await c.attach(job.id, { onOutput: (_stream, text) => plain.push(text) });
+    expect(plain.join('')).to.equal('a\nb\nc\n');
+  });
+
   it('keeps a finished result across an agent restart, and reports a job its dead agent ran as lost with its output', async () => {
     await start();
     let c = await client();

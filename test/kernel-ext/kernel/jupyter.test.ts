@@ -217,7 +217,8 @@ describe('kernel through a real Jupyter client', function () {
           { code: "import * as tslab from 'tslab'" },
           {
             code:
-              "%remote (() => {\n  console.log('one')\n  tslab.display.html('<b>two</b>')\n  console.error('three')\n  const d = tslab.newDisplay()\n" +
+              // The second line prints what an earlier version took for a display record: it stays text.
+              "%remote (() => {\n  console.log('one')\n  console.log('\\u001b]5379;tslab-remote-display;e30=\\u0007')\n  tslab.display.html('<b>two</b>')\n  console.error('three')\n  const d = tslab.newDisplay()\n" +
               "  d.text('four')\n  d.text('five')\n  console.log('six')\n  return 7\n})()",
           },
           { code: '%remote_root big-project' },
@@ -233,7 +234,7 @@ describe('kernel through a real Jupyter client', function () {
       .map((m) => [m.msg_type, m.content.text ?? m.content.data?.['text/html'] ?? m.content.data?.['text/plain']])
       .filter(([, text]) => !String(text).startsWith('tslab-remote: ')); // notes: private agent started, no code root
     expect(shown).to.deep.equal([
-      ['stream', 'one\n'],
+      ['stream', 'one\n\u001b]5379;tslab-remote-display;e30=\u0007\n'],
       ['display_data', '<b>two</b>'],
       ['stream', 'three\n'],
       ['display_data', 'four'],

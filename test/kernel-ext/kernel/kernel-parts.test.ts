@@ -1,19 +1,15 @@
-// The kernel's pure parts: MIME bundles for values, the display relay's stream demultiplexer, and remote stack
+// The kernel's pure parts: MIME bundles for values, the display relay, and remote stack
 // frames mapped back to cells through tslab's own compiler output.
 
 import { expect } from 'chai';
 import * as util from 'node:util';
 
-import { converterModule } from '../../../kernel-ext/kernel/tslab-parts';
+import { converterModule, jupyter } from '../../../kernel-ext/kernel/tslab-parts';
 import { mimeBundle } from '../../../kernel-ext/kernel/display';
-import { DISPLAY_END, DISPLAY_START, DisplayRecord, OutputDemux } from '../../../kernel-ext/kernel/display-relay';
+import { installRemoteDisplay, showIn } from '../../../kernel-ext/kernel/display-relay';
 import { CellHistory } from '../../../kernel-ext/kernel/cell-history';
 import { alignLines, LineMap } from '../../../kernel-ext/kernel/line-map';
 import { mapRemoteStack, programFunctions } from '../../../kernel-ext/kernel/stack-map';
-
-function record(data: object, update = false): string {
-  return DISPLAY_START + Buffer.from(JSON.stringify({ data, update })).toString('base64') + DISPLAY_END;
-}
 
 describe('kernel display of values', () => {
   it('gives text/plain exactly as tslab prints a value (console.log formatting)', () => {
@@ -53,34 +49,35 @@ describe('kernel display of values', () => {
 });
 
 describe('kernel display relay', () => {
-  function demux(): { out: (string | DisplayRecord)[]; d: OutputDemux } {
-    const out: (string | DisplayRecord)[] = [];
-    const d = new OutputDemux(
-      (text) => out.push(text),
-      (r) => out.push(r),
-    );
-    return { out, d };
-  }
+  it("points tslab's display API at the worker's display hook, once, and shows displays in the cell", () => {
+    const g = globalThis as unknown as Record<symbol, unknown>;
+    const hook = Symbol.for('tslab-remote.display');
+    const installed = Symbol.for('tslab-remote.display-installed');
+    const saved = jupyter.lastWriteDisplayData;
+    const sent: unknown[][] = [];
+    try {
+      installRemoteDisplay(); // no hook: not a worker, nothing changes
+      expect(jupyter.lastWriteDisplayData).to.equal(saved);
+      g[hook] = (...args: unknown[]) => sent.push(args);
+      installRemoteDisplay();
+      const message = { data: { 'text/html': '<b>x</b>' }, metadata: {}, transient: { display_id: 'd' } };
+      expect(jupyter.lastWriteDisplayData).to.equal(g[hook]);
+      jupyter.lastWriteDisplayData?.(message, true);
+      expect(sent).to.deep.equal([[message, true]]);
+    } finally {
+      jupyter.lastWriteDisplayData = saved;
+      delete g[hook];
+      delete g[installed];
+    }
 
-  it('takes display records out of the stream, in order with the text around them', () => {
-    const { out, d } = demux();
-    d.write(`before\n${record({ data: { 'text/html': '<b>x</b>' } })}after\n`);
-    d.flush();
-    expect(out).to.deep.equal(['before\n', { data: { data: { 'text/html': '<b>x</b>' } }, update: false }, 'after\n']);
-  });
-
-  it('joins a record cut across output messages, and keeps text that only looks like a start', () => {
-    const { out, d } = demux();
-    const r = record({ data: { 'text/plain': 'hi' } }, true);
-    d.write(`a${r.slice(0, 3)}`);
-    d.write(r.slice(3, 20));
-    d.write(`${r.slice(20)}b`);
-    d.write('\u001b]53');
-    d.flush();
-    expect(out.filter((x) => typeof x !== 'string')).to.deep.equal([
-      { data: { data: { 'text/plain': 'hi' } }, update: true },
+    const shown: unknown[][] = [];
+    const io = { stream: () => undefined, result: () => undefined, display: (...args: unknown[]) => shown.push(args) };
+    showIn(io)({ data: { 'text/plain': 'a' }, metadata: { m: 1 }, displayId: 'd1', update: true });
+    showIn(io)({ data: { 'text/plain': 'b' }, metadata: {}, displayId: null, update: false });
+    expect(shown).to.deep.equal([
+      [{ data: { 'text/plain': 'a' }, metadata: { m: 1 }, transient: { display_id: 'd1' } }, true],
+      [{ data: { 'text/plain': 'b' }, metadata: {} }, false],
     ]);
-    expect(out.filter((x) => typeof x === 'string').join('')).to.equal('ab\u001b]53');
   });
 });
 

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
 import type { WireError } from '../../../protocol/errors';
+import type { DisplayContent } from '../../../protocol/messages';
 import { decodeValue, encodeValue } from '../../../protocol/values';
 import { JobSpec, PoolOptions, WorkerPool } from '../../../remote-agent/pool/worker-pool';
 
@@ -18,6 +19,7 @@ const GRACE_MS = 300;
 
 type Event =
   | { kind: 'output'; stream: 'stdout' | 'stderr'; text: string }
+  | { kind: 'display'; content: DisplayContent }
   | { kind: 'result'; value: unknown; worker: number; elapsedMs: number }
   | { kind: 'error'; error: WireError; worker: number | null };
 
@@ -108,7 +110,7 @@ class Harness {
           events,
           value: last.kind === 'result' ? last.value : undefined,
           error: last.kind === 'error' ? last.error : undefined,
-          worker: last.kind === 'output' ? null : last.worker,
+          worker: last.kind === 'output' || last.kind === 'display' ? null : last.worker,
           stdout: text('stdout'),
           stderr: text('stderr'),
         });
@@ -126,6 +128,10 @@ class Harness {
           output: (stream, text) => {
             if (finished) reject(new Error(`job ${id} got output after its final reply`));
             events.push({ kind: 'output', stream, text });
+          },
+          display: (content) => {
+            if (finished) reject(new Error(`job ${id} got a display after its final reply`));
+            events.push({ kind: 'display', content });
           },
           result: (frames, info) => {
             events.push({ kind: 'result', value: decodeValue(frames), ...info });
@@ -451,6 +457,32 @@ describe('remote-agent/worker-pool', function () {
         'stdout:line 0\nstderr:line 1\nstdout:line 2\nstderr:line 3\nstdout:line 4\nstderr:line 5\n' +
           'stdout:partial bytes\nstderr:after await\nstdout:last\n',
       );
+    });
+
+    it('sends displays as their own messages, in order with the text; a printed display marker stays text', async () => {
+      h = await Harness.create();
+      const marker = '\u001b]5379;tslab-remote-display;' + Buffer.from('{"data":{}}').toString('base64') + '\u0007';
+      const outcome = await h.run(`async () => {
+        const display = globalThis[Symbol.for('tslab-remote.display')];
+        process.stdout.write('before ');
+        display({ data: { 'text/html': '<b>1</b>' }, metadata: { w: 2 }, transient: { display_id: 'd1' } }, false);
+        console.log(${JSON.stringify(marker)});
+        display({ data: { 'text/plain': '2' } }, true);
+        let refused = '';
+        try { display({ data: {}, transient: { display_id: 'x'.repeat(300) } }, false); } catch (e) { refused = e.message; }
+        return refused;
+      }`);
+      const seen = outcome.events.map((e) =>
+        e.kind === 'display' ? e.content : e.kind === 'output' ? `${e.stream}:${e.text}` : e.kind,
+      );
+      expect(seen).to.deep.equal([
+        'stdout:before ',
+        { data: { 'text/html': '<b>1</b>' }, metadata: { w: 2 }, displayId: 'd1', update: false },
+        `stdout:${marker}\n`,
+        { data: { 'text/plain': '2' }, metadata: {}, displayId: null, update: true },
+        'result',
+      ]);
+      expect(outcome.value).to.contain('at most 256 characters');
     });
 
     it("forwards the worker's native stdout writes to the running job", async () => {
