@@ -13,14 +13,12 @@
 // when its parent changes, which also works while a job blocks the event loop.
 
 import * as fs from 'node:fs';
-import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import * as v8 from 'node:v8';
-import * as vm from 'node:vm';
 
 import * as zmq from 'zeromq';
 
-import { DYNAMIC_IMPORT, hideDynamicImportWarning } from '../../pickle/dynamic-import';
+import { hideDynamicImportWarning } from '../../pickle/dynamic-import';
 import { AgentError, toWireError, WireError } from '../../protocol/errors';
 import { encodeMessage, SendQueue } from '../../protocol/frames';
 import type { DisplayContent } from '../../protocol/messages';
@@ -38,14 +36,15 @@ import {
   WORKER_CONFIG_ENV,
   WorkerConfig,
 } from './channel';
-import { describeSwitch } from './module-reload';
+import { installDisplayHook } from './display-hook';
+import { JobCode } from './job-code';
+import { JobDirectory } from './job-directory';
 import { decodeArguments, isInterrupt, markNotInstalled, unsendableResult } from './job-errors';
 import { ModuleSupport } from './modules';
 import { startOrphanWatchdog } from './orphan-watchdog';
-import { installDisplayHook } from './display-hook';
 import { OutputCapture } from './output-capture';
 import { pickleCallResult, unpickleCall } from './pickled-call';
-import { StackRewriter, TRAMPOLINE_FILENAME } from './stack';
+import { StackRewriter } from './stack';
 
 /** `globalThis[JOB_CONTEXT]` while a job runs: `{ id, worker, signal }`; the signal aborts on cancel. */
 export const JOB_CONTEXT = Symbol.for('tslab-remote.job');
@@ -54,7 +53,6 @@ export const JOB_CONTEXT = Symbol.for('tslab-remote.job');
  * root-relative files and their importers) so the next require loads them afresh. `%remote_reload` runs it.
  */
 export const RELOAD_HOOK = Symbol.for('tslab-remote.reload');
-const ENTER = Symbol.for('tslab-remote.enter');
 
 interface RunningJob {
   id: string;
@@ -77,22 +75,15 @@ function realpathOr(dir: string): string {
   }
 }
 
-/** Compiled job wrappers kept per worker (oldest dropped first). */
-const WRAPPER_CACHE_SIZE = 256;
-
 class Worker {
   private readonly dealer: zmq.Dealer;
   private readonly queue: SendQueue;
   private readonly modules: ModuleSupport;
   private readonly rewriter: StackRewriter;
   private readonly output: OutputCapture;
-  private readonly trampoline = new vm.Script(`globalThis[Symbol.for('tslab-remote.enter')]()`, {
-    filename: TRAMPOLINE_FILENAME,
-  });
-  private readonly initialCwd = process.cwd();
+  private readonly code = new JobCode();
+  private readonly directory: JobDirectory;
   private current: RunningJob | null = null;
-  private readonly wrappers = new Map<string, vm.Script>();
-  private loadedSnapshot: string | null = null;
 
   constructor(private readonly config: WorkerConfig) {
     const roots = [config.snapshotsRoot, realpathOr(config.snapshotsRoot)];
@@ -111,6 +102,14 @@ class Worker {
       () => this.current?.id ?? null,
       (job, stream, text) => this.send({ type: 'output', job, stream, text }),
     );
+    this.directory = new JobDirectory({
+      snapshotsRoot: config.snapshotsRoot,
+      agentName: config.agentName,
+      switchTo: (snapshot) => this.modules.reloader.switchTo(snapshot),
+      switched: (root) => this.code.forgetOutside(root),
+      log: (line) => this.log(line),
+      notice: (text) => this.output.write('stderr', text),
+    });
   }
 
   async start(): Promise<void> {
@@ -212,7 +211,9 @@ class Worker {
       let frames: Uint8Array[];
       try {
         frames =
-          message.code.kind === 'pickle' ? pickleCallResult(value, this.snapshotDir(message)) : encodeValue(value);
+          message.code.kind === 'pickle'
+            ? pickleCallResult(value, this.directory.snapshotDir(message))
+            : encodeValue(value);
       } catch (err) {
         throw unsendableResult(err);
       }
@@ -244,107 +245,21 @@ class Worker {
 
   /** Evaluates the job's function and calls it; the synchronous part runs where SIGINT can interrupt it. */
   private execute(message: RunMessage, frames: Uint8Array[]): unknown {
-    const dir = this.enterDirectory(message);
+    const dir = this.directory.enter(message);
     const name = message.code.filename ?? 'remote-job.js';
     if (!isSafeRelativePath(name))
       throw new AgentError('BAD_MESSAGE', `code.filename ${JSON.stringify(name)} is not a safe relative path`);
     const filename = path.join(dir, name);
     if (message.code.kind === 'pickle') {
-      const { fn, args } = unpickleCall(frames, this.snapshotDir(message) ?? dir, filename, (text) =>
+      const { fn, args } = unpickleCall(frames, this.directory.snapshotDir(message) ?? dir, filename, (text) =>
         this.output.write('stderr', text),
       );
       // A plain call, as the notebook makes it: `this` is undefined in strict code and globalThis in sloppy code.
-      return this.interruptible(() => fn(...args));
+      return this.code.interruptible(() => fn(...args));
     }
     const args = decodeArguments(frames);
     if (!Array.isArray(args)) throw new AgentError('BAD_MESSAGE', 'the job arguments must encode an array');
-    const argList: unknown[] = args;
-    const wrapper = this.compileWrapper(message.code.source, filename);
-    const jobRequire = createRequire(filename);
-    const jobModule = { id: filename, filename, exports: {}, require: jobRequire, loaded: true };
-    return this.interruptible(() => {
-      const make: unknown = wrapper.runInThisContext({ displayErrors: false });
-      if (typeof make !== 'function') throw new AgentError('INTERNAL', 'job wrapper did not evaluate to a function');
-      // eslint-disable-next-line @typescript-eslint/no-unsafe-call -- the wrapper is the job's own compiled code
-      const fn: unknown = make(jobRequire, jobModule, jobModule.exports, filename, path.dirname(filename));
-      if (typeof fn !== 'function')
-        throw new TypeError(`the job's code must be a function expression; it evaluated to ${typeof fn}`);
-      return (fn as (...a: unknown[]) => unknown)(...argList);
-    });
-  }
-
-  private snapshotDir(message: RunMessage): string | null {
-    return message.snapshot === null ? null : path.join(this.config.snapshotsRoot, message.snapshot);
-  }
-
-  /** Compiles a job's source once per (source, file name): repeated calls of one function skip V8's parse. */
-  private compileWrapper(source: string, filename: string): vm.Script {
-    const key = `${filename}\0${source}`;
-    let script = this.wrappers.get(key);
-    if (!script) {
-      script = new vm.Script(
-        `(function (require, module, exports, __filename, __dirname) { return (\n${source}\n); })`,
-        {
-          filename,
-          lineOffset: -1,
-          ...DYNAMIC_IMPORT,
-        },
-      );
-      if (this.wrappers.size >= WRAPPER_CACHE_SIZE) this.wrappers.delete(this.wrappers.keys().next().value!);
-      this.wrappers.set(key, script);
-    }
-    return script;
-  }
-
-  /** Switches to the job's snapshot (purging the old one's modules) and its working directory. */
-  private enterDirectory(message: RunMessage): string {
-    if (message.snapshot === null) {
-      // No snapshot: the modules loaded last stay as they are; run where the worker started.
-      if (process.cwd() !== this.initialCwd) process.chdir(this.initialCwd);
-      return this.initialCwd;
-    }
-    const root = path.join(this.config.snapshotsRoot, message.snapshot);
-    if (!fs.existsSync(root))
-      throw new AgentError('SNAPSHOT_MISSING', `snapshot ${message.snapshot} is not on agent ${this.config.agentName}`);
-    if (message.snapshot !== this.loadedSnapshot) {
-      const report = this.modules.reloader.switchTo(message.snapshot);
-      // Job wrappers compiled for other snapshots' file names would pile up over many edits.
-      for (const key of this.wrappers.keys()) if (!key.startsWith(root)) this.wrappers.delete(key);
-      if (this.loadedSnapshot !== null) {
-        const summary = describeSwitch(report);
-        this.log(
-          `switched from snapshot ${this.loadedSnapshot.slice(0, 12)} to ${message.snapshot.slice(0, 12)}: ${summary}`,
-        );
-        // Said to the call that sees it, so a reset of module state is never silent.
-        if (report.changed.length + report.importers.length > 0)
-          this.output.write('stderr', `tslab-remote: ${summary}\n`);
-        for (const failure of report.disposeErrors)
-          this.output.write('stderr', `tslab-remote: a dispose callback threw: ${failure}\n`);
-      }
-      this.loadedSnapshot = message.snapshot;
-    }
-    const cwd = message.options.cwd;
-    if (cwd !== undefined && cwd !== '.' && !isSafeRelativePath(cwd))
-      throw new AgentError('BAD_MESSAGE', `options.cwd ${JSON.stringify(cwd)} is not a relative path`);
-    const dir = cwd && cwd !== '.' ? path.join(root, cwd) : root;
-    try {
-      if (process.cwd() !== dir) process.chdir(dir);
-    } catch (err) {
-      throw new AgentError('BAD_MESSAGE', `options.cwd ${JSON.stringify(cwd)} is not a directory of the snapshot`, {
-        cause: err,
-      });
-    }
-    return dir;
-  }
-
-  /** Runs `thunk` inside a vm script with breakOnSigint, so a SIGINT throws ERR_SCRIPT_EXECUTION_INTERRUPTED. */
-  private interruptible<T>(thunk: () => T): T {
-    Object.defineProperty(globalThis, ENTER, { value: thunk, configurable: true, enumerable: false });
-    try {
-      return this.trampoline.runInThisContext({ breakOnSigint: true, displayErrors: false }) as T;
-    } finally {
-      delete (globalThis as Record<symbol, unknown>)[ENTER];
-    }
+    return this.code.runSource(message.code.source, filename, args);
   }
 
   private toWire(err: unknown): WireError {
@@ -364,7 +279,7 @@ class Worker {
 
   private inUse(): string[] {
     const hashes = new Set(this.modules.snapshotsInUse());
-    if (this.loadedSnapshot) hashes.add(this.loadedSnapshot); // the working directory and deferred requires
+    if (this.directory.loaded) hashes.add(this.directory.loaded); // the working directory and deferred requires
     return [...hashes].sort();
   }
 
