@@ -27,6 +27,36 @@ export function installRemoteDisplay(): void {
   jupyter.lastWriteDisplayData = hook;
 }
 
+/** The display shim as a function of no module (pickled by value: its source and nothing else). */
+const INSTALL_DISPLAY = (0, eval)(`(${installRemoteDisplay.toString()})`) as () => void;
+
+/** The call's function, run after the display shim when the call may display (see mayDisplay). */
+export function withDisplay(fn: () => unknown, source: string, locals: Record<string, unknown>): () => unknown {
+  if (!mayDisplay(source, locals)) return fn;
+  const install = INSTALL_DISPLAY;
+  return function tslabRemoteEntry() {
+    install();
+    return fn();
+  };
+}
+
+/** tslab's display API as the notebook sees it (`require('tslab')` in a cell is this module). */
+const TSLAB_PUBLIC = require('tslab') as { display: unknown; newDisplay: unknown };
+
+/**
+ * Whether the call may display through tslab: its source names tslab, or the notebook holds tslab's module or its
+ * display functions (a captured `tslab.display...`). Only then does the display shim travel with the call: it costs
+ * a little on every call, and calls that cannot reach tslab do not need it.
+ */
+export function mayDisplay(source: string, locals: Record<string, unknown>): boolean {
+  if (/\btslab\b/.test(source)) return true;
+  for (const key of Object.keys(locals)) {
+    const value = locals[key];
+    if (value === TSLAB_PUBLIC || value === TSLAB_PUBLIC.display || value === TSLAB_PUBLIC.newDisplay) return true;
+  }
+  return false;
+}
+
 /** Shows the agent's displays in the cell. */
 export function showIn(io: CellIO): (display: DisplayContent) => void {
   return ({ data, metadata, displayId, update }) =>

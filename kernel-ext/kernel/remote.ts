@@ -10,7 +10,7 @@ import { Agent, AgentRegistry, AgentSpec } from './agents';
 import { cellFailure } from './cell-errors';
 import { CodeRoot, Prepared, userPath } from './code-root';
 import { formatBytes } from './display';
-import { installRemoteDisplay, showIn } from './display-relay';
+import { showIn, withDisplay } from './display-relay';
 import type { CellIO } from './io';
 import { CellInterrupt, keyboardInterrupt } from './interrupt';
 import { ElapsedDisplay, ProgressDisplay } from './live-display';
@@ -24,35 +24,6 @@ import type { RemoteOptions } from './magic-types';
 export { ENV_AGENT, ENV_KEYS } from './agents';
 export { OWN_FUNCTIONS } from './cell-errors';
 export { ENV_CODE_ROOT, Prepared } from './code-root';
-
-/** The display shim as a function of no module (pickled by value: its source and nothing else). */
-
-const INSTALL_DISPLAY = (0, eval)(`(${installRemoteDisplay.toString()})`) as () => void;
-
-function entryFor(fn: () => unknown): () => unknown {
-  const install = INSTALL_DISPLAY;
-  return function tslabRemoteEntry() {
-    install();
-    return fn();
-  };
-}
-
-/** tslab's display API as the notebook sees it (`require('tslab')` in a cell is this module). */
-const TSLAB_PUBLIC = require('tslab') as { display: unknown; newDisplay: unknown };
-
-/**
- * Whether the call may display through tslab: its source names tslab, or the notebook holds tslab's module or its
- * display functions (a captured `tslab.display...`). Only then does the display shim travel with the call: it costs
- * a little on every call, and calls that cannot reach tslab do not need it.
- */
-export function mayDisplay(source: string, locals: Record<string, unknown>): boolean {
-  if (/\btslab\b/.test(source)) return true;
-  for (const key of Object.keys(locals)) {
-    const value = locals[key];
-    if (value === TSLAB_PUBLIC || value === TSLAB_PUBLIC.display || value === TSLAB_PUBLIC.newDisplay) return true;
-  }
-  return false;
-}
 
 export interface CallContext {
   count: number;
@@ -194,7 +165,7 @@ export class RemoteRunner {
     prepared = this.prepare(),
   ): Promise<unknown> {
     const { io } = context;
-    const entry = mayDisplay(context.source, context.locals) ? entryFor(fn) : fn;
+    const entry = withDisplay(fn, context.source, context.locals);
     let agent: Agent | undefined;
     let root: string | undefined;
     try {
