@@ -12,10 +12,19 @@ import { WireErrorSchema } from './wire-error';
 export const DETACHED_STATES = ['queued', 'running', 'done', 'failed', 'cancelled', 'lost'] as const;
 export type DetachedState = (typeof DETACHED_STATES)[number];
 
+/**
+ * On an agent with keys, who the client is: its public key, with the proof that it holds the secret
+ * (common/key-proof.ts). Sent with every request about detached jobs, which belong to the key that started them.
+ */
+export const KeyProof = Type.Object({ publicKey: Text(40), proof: Text(64) });
+export type KeyProof = Static<typeof KeyProof>;
+
 /** `options.detach` of a call. */
 export const DetachOptions = Type.Object({
   /** A name to find the job by (`%remote_attach NAME`); the newest job of a name wins. Default: its id. */
   name: Type.Optional(Text(128)),
+  /** The owner's key, on an agent with keys. */
+  key: Type.Optional(KeyProof),
 });
 export type DetachOptions = Static<typeof DetachOptions>;
 

@@ -9,7 +9,7 @@
 import { Static, StaticDecode, TSchema, Type } from '@sinclair/typebox';
 
 import { AgentInfo, Resources, StoreStats, Version, WorkerStatus } from './agent-info';
-import { DetachedJobInfo, DetachOptions } from './job-messages';
+import { DetachedJobInfo, DetachOptions, KeyProof } from './job-messages';
 import { WireErrorSchema } from './wire-error';
 import { Hash, Id, Int, JsonObject, RelativeDir, SnapshotPath, Stream, Text } from './schema';
 
@@ -86,7 +86,7 @@ export function requestSchemas(limits: HeaderLimits) {
     hello: request('hello', 0, {
       client: Text(256),
       /** On an agent with keys: the client's public key, with the proof that it holds the secret (common/key-proof.ts). */
-      key: Type.Optional(Type.Object({ publicKey: Text(40), proof: Text(64) })),
+      key: Type.Optional(KeyProof),
     }),
     /**
      * `waiting`: ids of the calls this client still awaits (the agent forgets the kept final replies of the others).
@@ -110,9 +110,9 @@ export function requestSchemas(limits: HeaderLimits) {
     }),
     cancel: request('cancel', 0, { job: Id }),
     // Detached jobs: job-messages.ts.
-    jobs: request('jobs', 0, {}),
-    attach: request('attach', 0, { job: Id }),
-    'job.cancel': request('job.cancel', 0, { job: Id }),
+    jobs: request('jobs', 0, { key: Type.Optional(KeyProof) }),
+    attach: request('attach', 0, { job: Id, key: Type.Optional(KeyProof) }),
+    'job.cancel': request('job.cancel', 0, { job: Id, key: Type.Optional(KeyProof) }),
   };
 }
 

@@ -28,8 +28,6 @@ export class ClientSession {
   goneSince: number | null = null;
   /** Jobs and attaches (detached/job-requests.ts) whose final reply has not been sent yet. */
   readonly jobs = new Set<string>();
-  /** Who the client is, for detached jobs: its proven key, `local` on an agent without keys (see server.ts hello). */
-  owner?: string;
   private readonly kept = new Map<string, Kept>();
   private readonly droppedOutput = new Map<string, number>();
 

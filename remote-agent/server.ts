@@ -26,7 +26,7 @@ import { GpuReader, readResources } from './resources';
 import { ZapHandler } from './zap';
 import { DEFAULT_DETACHED_LIMITS, DetachedJobs } from './detached/detached-jobs';
 import { JobRequests } from './detached/job-requests';
-import { clientOwner, LOCAL_OWNER } from './client-owner';
+import { clientOwner } from './client-owner';
 import { lockWorkdir } from './workdir-lock';
 import { PACKAGE_VERSION } from '../common/package-info';
 import {
@@ -82,7 +82,8 @@ export class Agent {
       detached,
       pool,
       maxJobsPerOwner: this.limits.maxJobsPerClient,
-      ownerOf: (session) => (options.curve ? session.owner : LOCAL_OWNER),
+      // Proven on every request, not once per connection: a routing id that another key takes over later inherits nothing.
+      ownerOf: (client, key) => clientOwner(options.curve, Buffer.from(client, 'hex'), key, this.log),
       encode: (reply, payload) => this.encode(reply, payload),
     });
     this.info = {
@@ -236,7 +237,7 @@ export class Agent {
     switch (request.type) {
       case 'hello':
         this.log(`client ${client} (${request.client}) connected`);
-        this.clients.session(client, identity).owner = clientOwner(this.options.curve, identity, request.key, this.log);
+        clientOwner(this.options.curve, identity, request.key, this.log); // an unproven key is logged at once
         return this.reply(identity, { type: 'welcome', re: request.id, agent: this.info });
       case 'ping': {
         // The pong goes first: a client that reached a restarted agent learns it from the pong's instance before any

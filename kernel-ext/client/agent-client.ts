@@ -20,7 +20,7 @@ import {
 } from './client-options';
 import { Jobs } from './jobs';
 import { AttachOptions, DetachedCalls } from './detached';
-import type { DetachedJobInfo } from '../../protocol/job-messages';
+import type { DetachedJobInfo, KeyProof } from '../../protocol/job-messages';
 import { Liveness } from './liveness';
 import { RequestChannel, unexpected } from './request-channel';
 import type { LocalSnapshot } from './snapshot';
@@ -66,6 +66,7 @@ export class AgentClient {
   private readonly uploads: Uploads;
   private readonly jobs: Jobs;
   private readonly detached: DetachedCalls;
+  private proof?: KeyProof;
   private info?: AgentInfo;
 
   constructor(
@@ -79,7 +80,7 @@ export class AgentClient {
     const limits = () => this.info?.limits;
     this.uploads = new Uploads(this.channel, limits);
     this.jobs = new Jobs(this.channel, settings, limits);
-    this.detached = new DetachedCalls(this.channel, limits);
+    this.detached = new DetachedCalls(this.channel, limits, () => this.keyProof());
   }
 
   /** The agent's description, from its welcome. */
@@ -104,12 +105,7 @@ export class AgentClient {
       this.settings.connectTimeoutMs,
     );
     try {
-      const curve = this.settings.curve;
-      // On an agent with keys, proving ours makes it the owner of our detached jobs (common/key-proof.ts).
-      const key = curve && {
-        publicKey: curve.publicKey,
-        proof: keyProof(curve.secretKey, curve.serverKey, this.channel.routingId),
-      };
+      const key = this.keyProof();
       const reply = await this.channel.request({ type: 'hello', client: clientName, ...(key ? { key } : {}) });
       if (reply.type !== 'welcome') throw unexpected(reply);
       this.info = reply.agent;
@@ -118,6 +114,17 @@ export class AgentClient {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** On an agent with keys, who we are: it owns our detached jobs (common/key-proof.ts). Made once: the inputs stay. */
+  private keyProof(): KeyProof | undefined {
+    const curve = this.settings.curve;
+    if (!curve) return undefined;
+    this.proof ??= {
+      publicKey: curve.publicKey,
+      proof: keyProof(curve.secretKey, curve.serverKey, this.channel.routingId),
+    };
+    return this.proof;
   }
 
   async status(): Promise<StatusReply> {

@@ -2,7 +2,7 @@
 // this client; the caller's jobs listed; a job's output replayed and followed to its result from any later client
 // holding the same key; a job cancelled. The agent keeps each job's output and result (README, "Detached jobs").
 
-import type { DetachedJobInfo, DetachOptions } from '../../protocol/job-messages';
+import type { DetachedJobInfo, DetachOptions, KeyProof } from '../../protocol/job-messages';
 import type { AgentLimits, DisplayContent, JobCode, JobOptions } from '../../protocol/messages';
 import type { JobSettings } from './client-options';
 import { checkBound, showDisplay } from './jobs';
@@ -24,7 +24,15 @@ export class DetachedCalls {
   constructor(
     private readonly channel: RequestChannel,
     private readonly limits: () => AgentLimits | undefined,
+    /** Our proven key, sent with each request (the agent checks it on each). */
+    private readonly keyProof: () => KeyProof | undefined,
   ) {}
+
+  /** `{key}` on an agent with keys, else nothing. */
+  private key(): { key?: KeyProof } {
+    const key = this.keyProof();
+    return key ? { key } : {};
+  }
 
   /**
    * Starts a job that outlives this client. Sent once (a lost reply is asked for again after a reconnect, never the
@@ -33,7 +41,12 @@ export class DetachedCalls {
   start(code: JobCode, args: Uint8Array[], job: JobSettings, detach: DetachOptions): Promise<DetachedJobInfo> {
     for (const frame of args)
       checkBound(this.limits(), 'maxMessageBytes', frame.byteLength, 'an argument frame', '--max-message-mb');
-    const options: JobOptions = { timeoutMs: job.timeoutMs, worker: job.worker, cwd: job.cwd, detach };
+    const options: JobOptions = {
+      timeoutMs: job.timeoutMs,
+      worker: job.worker,
+      cwd: job.cwd,
+      detach: { ...detach, ...this.key() },
+    };
     return new Promise((resolve, reject) => {
       this.channel.send(this.channel.newId(), { type: 'call', snapshot: job.snapshot ?? null, code, options }, args, {
         isJob: true,
@@ -44,14 +57,14 @@ export class DetachedCalls {
   }
 
   async list(): Promise<DetachedJobInfo[]> {
-    const reply = await this.channel.request({ type: 'jobs' });
+    const reply = await this.channel.request({ type: 'jobs', ...this.key() });
     if (reply.type !== 'jobs') throw unexpected(reply);
     return reply.jobs;
   }
 
   /** Cancels a job by id or name; resolves with the job as it was when the cancel was sent. */
   async cancel(job: string): Promise<DetachedJobInfo> {
-    const reply = await this.channel.request({ type: 'job.cancel', job });
+    const reply = await this.channel.request({ type: 'job.cancel', job, ...this.key() });
     if (reply.type !== 'jobs' || reply.jobs.length !== 1) throw unexpected(reply);
     return reply.jobs[0]!;
   }
@@ -62,7 +75,7 @@ export class DetachedCalls {
     const { signal } = options;
     let kind: DetachedJobInfo['kind'] | undefined;
     const result = new Promise<T>((resolve, reject) => {
-      this.channel.send(id, { type: 'attach', job }, [], {
+      this.channel.send(id, { type: 'attach', job, ...this.key() }, [], {
         isJob: true,
         fail: reject,
         notice: (text) => options.onOutput?.('stderr', text),

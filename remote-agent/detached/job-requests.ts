@@ -5,7 +5,7 @@
 
 import { AgentError, toWireError, WireError } from '../../protocol/errors';
 import type { Frame } from '../../protocol/frames';
-import type { AttachRequest, JobCancelRequest, JobsRequest } from '../../protocol/job-messages';
+import type { AttachRequest, JobCancelRequest, JobsRequest, KeyProof } from '../../protocol/job-messages';
 import type { CallRequest, Reply, Unversioned } from '../../protocol/messages';
 import { ClientSession, droppedOutputNotice } from '../client-session';
 import type { WorkerPool } from '../pool/worker-pool';
@@ -18,8 +18,8 @@ export interface JobRequestsDeps {
   pool: WorkerPool;
   /** Running or queued detached jobs one owner may have. */
   maxJobsPerOwner: number;
-  /** The session's owner (client-owner.ts); undefined when its key is unproven. */
-  ownerOf(session: ClientSession): string | undefined;
+  /** The owner a request proves (client-owner.ts): undefined when its key is missing or unproven. */
+  ownerOf(client: string, key: KeyProof | undefined): string | undefined;
   encode(reply: Unversioned<Reply>, payload?: readonly Frame[]): Frame[];
 }
 
@@ -59,7 +59,7 @@ export class JobRequests {
     release: () => void,
   ): Unversioned<Reply> {
     const { detached, pool, maxJobsPerOwner } = this.deps;
-    const owner = this.owner(session);
+    const owner = this.owner(session, request.options.detach?.key);
     const active = detached.running().filter((job) => job.meta.owner === owner).length;
     if (active >= maxJobsPerOwner) {
       throw new AgentError(
@@ -102,18 +102,18 @@ export class JobRequests {
   }
 
   list(session: ClientSession, request: JobsRequest): Unversioned<Reply> {
-    return { type: 'jobs', re: request.id, jobs: this.deps.detached.list(this.owner(session)) };
+    return { type: 'jobs', re: request.id, jobs: this.deps.detached.list(this.owner(session, request.key)) };
   }
 
   cancel(session: ClientSession, request: JobCancelRequest): Unversioned<Reply> {
-    const job = this.deps.detached.find(this.owner(session), request.job);
+    const job = this.deps.detached.find(this.owner(session, request.key), request.job);
     if (!job.ended) this.deps.pool.cancel(poolId(job), 'CANCELLED');
     return { type: 'jobs', re: request.id, jobs: [job.info()] };
   }
 
   /** Sends the job's description and output so far, then streams the rest and ends with its result or error. */
   attach(client: string, session: ClientSession, request: AttachRequest): void {
-    const job = this.deps.detached.find(this.owner(session), request.job);
+    const job = this.deps.detached.find(this.owner(session, request.key), request.job);
     const re = request.id;
     if (session.knows(re))
       throw new AgentError('BAD_MESSAGE', `request id ${re} was already used by this client; use a new id`);
@@ -161,8 +161,8 @@ export class JobRequests {
     return mine.length;
   }
 
-  private owner(session: ClientSession): string {
-    return provenOwner(this.deps.ownerOf(session));
+  private owner(session: ClientSession, key: KeyProof | undefined): string {
+    return provenOwner(this.deps.ownerOf(session.key, key));
   }
 
   private finish(session: ClientSession, re: string, job: DetachedJob): void {
@@ -221,7 +221,7 @@ function provenOwner(owner: string | undefined): string {
   if (owner !== undefined) return owner;
   throw new AgentError(
     'AUTH_FAILED',
-    'detached jobs belong to the key that started them, and this client did not prove its key when it connected: ' +
+    'detached jobs belong to the key that started them, and this request did not prove its key: ' +
       'connect with a tslab-remote client of the same version as the agent, with your key pair',
   );
 }

@@ -14,6 +14,10 @@ import { rejectionOf } from '../support/rejection';
 import { AgentProcess, makeTree, startAgent, waitFor } from '../support/agent-process';
 import { snapshotDirectory } from '../../kernel-ext/client/snapshot';
 import { readKeyPair, writeKeyPair } from '../../common/key-files';
+import { keyProof } from '../../common/key-proof';
+import { encodeMessage } from '../../protocol/frames';
+import { PROTOCOL_VERSION } from '../../protocol/messages';
+import * as zmq from 'zeromq';
 
 async function jobOf(client: AgentClient, id: string): Promise<DetachedJobInfo | undefined> {
   return (await client.detachedJobs()).find((job) => job.id === id);
@@ -290,5 +294,41 @@ describe('detached jobs, end to end', function () {
     const aliceAgain = await as('alice');
     expect((await aliceAgain.detachedJobs()).map((j) => j.id)).to.deep.equal([job.id]);
     expect(await aliceAgain.attach('mine')).to.equal('for alice');
+  });
+
+  it('gives nothing to another key on the routing id alice proved hers on: the key is proven on each request', async () => {
+    const keys = (await tmp.dir({ unsafeCleanup: true, prefix: 'keys-' })).path;
+    const agentKey = writeKeyPair(keys, 'agent').publicKey;
+    for (const name of ['alice', 'bob']) writeKeyPair(keys, name);
+    await start(['--keys', keys, '--allow', path.join(keys, 'alice.pub'), '--allow', path.join(keys, 'bob.pub')]);
+    const routingId = 'tslab-remote-shared-route';
+    const alice = await connect(agent!.endpoint, {
+      curve: { serverKey: agentKey, ...readKeyPair(keys, 'alice') },
+      routingId,
+    });
+    await alice.detach(() => 'for alice', [], { name: 'mine' });
+    await alice.close();
+    // Bob, allowed on the agent, connects on alice's routing id and asks without proving a key, then with his own.
+    const bobKeys = readKeyPair(keys, 'bob');
+    const bob = new zmq.Dealer({ routingId, linger: 0, receiveTimeout: 10_000, curveServerKey: agentKey });
+    bob.curvePublicKey = bobKeys.publicKey;
+    bob.curveSecretKey = bobKeys.secretKey;
+    try {
+      bob.connect(agent!.endpoint);
+      const ask = async (header: object): Promise<Record<string, unknown>> => {
+        await bob.send(encodeMessage({ v: PROTOCOL_VERSION, ...header }));
+        const [reply] = await bob.receive();
+        return JSON.parse(reply!.toString()) as Record<string, unknown>;
+      };
+      const unproven = await ask({ type: 'jobs', id: 'b-1' });
+      expect(unproven).to.deep.include({ type: 'error' });
+      expect((unproven.error as { code: string }).code).to.equal('AUTH_FAILED');
+      const key = { publicKey: bobKeys.publicKey, proof: keyProof(bobKeys.secretKey, agentKey, routingId) };
+      expect(await ask({ type: 'jobs', id: 'b-2', key })).to.deep.include({ type: 'jobs', jobs: [] });
+      const attach = await ask({ type: 'attach', id: 'b-3', job: 'mine', key });
+      expect((attach.error as { code: string }).code).to.equal('JOB_UNKNOWN');
+    } finally {
+      bob.close();
+    }
   });
 });
