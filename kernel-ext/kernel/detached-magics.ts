@@ -22,18 +22,35 @@ export interface DetachedHost {
   root(): Promise<string | null>;
 }
 
-/** A private agent ends with the kernel, and its jobs with it: say what to do instead, before anything is sent. */
-export function refusePrivate(agent: Agent): void {
-  if (!agent.private) return;
-  throw new CellFailure({
-    ename: 'UsageError',
-    evalue: 'a detached job must outlive this kernel, and the private agent ends with it',
-    traceback: [
-      'UsageError: a detached job must outlive this kernel, and the private agent ends with it: start an agent that',
-      'stays, `npx remote-agent serve` in a terminal (or under systemd, tmux, Slurm), then `%remote_agent tcp://127.0.0.1:5555`',
-      '(or set TSLAB_REMOTE_AGENT for the kernel) and run this cell again.',
-    ],
-  });
+/**
+ * A private agent ends with the kernel, and so do the agents `%remote_cluster slurm`/`ssh` started (`launchedBy`: the
+ * command): their jobs would end with it. Says what to do instead, before anything is sent.
+ */
+export function refuseEphemeral(agent: Agent, launchedBy?: string): void {
+  if (agent.private) {
+    throw new CellFailure({
+      ename: 'UsageError',
+      evalue: 'a detached job must outlive this kernel, and the private agent ends with it',
+      traceback: [
+        'UsageError: a detached job must outlive this kernel, and the private agent ends with it: start an agent that',
+        'stays, `npx remote-agent serve` in a terminal (or under systemd, tmux, Slurm), then `%remote_agent tcp://127.0.0.1:5555`',
+        '(or set TSLAB_REMOTE_AGENT for the kernel) and run this cell again.',
+      ],
+    });
+  }
+  if (launchedBy !== undefined) {
+    const evalue = `a detached job must outlive this kernel, and ${agent.name} ends with it: %remote_cluster started it (${launchedBy})`;
+    throw new CellFailure({
+      ename: 'UsageError',
+      evalue,
+      traceback: [
+        `UsageError: ${evalue}.`,
+        'Start agents that stay in a batch job of your own (`remote-agent serve --endpoint-file DIR` under sbatch, or',
+        'in tmux on the host), add them with `%remote_cluster attach DIR` or `%remote_agent add NAME ENDPOINT`, and run',
+        'this cell again with --on NAME.',
+      ],
+    });
+  }
 }
 
 /** `%remote --detach`: sends the call as a detached job and says how to follow it. */

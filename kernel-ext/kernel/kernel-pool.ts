@@ -114,6 +114,11 @@ export class KernelPool {
     this.endpoints.push(...keyed);
   }
 
+  /** The command that started the agent at `endpoint` and stops it with the kernel, if one of ours did. */
+  launcherOf(endpoint: string): string | undefined {
+    return this.launches.find((launch) => launch.agents.some((agent) => agent.endpoint === endpoint))?.command;
+  }
+
   /** Keeps a launcher's agents to stop with `down` or the kernel's end. */
   hold(launched: LaunchedAgents): void {
     this.launches.push(launched);

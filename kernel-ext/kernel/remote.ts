@@ -17,7 +17,7 @@ import { ElapsedDisplay, ProgressDisplay } from './live-display';
 import { CellHistory } from './cell-history';
 import { KernelPool } from './kernel-pool';
 import type { CallSettings } from './pool-value';
-import { refusePrivate, startDetached } from './detached-magics';
+import { refuseEphemeral, startDetached } from './detached-magics';
 import { CellFailure } from './io';
 import type { RemoteOptions } from './magic-types';
 
@@ -170,7 +170,7 @@ export class RemoteRunner {
     let root: string | undefined;
     try {
       agent = await this.agentFor(options, io, cell);
-      if (options.detach) refusePrivate(agent);
+      if (options.detach) refuseEphemeral(agent, this.pool.launcherOf(agent.endpoint));
       root = (await cell.during('looking for the code root', prepared.root)) ?? undefined;
       const snap = await cell.during(`taking the snapshot of ${root ?? 'the code root'}`, prepared.snapshot);
       if (snap) {

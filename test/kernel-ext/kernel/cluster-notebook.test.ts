@@ -105,11 +105,12 @@ describe('notebooks/cluster.ipynb on a local three-node Slurm cluster', function
   it('frees the allocation when the kernel shuts down without %remote_cluster down; a refused allocation says why', async () => {
     const place = (nodes: number): string =>
       `%remote_cluster slurm --nodes ${nodes} --agent-args "--bind tcp://127.0.0.1:* --advertise 127.0.0.1 --workers 1"`;
-    const [[placed, all, refused]] = (await session(jupyter!, work!.dir, [
+    const [[placed, all, refused, detached]] = (await session(jupyter!, work!.dir, [
       [
         { code: place(2) },
         { code: '%remote --all process.env.SLURMD_NODENAME' },
         { code: `${place(9)}`, stop_on_error: false },
+        { code: '%remote --detach 1', stop_on_error: false },
       ],
     ])) as [RequestResult[]];
     expect(placed!.reply!.status).to.equal('ok');
@@ -118,6 +119,11 @@ describe('notebooks/cluster.ipynb on a local three-node Slurm cluster', function
     const error = messagesOf(refused!, 'error')[0]!.content;
     expect(error.evalue).to.include('srun');
     expect(error.evalue).to.include('--nodes=9');
+    // Its agents end with the kernel: a detached job there is refused, saying what to start instead.
+    const refusal = messagesOf(detached!, 'error')[0]!.content;
+    expect(refusal.ename).to.equal('UsageError');
+    expect(refusal.evalue).to.match(/ends with it: %remote_cluster started it \(.*srun/);
+    expect(refusal.traceback.join('\n')).to.include('%remote_cluster attach DIR');
     // The session shut the kernel down: its allocation ends with it.
     await waitFor(() => cluster!.run('squeue', ['-h']).trim() === '', 20_000, 'the allocation to end with the kernel');
   });
