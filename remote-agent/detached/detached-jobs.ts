@@ -3,6 +3,7 @@
 // disk shows queued or running was lost with the agent that ran it; it is reported `lost`, with its output so far.
 
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { AgentError } from '../../protocol/errors';
@@ -33,15 +34,28 @@ export const DEFAULT_DETACHED_LIMITS = {
 };
 
 const SWEEP_MS = 60_000;
+/** Forgotten jobs remembered, so that asking for one says why it is gone. */
+const FORGOTTEN_KEPT = 1_000;
 
 export class DetachedJobs {
   private readonly jobs = new Map<string, DetachedJob>();
+  /** Why a job was forgotten, by owner and id, and by owner and name (the newest of a name), oldest first. */
+  private readonly forgotten = new Map<string, string>();
   private readonly now: () => number;
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly options: DetachedJobsOptions) {
+    const { maxResultBytes, maxOutputBytes, diskBudgetBytes } = options;
+    if (maxResultBytes + maxOutputBytes > diskBudgetBytes) {
+      // Else a job with the largest result allowed is forgotten the moment it ends.
+      throw new RangeError(
+        `--jobs-disk-budget (${diskBudgetBytes / MiB} MB) must hold at least one job's largest result and output ` +
+          `(--job-result-mb ${maxResultBytes / MiB} + --job-output-mb ${maxOutputBytes / MiB}): raise it or lower those`,
+      );
+    }
     this.now = options.now ?? Date.now;
     this.recover();
+    this.ended(); // the budget may have shrunk since the last run
     this.sweep();
     this.timer = setInterval(() => this.sweep(), SWEEP_MS);
     this.timer.unref();
@@ -54,7 +68,7 @@ export class DetachedJobs {
   /** A new job of `owner`'s, queued. */
   create(owner: string, name: string | undefined, kind: 'source' | 'pickle', snapshot: string | null): DetachedJob {
     this.makeRoom();
-    const id = randomBytes(4).toString('hex');
+    const id = this.newId();
     const meta: JobMeta = {
       id,
       name: name ?? id,
@@ -86,10 +100,13 @@ export class DetachedJobs {
     const named = this.own(owner).filter((job) => job.meta.name === idOrName);
     const job = named[named.length - 1];
     if (job) return job;
+    const why = this.forgotten.get(`${owner}\0${idOrName}`);
     throw new AgentError(
       'JOB_UNKNOWN',
-      `this agent has no detached job ${JSON.stringify(idOrName)} of yours: it never existed here, was started with another key, ` +
-        `or expired ${Math.round(this.options.ttlMs / 3600_000)} h after it ended (--job-ttl-hours). %remote_jobs lists yours`,
+      why !== undefined
+        ? `detached job ${JSON.stringify(idOrName)} was forgotten: ${why}. %remote_jobs lists the jobs this agent keeps for you`
+        : `this agent has no detached job ${JSON.stringify(idOrName)} of yours: it never existed here, was started ` +
+            `with another key, or was forgotten before the agent's last restart. %remote_jobs lists yours`,
     );
   }
 
@@ -145,16 +162,33 @@ export class DetachedJobs {
     this.forget(oldest, 'to make room for a new one (--max-detached-jobs)');
   }
 
+  /** A short id to type (`%remote_attach 1a2b3c4d`), unused here. */
+  private newId(): string {
+    for (;;) {
+      const id = randomBytes(4).toString('hex');
+      if (!this.jobs.has(id) && !fs.existsSync(path.join(this.options.root, id))) return id;
+    }
+  }
+
   private sweep(): void {
     const now = this.now();
     for (const job of [...this.jobs.values()]) {
       if (job.meta.expiresAt !== null && job.meta.expiresAt <= now)
-        this.forget(job, 'its time to live ran out (--job-ttl-hours)');
+        this.forget(
+          job,
+          `its time to live ran out, ${+(this.options.ttlMs / 3600_000).toPrecision(3)} h after it ended or was last attached (--job-ttl-hours)`,
+        );
     }
   }
 
   private forget(job: DetachedJob, why: string): void {
     this.jobs.delete(job.id);
+    for (const ref of [job.id, job.meta.name]) {
+      const key = `${job.meta.owner}\0${ref}`;
+      this.forgotten.delete(key); // re-inserted as the newest
+      this.forgotten.set(key, why);
+    }
+    while (this.forgotten.size > FORGOTTEN_KEPT) this.forgotten.delete(this.forgotten.keys().next().value!);
     try {
       job.files.remove();
     } catch (error) {

@@ -220,7 +220,9 @@ describe('detached jobs, end to end', function () {
     await waitFor(async () => (await c.detachedJobs()).length === 0, 15_000, 'ended jobs to expire');
     const error = await rejectionOf(c.attach(small.id), RemoteError);
     expect(error.code).to.equal('JOB_UNKNOWN');
-    expect(error.message).to.match(/expired .* after it ended \(--job-ttl-hours\)/);
+    expect(error.message).to.match(
+      /forgotten: its time to live ran out, 0\.001 h after it ended or was last attached \(--job-ttl-hours\)/,
+    );
   });
 
   it('cancels a job by name, and stops watching without stopping the job', async () => {
@@ -310,22 +312,36 @@ describe('detached jobs, end to end', function () {
     await alice.close();
     // Bob, allowed on the agent, connects on alice's routing id and asks without proving a key, then with his own.
     const bobKeys = readKeyPair(keys, 'bob');
-    const bob = new zmq.Dealer({ routingId, linger: 0, receiveTimeout: 10_000, curveServerKey: agentKey });
-    bob.curvePublicKey = bobKeys.publicKey;
-    bob.curveSecretKey = bobKeys.secretKey;
+    const dealer = (): zmq.Dealer => {
+      const socket = new zmq.Dealer({ routingId, linger: 0, receiveTimeout: 1_000, curveServerKey: agentKey });
+      socket.curvePublicKey = bobKeys.publicKey;
+      socket.curveSecretKey = bobKeys.secretKey;
+      socket.connect(agent!.endpoint);
+      return socket;
+    };
+    const ask = async (socket: zmq.Dealer, header: object): Promise<Record<string, unknown>> => {
+      await socket.send(encodeMessage({ v: PROTOCOL_VERSION, ...header }));
+      const [reply] = await socket.receive();
+      return JSON.parse(reply!.toString()) as Record<string, unknown>;
+    };
+    // Until the agent has seen alice's connection close, its ROUTER leaves a second connection on her routing id
+    // unrouted: connect again until a reply comes.
+    let bob = dealer();
     try {
-      bob.connect(agent!.endpoint);
-      const ask = async (header: object): Promise<Record<string, unknown>> => {
-        await bob.send(encodeMessage({ v: PROTOCOL_VERSION, ...header }));
-        const [reply] = await bob.receive();
-        return JSON.parse(reply!.toString()) as Record<string, unknown>;
-      };
-      const unproven = await ask({ type: 'jobs', id: 'b-1' });
+      let unproven: Record<string, unknown> | undefined;
+      for (let attempt = 1; !unproven; attempt++) {
+        unproven = await ask(bob, { type: 'jobs', id: `b-1-${attempt}` }).catch((error: unknown) => {
+          if (attempt === 10) throw error;
+          bob.close();
+          bob = dealer();
+          return undefined;
+        });
+      }
       expect(unproven).to.deep.include({ type: 'error' });
       expect((unproven.error as { code: string }).code).to.equal('AUTH_FAILED');
       const key = { publicKey: bobKeys.publicKey, proof: keyProof(bobKeys.secretKey, agentKey, routingId) };
-      expect(await ask({ type: 'jobs', id: 'b-2', key })).to.deep.include({ type: 'jobs', jobs: [] });
-      const attach = await ask({ type: 'attach', id: 'b-3', job: 'mine', key });
+      expect(await ask(bob, { type: 'jobs', id: 'b-2', key })).to.deep.include({ type: 'jobs', jobs: [] });
+      const attach = await ask(bob, { type: 'attach', id: 'b-3', job: 'mine', key });
       expect((attach.error as { code: string }).code).to.equal('JOB_UNKNOWN');
     } finally {
       bob.close();
