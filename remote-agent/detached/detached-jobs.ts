@@ -130,6 +130,12 @@ export class DetachedJobs {
     }
   }
 
+  /** A job that never started (the pool refused it): gone without a trace. */
+  discard(job: DetachedJob): void {
+    this.jobs.delete(job.id);
+    job.files.remove();
+  }
+
   /** Jobs still queued or running, of everyone (the agent's stop reports them lost). */
   running(): DetachedJob[] {
     return [...this.jobs.values()].filter((job) => !job.ended);

@@ -16,7 +16,10 @@ import type { OutputLine } from './job-files';
 export interface JobRequestsDeps {
   detached: DetachedJobs;
   pool: WorkerPool;
-  /** Running or queued detached jobs one owner may have. */
+  /**
+   * --max-jobs-per-client: the running or queued detached jobs one owner may have, and the calls and attaches one
+   * client may have open.
+   */
   maxJobsPerOwner: number;
   /** The owner a request proves (client-owner.ts): undefined when its key is missing or unproven. */
   ownerOf(client: string, key: KeyProof | undefined): string | undefined;
@@ -58,7 +61,7 @@ export class JobRequests {
     args: Uint8Array[],
     release: () => void,
   ): Unversioned<Reply> {
-    const { detached, pool, maxJobsPerOwner } = this.deps;
+    const { detached, maxJobsPerOwner } = this.deps;
     const owner = this.owner(session, request.options.detach?.key);
     const active = detached.running().filter((job) => job.meta.owner === owner).length;
     if (active >= maxJobsPerOwner) {
@@ -68,12 +71,34 @@ export class JobRequests {
       );
     }
     const job = detached.create(owner, request.options.detach?.name, request.code.kind, request.snapshot);
-    const end = (...args: Parameters<DetachedJob['end']>): void => {
-      job.end(...args);
+    const refused = this.submit(job, client, request, args, release);
+    if (refused) {
+      detached.discard(job);
+      throw new AgentError(refused.code, refused.message);
+    }
+    return { type: 'detached', re: request.id, job: job.info() };
+  }
+
+  /**
+   * Queues the job on the pool; its output and end go to its record. The pool refuses some jobs at once (a worker
+   * index it lacks, a stopping agent): that refusal is returned, to answer as an error rather than a failed job.
+   */
+  private submit(
+    job: DetachedJob,
+    client: string,
+    request: CallRequest,
+    args: Uint8Array[],
+    release: () => void,
+  ): WireError | undefined {
+    const { detached, pool } = this.deps;
+    const end = (...outcome: Parameters<DetachedJob['end']>): void => {
+      job.end(...outcome);
       release();
       detached.ended();
     };
     const { detach: _detach, ...options } = request.options;
+    let submitting = true;
+    let refused: WireError | undefined;
     pool.submit(
       {
         id: poolId(job),
@@ -95,10 +120,14 @@ export class JobRequests {
           const message = `the result of detached job ${job.id} is ${size} bytes, over the agent's bound of ${detached.maxResultBytes} (--job-result-mb): return less, or write it to a file`;
           end('failed', { error: { code: 'TOO_LARGE', name: 'AgentError', message } });
         },
-        error: (error) => end(stateAfter(error), { error }),
+        error: (error) => {
+          if (submitting) refused = error;
+          else end(stateAfter(error), { error });
+        },
       },
     );
-    return { type: 'detached', re: request.id, job: job.info() };
+    submitting = false;
+    return refused;
   }
 
   list(session: ClientSession, request: JobsRequest): Unversioned<Reply> {
@@ -117,6 +146,14 @@ export class JobRequests {
     const re = request.id;
     if (session.knows(re))
       throw new AgentError('BAD_MESSAGE', `request id ${re} was already used by this client; use a new id`);
+    // An attach holds output and, at its end, the job's result for this client, like a call: bounded the same way.
+    if (session.jobs.size >= this.deps.maxJobsPerOwner) {
+      throw new AgentError(
+        'TOO_LARGE',
+        `this client has ${session.jobs.size} calls and attaches open, the agent's bound (--max-jobs-per-client): ` +
+          'wait for some to finish or cancel them',
+      );
+    }
     session.jobs.add(re);
     const send = (reply: Unversioned<Reply>): void => void session.output(re, this.deps.encode(reply));
     const replay = job.replay(); // counts what was dropped

@@ -244,12 +244,36 @@ describe('detached jobs, end to end', function () {
     expect((await rejectionOf(c.attach('watched'), RemoteError)).code).to.equal('CANCELLED');
   });
 
+  it('counts an attach among the calls a client may have open (--max-jobs-per-client)', async () => {
+    await start(['--max-jobs-per-client', '1']);
+    const c = await client();
+    const job = await c.detach(() => new Promise((resolve) => setTimeout(() => resolve('late'), 60_000)), []);
+    const stop = new AbortController();
+    const watching = c.attach(job.id, { signal: stop.signal });
+    await untilState(c, job.id, 'running');
+    const refused = await rejectionOf(c.attach(job.id), RemoteError);
+    expect(refused.code).to.equal('TOO_LARGE');
+    expect(refused.message).to.include('--max-jobs-per-client');
+    stop.abort();
+    expect((await rejectionOf(watching, RemoteError)).code).to.equal('CANCELLED');
+    await c.cancelDetached(job.id);
+  });
+
   it('refuses an unknown job by name with what to do', async () => {
     await start();
     const c = await client();
     const error = await rejectionOf(c.attach('no-such-job'), RemoteError);
     expect(error.code).to.equal('JOB_UNKNOWN');
     expect(error.message).to.include('%remote_jobs lists yours');
+    // A job the pool refuses at once (no worker 7 on a one-worker agent) is an error, and leaves no job behind.
+    const refused = await rejectionOf(
+      c.detach(() => 1, [], { worker: 7 }),
+      RemoteError,
+    );
+    expect(refused.code).to.equal('BAD_MESSAGE');
+    expect(refused.message).to.match(/worker 7/);
+    expect(await c.detachedJobs()).to.deep.equal([]);
+    expect(fs.readdirSync(path.join(workdir, 'jobs'))).to.deep.equal([]);
   });
 
   it('keeps its snapshot while it runs, however many snapshots come after it', async () => {
