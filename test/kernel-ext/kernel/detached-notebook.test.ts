@@ -13,9 +13,11 @@ import {
   ExecutedCell,
   ExecutedNotebook,
   joined,
+  messagesOf,
   nbclient,
   resultOf,
   textOf,
+  session,
   useJupyterWorkspace,
 } from './jupyter-support';
 
@@ -133,5 +135,32 @@ describe('detached jobs in a notebook, through nbclient', function () {
     expect(refused.ename).to.equal('UsageError');
     expect(refused.traceback!.join('\n')).to.include('`npx remote-agent serve` in a terminal');
     expect(textOf(cellStartingWith(notebook, '%remote 1 + 1'))).to.match(/\n2\n$/);
+  });
+
+  it('stops watching at an interrupt of %remote_attach, and the job goes on', async () => {
+    const steps = await session(workspace.jupyter, workspace.work.dir, [
+      [
+        { code: `%remote_agent ${agent!.endpoint}` },
+        // Ticks until cancelled: the interrupt comes once the attach has shown a tick.
+        {
+          code: "%remote --detach --name ticker (async () => { for (;;) { console.log('tick'); await new Promise((r) => setTimeout(r, 100)) } })()",
+        },
+      ],
+      { send: [{ code: '%remote_attach ticker' }], interrupt_on_output: 'tick', interrupt_after: 0.3 },
+      [{ code: '%remote_jobs' }, { code: '%remote_cancel ticker' }],
+    ]);
+    const interrupted = messagesOf(steps[1]![0]!, 'error')[0]!.content;
+    expect(interrupted.ename).to.equal('KeyboardInterrupt');
+    expect(interrupted.evalue).to.match(/stopped watching job \w+ \(ticker\); it goes on on .*%remote_attach ticker/);
+    const [jobs, cancel] = steps[2]!;
+    const listing =
+      messagesOf(jobs!, 'stream')
+        .map((m) => String(m.content.text))
+        .join('') +
+      messagesOf(jobs!, 'execute_result')
+        .map((m) => joined(m.content.data['text/plain'] as string))
+        .join('');
+    expect(listing).to.match(/ticker +running/);
+    expect(cancel!.reply!.status).to.equal('ok');
   });
 });
