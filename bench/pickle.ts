@@ -1,14 +1,21 @@
 // Pickle + unpickle time for a notebook-like function with 50 captured values (medians of 200 runs), against the
-// target of a capture under 2 ms; plus what the out-of-band path costs for a large array. Run: node dist/bench/pickle.js
+// target of a capture under 2 ms; plus what the out-of-band path costs for a large array; and the first pickle of a
+// process (it parses, and starts the scope probe's worker) in fresh processes, with the pickler warmed when the
+// process starts (as the kernel does) beside without. Run: node dist/bench/pickle.js
 
+import { execFileSync } from 'node:child_process';
 import * as vm from 'node:vm';
 
-import { pickleCall } from '../kernel-ext/client/capture';
+import { pickleCall, warmPickler } from '../kernel-ext/client/capture';
 import { localRegistry } from '../kernel-ext/client/capture/registry';
 import { pickleResult, requireFromRoot, unpickle } from '../pickle';
 import { median, percentile, table } from './stats';
 
 const RUNS = 200;
+/** Fresh processes per first-pickle figure. */
+const PROCESSES = 7;
+/** How long the process is idle before its first pickle: a kernel starts, then the user types the first cell. */
+const IDLE_MS = 500;
 
 /** A notebook: earlier cells put values in `exports` (tslab's locals), the last cell defines `train`. */
 function notebookFunction(): { fn: Function; locals: Record<string, unknown> } {
@@ -140,10 +147,40 @@ function main(): void {
   console.log(ok ? 'capture under 2 ms: yes' : 'capture under 2 ms: NO');
 }
 
+/** `--first [--warm]`: this process times its first pickle only and prints it (ms). */
+async function firstPickle(warm: boolean): Promise<void> {
+  if (warm) warmPickler();
+  await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
+  const { fn, locals } = notebookFunction();
+  console.log(time1(() => pickleCall(fn, [[1, 2]], { locals })));
+}
+
+function firstPickleTimes(warm: boolean): number[] {
+  const args = [__filename, '--first', ...(warm ? ['--warm'] : [])];
+  return Array.from({ length: PROCESSES }, () => Number(execFileSync(process.execPath, args, { encoding: 'utf8' })));
+}
+
+function firstPickles(): void {
+  const cold = firstPickleTimes(false);
+  const warmed = firstPickleTimes(true);
+  console.log(`first pickle of a process, ${PROCESSES} processes each, ${IDLE_MS} ms after it started`);
+  console.log(
+    table([
+      ['', 'median', 'max'],
+      ['pickler warmed at process start (warmPickler, as the kernel)', median(warmed), Math.max(...warmed)],
+      ['baseline: not warmed', median(cold), Math.max(...cold)],
+    ]),
+  );
+}
+
 function time1(run: () => unknown): number {
   const start = process.hrtime.bigint();
   run();
   return Number(process.hrtime.bigint() - start) / 1e6;
 }
 
-main();
+if (process.argv.includes('--first')) void firstPickle(process.argv.includes('--warm'));
+else {
+  main();
+  firstPickles();
+}

@@ -28,7 +28,7 @@ export type { LocalAgent, LocalAgentOptions } from './local-agent';
 export { snapshot, snapshotDirectory, findCodeRoot, SnapshotError, DEFAULT_EXCLUDES } from './snapshot';
 export type { LocalSnapshot, SnapshotOptions, SnapshotResult } from './snapshot';
 export { AbortError } from './abort';
-export { PickleError } from './capture';
+export { PickleError, warmPickler } from './capture';
 export { AgentError, RemoteError, ERROR_CODES, isErrorCode } from '../../protocol/errors';
 export type { ErrorCode, WireError } from '../../protocol/errors';
 export type {

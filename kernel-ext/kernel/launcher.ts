@@ -6,6 +6,7 @@ import { PACKAGE_VERSION as KERNEL_VERSION } from '../../common/package-info';
 import { JupyterHandlerImpl } from 'tslab/dist/jupyter';
 
 import { hideDynamicImportWarning } from '../../pickle/dynamic-import';
+import { warmPickler } from '../client/capture';
 
 import { CellRunner, ConvertRecorder } from './cells';
 import { RemoteRunner } from './remote';
@@ -56,6 +57,7 @@ export async function startKernel(options: KernelOptions): Promise<RunningKernel
   const recorder = new ConvertRecorder();
   const convs = new ConverterSetImpl(recorder);
   void convs.node; // warm the converter, as tslab does: the first cell would otherwise take a second longer
+  warmPickler(); // and the pickler: the first %remote would otherwise wait for its parser and scope probe to start
   const runner = new RemoteRunner(notebookDir);
   const cells = new CellRunner(recorder, runner, new CellHistory());
   const executor = executorModule.createExecutor(process.cwd(), convs, cells.console);

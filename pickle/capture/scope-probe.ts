@@ -52,6 +52,7 @@ const ARM_TIMEOUT_MS = 2_000;
 
 export class ScopeProbe {
   private worker: Worker | null = null;
+  private ready = false;
   private control: Int32Array | null = null;
   private broken = false;
   private seq = 0;
@@ -154,18 +155,26 @@ export class ScopeProbe {
     }
   }
 
-  /** Starts the worker once; false when it cannot run (then every answer is undefined). */
+  /**
+   * Starts the worker without waiting for it, so that the first pickle does not pay for its start (a kernel calls
+   * this as it starts). Harmless when it runs already or cannot.
+   */
+  warm(): void {
+    if (this.worker || this.broken) return;
+    try {
+      this.spawn();
+    } catch {
+      this.stop();
+    }
+  }
+
+  /** Starts the worker once and waits until it is ready; false when it cannot run (every answer is then undefined). */
   private start(): boolean {
-    if (this.worker) return true;
     if (this.broken) return false;
     try {
-      this.control = new Int32Array(new SharedArrayBuffer(8));
-      this.worker = new Worker(path.join(__dirname, 'scope-probe-worker.js'), {
-        workerData: { control: this.control },
-      });
-      this.worker.unref();
-      this.worker.on('error', () => this.stop());
-      if (!this.waitFor(READY, 1, START_TIMEOUT_MS)) throw new Error('the scope probe did not start');
+      if (!this.worker) this.spawn();
+      if (!this.ready && !this.waitFor(READY, 1, START_TIMEOUT_MS)) throw new Error('the scope probe did not start');
+      this.ready = true;
       return true;
     } catch {
       this.stop();
@@ -173,8 +182,16 @@ export class ScopeProbe {
     }
   }
 
+  private spawn(): void {
+    this.control = new Int32Array(new SharedArrayBuffer(8));
+    this.worker = new Worker(path.join(__dirname, 'scope-probe-worker.js'), { workerData: { control: this.control } });
+    this.worker.unref();
+    this.worker.on('error', () => this.stop());
+  }
+
   private stop(): void {
     this.broken = true;
+    this.ready = false;
     void this.worker?.terminate();
     this.worker = null;
   }
