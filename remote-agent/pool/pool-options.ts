@@ -1,5 +1,8 @@
 // What a worker pool (worker-pool.ts) is started with.
 
+/** How long a cancelled job gets to end before its worker is killed. */
+export const DEFAULT_CANCEL_GRACE_MS = 2_000;
+
 export interface PoolOptions {
   size: number;
   runDir: string;

@@ -15,7 +15,7 @@ import { describeExit, ExitFacts, stderrTailText } from '../crash-report';
 import { CancelMessage, CancelReason, FromWorker, RunMessage, stoppedJobMessage } from '../worker/channel';
 import { climbCancelLadder } from './cancel-ladder';
 import { Job, JobSink, JobSpec, labelOf, safely } from './job';
-import type { PoolOptions } from './pool-options';
+import { DEFAULT_CANCEL_GRACE_MS, type PoolOptions } from './pool-options';
 import { cannotStartError, exitedJobError, stoppedError, unreadableError } from './job-errors';
 import { cannotStart, nextRestartDelay } from './restart-policy';
 import { Scheduler } from './scheduling';
@@ -41,7 +41,7 @@ export class WorkerPool {
     if (!Number.isInteger(options.size) || options.size < 1)
       throw new Error(`PoolOptions.size must be a positive integer, got ${options.size}`);
     this.options = options;
-    this.graceMs = options.graceMs ?? 2000;
+    this.graceMs = options.graceMs ?? DEFAULT_CANCEL_GRACE_MS;
     this.now = options.now ?? Date.now;
     const events = { line: this.nativeLine.bind(this), exit: this.exited.bind(this) };
     const settings = {
