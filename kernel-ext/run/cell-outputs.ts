@@ -108,3 +108,17 @@ export class CellOutputs {
 function displayIdOf(content: Record<string, unknown>): string | undefined {
   return (content.transient as { display_id?: string } | undefined)?.display_id;
 }
+
+/** The error of a cell during which the kernel process ended, with the end of its log. */
+export function kernelDied(ending: string, log: string, before: boolean): CellError {
+  const when = before ? 'before the cell could run' : 'while the cell ran';
+  const evalue = `the kernel exited (${ending}) ${when}; the cells after it did not run`;
+  const tail = log.trim().split('\n').slice(-KERNEL_LOG_LINES);
+  return {
+    ename: 'KernelDied',
+    evalue,
+    traceback: [`KernelDied: ${evalue}`, ...(tail[0] ? ["the kernel's last log lines:", ...tail] : [])],
+  };
+}
+
+const KERNEL_LOG_LINES = 20;

@@ -8,7 +8,8 @@
 
 import * as path from 'node:path';
 
-import { ExecuteResult, INTERRUPT_GRACE_MS, KernelConnection, StopReason } from './kernel-connection';
+import { INTERRUPT_GRACE_MS, StopReason } from './cell-deadlines';
+import { ExecuteResult, KernelConnection } from './kernel-connection';
 import { UpdatePrinter } from './update-printer';
 import { cellLabel, cellSource, Notebook, NotebookOutput, readNotebook } from './notebook';
 import { withoutColour } from '../kernel/traceback-colour';

@@ -7,13 +7,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as zmq from 'zeromq';
 
 import { SendQueue } from '../../protocol/frames';
-import { CellError, CellOutputs } from './cell-outputs';
+import { CellError, CellOutputs, kernelDied } from './cell-outputs';
+import { INTERRUPT_GRACE_MS, REPLY_AFTER_IDLE_MS, StopReason, stopReason, within } from './cell-deadlines';
 import { KernelAddress, spawnKernel } from './kernel-process';
 import { BadMessageError, decodeJupyter, encodeJupyter, Message } from './jupyter-wire';
 import { NotebookOutput, RunError } from './notebook';
-
-/** What interrupted a cell: it ran past its timeout, or the caller asked to stop (Ctrl-C). */
-export type StopReason = 'timeout' | 'signal';
 
 export interface ExecuteResult {
   executionCount: number | null;
@@ -27,11 +25,6 @@ export interface ExecuteResult {
   /** Set when the cell was interrupted. */
   stopped?: StopReason;
 }
-
-/** How long an interrupted cell may take to end before the kernel is shut down under it. */
-export const INTERRUPT_GRACE_MS = 15_000;
-/** How long the execute_reply may lag behind the cell's idle status before it counts as lost. */
-export const REPLY_AFTER_IDLE_MS = 30_000;
 
 interface Pending {
   resolve(message: Message | undefined): void;
@@ -344,52 +337,5 @@ export class KernelConnection {
           : `receiving on ${channel} failed: ${(error as Error).message}`;
       this.break(new RunError(why));
     }
-  }
-}
-
-/** The error of a cell during which the kernel process ended, with the end of its log. */
-function kernelDied(ending: string, log: string, before: boolean): CellError {
-  const when = before ? 'before the cell could run' : 'while the cell ran';
-  const evalue = `the kernel exited (${ending}) ${when}; the cells after it did not run`;
-  const tail = log.trim().split('\n').slice(-KERNEL_LOG_LINES);
-  return {
-    ename: 'KernelDied',
-    evalue,
-    traceback: [`KernelDied: ${evalue}`, ...(tail[0] ? ["the kernel's last log lines:", ...tail] : [])],
-  };
-}
-
-const KERNEL_LOG_LINES = 20;
-
-/** Why a cell must be interrupted: 'timeout' after timeoutMs, 'signal' once `signal` aborts; undefined once `done` settles first. */
-function stopReason(
-  done: Promise<unknown>,
-  timeoutMs: number | undefined,
-  signal: AbortSignal | undefined,
-): Promise<StopReason | undefined> {
-  if (signal?.aborted) return Promise.resolve('signal');
-  return new Promise((resolve) => {
-    const timer = timeoutMs ? setTimeout(() => finish('timeout'), timeoutMs) : undefined;
-    const onAbort = (): void => finish('signal');
-    const finish = (why: StopReason | undefined): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      resolve(why);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    done.then(
-      () => finish(undefined),
-      () => finish(undefined), // the caller sees the failure where it awaits `done`
-    );
-  });
-}
-
-/** `promise`'s value, or undefined when it takes longer than `ms` (the timer called off either way: no late wake-up). */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  const ended = new AbortController();
-  try {
-    return await Promise.race([promise, sleep(ms, undefined, { signal: ended.signal })]);
-  } finally {
-    ended.abort();
   }
 }

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
 import { connect } from '../../../kernel-ext/client/agent-client';
-import { INTERRUPT_GRACE_MS, KernelConnection } from '../../../kernel-ext/run/kernel-connection';
+import { INTERRUPT_GRACE_MS } from '../../../kernel-ext/run/cell-deadlines';
+import { KernelConnection } from '../../../kernel-ext/run/kernel-connection';
 import { AgentProcess, isAlive, startAgent, waitFor } from '../../support/agent-process';
 import { CLI, ExecutedNotebook, jupyterAvailability, PYTHON, textOf } from './jupyter-support';
 
