@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as zmq from 'zeromq';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type * as zmq from 'zeromq';
 
 import { AgentError, toWireError, WireError } from '../protocol/errors';
 import { encodeMessage, Frame, joinPieces, SendQueue } from '../protocol/frames';
@@ -18,13 +19,14 @@ import {
   Unversioned,
 } from '../protocol/messages';
 import { DEFAULT_HEADER_LIMITS, HeaderLimits, parseHeader, requestIdOf, validateRequest } from '../protocol/validate';
-import { DEFAULT_STORE_LIMITS, SnapshotStore } from './store/snapshot-store';
+import type { SnapshotStore } from './store/snapshot-store';
 import { ClientRegistry } from './client-registry';
 import { droppedOutputNotice, unknownJob } from './client-session';
 import { JobSink, WorkerPool } from './pool/worker-pool';
 import { GpuReader, readResources } from './resources';
-import { ZapHandler } from './zap';
-import { DEFAULT_DETACHED_LIMITS, DetachedJobs } from './detached/detached-jobs';
+import type { ZapHandler } from './zap';
+import type { DetachedJobs } from './detached/detached-jobs';
+import { AgentParts, openAgentParts } from './agent-parts';
 import { JobRequests } from './detached/job-requests';
 import { clientOwner } from './client-owner';
 import { lockWorkdir } from './workdir-lock';
@@ -35,7 +37,6 @@ import {
   DEFAULT_CLIENT_GRACE_MS,
   DEFAULT_CLIENT_TIMEOUT_MS,
   DEFAULT_RESULT_TTL_MS,
-  routerOptions,
 } from './agent-options';
 
 export type { AgentCurve, AgentOptions } from './agent-options';
@@ -64,23 +65,31 @@ export class Agent {
   private loop?: Promise<void>;
   private readonly jobRequests: JobRequests;
 
+  readonly endpoint: string;
+  private readonly router: zmq.Router;
+  private readonly store: SnapshotStore;
+  private readonly pool: WorkerPool;
+  private readonly zap: ZapHandler | undefined;
+  private readonly detached: DetachedJobs;
+
   private constructor(
     private readonly options: AgentOptions,
-    private readonly router: zmq.Router,
-    private readonly store: SnapshotStore,
-    private readonly pool: WorkerPool,
-    private readonly zap: ZapHandler | undefined,
-    private readonly detached: DetachedJobs,
-    readonly endpoint: string,
+    parts: AgentParts,
   ) {
+    this.endpoint = parts.endpoint;
+    this.router = parts.router;
+    this.store = parts.store;
+    this.pool = parts.pool;
+    this.zap = parts.zap;
+    this.detached = parts.detached;
     this.log = options.log ?? (() => undefined);
     this.limits = agentLimits(options);
     this.headerLimits = { ...DEFAULT_HEADER_LIMITS, maxFiles: this.limits.maxFiles };
-    this.sendQueue = new SendQueue(router);
+    this.sendQueue = new SendQueue(this.router);
     this.gpuReader = new GpuReader(options.nvidiaSmi ?? 'nvidia-smi');
     this.jobRequests = new JobRequests({
-      detached,
-      pool,
+      detached: this.detached,
+      pool: this.pool,
       maxJobsPerOwner: this.limits.maxJobsPerClient,
       // Proven on every request, not once per connection: a routing id that another key takes over later inherits nothing.
       ownerOf: (client, key) => clientOwner(options.curve, Buffer.from(client, 'hex'), key, this.log),
@@ -114,61 +123,9 @@ export class Agent {
   }
 
   private static async startLocked(options: AgentOptions, workdir: string): Promise<Agent> {
-    const log = options.log ?? (() => undefined);
-    const limits = agentLimits(options);
-    const store = await SnapshotStore.open({
-      ...DEFAULT_STORE_LIMITS,
-      diskBudgetBytes: options.limits?.diskBudgetBytes ?? DEFAULT_STORE_LIMITS.diskBudgetBytes,
-      maxArchiveBytes: limits.maxArchiveBytes,
-      maxFileBytes: limits.maxFileBytes,
-      maxSnapshotBytes: limits.maxSnapshotBytes,
-      maxFiles: limits.maxFiles,
-      workdir,
-      compileCacheDir: path.join(workdir, 'compiled'),
-      log,
-    });
-    // The ZAP handler must be bound before the socket that consults it.
-    const zap = options.curve ? await ZapHandler.start(options.curve.allowedClientKeys, log) : undefined;
-    const router = new zmq.Router(routerOptions(limits, options.curve));
-    let endpoint: string;
-    try {
-      await router.bind(options.bind);
-      endpoint = router.lastEndpoint ?? options.bind;
-    } catch (error) {
-      router.close();
-      await zap?.close();
-      throw new AgentError('INTERNAL', `cannot bind ${options.bind}: ${(error as Error).message}`);
-    }
-    const pool = new WorkerPool({
-      size: options.gpus?.length ?? options.workers,
-      gpus: options.gpus,
-      runDir: path.join(workdir, 'run'),
-      snapshotsRoot: store.snapshotsRoot,
-      compileCacheDir: path.join(workdir, 'compiled'),
-      nodePaths: options.nodePaths,
-      agentName: `${os.hostname()} (${endpoint})`,
-      graceMs: options.cancelGraceMs,
-      maxOldSpaceMb: options.workerMaxOldSpaceMb,
-      log,
-      onInUseChange: (worker, snapshots) => store.setInUse(`worker-${worker}`, snapshots),
-    });
-    try {
-      await pool.start();
-    } catch (error) {
-      router.close();
-      await zap?.close();
-      await pool.stop();
-      throw error;
-    }
-    const detached = new DetachedJobs({
-      ...DEFAULT_DETACHED_LIMITS,
-      ...options.detached,
-      root: path.join(workdir, 'jobs'),
-      log,
-    });
-    const agent = new Agent(options, router, store, pool, zap, detached, endpoint);
+    const agent = new Agent(options, await openAgentParts(options, workdir));
     agent.loop = agent.receiveLoop();
-    agent.watchClients(router);
+    agent.watchClients(agent.router);
     return agent;
   }
 
@@ -200,7 +157,7 @@ export class Agent {
   private async untilCollected(since: number): Promise<void> {
     const deadline = Date.now() + COLLECT_TIMEOUT_MS;
     const uncollected = (): boolean => [...this.clients.all()].some((session) => session.holdsRepliesSince(since));
-    while (uncollected() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    while (uncollected() && Date.now() < deadline) await sleep(20);
   }
 
   private async receiveLoop(): Promise<void> {
