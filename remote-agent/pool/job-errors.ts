@@ -18,6 +18,15 @@ export function stoppedError(
   return { code: reason, name: 'AgentError', message: `${what}; ${how}`, ...(cause ? { cause } : {}) };
 }
 
+/**
+ * The error for a job that ended after it was asked to stop, its worker kept. The bare interrupt (or our own abort
+ * reason) it threw says nothing the message does not; anything else it threw while stopping is worth showing.
+ */
+export function stoppedInPlaceError(job: Job, thrown: WireError | undefined, agent: string, worker: number): WireError {
+  const ours = thrown?.props?.code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED' || thrown?.code === job.stop;
+  return stoppedError(job, agent, `worker ${worker} stopped it and kept its state`, ours ? undefined : thrown);
+}
+
 export interface ExitContext {
   facts: ExitFacts;
   /** describeExit(facts) */

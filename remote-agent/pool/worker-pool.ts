@@ -2,7 +2,7 @@
 // FIFO queue. A client's jobs stick to one worker (scheduling.ts); cancel = interrupt, then kill after a grace period
 // (cancel-ladder.ts); a crashed worker is restarted, with a backoff when it keeps crashing (restart-policy.ts), and
 // its running job gets an error naming what happened. Values stay encoded end to end: the pool forwards frames over
-// its socket (transport.ts).
+// its socket (transport.ts); what each message from a worker means is worker-messages.ts.
 
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -16,10 +16,11 @@ import { CancelMessage, CancelReason, FromWorker, RunMessage, stoppedJobMessage 
 import { climbCancelLadder } from './cancel-ladder';
 import { Job, JobSink, JobSpec, labelOf, safely } from './job';
 import { DEFAULT_CANCEL_GRACE_MS, type PoolOptions } from './pool-options';
-import { cannotStartError, exitedJobError, stoppedError, unreadableError } from './job-errors';
+import { cannotStartError, exitedJobError, stoppedError, stoppedInPlaceError, unreadableError } from './job-errors';
 import { cannotStart, nextRestartDelay } from './restart-policy';
 import { Scheduler } from './scheduling';
 import { WorkerTransport } from './transport';
+import { routeNativeLine, routeWorkerMessage } from './worker-messages';
 import { WorkerProcess } from './worker-process';
 
 export type { JobSink, JobSpec } from './job';
@@ -43,7 +44,11 @@ export class WorkerPool {
     this.options = options;
     this.graceMs = options.graceMs ?? DEFAULT_CANCEL_GRACE_MS;
     this.now = options.now ?? Date.now;
-    const events = { line: this.nativeLine.bind(this), exit: this.exited.bind(this) };
+    const events = {
+      line: (worker: WorkerProcess, stream: 'stdout' | 'stderr', line: string) =>
+        routeNativeLine(worker, stream, line, options.log),
+      exit: this.exited.bind(this),
+    };
     const settings = {
       ...options,
       endpoint: () => this.transport.endpoint,
@@ -183,32 +188,17 @@ export class WorkerPool {
 
   private completed(
     worker: WorkerProcess,
+    job: Job,
     message: Extract<FromWorker, { type: 'result' | 'error' }>,
     frames: Uint8Array[],
   ): void {
-    const job = worker.running;
-    if (!job || job.spec.id !== message.job) {
-      this.options.log(
-        `worker ${worker.index}: ${message.type} for job ${message.job}, which it is not running; dropped`,
-      );
-      return;
-    }
     worker.running = null;
     worker.state = 'idle';
     worker.crashStreak = 0;
     this.setInUse(worker, message.inUse);
     if (job.stop) {
-      // The bare interrupt (or our own abort reason) says nothing the message does not; anything else the job threw
-      // while stopping is worth showing.
-      const ours =
-        message.type === 'error' &&
-        (message.error.props?.code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED' || message.error.code === job.stop);
-      const cause = message.type === 'error' && !ours ? message.error : undefined;
-      this.fail(
-        job,
-        stoppedError(job, this.options.agentName, `worker ${worker.index} stopped it and kept its state`, cause),
-        worker.index,
-      );
+      const thrown = message.type === 'error' ? message.error : undefined;
+      this.fail(job, stoppedInPlaceError(job, thrown, this.options.agentName, worker.index), worker.index);
     } else if (message.type === 'result') {
       if (this.finish(job)) {
         safely(this.options.log, () => job.sink.result(frames, { worker: worker.index, elapsedMs: message.elapsedMs }));
@@ -251,41 +241,14 @@ export class WorkerPool {
   }
 
   private handle(worker: WorkerProcess, message: FromWorker, payload: Uint8Array[]): void {
-    switch (message.type) {
-      case 'ready':
-        worker.ready(message.pid, message.heapLimitMb, this.now());
+    routeWorkerMessage(worker, message, {
+      log: this.options.log,
+      ready: (pid, heapLimitMb) => {
+        worker.ready(pid, heapLimitMb, this.now());
         this.dispatch(worker);
-        return;
-      case 'output': {
-        const job = worker.running;
-        if (job && job.spec.id === message.job)
-          safely(this.options.log, () => job.sink.output(message.stream, message.text));
-        else this.options.log(`worker ${worker.index} ${message.stream} (no job): ${message.text.trimEnd()}`);
-        return;
-      }
-      case 'display': {
-        const job = worker.running;
-        if (job && job.spec.id === message.job) safely(this.options.log, () => job.sink.display(message.display));
-        return;
-      }
-      case 'result':
-      case 'error':
-        this.completed(worker, message, payload);
-        return;
-      case 'log':
-        this.options.log(`worker ${worker.index}: ${message.line}`);
-        return;
-      case 'cancel-ack':
-        if (worker.running?.spec.id === message.job) worker.running.acknowledged = true;
-        return;
-    }
-  }
-
-  /** A line the process wrote natively: to the running job, or the log. */
-  private nativeLine(worker: WorkerProcess, stream: 'stdout' | 'stderr', line: string): void {
-    const job = worker.running;
-    if (job) safely(this.options.log, () => job.sink.output(stream, `${line}\n`));
-    else this.options.log(`worker ${worker.index} ${stream}: ${line}`);
+      },
+      ended: (job, ended) => this.completed(worker, job, ended, payload),
+    });
   }
 
   // ---- processes -------------------------------------------------------------------------------------------------
@@ -307,13 +270,10 @@ export class WorkerPool {
     const what = describeExit(facts);
     this.setInUse(worker, []);
 
-    if (worker.onReady) {
-      // Died before it ever became ready during start(): the agent cannot work, say why.
-      worker.onReady.reject(
-        new Error(`worker ${worker.index} ${what} before it was ready${stderrTailText(worker.stderrTail)}`),
-      );
-      worker.onReady = null;
-    }
+    // Died before it ever became ready during start(): the agent cannot work, say why.
+    worker.notReady(
+      new Error(`worker ${worker.index} ${what} before it was ready${stderrTailText(worker.stderrTail)}`),
+    );
     if (this.stopping) {
       worker.state = 'stopped';
       if (job)
@@ -356,8 +316,7 @@ export class WorkerPool {
     for (const worker of this.workers) {
       worker.clearTimers();
       for (const job of [...worker.queue]) this.stopJob(job, 'SHUTTING_DOWN');
-      worker.onReady?.reject(new Error('the worker pool was stopped while starting'));
-      worker.onReady = null;
+      worker.notReady(new Error('the worker pool was stopped while starting'));
     }
     // Running jobs: interrupt, and give them the grace period to answer.
     const running = this.workers.filter((worker) => worker.running && worker.child);

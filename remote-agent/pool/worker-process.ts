@@ -121,6 +121,12 @@ export class WorkerProcess {
     this.onReady = null;
   }
 
+  /** The pool's start() waits for this process no more: it failed with `error`. */
+  notReady(error: Error): void {
+    this.onReady?.reject(error);
+    this.onReady = null;
+  }
+
   status(): WorkerStatus {
     const gpu = this.settings.gpus?.[this.index];
     const { index, pid, state, restarts, snapshot, startFailure } = this;
