@@ -17,7 +17,16 @@ import { globalIndex } from './globals';
 import { ModuleIndex, ModuleLocation } from './modules';
 import { refuse } from './unpicklable';
 import { ViewEncoder } from './views';
-import { descFlags, describeKey, integrity, isIndex, isRequireFunction, ownConstructor } from './object-shape';
+import {
+  builtinShape,
+  descFlags,
+  describeKey,
+  integrity,
+  importStarOf,
+  arrayExtraKeys,
+  isRequireFunction,
+  ownConstructor,
+} from './object-shape';
 
 export interface EncoderHooks {
   /**
@@ -140,7 +149,7 @@ export class Encoder {
     if (ArrayBuffer.isView(obj)) return this.encodeView(obj, path);
     const ref = this.reference(obj, path);
     if (ref !== undefined) return ref;
-    if (typeof obj === 'function' && isRequireFunction(obj)) return this.keep(obj, [Kind.REQUIRE]);
+    if (typeof obj === 'function' && isRequireFunction(obj)) return this.remember(obj, [Kind.REQUIRE]);
     const refusal = refuse(obj);
     if (refusal) this.fail(path, refusal.reason, this.options.refusalHint ?? refusal.hint);
     if (typeof obj === 'function') return this.hooks.encodeFunction(obj, this, path, owner);
@@ -150,7 +159,7 @@ export class Encoder {
   /** A GLOBAL, MODULE / MODULE_EXPORT or ORIGIN node for a value that travels by reference, memoized. */
   reference(value: object | symbol, path: Path): Ref | undefined {
     const globalPath = this.globals.get(value);
-    if (globalPath) return this.keep(value, [Kind.GLOBAL, globalPath]);
+    if (globalPath) return this.remember(value, [Kind.GLOBAL, globalPath]);
     const location = this.options.modules.lookup(value);
     if (location) {
       const module = this.moduleNode(location);
@@ -158,15 +167,11 @@ export class Encoder {
         this.memo.set(value, module);
         return module;
       }
-      return this.keep(value, [Kind.MODULE_EXPORT, module, location.path]);
+      return this.remember(value, [Kind.MODULE_EXPORT, module, location.path]);
     }
     const origin = this.hooks.reference?.(value, this, path);
-    if (origin) return this.keep(value, origin);
+    if (origin) return this.remember(value, origin);
     return undefined;
-  }
-
-  private keep(value: unknown, node: Node): Ref {
-    return this.remember(value, node);
   }
 
   moduleNode(location: ModuleLocation): Ref {
@@ -184,10 +189,10 @@ export class Encoder {
     const known = this.memo.get(sym);
     if (known !== undefined) return known;
     const key = Symbol.keyFor(sym);
-    if (key !== undefined) return this.keep(sym, [Kind.SYMBOL_FOR, key]);
+    if (key !== undefined) return this.remember(sym, [Kind.SYMBOL_FOR, key]);
     const ref = this.reference(sym, path);
     if (ref !== undefined) return ref;
-    return this.keep(sym, [Kind.SYMBOL, sym.description, this.hooks.originId?.(sym)]);
+    return this.remember(sym, [Kind.SYMBOL, sym.description, this.hooks.originId?.(sym)]);
   }
 
   private encodeObject(obj: object, path: Path): Ref {
@@ -199,37 +204,13 @@ export class Encoder {
       return ref;
     }
     if (t.isArrayBuffer(obj)) return this.bufferRef(obj, 0, obj.byteLength);
-    let node: Node;
-    let defaultProto: object | null = OBJECT_PROTO;
-    if (t.isDate(obj)) {
-      node = [Kind.DATE, undefined, undefined, Integrity.NONE, obj.getTime()];
-      defaultProto = Date.prototype;
-    } else if (t.isRegExp(obj)) {
-      node = [Kind.REGEXP, undefined, undefined, Integrity.NONE, obj.source, obj.flags];
-      defaultProto = RegExp.prototype;
-    } else if (t.isMap(obj)) {
-      node = [Kind.MAP, undefined, undefined, Integrity.NONE, undefined];
-      defaultProto = Map.prototype;
-    } else if (t.isSet(obj)) {
-      node = [Kind.SET, undefined, undefined, Integrity.NONE, undefined];
-      defaultProto = Set.prototype;
-    } else if (t.isNativeError(obj)) {
-      node = [Kind.ERROR, undefined, undefined, Integrity.NONE];
-      defaultProto = Error.prototype;
-    } else if (t.isBoxedPrimitive(obj)) {
-      const primitive = (obj as { valueOf(): unknown }).valueOf();
-      if (typeof primitive === 'symbol') this.fail(path, 'a boxed Symbol cannot be pickled', 'Pass the symbol itself');
-      node = [Kind.BOXED, undefined, undefined, Integrity.NONE, primitive];
-      defaultProto = Object.getPrototypeOf(Object(primitive)) as object;
-    } else if (obj instanceof URL && Object.getPrototypeOf(obj) === URL.prototype) {
-      return this.keep(obj, [Kind.URL, obj.href]);
-    } else if (obj instanceof URLSearchParams && Object.getPrototypeOf(obj) === URLSearchParams.prototype) {
-      return this.keep(obj, [Kind.URL_SEARCH_PARAMS, obj.toString()]);
-    } else {
-      const star = this.importStar(obj);
-      if (star) return this.keep(obj, star);
-      node = [Kind.OBJECT, undefined, undefined, Integrity.NONE];
-    }
+    const shape = builtinShape(obj);
+    if (shape && 'refusal' in shape) this.fail(path, shape.refusal, shape.hint);
+    if (shape && 'whole' in shape) return this.remember(obj, shape.whole);
+    const star = shape ? undefined : importStarOf(obj, this.options.modules);
+    if (star) return this.remember(obj, [Kind.MODULE_STAR, this.moduleNode(star)]);
+    const node = shape?.node ?? [Kind.OBJECT, undefined, undefined, Integrity.NONE];
+    const defaultProto = shape ? shape.defaultProto : OBJECT_PROTO;
     const ref = this.remember(obj, node);
     const proto = Object.getPrototypeOf(obj) as object | null;
     if (proto !== defaultProto) {
@@ -265,21 +246,6 @@ export class Encoder {
     return isNew ? this.remember(buffer, node) : this.memo.get(buffer)!;
   }
 
-  /** TypeScript's __importStar(m) for a CommonJS module m: getters over m's exports plus `default: m`. */
-  private importStar(obj: object): Node | undefined {
-    if (Object.getPrototypeOf(obj) !== OBJECT_PROTO) return undefined;
-    const desc = Object.getOwnPropertyDescriptor(obj, 'default');
-    if (!desc || !('value' in desc)) return undefined;
-    const location = this.options.modules.lookup(desc.value);
-    if (!location || location.path.length !== 0) return undefined;
-    for (const key of Object.getOwnPropertyNames(obj)) {
-      if (key === 'default') continue;
-      const own = Object.getOwnPropertyDescriptor(obj, key);
-      if (!own || !own.get) return undefined;
-    }
-    return [Kind.MODULE_STAR, this.moduleNode(location)];
-  }
-
   /** The slot for an object's prototype; checks class instances first (private fields, live handles). */
   private encodePrototypeOf(obj: object, proto: object | null, path: Path): Slot {
     if (proto === null) return null;
@@ -308,7 +274,7 @@ export class Encoder {
       const ctorSlot = this.encode(ctor, ctorPath);
       const after = this.memo.get(proto); // a by-value constructor registers its prototype itself
       if (after !== undefined) return after;
-      return this.keep(proto, [Kind.PROTOTYPE, ctorSlot, undefined, undefined]);
+      return this.remember(proto, [Kind.PROTOTYPE, ctorSlot, undefined, undefined]);
     }
     return this.encode(proto, path);
   }
@@ -352,14 +318,10 @@ export class Encoder {
     node[4] = elements;
     const proto = Object.getPrototypeOf(arr) as object | null;
     if (proto !== Array.prototype) node[1] = this.encodePrototypeOf(arr, proto, path);
-    // Extra own properties (a RegExp match's `index`, `groups`): only looked for on arrays of modest length,
-    // since listing the names of a large array creates one string per element.
-    const symbols = Object.getOwnPropertySymbols(arr);
-    const extraNames =
-      length <= 100_000 ? Object.getOwnPropertyNames(arr).filter((name) => name !== 'length' && !isIndex(name)) : [];
-    if (symbols.length > 0 || extraNames.length > 0) {
+    const extraKeys = arrayExtraKeys(arr);
+    if (extraKeys.length > 0) {
       const out: Slot[] = [];
-      for (const key of [...extraNames, ...symbols]) {
+      for (const key of extraKeys) {
         const desc = Object.getOwnPropertyDescriptor(arr, key);
         if (desc) this.pushProp(out, arr, key, desc, path);
       }
