@@ -5,8 +5,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 
-import { AgentClient, connect } from '../../kernel-ext/client/agent-client';
-import { AgentProcess, startAgent, waitFor } from '../support/agent-process';
+import { agentWithClient, waitFor } from '../support/agent-process';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'tslab-remote.js');
 
@@ -26,21 +25,10 @@ function cli(
 
 describe('tslab-remote jobs (terminal)', function () {
   this.timeout(60_000);
-  let agent: AgentProcess;
-  let client: AgentClient;
-
-  before(async () => {
-    agent = await startAgent({ args: ['--workers', '1'] });
-    client = await connect(agent.endpoint);
-  });
-
-  after(async () => {
-    await client?.close();
-    await agent?.stop();
-  });
+  const suite = agentWithClient();
 
   it('lists the jobs, follows one to its result, and cancels one', async () => {
-    const done = await client.detach(
+    const done = await suite.client.detach(
       () =>
         new Promise((resolve) =>
           setTimeout(() => {
@@ -51,40 +39,40 @@ describe('tslab-remote jobs (terminal)', function () {
       [],
       { name: 'fit' },
     );
-    const spare = await client.detach(() => new Promise(() => undefined), [], { name: 'spare' });
+    const spare = await suite.client.detach(() => new Promise(() => undefined), [], { name: 'spare' });
     await waitFor(
-      async () => (await client.detachedJobs()).some((job) => job.id === spare.id && job.state === 'running'),
+      async () => (await suite.client.detachedJobs()).some((job) => job.id === spare.id && job.state === 'running'),
       10_000,
       'spare running',
     );
 
-    const listed = await cli(['jobs', '--agent', agent.endpoint]);
+    const listed = await cli(['jobs', '--agent', suite.agent.endpoint]);
     expect(listed.code, listed.stderr).to.equal(0);
     expect(listed.stdout).to.match(new RegExp(`^${done.id} +fit +(running|done) `, 'm'));
     expect(listed.stdout).to.match(new RegExp(`^${spare.id} +spare +running `, 'm'));
 
-    const followed = await cli(['jobs', 'attach', 'fit'], { TSLAB_REMOTE_AGENT: agent.endpoint });
+    const followed = await cli(['jobs', 'attach', 'fit'], { TSLAB_REMOTE_AGENT: suite.agent.endpoint });
     expect(followed.code, followed.stderr).to.equal(0);
     expect(followed.stdout).to.equal('half way\n{ loss: 0.25 }\n');
     expect(followed.stderr).to.match(new RegExp(`^job ${done.id} \\(fit\\): (running|done)\\n$`));
 
-    const cancelled = await cli(['jobs', '--agent', agent.endpoint, 'cancel', 'spare']);
+    const cancelled = await cli(['jobs', '--agent', suite.agent.endpoint, 'cancel', 'spare']);
     expect(cancelled.code, cancelled.stderr).to.equal(0);
     expect(cancelled.stdout).to.equal(`cancelling job ${spare.id} (spare)\n`);
     await waitFor(
-      async () => (await client.detachedJobs()).some((job) => job.id === spare.id && job.state === 'cancelled'),
+      async () => (await suite.client.detachedJobs()).some((job) => job.id === spare.id && job.state === 'cancelled'),
       10_000,
       'spare cancelled',
     );
   });
 
   it('says what is wrong: exit status 1 for an unknown job, 2 for a job missing from the command line', async () => {
-    const unknown = await cli(['jobs', '--agent', agent.endpoint, 'attach', 'nothing-here']);
+    const unknown = await cli(['jobs', '--agent', suite.agent.endpoint, 'attach', 'nothing-here']);
     expect(unknown.code).to.equal(1);
     expect(unknown.stderr).to.match(
       /^tslab-remote: JOB_UNKNOWN: this agent has no detached job "nothing-here" of yours/,
     );
-    const usage = await cli(['jobs', '--agent', agent.endpoint, 'attach']);
+    const usage = await cli(['jobs', '--agent', suite.agent.endpoint, 'attach']);
     expect(usage.code).to.equal(2);
     expect(usage.stderr).to.include('jobs attach takes one job id or name');
   });

@@ -5,6 +5,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
+import { AgentClient, connect } from '../../kernel-ext/client/agent-client';
 import { LocalAgent, LocalAgentOptions, startLocalAgent } from '../../kernel-ext/client/local-agent';
 
 export type AgentProcess = LocalAgent;
@@ -18,6 +19,23 @@ export function startAgent(options: LocalAgentOptions = {}): Promise<AgentProces
     ...options,
     args: ['--bind', 'tcp://127.0.0.1:*', '--cancel-grace-ms', '500', ...(options.args ?? [])],
   });
+}
+
+/**
+ * For a describe block: one agent (startAgent with `args`) and a client connected to it, started before the block's
+ * tests and stopped after them. The fields are set once the block's `before` hook has run.
+ */
+export function agentWithClient(args = ['--workers', '1']): { agent: AgentProcess; client: AgentClient } {
+  const suite = {} as { agent: AgentProcess; client: AgentClient };
+  before(async () => {
+    suite.agent = await startAgent({ args });
+    suite.client = await connect(suite.agent.endpoint);
+  });
+  after(async () => {
+    await suite.client?.close();
+    await suite.agent?.stop();
+  });
+  return suite;
 }
 
 /** Writes a tree of files under a new temp directory and returns its path. */

@@ -7,28 +7,16 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { AgentClient, connect } from '../../../kernel-ext/client/agent-client';
 import { snapshotDirectory } from '../../../kernel-ext/client/snapshot';
-import { AgentProcess, makeTree, startAgent } from '../../support/agent-process';
+import { agentWithClient, makeTree } from '../../support/agent-process';
 
 const STATEFUL = `let loads = (globalThis.__loads = (globalThis.__loads || 0) + 1);
 exports.state = { n: 0, loads };`;
 
 describe('remote-agent worker: reload what changed, keep the rest', function () {
   this.timeout(30_000);
-  let agent: AgentProcess;
-  let client: AgentClient;
+  const suite = agentWithClient();
   let root: string;
-
-  before(async () => {
-    agent = await startAgent({ args: ['--workers', '1'] });
-    client = await connect(agent.endpoint);
-  });
-
-  after(async () => {
-    await client?.close();
-    await agent?.stop();
-  });
 
   beforeEach(async () => {
     root = await makeTree({
@@ -48,15 +36,17 @@ describe('remote-agent worker: reload what changed, keep the rest', function () 
       'throwing.js': "module.hot.dispose(() => { throw new Error('cannot release'); }); exports.v = 1;",
     });
     // Modules of equal content stay loaded from earlier tests' trees (rightly): each test starts from none.
-    await client.run({ source: "() => { globalThis[Symbol.for('tslab-remote.reload')](); globalThis.__loads = 0; }" });
+    await suite.client.run({
+      source: "() => { globalThis[Symbol.for('tslab-remote.reload')](); globalThis.__loads = 0; }",
+    });
   });
 
   /** Ships the tree as it is now and runs `source` there, with its stderr. */
   async function call(source: string): Promise<{ value: unknown; stderr: string }> {
     const snapshot = await snapshotDirectory(root);
-    await client.upload(snapshot);
+    await suite.client.upload(snapshot);
     let stderr = '';
-    const value = await client.run({
+    const value = await suite.client.run({
       source,
       snapshot: snapshot.hash,
       onOutput: (stream, text) => void (stream === 'stderr' && (stderr += text)),
@@ -151,8 +141,8 @@ describe('remote-agent worker: reload what changed, keep the rest', function () 
     const make = (x: number): unknown => new Point(x);
     const callMake = async (x: number): Promise<unknown> => {
       const snapshot = await snapshotDirectory(root);
-      await client.upload(snapshot);
-      return client.call(make, [x], { codeRoot: root, snapshot: snapshot.hash }).result;
+      await suite.client.upload(snapshot);
+      return suite.client.call(make, [x], { codeRoot: root, snapshot: snapshot.hash }).result;
     };
     expect(await callMake(-1)).to.be.instanceOf(Point);
     edit('notes.txt', 'an edit elsewhere: point.js is kept, from the first snapshot');

@@ -9,8 +9,7 @@
 import { expect } from 'chai';
 import * as fc from 'fast-check';
 
-import { AgentClient, connect } from '../../../../kernel-ext/client/agent-client';
-import { AgentProcess, startAgent } from '../../../support/agent-process';
+import { agentWithClient } from '../../../support/agent-process';
 
 const RUNS = 2000;
 const TIME_LIMIT_MS = 40_000;
@@ -293,18 +292,7 @@ function assertSameGraph(local: unknown, remote: unknown, madeRemotely = false):
 
 describe('pickle round trip through a real agent, property-based', function () {
   this.timeout(TIME_LIMIT_MS + 30_000);
-  let agent: AgentProcess;
-  let client: AgentClient;
-
-  before(async () => {
-    agent = await startAgent({ args: ['--workers', '1'] });
-    client = await connect(agent.endpoint);
-  });
-
-  after(async () => {
-    await client?.close();
-    await agent?.stop();
-  });
+  const suite = agentWithClient();
 
   it(`random graphs come back as the same graph (seed ${SEED}, up to ${RUNS} cases)`, async () => {
     let cases = 0;
@@ -316,7 +304,7 @@ describe('pickle round trip through a real agent, property-based', function () {
           // Built on the agent: its closures, counters and Thing class come back by value, with their state.
           const local = build(r);
           callAll(local);
-          const back = (await client.call(() => {
+          const back = (await suite.client.call(() => {
             const value = build(r);
             return { value, calls: callAll(value) };
           }, []).result) as { value: unknown; calls: unknown[] };
@@ -330,7 +318,7 @@ describe('pickle round trip through a real agent, property-based', function () {
           how === 'captured'
             ? () => ({ value, calls: callAll(value) })
             : (v: unknown) => ({ value: v, calls: callAll(v) });
-        const back = (await client.call(echo, how === 'captured' ? [] : [value]).result) as {
+        const back = (await suite.client.call(echo, how === 'captured' ? [] : [value]).result) as {
           value: unknown;
           calls: unknown[];
         };
