@@ -3,32 +3,17 @@
 
 import { expect } from 'chai';
 
-import { MagicSyntaxError, parseCell } from '../../../kernel-ext/kernel/magic';
-
-function syntaxError(code: string): string {
-  try {
-    parseCell(code);
-  } catch (error) {
-    expect(error).to.be.instanceOf(MagicSyntaxError);
-    return (error as Error).message;
-  }
-  throw new Error(`expected ${JSON.stringify(code)} to be refused`);
-}
-
-function options(code: string): unknown {
-  const magic = parseCell(code);
-  if (magic.kind !== 'remote' && magic.kind !== 'remote-cell') throw new Error(`not a remote magic: ${magic.kind}`);
-  return magic.options;
-}
+import { parseCell } from '../../../kernel-ext/kernel/magic';
+import { magicRefusal, remoteOptions } from '../../support/magic-parsing';
 
 describe('kernel pool magic parser', () => {
   it('takes --on NAME and --all on %remote and %%remote, with the other options', () => {
-    expect(options('%remote --on gpu1 f()')).to.deep.equal({ on: 'gpu1' });
-    expect(options('%remote --on=gpu-2 --timeout 5 f()')).to.deep.equal({ on: 'gpu-2', timeoutMs: 5000 });
-    expect(options('%remote --all f()')).to.deep.equal({ all: true });
-    expect(options('%remote --timeout 2 --all\nf()')).to.deep.equal({ all: true, timeoutMs: 2000 });
-    expect(options('%%remote --all\nconst x = 1\nx')).to.deep.equal({ all: true });
-    expect(options('%%remote --on a --timeout=1\nx')).to.deep.equal({ on: 'a', timeoutMs: 1000 });
+    expect(remoteOptions('%remote --on gpu1 f()')).to.deep.equal({ on: 'gpu1' });
+    expect(remoteOptions('%remote --on=gpu-2 --timeout 5 f()')).to.deep.equal({ on: 'gpu-2', timeoutMs: 5000 });
+    expect(remoteOptions('%remote --all f()')).to.deep.equal({ all: true });
+    expect(remoteOptions('%remote --timeout 2 --all\nf()')).to.deep.equal({ all: true, timeoutMs: 2000 });
+    expect(remoteOptions('%%remote --all\nconst x = 1\nx')).to.deep.equal({ all: true });
+    expect(remoteOptions('%%remote --on a --timeout=1\nx')).to.deep.equal({ on: 'a', timeoutMs: 1000 });
     const magic = parseCell('%remote --all process.pid');
     expect(magic.kind === 'remote' && magic.expr).to.equal('process.pid');
   });
@@ -40,15 +25,15 @@ describe('kernel pool magic parser', () => {
   });
 
   it('refuses --on with --all or --agent, values where none go, and assigning the rows of --all', () => {
-    expect(syntaxError('%remote --on a --all f()')).to.include('--on and --all both say where to run');
-    expect(syntaxError('%remote --agent tcp://h:1 --on a f()')).to.include('--agent and --on');
-    expect(syntaxError('%%remote --all --agent x\nf()')).to.include('--agent and --all');
-    expect(syntaxError('%remote --all=1 f()')).to.include('--all takes no value');
-    expect(syntaxError('%remote --all --all f()')).to.include('--all given twice');
-    expect(syntaxError('%remote --on f()')).to.include('--on needs the name of an agent of the pool, got f()');
-    expect(syntaxError('%remote --on --all f()')).to.include('--on needs a value');
-    expect(syntaxError('%remote --all x = f()')).to.include('assigns nothing');
-    expect(syntaxError('%remote --all')).to.include('needs an expression');
+    expect(magicRefusal('%remote --on a --all f()')).to.include('--on and --all both say where to run');
+    expect(magicRefusal('%remote --agent tcp://h:1 --on a f()')).to.include('--agent and --on');
+    expect(magicRefusal('%%remote --all --agent x\nf()')).to.include('--agent and --all');
+    expect(magicRefusal('%remote --all=1 f()')).to.include('--all takes no value');
+    expect(magicRefusal('%remote --all --all f()')).to.include('--all given twice');
+    expect(magicRefusal('%remote --on f()')).to.include('--on needs the name of an agent of the pool, got f()');
+    expect(magicRefusal('%remote --on --all f()')).to.include('--on needs a value');
+    expect(magicRefusal('%remote --all x = f()')).to.include('assigns nothing');
+    expect(magicRefusal('%remote --all')).to.include('needs an expression');
   });
 
   it('parses %remote_agent add NAME ENDPOINT [--key DIR], and keeps the old forms', () => {
@@ -79,13 +64,13 @@ describe('kernel pool magic parser', () => {
   });
 
   it('refuses %remote_agent add without a name and an endpoint, or with other options', () => {
-    expect(syntaxError('%remote_agent add')).to.include('add takes a name and an endpoint, got none');
-    expect(syntaxError('%remote_agent add gpu1')).to.include('got gpu1');
-    expect(syntaxError('%remote_agent add tcp://h:1 gpu1')).to.include('the name comes first');
-    expect(syntaxError('%remote_agent add gpu1 h:1')).to.include('not a ZeroMQ endpoint');
-    expect(syntaxError('%remote_agent add g/1 tcp://h:1')).to.include('agent names are');
-    expect(syntaxError('%remote_agent add g tcp://h:1 --name x')).to.include('unknown option --name');
-    expect(syntaxError('%remote_agent add g tcp://h:1 --key')).to.include('--key needs a directory');
+    expect(magicRefusal('%remote_agent add')).to.include('add takes a name and an endpoint, got none');
+    expect(magicRefusal('%remote_agent add gpu1')).to.include('got gpu1');
+    expect(magicRefusal('%remote_agent add tcp://h:1 gpu1')).to.include('the name comes first');
+    expect(magicRefusal('%remote_agent add gpu1 h:1')).to.include('not a ZeroMQ endpoint');
+    expect(magicRefusal('%remote_agent add g/1 tcp://h:1')).to.include('agent names are');
+    expect(magicRefusal('%remote_agent add g tcp://h:1 --name x')).to.include('unknown option --name');
+    expect(magicRefusal('%remote_agent add g tcp://h:1 --key')).to.include('--key needs a directory');
   });
 
   it('parses %remote_cluster slurm with its options and srun arguments after --', () => {
@@ -133,20 +118,20 @@ describe('kernel pool magic parser', () => {
   });
 
   it('refuses %remote_cluster misuse with the form to write', () => {
-    expect(syntaxError('%remote_cluster slurm')).to.include('slurm needs --nodes N');
-    expect(syntaxError('%remote_cluster slurm --nodes 0')).to.include('--nodes needs a whole number from 1, got 0');
-    expect(syntaxError('%remote_cluster slurm --nodes 2.5')).to.include('got 2.5');
-    expect(syntaxError('%remote_cluster slurm --nodes 2 --gpus 1')).to.include('unknown option --gpus');
-    expect(syntaxError('%remote_cluster slurm --nodes 2 --nodes 3')).to.include('--nodes given twice');
-    expect(syntaxError('%remote_cluster slurm --nodes 2 extra')).to.include('unexpected extra');
-    expect(syntaxError('%remote_cluster ssh')).to.include('ssh needs the hosts');
-    expect(syntaxError('%remote_cluster ssh a b')).to.include('one list separated by commas');
-    expect(syntaxError('%remote_cluster ssh a,,b')).to.include('empty host name');
-    expect(syntaxError('%remote_cluster ssh a --agent-command')).to.include('--agent-command needs a value');
-    expect(syntaxError('%remote_cluster attach')).to.include('attach takes one directory');
-    expect(syntaxError('%remote_cluster down now')).to.include('down takes nothing more');
-    expect(syntaxError('%remote_cluster up')).to.include('unknown %remote_cluster action up');
-    expect(syntaxError('%remote_cluster down\nf()')).to.include('takes one line');
-    expect(syntaxError('f(\n%remote_cluster down')).to.include('%remote_cluster is on line 2');
+    expect(magicRefusal('%remote_cluster slurm')).to.include('slurm needs --nodes N');
+    expect(magicRefusal('%remote_cluster slurm --nodes 0')).to.include('--nodes needs a whole number from 1, got 0');
+    expect(magicRefusal('%remote_cluster slurm --nodes 2.5')).to.include('got 2.5');
+    expect(magicRefusal('%remote_cluster slurm --nodes 2 --gpus 1')).to.include('unknown option --gpus');
+    expect(magicRefusal('%remote_cluster slurm --nodes 2 --nodes 3')).to.include('--nodes given twice');
+    expect(magicRefusal('%remote_cluster slurm --nodes 2 extra')).to.include('unexpected extra');
+    expect(magicRefusal('%remote_cluster ssh')).to.include('ssh needs the hosts');
+    expect(magicRefusal('%remote_cluster ssh a b')).to.include('one list separated by commas');
+    expect(magicRefusal('%remote_cluster ssh a,,b')).to.include('empty host name');
+    expect(magicRefusal('%remote_cluster ssh a --agent-command')).to.include('--agent-command needs a value');
+    expect(magicRefusal('%remote_cluster attach')).to.include('attach takes one directory');
+    expect(magicRefusal('%remote_cluster down now')).to.include('down takes nothing more');
+    expect(magicRefusal('%remote_cluster up')).to.include('unknown %remote_cluster action up');
+    expect(magicRefusal('%remote_cluster down\nf()')).to.include('takes one line');
+    expect(magicRefusal('f(\n%remote_cluster down')).to.include('%remote_cluster is on line 2');
   });
 });

@@ -3,46 +3,36 @@
 
 import { expect } from 'chai';
 
-import { Magic, MagicSyntaxError, parseCell } from '../../../kernel-ext/kernel/magic';
+import { Magic, parseCell } from '../../../kernel-ext/kernel/magic';
 import { typedAssignmentSource } from '../../../kernel-ext/kernel/magic-tooling';
-
-function options(code: string): unknown {
-  const magic = parseCell(code);
-  if (magic.kind !== 'remote' && magic.kind !== 'remote-cell') throw new Error(`expected %remote, got ${magic.kind}`);
-  return magic.options;
-}
-
-function refusal(code: string): string {
-  try {
-    parseCell(code);
-  } catch (error) {
-    expect(error).to.be.instanceOf(MagicSyntaxError);
-    return (error as Error).message;
-  }
-  throw new Error(`expected ${JSON.stringify(code)} to be refused`);
-}
+import { magicRefusal, remoteOptions } from '../../support/magic-parsing';
 
 describe('detached job magics, parsed', () => {
   it('takes --detach and --name on %remote and %%remote, in either order and spelling', () => {
-    expect(options('%remote --detach train(3)')).to.deep.equal({ detach: true });
-    expect(options('%remote --detach --name fit-1 train(3)')).to.deep.equal({ detach: true, name: 'fit-1' });
-    expect(options('%remote --name=fit.2 --timeout 60 --detach train(3)')).to.deep.equal({
+    expect(remoteOptions('%remote --detach train(3)')).to.deep.equal({ detach: true });
+    expect(remoteOptions('%remote --detach --name fit-1 train(3)')).to.deep.equal({ detach: true, name: 'fit-1' });
+    expect(remoteOptions('%remote --name=fit.2 --timeout 60 --detach train(3)')).to.deep.equal({
       detach: true,
       name: 'fit.2',
       timeoutMs: 60_000,
     });
-    expect(options('%%remote --detach --name sweep\nconst x = 1\nx')).to.deep.equal({ detach: true, name: 'sweep' });
+    expect(remoteOptions('%%remote --detach --name sweep\nconst x = 1\nx')).to.deep.equal({
+      detach: true,
+      name: 'sweep',
+    });
     const magic = parseCell('%remote --detach --on gpu1 train(3)') as Extract<Magic, { kind: 'remote' }>;
     expect(magic.options).to.deep.equal({ detach: true, on: 'gpu1' });
     expect(magic.expr).to.equal('train(3)');
   });
 
   it('refuses --detach with --all or an assignment, --name without --detach, and a bad name', () => {
-    expect(refusal('%remote --detach --all f()')).to.include('--detach runs one job on one agent, --all one per agent');
-    expect(refusal('%remote --detach model = train(3)')).to.include('take it later with %remote_attach JOB model');
-    expect(refusal('%remote --name fit train(3)')).to.include('--name names a detached job: add --detach');
-    expect(refusal('%remote --detach --name "my fit" f()')).to.include('--name needs a job name');
-    expect(refusal('%remote --detach --detach f()')).to.include('--detach given twice');
+    expect(magicRefusal('%remote --detach --all f()')).to.include(
+      '--detach runs one job on one agent, --all one per agent',
+    );
+    expect(magicRefusal('%remote --detach model = train(3)')).to.include('take it later with %remote_attach JOB model');
+    expect(magicRefusal('%remote --name fit train(3)')).to.include('--name names a detached job: add --detach');
+    expect(magicRefusal('%remote --detach --name "my fit" f()')).to.include('--name needs a job name');
+    expect(magicRefusal('%remote --detach --detach f()')).to.include('--detach given twice');
   });
 
   it('parses %remote_jobs, %remote_attach with or without VAR and TYPE, and %remote_cancel, each with --agent', () => {
@@ -64,13 +54,13 @@ describe('detached job magics, parsed', () => {
   });
 
   it('refuses a missing or malformed job, extra words, unknown options and code below', () => {
-    expect(refusal('%remote_attach')).to.include('needs the id or name of a job (%remote_jobs lists them)');
-    expect(refusal('%remote_cancel a b')).to.include('one job at a time');
-    expect(refusal('%remote_attach fit 3x')).to.include('as VAR or VAR: TYPE');
-    expect(refusal('%remote_attach fi/t')).to.include('is not a job id or name');
-    expect(refusal('%remote_jobs --all')).to.include('unknown option --all');
-    expect(refusal('%remote_jobs now')).to.include('unexpected "now"');
-    expect(refusal('%remote_jobs\nmore')).to.include('%remote_jobs takes one line');
+    expect(magicRefusal('%remote_attach')).to.include('needs the id or name of a job (%remote_jobs lists them)');
+    expect(magicRefusal('%remote_cancel a b')).to.include('one job at a time');
+    expect(magicRefusal('%remote_attach fit 3x')).to.include('as VAR or VAR: TYPE');
+    expect(magicRefusal('%remote_attach fi/t')).to.include('is not a job id or name');
+    expect(magicRefusal('%remote_jobs --all')).to.include('unknown option --all');
+    expect(magicRefusal('%remote_jobs now')).to.include('unexpected "now"');
+    expect(magicRefusal('%remote_jobs\nmore')).to.include('%remote_jobs takes one line');
   });
 
   it('types the attached result as stated', () => {

@@ -6,21 +6,12 @@ import { expect } from 'chai';
 import { Magic, MagicSyntaxError, parseCell } from '../../../kernel-ext/kernel/magic';
 import { returnLastExpression } from '../../../kernel-ext/kernel/magic-syntax';
 import { assignmentSource } from '../../../kernel-ext/kernel/magic-tooling';
+import { magicRefusal } from '../../support/magic-parsing';
 
 function remote(code: string): Extract<Magic, { kind: 'remote' }> {
   const magic = parseCell(code);
   if (magic.kind !== 'remote') throw new Error(`expected a %remote magic, got ${magic.kind}`);
   return magic;
-}
-
-function syntaxError(code: string): string {
-  try {
-    parseCell(code);
-  } catch (error) {
-    expect(error).to.be.instanceOf(MagicSyntaxError);
-    return (error as Error).message;
-  }
-  throw new Error(`expected ${JSON.stringify(code)} to be refused`);
 }
 
 /** Line and column (0-based) of the first occurrence of `needle`. */
@@ -134,7 +125,7 @@ describe('kernel magic parser', () => {
   });
 
   it('refuses a statement after %remote, pointing at %%remote', () => {
-    expect(syntaxError('%remote const x = 1')).to.equal(
+    expect(magicRefusal('%remote const x = 1')).to.equal(
       "%remote takes an expression, and const starts a statement: put the code under %%remote (the cell's last expression is its result)",
     );
     const cases: [string, string][] = [
@@ -148,14 +139,14 @@ describe('kernel magic parser', () => {
       ['%remote type T = number', 'type'],
       ['%remote y = while (x) f()', 'while'],
     ];
-    for (const [code, word] of cases) expect(syntaxError(code), code).to.include(`and ${word} starts a statement`);
+    for (const [code, word] of cases) expect(magicRefusal(code), code).to.include(`and ${word} starts a statement`);
   });
 
   it('refuses several statements after %remote, and drops a comment after the closing semicolon', () => {
     const several =
       "%remote takes one expression, and this is 2 statements: put them under %%remote (the cell's last expression is its result)";
-    expect(syntaxError('%remote f(); g()')).to.equal(several);
-    expect(syntaxError('%remote f()\ng()')).to.equal(several);
+    expect(magicRefusal('%remote f(); g()')).to.equal(several);
+    expect(magicRefusal('%remote f()\ng()')).to.equal(several);
     const commented = remote('%remote x = f(1);  // the first try');
     expect(commented).to.deep.include({ assign: 'x', expr: 'f(1)' });
     expect(commented.fnSource).to.equal('() => (     f(1)\n)');
@@ -247,12 +238,12 @@ describe('kernel magic parser', () => {
   });
 
   it('refuses a magic below the first line of a cell that is not TypeScript, saying where magics go', () => {
-    expect(syntaxError('x\n%%remote\nf()')).to.equal(
+    expect(magicRefusal('x\n%%remote\nf()')).to.equal(
       '%%remote is on line 2: a magic must start its cell (only blank lines may come before it)',
     );
-    expect(syntaxError('// train\n  %%remote --timeout 5\nf()')).to.include('%%remote is on line 2');
-    expect(syntaxError('const a = 1\n\n%remote f(a)')).to.include('%remote is on line 3');
-    expect(syntaxError('a()\n%remote_agent tcp://h:1')).to.include('%remote_agent is on line 2');
+    expect(magicRefusal('// train\n  %%remote --timeout 5\nf()')).to.include('%%remote is on line 2');
+    expect(magicRefusal('const a = 1\n\n%remote f(a)')).to.include('%remote is on line 3');
+    expect(magicRefusal('a()\n%remote_agent tcp://h:1')).to.include('%remote_agent is on line 2');
   });
 
   it('parses %remote_reload with no file (every module) or files, quoted or bare', () => {
@@ -289,49 +280,51 @@ describe('kernel magic parser', () => {
   });
 
   it('refuses misuse with a message that says what is expected', () => {
-    expect(syntaxError('%remote')).to.include('needs an expression');
-    expect(syntaxError('%remote   ;')).to.include('needs an expression');
-    expect(syntaxError('%remote --timeout f()')).to.include(
+    expect(magicRefusal('%remote')).to.include('needs an expression');
+    expect(magicRefusal('%remote   ;')).to.include('needs an expression');
+    expect(magicRefusal('%remote --timeout f()')).to.include(
       '--timeout needs a number of seconds from 0.001 to 2147483',
     );
-    expect(syntaxError('%remote --timeout -1 f()')).to.include('--timeout');
-    expect(syntaxError('%remote --timeout 1e-4 f()')).to.include('from 0.001 to 2147483, got 1e-4');
-    expect(syntaxError('%remote --timeout 1e7 f()')).to.include('from 0.001 to 2147483, got 1e7');
-    expect(syntaxError('%remote --gpu 1 f()')).to.include('unknown option --gpu: %remote [--timeout SECONDS] [--agent');
-    expect(syntaxError('%remote --timout 5 f()')).to.include('unknown option --timout:');
-    expect(syntaxError('%remote --agent a --gpu=1 f()')).to.include('unknown option --gpu:');
-    expect(syntaxError('%remote --gpu-count "2" f()')).to.include('unknown option --gpu-count:');
-    expect(syntaxError('%remote --timeout= 5 f()')).to.include('--timeout needs a value');
-    expect(syntaxError('%remote --agent --counter')).to.include('--agent needs a value');
-    expect(syntaxError('%remote --timeout 1 --timeout 2 f()')).to.include('--timeout given twice');
-    expect(syntaxError('%%remote --agent a --agent=b\nf()')).to.include('--agent given twice');
-    expect(syntaxError('%%remote --x\nf()')).to.include('unknown option --x: %%remote');
-    expect(syntaxError('%%remote --timeout 1 --x=2\nf()')).to.include('unknown option --x:');
-    expect(syntaxError('%%remote extra\nf()')).to.include('unexpected');
-    expect(syntaxError('%%remote\n\n')).to.include('needs code below it');
-    expect(syntaxError('%remote_agent gpu1:5555')).to.include('not a ZeroMQ endpoint');
-    expect(syntaxError('%remote_agent --local tcp://h:1')).to.include('no endpoint');
-    expect(syntaxError('%remote_agent tcp://a:1 tcp://b:2')).to.include('one endpoint');
-    expect(syntaxError('%remote_agent tcp://a:1\nf()')).to.include('one line');
-    expect(syntaxError('%remote_agent --key')).to.include('--key needs a value');
-    expect(syntaxError('%remote_agent --local=yes')).to.include('--local takes no value, got --local=yes');
-    expect(syntaxError('%remote_agent --local=')).to.include('--local takes no value');
-    expect(syntaxError('%remote_agent tcp://h:1 --key "/my keys')).to.equal(
+    expect(magicRefusal('%remote --timeout -1 f()')).to.include('--timeout');
+    expect(magicRefusal('%remote --timeout 1e-4 f()')).to.include('from 0.001 to 2147483, got 1e-4');
+    expect(magicRefusal('%remote --timeout 1e7 f()')).to.include('from 0.001 to 2147483, got 1e7');
+    expect(magicRefusal('%remote --gpu 1 f()')).to.include(
+      'unknown option --gpu: %remote [--timeout SECONDS] [--agent',
+    );
+    expect(magicRefusal('%remote --timout 5 f()')).to.include('unknown option --timout:');
+    expect(magicRefusal('%remote --agent a --gpu=1 f()')).to.include('unknown option --gpu:');
+    expect(magicRefusal('%remote --gpu-count "2" f()')).to.include('unknown option --gpu-count:');
+    expect(magicRefusal('%remote --timeout= 5 f()')).to.include('--timeout needs a value');
+    expect(magicRefusal('%remote --agent --counter')).to.include('--agent needs a value');
+    expect(magicRefusal('%remote --timeout 1 --timeout 2 f()')).to.include('--timeout given twice');
+    expect(magicRefusal('%%remote --agent a --agent=b\nf()')).to.include('--agent given twice');
+    expect(magicRefusal('%%remote --x\nf()')).to.include('unknown option --x: %%remote');
+    expect(magicRefusal('%%remote --timeout 1 --x=2\nf()')).to.include('unknown option --x:');
+    expect(magicRefusal('%%remote extra\nf()')).to.include('unexpected');
+    expect(magicRefusal('%%remote\n\n')).to.include('needs code below it');
+    expect(magicRefusal('%remote_agent gpu1:5555')).to.include('not a ZeroMQ endpoint');
+    expect(magicRefusal('%remote_agent --local tcp://h:1')).to.include('no endpoint');
+    expect(magicRefusal('%remote_agent tcp://a:1 tcp://b:2')).to.include('one endpoint');
+    expect(magicRefusal('%remote_agent tcp://a:1\nf()')).to.include('one line');
+    expect(magicRefusal('%remote_agent --key')).to.include('--key needs a value');
+    expect(magicRefusal('%remote_agent --local=yes')).to.include('--local takes no value, got --local=yes');
+    expect(magicRefusal('%remote_agent --local=')).to.include('--local takes no value');
+    expect(magicRefusal('%remote_agent tcp://h:1 --key "/my keys')).to.equal(
       'unterminated " in %remote_agent tcp://h:1 --key "/my keys: close the quote',
     );
-    expect(syntaxError("%remote_root 'my dir  ")).to.equal("unterminated ' in %remote_root 'my dir: close the quote");
-    expect(syntaxError('%remote_root "a b" c')).to.include('one directory at a time');
-    expect(syntaxError('%remote_root ""')).to.equal('empty quotes in %remote_root "": give a value or leave it out');
-    expect(syntaxError("%remote_agent '' --local")).to.include('empty quotes in %remote_agent');
-    expect(syntaxError('%remote_agent tcp://h:1 --name=')).to.include('--name needs a value');
-    expect(syntaxError('%remote_agent tcp://h:1 --key=""')).to.include('--key needs a value');
-    expect(syntaxError('%remotex f()')).to.include('unknown magic %remotex');
-    expect(syntaxError('  %remote-x f()')).to.include('unknown magic %remote-x;');
-    expect(syntaxError('\n%%remote(x)\nf()')).to.include('unknown magic %%remote(x);');
-    expect(syntaxError('%time f()')).to.include('unknown magic %time');
-    expect(syntaxError('%remote const = 1')).to.include('reserved word');
+    expect(magicRefusal("%remote_root 'my dir  ")).to.equal("unterminated ' in %remote_root 'my dir: close the quote");
+    expect(magicRefusal('%remote_root "a b" c')).to.include('one directory at a time');
+    expect(magicRefusal('%remote_root ""')).to.equal('empty quotes in %remote_root "": give a value or leave it out');
+    expect(magicRefusal("%remote_agent '' --local")).to.include('empty quotes in %remote_agent');
+    expect(magicRefusal('%remote_agent tcp://h:1 --name=')).to.include('--name needs a value');
+    expect(magicRefusal('%remote_agent tcp://h:1 --key=""')).to.include('--key needs a value');
+    expect(magicRefusal('%remotex f()')).to.include('unknown magic %remotex');
+    expect(magicRefusal('  %remote-x f()')).to.include('unknown magic %remote-x;');
+    expect(magicRefusal('\n%%remote(x)\nf()')).to.include('unknown magic %%remote(x);');
+    expect(magicRefusal('%time f()')).to.include('unknown magic %time');
+    expect(magicRefusal('%remote const = 1')).to.include('reserved word');
     for (const name of ['default', 'in', 'let', 'static', 'yield', 'eval', 'arguments', 'null']) {
-      expect(syntaxError(`%remote ${name} = f()`)).to.equal(`cannot assign to ${name}: it is a reserved word`);
+      expect(magicRefusal(`%remote ${name} = f()`)).to.equal(`cannot assign to ${name}: it is a reserved word`);
     }
     expect(remote('%remote type = f()').assign).to.equal('type');
   });
