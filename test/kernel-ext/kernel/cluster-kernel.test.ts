@@ -8,25 +8,12 @@ import * as tmp from 'tmp-promise';
 
 import { writeKeyPair } from '../../../common/key-files';
 import { AgentProcess, startAgent } from '../../support/agent-process';
-import { messagesOf, plainTraceback, RequestResult, session, useJupyterWorkspace } from './jupyter-support';
+import { errorMessageOf, messagesOf, RequestResult, session, stdoutOf, useJupyterWorkspace } from './jupyter-support';
 
 function plain(result: RequestResult): string {
   const message = messagesOf(result, 'execute_result')[0];
   if (!message) throw new Error(`no result for ${result.code}: ${JSON.stringify(result.iopub)}`);
   return message.content.data['text/plain'] as string;
-}
-
-function stdout(result: RequestResult): string {
-  return messagesOf(result, 'stream')
-    .filter((m) => m.content.name === 'stdout')
-    .map((m) => m.content.text as string)
-    .join('');
-}
-
-function error(result: RequestResult): Record<string, any> {
-  const [message] = messagesOf(result, 'error');
-  if (!message) throw new Error(`no error message for ${result.code}: ${JSON.stringify(result.iopub)}`);
-  return plainTraceback(message.content as { traceback?: string[] });
 }
 
 /** The rows of a plain-text table (header first), each split at runs of two or more blanks. */
@@ -80,10 +67,10 @@ describe('kernel pool through a real Jupyter client (%remote_agent add, --on, --
       ],
     ]);
     const [, addA, , addC, twice, list, , on, all, cellAll, failing, unknown, plainRemote] = steps!;
-    expect(stdout(addA!)).to.include(`added a (${a.endpoint})`);
-    expect(stdout(addC!)).to.include('the pool has 3 agent(s): a, b, c');
-    expect(error(twice!).ename).to.equal('UsageError');
-    expect(error(twice!).evalue).to.include('an agent named a is already in the pool; pick another name');
+    expect(stdoutOf(addA!)).to.include(`added a (${a.endpoint})`);
+    expect(stdoutOf(addC!)).to.include('the pool has 3 agent(s): a, b, c');
+    expect(errorMessageOf(twice!).ename).to.equal('UsageError');
+    expect(errorMessageOf(twice!).evalue).to.include('an agent named a is already in the pool; pick another name');
 
     const listing = rows(plain(list!));
     expect(listing[0]).to.deep.equal(['agent', 'host', 'endpoint', 'workers', 'gpus', 'running', 'queued', 'state']);
@@ -106,7 +93,7 @@ describe('kernel pool through a real Jupyter client (%remote_agent add, --on, --
       '<td style="text-align:left"><pre>b42</pre></td>',
     );
 
-    const printed = stdout(cellAll!).split('\n').filter(Boolean).sort();
+    const printed = stdoutOf(cellAll!).split('\n').filter(Boolean).sort();
     expect(printed).to.deep.equal(['[a] hello from a', '[b] hello from b', '[c] hello from c']);
     expect(
       rows(plain(cellAll!))
@@ -120,15 +107,17 @@ describe('kernel pool through a real Jupyter client (%remote_agent add, --on, --
         .slice(1)
         .map((r) => r[2]),
     ).to.deep.equal(['1', 'Error: boom on b', '1']);
-    expect(error(failing!).ename).to.equal('Error');
-    expect(error(failing!).evalue).to.equal('boom on b (on b)');
-    expect(error(failing!).traceback[0]).to.equal('1 of 3 agents failed; first on b:');
+    expect(errorMessageOf(failing!).ename).to.equal('Error');
+    expect(errorMessageOf(failing!).evalue).to.equal('boom on b (on b)');
+    expect(errorMessageOf(failing!).traceback[0]).to.equal('1 of 3 agents failed; first on b:');
     // Frames point at the cells: check's cell (count 7, line 3) and the calling cell (count 11).
-    expect(error(failing!).traceback[2]).to.match(/^ +at (Object\.)?check \(In \[7\]:3:\d+\)$/);
-    expect(error(failing!).traceback[3]).to.match(/^ +at In \[11\]:1:\d+$/);
+    expect(errorMessageOf(failing!).traceback[2]).to.match(/^ +at (Object\.)?check \(In \[7\]:3:\d+\)$/);
+    expect(errorMessageOf(failing!).traceback[3]).to.match(/^ +at In \[11\]:1:\d+$/);
 
-    expect(error(unknown!).ename).to.equal('UsageError');
-    expect(error(unknown!).evalue).to.equal('--on nowhere: no agent of that name in the pool, which has a, b, c');
+    expect(errorMessageOf(unknown!).ename).to.equal('UsageError');
+    expect(errorMessageOf(unknown!).evalue).to.equal(
+      '--on nowhere: no agent of that name in the pool, which has a, b, c',
+    );
     // Plain %remote with a pool and no other agent goes to the pool's first agent, not to a private one.
     expect(plain(plainRemote!)).to.equal('a');
   });
@@ -150,7 +139,7 @@ describe('kernel pool through a real Jupyter client (%remote_agent add, --on, --
       ],
     ]);
     const [interrupted] = steps[1]!;
-    expect(error(interrupted!).ename).to.equal('KeyboardInterrupt');
+    expect(errorMessageOf(interrupted!).ename).to.equal('KeyboardInterrupt');
     expect(
       rows(plain(interrupted!))
         .slice(1)
@@ -165,10 +154,10 @@ describe('kernel pool through a real Jupyter client (%remote_agent add, --on, --
         .slice(1)
         .map((r) => r[2]),
     ).to.deep.equal(['a', 'b']);
-    expect(stdout(down!)).to.equal('stopped the pool: a, b\n');
-    expect(error(empty!).evalue).to.include('--all: the pool is empty');
+    expect(stdoutOf(down!)).to.equal('stopped the pool: a, b\n');
+    expect(errorMessageOf(empty!).evalue).to.include('--all: the pool is empty');
     // With the pool empty, %remote_agent is about the current agent again (none yet).
-    expect(stdout(list!)).to.include('no agent yet');
+    expect(stdoutOf(list!)).to.include('no agent yet');
   });
 
   it('gives cells the pool as `agents`: map in input order and as items finish, a progress line, output, errors, interrupt', async () => {
@@ -199,7 +188,7 @@ describe('kernel pool through a real Jupyter client (%remote_agent add, --on, --
       ],
     ]);
     const [added, , , mapped, iterated, printed, failing, listing] = steps[0]!;
-    expect(stdout(added!)).to.include('added a');
+    expect(stdoutOf(added!)).to.include('added a');
     const values = plain(mapped!).replace(/'/g, '').split(' ');
     expect(values.map((v) => v.split(':')[1])).to.deep.equal(['10', '20', '30', '40', '50', '60']);
     expect(new Set(values.map((v) => v.split(':')[0]))).to.deep.equal(new Set(['a', 'b']));
@@ -211,10 +200,10 @@ describe('kernel pool through a real Jupyter client (%remote_agent add, --on, --
     expect(new Set(displays.map((m) => m.content.transient.display_id)).size).to.equal(1);
 
     expect(plain(iterated!)).to.equal('2,4,6');
-    expect(stdout(printed!)).to.match(/^\[(a|b)#0\] item 7\n$/);
+    expect(stdoutOf(printed!)).to.match(/^\[(a|b)#0\] item 7\n$/);
     expect(plain(printed!)).to.equal('[ 7 ]');
-    expect(error(failing!).ename).to.equal('MapItemError');
-    expect(error(failing!).evalue).to.match(/^item 1 failed on agent (a|b), worker 0: bad item$/);
+    expect(errorMessageOf(failing!).ename).to.equal('MapItemError');
+    expect(errorMessageOf(failing!).evalue).to.match(/^item 1 failed on agent (a|b), worker 0: bad item$/);
     expect(plain(listing!)).to.equal('a up, b up');
 
     const [interrupted] = steps[1]!;
@@ -223,6 +212,6 @@ describe('kernel pool through a real Jupyter client (%remote_agent add, --on, --
     const [after, typed] = steps[2]!;
     expect(plain(after!)).to.equal('[ 2, 3 ]');
     // `agents` is typed: a map is no string.
-    expect(error(typed!).ename).to.equal('TSError');
+    expect(errorMessageOf(typed!).ename).to.equal('TSError');
   });
 });

@@ -250,6 +250,21 @@ export function messagesOf(result: RequestResult, type: string): IopubMessage[] 
   return result.iopub.filter((m) => m.msg_type === type);
 }
 
+/** All a request printed to stdout. */
+export function stdoutOf(result: RequestResult): string {
+  return messagesOf(result, 'stream')
+    .filter((m) => m.content.name === 'stdout')
+    .map((m) => m.content.text as string)
+    .join('');
+}
+
+/** The request's error message (ename, evalue, traceback without colours); throws when there is none. */
+export function errorMessageOf(result: RequestResult): Record<string, any> {
+  const [message] = messagesOf(result, 'error');
+  if (!message) throw new Error(`no error message for ${result.code}: ${JSON.stringify(result.iopub)}`);
+  return plainTraceback(message.content as { traceback?: string[] });
+}
+
 /**
  * For a describe block: a kernelspec in temporary Jupyter directories and a copy of the notebooks, set up once
  * before its tests (skipped, or failing in CI, without a Jupyter client) and removed after them.

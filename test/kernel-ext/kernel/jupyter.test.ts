@@ -14,7 +14,7 @@ import * as tmp from 'tmp-promise';
 import { writeKeyPair } from '../../../common/key-files';
 import { isAlive, startAgent, waitFor } from '../../support/agent-process';
 import { TcpProxy } from '../../support/tcp-proxy';
-import { messagesOf, plainTraceback, RequestResult, session, useJupyterWorkspace } from './jupyter-support';
+import { errorMessageOf, messagesOf, RequestResult, session, stdoutOf, useJupyterWorkspace } from './jupyter-support';
 
 function types(result: RequestResult): string[] {
   return result.iopub.map((m) => m.msg_type).filter((t) => t !== 'status');
@@ -22,19 +22,6 @@ function types(result: RequestResult): string[] {
 
 function plain(result: RequestResult): string | undefined {
   return messagesOf(result, 'execute_result')[0]?.content.data['text/plain'];
-}
-
-function stdout(result: RequestResult): string {
-  return messagesOf(result, 'stream')
-    .filter((m) => m.content.name === 'stdout')
-    .map((m) => m.content.text as string)
-    .join('');
-}
-
-function error(result: RequestResult): Record<string, any> {
-  const [message] = messagesOf(result, 'error');
-  if (!message) throw new Error(`no error message for ${result.code}: ${JSON.stringify(result.iopub)}`);
-  return plainTraceback(message.content as { traceback?: string[] });
 }
 
 /** A loopback TCP server; `onConnection` gets each accepted socket. */
@@ -120,8 +107,8 @@ describe('kernel through a real Jupyter client', function () {
       evalue: 'local boom',
       execution_count: 2,
     });
-    expect(error(thrown!)).to.include({ ename: 'RangeError', evalue: 'local boom' });
-    expect(error(thrown!).traceback[0]).to.equal('RangeError: local boom');
+    expect(errorMessageOf(thrown!)).to.include({ ename: 'RangeError', evalue: 'local boom' });
+    expect(errorMessageOf(thrown!).traceback[0]).to.equal('RangeError: local boom');
     expect(types(thrown!)).to.deep.equal(['execute_input', 'error']);
 
     // stop_on_error=false: the request right behind the failure ran.
@@ -130,7 +117,9 @@ describe('kernel through a real Jupyter client', function () {
 
     // A type error, as tslab reports it (line:column - message), as the cell's error.
     expect(typeError!.reply).to.include({ status: 'error', ename: 'TSError', execution_count: 4 });
-    expect(error(typeError!).traceback).to.deep.equal(["1:7 - Type 'number' is not assignable to type 'string'."]);
+    expect(errorMessageOf(typeError!).traceback).to.deep.equal([
+      "1:7 - Type 'number' is not assignable to type 'string'.",
+    ]);
 
     // stop_on_error=true: everything already queued behind it is aborted, with no input, output or count.
     for (const result of [aborted!, silent!, remote!]) {
@@ -143,7 +132,7 @@ describe('kernel through a real Jupyter client', function () {
     expect(again!.reply).to.include({ status: 'ok', execution_count: 5 });
     expect(plain(again!)).to.equal('44');
     expect(unknown!.reply).to.include({ status: 'error', ename: 'UsageError' });
-    expect(error(unknown!).evalue).to.include('unknown magic %remote_bogus');
+    expect(errorMessageOf(unknown!).evalue).to.include('unknown magic %remote_bogus');
     expect(notStored!.reply).to.include({ status: 'ok', execution_count: 6 });
     expect(plain(notStored!)).to.equal('45');
   });
@@ -176,10 +165,10 @@ describe('kernel through a real Jupyter client', function () {
     expect(assign!.reply!.status).to.equal('ok');
     expect(plain(assign!)).to.equal(undefined);
     expect(plain(typed!)).to.equal('82');
-    expect(stdout(cell!)).to.equal('on the agent\n');
+    expect(stdoutOf(cell!)).to.equal('on the agent\n');
     expect(plain(cell!)).to.equal('[ 2, 3, 4 ]');
 
-    const remote = error(failing!);
+    const remote = errorMessageOf(failing!);
     expect(remote.ename).to.equal('Error');
     expect(remote.evalue).to.equal('too big: 400');
     expect(remote.traceback[0]).to.equal('Error: too big: 400');
@@ -193,11 +182,13 @@ describe('kernel through a real Jupyter client', function () {
     expect(remote.traceback.join('\n')).not.to.include('tslabRemote');
 
     // `n` is a number for the type checker: nothing is sent.
-    expect(error(broken!).ename).to.equal('TSError');
-    expect(error(broken!).evalue).to.equal("1:11 - Property 'toUpperCase' does not exist on type 'number'.");
+    expect(errorMessageOf(broken!).ename).to.equal('TSError');
+    expect(errorMessageOf(broken!).evalue).to.equal("1:11 - Property 'toUpperCase' does not exist on type 'number'.");
     // Columns as the user wrote the line, not as the kernel rewrote it (an async head, an inserted `return `).
-    expect(error(brokenAwait!).evalue).to.equal("1:34 - Property 'foo' does not exist on type 'Promise<number>'.");
-    expect(error(brokenCell!).evalue).to.equal(
+    expect(errorMessageOf(brokenAwait!).evalue).to.equal(
+      "1:34 - Property 'foo' does not exist on type 'Promise<number>'.",
+    );
+    expect(errorMessageOf(brokenCell!).evalue).to.equal(
       "3:3 - Property 'toFixed' does not exist on type 'string'. Did you mean 'fixed'?",
     );
   });
@@ -250,8 +241,8 @@ describe('kernel through a real Jupyter client', function () {
     expect(progress[progress.length - 1]).to.match(/^uploaded 9 file\(s\), 48\.\d MiB to local in \d+\.\d s$/);
     expect(plain(upload!)).to.equal('uploaded');
     // With the display shim in the call, an unpicklable value is still named from the cell, not from the shim.
-    expect(error(pickled!).ename).to.equal('PickleError');
-    expect(error(pickled!).evalue).to.match(
+    expect(errorMessageOf(pickled!).ename).to.equal('PickleError');
+    expect(errorMessageOf(pickled!).evalue).to.match(
       /^the cell → captured sock(?: → captured sock)?: net\.Server cannot be pickled/,
     );
   });
@@ -290,15 +281,15 @@ describe('kernel through a real Jupyter client', function () {
     const pidBefore = plain(steps[0]![3]!);
     const [interrupted, queued] = steps[1]!;
     expect(interrupted!.reply!.status).to.equal('error');
-    expect(error(interrupted!).ename).to.equal('KeyboardInterrupt');
-    expect(error(interrupted!).evalue).to.include('cancelled');
+    expect(errorMessageOf(interrupted!).ename).to.equal('KeyboardInterrupt');
+    expect(errorMessageOf(interrupted!).evalue).to.include('cancelled');
     expect(queued!.reply!.status).to.equal('aborted');
     const [count, pidAfter, agent] = steps[2]!;
     expect(plain(count!)).to.equal('1');
     expect(plain(pidAfter!)).to.equal(pidBefore);
     // The interrupt went to the kernel's process group; the private agent (a group of its own) did not get it.
-    expect(stdout(agent!)).to.match(/endpoint +ipc:\/\/\S+\/agent\.sock/);
-    expect(stdout(agent!)).to.include('#0 idle');
+    expect(stdoutOf(agent!)).to.match(/endpoint +ipc:\/\/\S+\/agent\.sock/);
+    expect(stdoutOf(agent!)).to.include('#0 idle');
   });
 
   it('interrupts %remote_agent while it connects to an endpoint that never answers; the kernel stays usable', async () => {
@@ -321,16 +312,16 @@ describe('kernel through a real Jupyter client', function () {
         ],
       ]);
       const [refused] = steps[0]!;
-      expect(error(refused!).ename).to.equal('KeyboardInterrupt');
-      expect(error(refused!).evalue).to.equal(
+      expect(errorMessageOf(refused!).ename).to.equal('KeyboardInterrupt');
+      expect(errorMessageOf(refused!).evalue).to.equal(
         `interrupted while connecting to ${nobody.endpoint}: no agent is connected`,
       );
       const [connected, before] = steps[1]!;
-      expect(stdout(connected!)).to.include('connected to real');
+      expect(stdoutOf(connected!)).to.include('connected to real');
       expect(plain(before!)).to.equal('42');
       const [unanswered] = steps[2]!;
-      expect(error(unanswered!).ename).to.equal('KeyboardInterrupt');
-      expect(error(unanswered!).evalue).to.equal(
+      expect(errorMessageOf(unanswered!).ename).to.equal('KeyboardInterrupt');
+      expect(errorMessageOf(unanswered!).evalue).to.equal(
         `interrupted while connecting to ${silent.endpoint}: the current agent is still real`,
       );
       // The kernel closed its half-made connection while it ran on (not only when it exited), and goes on as before.
@@ -361,8 +352,10 @@ describe('kernel through a real Jupyter client', function () {
       [{ code: `%remote require('node:fs').existsSync(${JSON.stringify(marker)})` }, { code: cell }],
     ]);
     const [interrupted, queued] = steps[1]!;
-    expect(error(interrupted!).ename).to.equal('KeyboardInterrupt');
-    expect(error(interrupted!).evalue).to.equal('interrupted while the cell was type-checked: the call was not sent');
+    expect(errorMessageOf(interrupted!).ename).to.equal('KeyboardInterrupt');
+    expect(errorMessageOf(interrupted!).evalue).to.equal(
+      'interrupted while the cell was type-checked: the call was not sent',
+    );
     expect(queued!.reply!.status).to.equal('aborted');
     const [ran, uninterrupted] = steps[2]!;
     expect(plain(ran!)).to.equal('false');
@@ -412,15 +405,17 @@ describe('kernel through a real Jupyter client', function () {
         { env: { NODE_OPTIONS: `--require ${preload}` } },
       );
       const [starting] = steps[1]!;
-      expect(error(starting!).ename).to.equal('KeyboardInterrupt');
-      expect(error(starting!).evalue).to.equal('interrupted while starting the private agent: the call was not sent');
+      expect(errorMessageOf(starting!).ename).to.equal('KeyboardInterrupt');
+      expect(errorMessageOf(starting!).evalue).to.equal(
+        'interrupted while starting the private agent: the call was not sent',
+      );
       // The agent held up was killed, not left to start; the next call starts another.
       const [gone, started] = steps[2]!;
       expect(plain(gone!)).to.equal('true');
       expect(plain(started!)).to.equal('a private agent started');
       const [uploading] = steps[4]!;
-      expect(error(uploading!).ename).to.equal('KeyboardInterrupt');
-      expect(error(uploading!).evalue).to.equal(
+      expect(errorMessageOf(uploading!).ename).to.equal('KeyboardInterrupt');
+      expect(errorMessageOf(uploading!).evalue).to.equal(
         'interrupted while uploading the code root to slow: the call was not sent',
       );
       const [, ran] = steps[5]!;
@@ -445,8 +440,8 @@ describe('kernel through a real Jupyter client', function () {
     expect(steps[1]).to.deep.equal([]);
     expect(steps[2]!.map(plain)).to.deep.equal(['3', '4']);
     const [interrupted] = steps[3]!;
-    expect(error(interrupted!).ename).to.equal('KeyboardInterrupt');
-    expect(error(interrupted!).evalue).to.include('cancelled');
+    expect(errorMessageOf(interrupted!).ename).to.equal('KeyboardInterrupt');
+    expect(errorMessageOf(interrupted!).evalue).to.include('cancelled');
     expect(steps[4]!.map(plain)).to.deep.equal(['5', '6']);
   });
 
@@ -471,7 +466,7 @@ describe('kernel through a real Jupyter client', function () {
       [plain(first!), plain(second!), plain(kept!)],
       'the module kept its count across the write and the save',
     ).to.deep.equal(['1', '2', '3']);
-    expect(stdout(reload!)).to.equal('dropped 1 module(s): src/model.ts; the next call loads them afresh on local\n');
+    expect(stdoutOf(reload!)).to.equal('dropped 1 module(s): src/model.ts; the next call loads them afresh on local\n');
     expect(plain(fresh!)).to.equal('1');
   });
 
@@ -479,8 +474,8 @@ describe('kernel through a real Jupyter client', function () {
     const [[local, info]] = (await session(workspace.jupyter, workspace.work.dir, [
       [{ code: '%remote_agent --local' }, { code: '%remote_agent' }],
     ])) as [RequestResult[]];
-    expect(stdout(local!)).to.include('connected to local');
-    const pid = Number(/agent pid (\d+)/.exec(stdout(info!))?.[1]);
+    expect(stdoutOf(local!)).to.include('connected to local');
+    const pid = Number(/agent pid (\d+)/.exec(stdoutOf(info!))?.[1]);
     expect(pid).to.be.greaterThan(0);
     await waitFor(() => !isAlive(pid), 15_000, `the private agent (pid ${pid}) to end with its kernel`);
   });
@@ -526,25 +521,25 @@ describe('kernel through a real Jupyter client', function () {
       ]);
       const [, badRoot, badKey, nowhere, doomed, agentPid] = steps[0]!;
       // A root that cannot be snapshotted is refused and not kept: the calls below still ship quickstart.
-      expect(error(badRoot!).ename).to.equal('UsageError');
-      expect(error(badRoot!).evalue).to.include(`cannot snapshot ${huge} as the code root`);
+      expect(errorMessageOf(badRoot!).ename).to.equal('UsageError');
+      expect(errorMessageOf(badRoot!).evalue).to.include(`cannot snapshot ${huge} as the code root`);
       // `~/` is the home directory, as in a shell.
-      expect(error(badKey!).evalue).to.include(
+      expect(errorMessageOf(badKey!).evalue).to.include(
         `--key ${path.join(os.homedir(), 'nonexistent-tslab-remote-keys')} does not exist`,
       );
-      expect(error(nowhere!).ename).to.equal('RemoteError[AGENT_UNREACHABLE]');
-      expect(error(nowhere!).evalue).to.include('tcp://127.0.0.1:9');
-      expect(stdout(doomed!)).to.include(`connected to doomed (${agent.endpoint})`);
+      expect(errorMessageOf(nowhere!).ename).to.equal('RemoteError[AGENT_UNREACHABLE]');
+      expect(errorMessageOf(nowhere!).evalue).to.include('tcp://127.0.0.1:9');
+      expect(stdoutOf(doomed!)).to.include(`connected to doomed (${agent.endpoint})`);
       expect(Number(plain(agentPid!))).to.be.greaterThan(0);
       // The agent was killed while the call ran: the heartbeat turns the silence into an error, not a hang.
       const [, died] = steps[1]!;
       expect(died!.reply!.status).to.equal('error');
-      expect(error(died!).ename).to.equal('RemoteError[AGENT_UNREACHABLE]');
-      expect(error(died!).evalue).to.include(agent.endpoint);
+      expect(errorMessageOf(died!).ename).to.equal('RemoteError[AGENT_UNREACHABLE]');
+      expect(errorMessageOf(died!).evalue).to.include(agent.endpoint);
 
       const [refused, connected, secure, local, usable] = steps[2]!;
-      expect(error(refused!).ename).to.equal('RemoteError[AUTH_FAILED]');
-      expect(stdout(connected!)).to.include('connected to secured');
+      expect(errorMessageOf(refused!).ename).to.equal('RemoteError[AUTH_FAILED]');
+      expect(stdoutOf(connected!)).to.include('connected to secured');
       expect(plain(secure!)).to.equal('42');
       expect(local!.reply!.status).to.equal('ok');
       expect(plain(usable!)).to.equal('usable');
