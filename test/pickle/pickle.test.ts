@@ -18,6 +18,7 @@ import {
 } from '../../pickle';
 import { classifyModuleFile } from '../../pickle/modules';
 import { decodeValue, encodeValue } from '../../protocol/values';
+import { waitFor } from '../support/agent-process';
 
 const ROOT = path.resolve(__dirname, '../../../test/fixtures/pickle/project');
 const context = { requireModule: requireFromRoot(ROOT) };
@@ -225,8 +226,8 @@ describe('pickle/', () => {
       acorn.tslabRemoteLateExport = lateInPackage;
       try {
         expect(kindOf(late)).to.equal(Kind.MODULE_EXPORT);
-        await new Promise((resolve) => setTimeout(resolve, 1_100));
-        expect(kindOf(lateInPackage)).to.equal(Kind.MODULE_EXPORT);
+        // A package's exports are recounted at most once a second (PACKAGE_RECOUNT_MS).
+        await waitFor(() => kindOf(lateInPackage) === Kind.MODULE_EXPORT, 5_000, "the package's late export indexed");
       } finally {
         delete named.lateExport;
         delete acorn.tslabRemoteLateExport;

@@ -16,7 +16,7 @@ import { rejectionOf, remoteCodeOf } from '../support/rejection';
 import { fileHash, snapshotHash } from '../../protocol/manifest';
 import { FINAL_REPLIES, PROTOCOL_VERSION } from '../../protocol/messages';
 import { encodeValue } from '../../protocol/values';
-import { isAlive, makeTree, startAgent, waitFor } from '../support/agent-process';
+import { isAlive, makeTree, startAgent, untilBusy, waitFor } from '../support/agent-process';
 import { TcpProxy } from '../support/tcp-proxy';
 
 describe('remote-agent faults, end to end', function () {
@@ -28,11 +28,7 @@ describe('remote-agent faults, end to end', function () {
     const client = await connect(endpoint, { heartbeatMs: 100, heartbeatTimeoutMs: 10_000 });
     try {
       const job = client.run({ source: '() => new Promise((r) => setTimeout(() => r("survived"), 800))' });
-      await waitFor(
-        async () => (await client.status()).workers.some((w) => w.state === 'busy'),
-        5_000,
-        'the job running',
-      );
+      await untilBusy(client);
       proxy.cut(1_500); // the job ends while the client is cut off
       expect(await job).to.equal('survived');
       expect(agent.log()).to.match(
@@ -86,12 +82,12 @@ describe('remote-agent faults, end to end', function () {
     const marker = path.join(await makeTree({}), 'ran');
     try {
       proxy.cut(3_000);
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await waitFor(() => !client.reachable, 5_000, 'the client to see the connection cut');
       const code = await remoteCodeOf(
         client.run({ source: '(file) => require("fs").writeFileSync(file, "ran")', args: [marker] }),
       );
       expect(code).to.equal('AGENT_UNREACHABLE');
-      await new Promise((resolve) => setTimeout(resolve, 3_500)); // the network is back
+      await waitFor(() => client.reachable, 10_000, 'the network back');
       expect(await client.run({ source: '() => "reconnected"' })).to.equal('reconnected');
       expect(
         await fs.stat(marker).then(
@@ -111,11 +107,7 @@ describe('remote-agent faults, end to end', function () {
     const agent = await startAgent({ args: ['--result-ttl-ms', '300'] });
     const client = await connect(agent.endpoint);
     const job = client.run({ source: '() => new Promise((r) => setTimeout(() => r(1), 300))' });
-    await waitFor(
-      async () => (await client.status()).workers.some((w) => w.state === 'busy'),
-      5_000,
-      'the job running',
-    );
+    await untilBusy(client);
     await client.close();
     expect(await remoteCodeOf(job)).to.equal('CLIENT_CLOSED');
     try {
@@ -135,7 +127,7 @@ describe('remote-agent faults, end to end', function () {
     try {
       const [worker] = (await client.status()).workers;
       const job = client.run({ source: '() => new Promise(() => {})' });
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await untilBusy(client);
       process.kill(worker!.pid!, 'SIGKILL'); // as the OOM killer would
       const error = await rejectionOf(job, RemoteError);
       expect(error.code).to.equal('WORKER_CRASHED');
@@ -153,7 +145,7 @@ describe('remote-agent faults, end to end', function () {
     try {
       const [worker] = (await client.status()).workers;
       const job = client.run({ source: '() => { for (;;) {} }' }).catch(() => undefined);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await untilBusy(client);
       agent.process.kill('SIGKILL'); // no shutdown, and the worker's event loop never sees 'disconnect'
       await waitFor(() => !isAlive(worker!.pid!), 3_000, `worker ${worker!.pid} of the killed agent to exit`);
       await job;

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { AgentClient, connect } from '../../kernel-ext/client/agent-client';
 import { snapshotDirectory } from '../../kernel-ext/client/snapshot';
 import { RemoteError } from '../../protocol/errors';
-import { AgentProcess, isAlive, makeTree, startAgent, waitFor, writeTree } from '../support/agent-process';
+import { AgentProcess, isAlive, makeTree, startAgent, untilBusy, waitFor, writeTree } from '../support/agent-process';
 import { rejectionOf } from '../support/rejection';
 
 const rejection = (promise: Promise<unknown>): Promise<RemoteError> => rejectionOf(promise, RemoteError);
@@ -248,7 +248,7 @@ describe('remote-agent jobs, end to end', function () {
 
   it('cancels an endless synchronous loop', async () => {
     const job = client.start({ source: '() => { for (;;) {} }' });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await untilBusy(client);
     await job.cancel();
     const error = await rejection(job.result);
     expect(error.code).to.equal('CANCELLED');
@@ -271,7 +271,7 @@ describe('remote-agent jobs, end to end', function () {
         args: [flag],
         timeoutMs: 10_000,
       });
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await untilBusy(client);
       expect(await other.run({ source: '(flag) => require("fs").writeFileSync(flag, "")', args: [flag] })).to.equal(
         undefined,
       );
@@ -293,7 +293,7 @@ describe('remote-agent jobs, end to end', function () {
       const pids = (await ownClient.status()).workers.map((w) => w.pid!);
       expect(pids.every(isAlive)).to.equal(true);
       const running = ownClient.run({ source: '() => new Promise(() => {})' });
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await untilBusy(ownClient);
       const code = own.stop();
       const error = await rejection(running);
       expect(['SHUTTING_DOWN', 'CANCELLED']).to.include(error.code);

@@ -4,6 +4,7 @@ import { expect } from 'chai';
 
 import { ClientSession } from '../../remote-agent/client-session';
 import type { Frame } from '../../protocol/frames';
+import { waitFor } from '../support/agent-process';
 
 function session(failure: string | null = null): { session: ClientSession; sent: string[]; log: string[] } {
   const sent: string[] = [];
@@ -98,7 +99,7 @@ describe('remote-agent/client-session', () => {
     await stalled.output('j1', frame('out 1'));
     await stalled.output('j1', frame('out 2'));
     stalled.finish('j1', frame('reply j1'), notice);
-    for (let i = 0; i < 200 && delivered.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitFor(() => delivered.length >= 2, 10_000, 'the notice and the reply, once sends are taken');
     expect(delivered).to.deep.equal(['dropped 2', 'reply j1']);
   });
 });

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
 import { lockWorkdir } from '../../remote-agent/workdir-lock';
+import { waitFor } from '../support/agent-process';
 
 const LOCK_MODULE = path.resolve(__dirname, '..', '..', 'remote-agent', 'workdir-lock.js');
 const DEAD_PID = 2 ** 22 + 1; // above Linux's pid_max default: no such process
@@ -51,7 +52,7 @@ describe('workdir lock', function () {
         child.stdout.on('data', (data: Buffer) => (out += data.toString()));
         return { child, text: () => out, exited: new Promise((resolve) => child.once('exit', resolve)) };
       });
-      while (!outputs.every((o) => o.text().includes('ready'))) await new Promise((resolve) => setTimeout(resolve, 10));
+      await waitFor(() => outputs.every((o) => o.text().includes('ready')), 10_000, 'every racer ready');
       fs.writeFileSync(go, '');
       await Promise.all(outputs.map((o) => o.exited));
       const results = outputs.map((o) => o.text().replace('ready\n', '').trim()).sort();

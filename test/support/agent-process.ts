@@ -3,6 +3,7 @@
 
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as tmp from 'tmp-promise';
 
 import { AgentClient, connect } from '../../kernel-ext/client/agent-client';
@@ -71,6 +72,15 @@ export async function waitFor(
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
+    await sleep(25);
   }
+}
+
+/** Waits until `count` of the agent's workers run a job, as the agent's status reports: a call has left the queue. */
+export function untilBusy(client: AgentClient, count = 1, timeoutMs = 10_000): Promise<void> {
+  return waitFor(
+    async () => (await client.status()).workers.filter((worker) => worker.state === 'busy').length >= count,
+    timeoutMs,
+    `${count} worker(s) running a job`,
+  );
 }

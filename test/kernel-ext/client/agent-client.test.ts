@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import { connect } from '../../../kernel-ext/client/agent-client';
 import { RemoteError } from '../../../protocol/errors';
 import { rejectionOf, remoteCodeOf } from '../../support/rejection';
-import { isAlive, startAgent, waitFor } from '../../support/agent-process';
+import { isAlive, startAgent, untilBusy, waitFor } from '../../support/agent-process';
 
 async function freePort(): Promise<number> {
   const server = net.createServer();
@@ -103,7 +103,7 @@ describe('kernel-ext agent client', function () {
 
       const after = new AbortController();
       const running = client.start({ source: '() => new Promise(() => {})', signal: after.signal });
-      await waitFor(async () => (await client.status()).workers[0]!.state === 'busy', 5_000, 'the call to run');
+      await untilBusy(client);
       after.abort();
       expect(await remoteCodeOf(running.result)).to.equal('CANCELLED');
     } finally {
@@ -118,7 +118,7 @@ describe('kernel-ext agent client', function () {
     try {
       const abort = new AbortController();
       const running = client.start({ source: '() => new Promise(() => {})', signal: abort.signal });
-      await waitFor(async () => (await client.status()).workers[0]!.state === 'busy', 5_000, 'the call to run');
+      await untilBusy(client);
       agent.process.kill('SIGSTOP'); // connected, and mute
       let error: RemoteError;
       try {
@@ -146,7 +146,7 @@ describe('kernel-ext agent client', function () {
     try {
       const pids = (await client.status()).workers.map((w) => w.pid!);
       const job = client.run({ source: '() => new Promise(() => {})' });
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await untilBusy(client);
       agent.process.kill('SIGKILL');
       expect(await remoteCodeOf(job)).to.equal('AGENT_UNREACHABLE');
       await waitFor(() => pids.every((pid) => !isAlive(pid)), 5_000, 'workers of a killed agent to exit on their own');
@@ -164,7 +164,7 @@ describe('kernel-ext agent client', function () {
     try {
       const pids = (await client.status()).workers.map((w) => w.pid!);
       const job = client.run({ source: '() => new Promise(() => {})' });
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await untilBusy(client);
       first.process.kill('SIGKILL'); // no goodbye: only the heartbeat can tell
       await first.stop();
       await waitFor(() => pids.every((pid) => !isAlive(pid)), 5_000, 'workers of a killed agent to exit on their own');
@@ -204,7 +204,7 @@ describe('kernel-ext agent client', function () {
 
       const stderr: string[] = [];
       const job = client.run({ source: sleepy, args: [2_000], onOutput: (_s, text) => stderr.push(text) });
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await untilBusy(client);
       agent.process.kill('SIGSTOP'); // alive, connected, and mute
       try {
         await waitFor(() => stderr.length > 0, 10_000, 'the silence notice');

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { connect } from '../../../kernel-ext/client/agent-client';
 import { RemoteError } from '../../../protocol/errors';
 import { rejectionOf } from '../../support/rejection';
-import { startAgent, waitFor } from '../../support/agent-process';
+import { startAgent, untilBusy, waitFor } from '../../support/agent-process';
 
 describe('kernel-ext agent client: heartbeat deadline', function () {
   this.timeout(30_000);
@@ -18,7 +18,7 @@ describe('kernel-ext agent client: heartbeat deadline', function () {
     const client = await connect(agent.endpoint, { heartbeatMs: 100, silenceTimeoutMs: 1_500 });
     try {
       const call = client.run({ source: '() => new Promise((resolve) => setTimeout(resolve, 60_000))' });
-      await waitFor(async () => (await client.status()).workers[0]!.state === 'busy', 10_000, 'the call to run');
+      await untilBusy(client);
       process.kill(pid, 'SIGSTOP');
       const error = await rejectionOf(call, RemoteError);
       expect(error.code).to.equal('AGENT_UNREACHABLE');
