@@ -12,6 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 import { launchAgents } from '../kernel-ext/client/cluster/launch-agents';
 import { SlurmCluster, slurmMissing, startSlurmCluster } from '../test/support/slurm-cluster';
@@ -158,8 +159,7 @@ async function main(): Promise<void> {
 
 /** The pool's allocation is freed when srun ends; wait for Slurm to show it gone so the peer gets every node. */
 async function untilQueueEmpty(cluster: SlurmCluster): Promise<void> {
-  for (let i = 0; i < 100 && cluster.run('squeue', ['-h']).trim() !== ''; i++)
-    await new Promise((resolve) => setTimeout(resolve, 100));
+  for (let i = 0; i < 100 && cluster.run('squeue', ['-h']).trim() !== ''; i++) await sleep(100);
 }
 
 if (require.main === module) {

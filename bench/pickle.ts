@@ -4,6 +4,7 @@
 // process starts (as the kernel does) beside without. Run: node dist/bench/pickle.js
 
 import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as vm from 'node:vm';
 
 import { pickleCall, warmPickler } from '../kernel-ext/client/capture';
@@ -150,7 +151,7 @@ function main(): void {
 /** `--first [--warm]`: this process times its first pickle only and prints it (ms). */
 async function firstPickle(warm: boolean): Promise<void> {
   if (warm) warmPickler();
-  await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
+  await sleep(IDLE_MS);
   const { fn, locals } = notebookFunction();
   console.log(time1(() => pickleCall(fn, [[1, 2]], { locals })));
 }
