@@ -250,6 +250,16 @@ export function messagesOf(result: RequestResult, type: string): IopubMessage[] 
   return result.iopub.filter((m) => m.msg_type === type);
 }
 
+/** The types of the messages a request caused on iopub, without the status ones. */
+export function messageTypes(result: RequestResult): string[] {
+  return result.iopub.map((m) => m.msg_type).filter((t) => t !== 'status');
+}
+
+/** The text/plain of the request's execute_result, if it had one. */
+export function plainResult(result: RequestResult): string | undefined {
+  return messagesOf(result, 'execute_result')[0]?.content.data['text/plain'];
+}
+
 /** All a request printed to stdout. */
 export function stdoutOf(result: RequestResult): string {
   return messagesOf(result, 'stream')

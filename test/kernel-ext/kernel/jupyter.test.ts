@@ -1,60 +1,26 @@
 // The kernel through a real Jupyter client (jupyter_client's KernelManager and BlockingKernelClient): the messages
 // tslab leaves out (execute_input, execute_result, error) for ordinary cells and magics, stop_on_error honoured both
-// ways, Jupyter's interrupt (SIGINT to the kernel's process group) stopping a magic cell in whatever it is doing,
-// agents that are unreachable, die mid-call or need keys, and the private agent ending with the kernel.
+// ways, remote output and errors, agents that are unreachable, die mid-call or need keys, and the private agent ending
+// with the kernel. Interrupts: jupyter-interrupts.test.ts.
 
 import { expect } from 'chai';
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
 import { writeKeyPair } from '../../../common/key-files';
 import { isAlive, startAgent, waitFor } from '../../support/agent-process';
-import { TcpProxy } from '../../support/tcp-proxy';
-import { errorMessageOf, messagesOf, RequestResult, session, stdoutOf, useJupyterWorkspace } from './jupyter-support';
-
-function types(result: RequestResult): string[] {
-  return result.iopub.map((m) => m.msg_type).filter((t) => t !== 'status');
-}
-
-function plain(result: RequestResult): string | undefined {
-  return messagesOf(result, 'execute_result')[0]?.content.data['text/plain'];
-}
-
-/** A loopback TCP server; `onConnection` gets each accepted socket. */
-async function tcpServer(
-  onConnection: (socket: net.Socket) => void = (socket) => socket.destroy(),
-): Promise<{ endpoint: string; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    socket.on('close', () => sockets.delete(socket));
-    socket.resume(); // reads (and drops) what the kernel says, and so sees it hang up
-    onConnection(socket);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    endpoint: `tcp://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
-}
-
-/** A cell that waits (at most 5 s) for `done`, a JavaScript condition, to hold; its value says whether it did. */
-function waitCell(done: string): string {
-  return (
-    'const waitUntil = async (done: () => boolean): Promise<boolean> => {\n' +
-    '  for (const end = Date.now() + 5_000; !done() && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50))\n' +
-    '  return done()\n' +
-    `}\nawait waitUntil(() => ${done})`
-  );
-}
+import {
+  errorMessageOf,
+  messagesOf,
+  messageTypes,
+  plainResult,
+  RequestResult,
+  session,
+  stdoutOf,
+  useJupyterWorkspace,
+} from './jupyter-support';
 
 describe('kernel through a real Jupyter client', function () {
   this.timeout(300_000);
@@ -96,10 +62,10 @@ describe('kernel through a real Jupyter client', function () {
       ],
     ]);
     const [value, thrown, after, typeError, aborted, silent, remote] = first!;
-    expect(types(value!)).to.deep.equal(['execute_input', 'execute_result']);
+    expect(messageTypes(value!)).to.deep.equal(['execute_input', 'execute_result']);
     expect(messagesOf(value!, 'execute_input')[0]!.content.execution_count).to.equal(1);
     expect(value!.reply).to.include({ status: 'ok', execution_count: 1 });
-    expect(plain(value!)).to.equal('42');
+    expect(plainResult(value!)).to.equal('42');
 
     expect(thrown!.reply).to.include({
       status: 'error',
@@ -109,11 +75,11 @@ describe('kernel through a real Jupyter client', function () {
     });
     expect(errorMessageOf(thrown!)).to.include({ ename: 'RangeError', evalue: 'local boom' });
     expect(errorMessageOf(thrown!).traceback[0]).to.equal('RangeError: local boom');
-    expect(types(thrown!)).to.deep.equal(['execute_input', 'error']);
+    expect(messageTypes(thrown!)).to.deep.equal(['execute_input', 'error']);
 
     // stop_on_error=false: the request right behind the failure ran.
     expect(after!.reply).to.include({ status: 'ok', execution_count: 3 });
-    expect(plain(after!)).to.equal('43');
+    expect(plainResult(after!)).to.equal('43');
 
     // A type error, as tslab reports it (line:column - message), as the cell's error.
     expect(typeError!.reply).to.include({ status: 'error', ename: 'TSError', execution_count: 4 });
@@ -124,17 +90,17 @@ describe('kernel through a real Jupyter client', function () {
     // stop_on_error=true: everything already queued behind it is aborted, with no input, output or count.
     for (const result of [aborted!, silent!, remote!]) {
       expect(result.reply!.status, result.code).to.equal('aborted');
-      expect(types(result), result.code).to.deep.equal([]);
+      expect(messageTypes(result), result.code).to.deep.equal([]);
     }
 
     // Sent after the failure was answered: runs again, counts resume after the last counted request.
     const [again, unknown, notStored] = second!;
     expect(again!.reply).to.include({ status: 'ok', execution_count: 5 });
-    expect(plain(again!)).to.equal('44');
+    expect(plainResult(again!)).to.equal('44');
     expect(unknown!.reply).to.include({ status: 'error', ename: 'UsageError' });
     expect(errorMessageOf(unknown!).evalue).to.include('unknown magic %remote_bogus');
     expect(notStored!.reply).to.include({ status: 'ok', execution_count: 6 });
-    expect(plain(notStored!)).to.equal('45');
+    expect(plainResult(notStored!)).to.equal('45');
   });
 
   it('runs %remote with the notebook’s names, assigns with the static type, and shows remote errors mapped to the cell', async () => {
@@ -160,13 +126,13 @@ describe('kernel through a real Jupyter client', function () {
     )) as [RequestResult[]];
     expect(root!.reply!.status).to.equal('ok');
     expect(def!.reply!.status).to.equal('ok');
-    expect(types(call!)).to.deep.equal(['execute_input', 'stream', 'execute_result']); // stream: "starting a private agent"
-    expect(plain(call!)).to.equal('42');
+    expect(messageTypes(call!)).to.deep.equal(['execute_input', 'stream', 'execute_result']); // stream: "starting a private agent"
+    expect(plainResult(call!)).to.equal('42');
     expect(assign!.reply!.status).to.equal('ok');
-    expect(plain(assign!)).to.equal(undefined);
-    expect(plain(typed!)).to.equal('82');
+    expect(plainResult(assign!)).to.equal(undefined);
+    expect(plainResult(typed!)).to.equal('82');
     expect(stdoutOf(cell!)).to.equal('on the agent\n');
-    expect(plain(cell!)).to.equal('[ 2, 3, 4 ]');
+    expect(plainResult(cell!)).to.equal('[ 2, 3, 4 ]');
 
     const remote = errorMessageOf(failing!);
     expect(remote.ename).to.equal('Error');
@@ -239,7 +205,7 @@ describe('kernel through a real Jupyter client', function () {
     expect(progress[0]).to.match(/^uploading/);
     expect(progress.length).to.be.greaterThan(1);
     expect(progress[progress.length - 1]).to.match(/^uploaded 9 file\(s\), 48\.\d MiB to local in \d+\.\d s$/);
-    expect(plain(upload!)).to.equal('uploaded');
+    expect(plainResult(upload!)).to.equal('uploaded');
     // With the display shim in the call, an unpicklable value is still named from the cell, not from the shim.
     expect(errorMessageOf(pickled!).ename).to.equal('PickleError');
     expect(errorMessageOf(pickled!).evalue).to.match(
@@ -266,185 +232,6 @@ describe('kernel through a real Jupyter client', function () {
     expect(plainCell!.matches).to.include('callCount');
   });
 
-  it('cancels a running remote call on Jupyter interrupt; the worker keeps its state and the next call works', async () => {
-    const steps = await session(workspace.jupyter, workspace.work.dir, [
-      [
-        { code: '%remote_root quickstart' },
-        { code: "import { train, callCount } from './quickstart/src/model'" },
-        { code: '%remote train(0.5, 1)' },
-        { code: '%remote process.pid' },
-        { code: 'function spin(): number {\n  for (;;) {}\n}' },
-      ],
-      { send: [{ code: '%remote spin()' }, { code: '"queued behind the interrupted cell"' }], interrupt_after: 2 },
-      [{ code: '%remote callCount()' }, { code: '%remote process.pid' }, { code: '%remote_agent' }],
-    ]);
-    const pidBefore = plain(steps[0]![3]!);
-    const [interrupted, queued] = steps[1]!;
-    expect(interrupted!.reply!.status).to.equal('error');
-    expect(errorMessageOf(interrupted!).ename).to.equal('KeyboardInterrupt');
-    expect(errorMessageOf(interrupted!).evalue).to.include('cancelled');
-    expect(queued!.reply!.status).to.equal('aborted');
-    const [count, pidAfter, agent] = steps[2]!;
-    expect(plain(count!)).to.equal('1');
-    expect(plain(pidAfter!)).to.equal(pidBefore);
-    // The interrupt went to the kernel's process group; the private agent (a group of its own) did not get it.
-    expect(stdoutOf(agent!)).to.match(/endpoint +ipc:\/\/\S+\/agent\.sock/);
-    expect(stdoutOf(agent!)).to.include('#0 idle');
-  });
-
-  it('interrupts %remote_agent while it connects to an endpoint that never answers; the kernel stays usable', async () => {
-    const agent = await startAgent();
-    // Nothing listens on one (ZeroMQ tries again and again); the other accepts and never speaks (the handshake never
-    // completes). Either way no welcome comes, and without the interrupt the cell would wait for the 10 s timeout.
-    const nobody = await tcpServer();
-    await nobody.close();
-    const closed = path.join(workspace.work.dir, 'silent-connection-closed');
-    const silent = await tcpServer((socket) => socket.on('close', () => fs.writeFileSync(closed, '')));
-    try {
-      const steps = await session(workspace.jupyter, workspace.work.dir, [
-        { send: [{ code: `%remote_agent ${nobody.endpoint}` }], interrupt_after: 1 },
-        [{ code: `%remote_agent ${agent.endpoint} --name real` }, { code: '%remote 6 * 7' }],
-        { send: [{ code: `%remote_agent ${silent.endpoint}` }], interrupt_after: 1 },
-        [
-          { code: waitCell(`require('fs').existsSync(${JSON.stringify(closed)})`) },
-          { code: '%remote 6 * 7' },
-          { code: '"next"' },
-        ],
-      ]);
-      const [refused] = steps[0]!;
-      expect(errorMessageOf(refused!).ename).to.equal('KeyboardInterrupt');
-      expect(errorMessageOf(refused!).evalue).to.equal(
-        `interrupted while connecting to ${nobody.endpoint}: no agent is connected`,
-      );
-      const [connected, before] = steps[1]!;
-      expect(stdoutOf(connected!)).to.include('connected to real');
-      expect(plain(before!)).to.equal('42');
-      const [unanswered] = steps[2]!;
-      expect(errorMessageOf(unanswered!).ename).to.equal('KeyboardInterrupt');
-      expect(errorMessageOf(unanswered!).evalue).to.equal(
-        `interrupted while connecting to ${silent.endpoint}: the current agent is still real`,
-      );
-      // The kernel closed its half-made connection while it ran on (not only when it exited), and goes on as before.
-      const [closedIt, after, next] = steps[3]!;
-      expect(plain(closedIt!)).to.equal('true');
-      expect(plain(after!)).to.equal('42');
-      expect(plain(next!)).to.equal('next');
-    } finally {
-      await silent.close();
-      await agent.stop();
-    }
-  });
-
-  it('makes an interrupt during a %remote cell’s type check stick: the call is never sent', async () => {
-    const marker = path.join(workspace.work.dir, 'type-check-marker');
-    // A type check that takes seconds, for real: each line has the checker build a tuple of about 900 elements, one
-    // element at a time. The call, were it sent, would write the marker first thing.
-    const cell = [
-      '%%remote',
-      `require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'ran')`,
-      "type Build<N extends number, T extends 0[] = []> = T['length'] extends N ? T : Build<N, [...T, 0]>",
-      ...Array.from({ length: 80 }, (_, i) => `const n${i}: Build<${880 + i}>['length'] = ${880 + i}`),
-      "'ran'",
-    ].join('\n');
-    const steps = await session(workspace.jupyter, workspace.work.dir, [
-      [{ code: '%remote_root quickstart' }, { code: '%remote "the private agent is up"' }],
-      { send: [{ code: cell }, { code: '"queued behind the interrupted cell"' }], interrupt_after: 0.5 },
-      [{ code: `%remote require('node:fs').existsSync(${JSON.stringify(marker)})` }, { code: cell }],
-    ]);
-    const [interrupted, queued] = steps[1]!;
-    expect(errorMessageOf(interrupted!).ename).to.equal('KeyboardInterrupt');
-    expect(errorMessageOf(interrupted!).evalue).to.equal(
-      'interrupted while the cell was type-checked: the call was not sent',
-    );
-    expect(queued!.reply!.status).to.equal('aborted');
-    const [ran, uninterrupted] = steps[2]!;
-    expect(plain(ran!)).to.equal('false');
-    // The same cell, left alone, does write the marker.
-    expect(plain(uninterrupted!)).to.equal('ran');
-    expect(fs.existsSync(marker)).to.equal(true);
-  });
-
-  it('interrupts a %remote that waits for its private agent to start, or for an upload; neither call is sent', async () => {
-    const dir = (await tmp.dir({ unsafeCleanup: true, prefix: 'interrupt-waits-' })).path;
-    // Nothing in an agent is slow to start on purpose: a preload, which the kernel's private agent inherits through
-    // NODE_OPTIONS, holds up the first `remote-agent serve` for a minute, writing its pid first.
-    const held = path.join(dir, 'held-agent.pid');
-    const preload = path.join(dir, 'hold-first-agent.js');
-    fs.writeFileSync(
-      preload,
-      `const fs = require('fs');\nif (process.argv[2] === 'serve' && !fs.existsSync(${JSON.stringify(held)})) {\n` +
-        `  fs.writeFileSync(${JSON.stringify(held)}, String(process.pid));\n  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);\n}\n`,
-    );
-    // An upload over a slow link: two 6 MB files (one upload batch each), through a proxy passing 1.5 MB/s to the agent.
-    const big = path.join(dir, 'big-root');
-    fs.mkdirSync(big);
-    fs.writeFileSync(path.join(big, 'package.json'), '{"name":"big-root"}\n');
-    for (const name of ['a.bin', 'b.bin']) fs.writeFileSync(path.join(big, name), randomBytes(6 * 1024 * 1024));
-    const marker = path.join(dir, 'upload-marker');
-    const agent = await startAgent();
-    const { proxy, endpoint } = await TcpProxy.start(agent.endpoint, { upstreamBytesPerSecond: 1_500_000 });
-    const heldAgentGone = `(() => {\n  try {\n    process.kill(Number(require('fs').readFileSync(${JSON.stringify(held)}, 'utf8')), 0)\n    return false\n  } catch {\n    return true\n  }\n})()`;
-    try {
-      const steps = await session(
-        workspace.jupyter,
-        workspace.work.dir,
-        [
-          [{ code: '"type checker warmed up"' }],
-          { send: [{ code: '%remote "never sent"' }], interrupt_after: 3 },
-          [{ code: waitCell(heldAgentGone) }, { code: '%remote "a private agent started"' }],
-          [{ code: `%remote_agent ${endpoint} --name slow` }, { code: `%remote_root ${big}` }],
-          {
-            send: [{ code: `%remote require('node:fs').writeFileSync(${JSON.stringify(marker)}, 'ran')` }],
-            interrupt_after: 1.5,
-          },
-          [
-            { code: '%remote_root quickstart' },
-            { code: `%remote require('node:fs').existsSync(${JSON.stringify(marker)})` },
-          ],
-        ],
-        { env: { NODE_OPTIONS: `--require ${preload}` } },
-      );
-      const [starting] = steps[1]!;
-      expect(errorMessageOf(starting!).ename).to.equal('KeyboardInterrupt');
-      expect(errorMessageOf(starting!).evalue).to.equal(
-        'interrupted while starting the private agent: the call was not sent',
-      );
-      // The agent held up was killed, not left to start; the next call starts another.
-      const [gone, started] = steps[2]!;
-      expect(plain(gone!)).to.equal('true');
-      expect(plain(started!)).to.equal('a private agent started');
-      const [uploading] = steps[4]!;
-      expect(errorMessageOf(uploading!).ename).to.equal('KeyboardInterrupt');
-      expect(errorMessageOf(uploading!).evalue).to.equal(
-        'interrupted while uploading the code root to slow: the call was not sent',
-      );
-      const [, ran] = steps[5]!;
-      expect(plain(ran!)).to.equal('false');
-      // The upload stopped after the batch in flight: the second file never went.
-      expect(proxy.upstreamBytes).to.be.below(9 * 1024 * 1024);
-    } finally {
-      await proxy.close();
-      await agent.stop();
-    }
-  });
-
-  it('shrugs off interrupts while no cell runs, and two in a row', async () => {
-    const steps = await session(workspace.jupyter, workspace.work.dir, [
-      [{ code: 'const n = 1' }, { code: '%remote n + 1' }],
-      { interrupt_after: [0, 0.2] },
-      [{ code: 'n + 2' }, { code: '%remote n + 3' }],
-      { send: [{ code: '%remote new Promise((resolve) => setTimeout(resolve, 60_000))' }], interrupt_after: [1, 1.2] },
-      [{ code: 'n + 4' }, { code: '%remote n + 5' }],
-    ]);
-    expect(steps[0]!.map(plain)).to.deep.equal([undefined, '2']);
-    expect(steps[1]).to.deep.equal([]);
-    expect(steps[2]!.map(plain)).to.deep.equal(['3', '4']);
-    const [interrupted] = steps[3]!;
-    expect(errorMessageOf(interrupted!).ename).to.equal('KeyboardInterrupt');
-    expect(errorMessageOf(interrupted!).evalue).to.include('cancelled');
-    expect(steps[4]!.map(plain)).to.deep.equal(['5', '6']);
-  });
-
   it('keeps module state across an unrelated write and a notebook save; %remote_reload starts a module afresh', async () => {
     const call = '%remote (train(0.5, 1), callCount())';
     const [[, , first, second, , kept, reload, fresh]] = (await session(workspace.jupyter, workspace.work.dir, [
@@ -463,11 +250,11 @@ describe('kernel through a real Jupyter client', function () {
       ],
     ])) as [RequestResult[]];
     expect(
-      [plain(first!), plain(second!), plain(kept!)],
+      [plainResult(first!), plainResult(second!), plainResult(kept!)],
       'the module kept its count across the write and the save',
     ).to.deep.equal(['1', '2', '3']);
     expect(stdoutOf(reload!)).to.equal('dropped 1 module(s): src/model.ts; the next call loads them afresh on local\n');
-    expect(plain(fresh!)).to.equal('1');
+    expect(plainResult(fresh!)).to.equal('1');
   });
 
   it('ends its private agent with the kernel', async () => {
@@ -530,7 +317,7 @@ describe('kernel through a real Jupyter client', function () {
       expect(errorMessageOf(nowhere!).ename).to.equal('RemoteError[AGENT_UNREACHABLE]');
       expect(errorMessageOf(nowhere!).evalue).to.include('tcp://127.0.0.1:9');
       expect(stdoutOf(doomed!)).to.include(`connected to doomed (${agent.endpoint})`);
-      expect(Number(plain(agentPid!))).to.be.greaterThan(0);
+      expect(Number(plainResult(agentPid!))).to.be.greaterThan(0);
       // The agent was killed while the call ran: the heartbeat turns the silence into an error, not a hang.
       const [, died] = steps[1]!;
       expect(died!.reply!.status).to.equal('error');
@@ -540,9 +327,9 @@ describe('kernel through a real Jupyter client', function () {
       const [refused, connected, secure, local, usable] = steps[2]!;
       expect(errorMessageOf(refused!).ename).to.equal('RemoteError[AUTH_FAILED]');
       expect(stdoutOf(connected!)).to.include('connected to secured');
-      expect(plain(secure!)).to.equal('42');
+      expect(plainResult(secure!)).to.equal('42');
       expect(local!.reply!.status).to.equal('ok');
-      expect(plain(usable!)).to.equal('usable');
+      expect(plainResult(usable!)).to.equal('usable');
     } finally {
       await agent.stop();
       await secured.stop();
