@@ -1,88 +1,32 @@
 // Detached jobs through real agents: a job outlives the client that started it, its output is replayed and its
 // result delivered to a later client, it survives an agent restart once ended and is `lost` when its agent or
-// worker dies while it runs; the output, result, time-to-live bounds hold; and only its key sees it.
+// worker dies while it runs; the output, result and time-to-live bounds hold. Keys: detached-keys.test.ts.
 
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tmp from 'tmp-promise';
 
-import { AgentClient, connect } from '../../kernel-ext/client/agent-client';
-import type { DetachedJobInfo } from '../../protocol/job-messages';
-import { RemoteError } from '../../protocol/errors';
-import { rejectionOf } from '../support/rejection';
-import { AgentProcess, makeTree, startAgent, waitFor } from '../support/agent-process';
-import { snapshotDirectory } from '../../kernel-ext/client/snapshot';
-import { readKeyPair, writeKeyPair } from '../../common/key-files';
-import { keyProof } from '../../common/key-proof';
-import { encodeMessage } from '../../protocol/frames';
-import { PROTOCOL_VERSION } from '../../protocol/messages';
-import * as zmq from 'zeromq';
-
-async function jobOf(client: AgentClient, id: string): Promise<DetachedJobInfo | undefined> {
-  return (await client.detachedJobs()).find((job) => job.id === id);
-}
-
-async function untilState(
-  client: AgentClient,
-  id: string,
-  state: DetachedJobInfo['state'],
-  timeoutMs = 15_000,
-): Promise<DetachedJobInfo> {
-  await waitFor(async () => (await jobOf(client, id))?.state === state, timeoutMs, `job ${id} ${state}`);
-  return (await jobOf(client, id))!;
-}
-
-/** Prints `lines` numbered lines, one every `everyMs`, then returns their count times ten. */
-function counter(lines: number, everyMs: number): Promise<number> {
-  return new Promise((resolve) => {
-    let printed = 0;
-    const timer = setInterval(() => {
-      console.log(`line ${++printed}`);
-      if (printed === lines) {
-        clearInterval(timer);
-        resolve(printed * 10);
-      }
-    }, everyMs);
-  });
-}
+import { snapshotDirectory } from '../../../kernel-ext/client/snapshot';
+import type { DetachedJobInfo } from '../../../protocol/job-messages';
+import { RemoteError } from '../../../protocol/errors';
+import { makeTree, waitFor } from '../../support/agent-process';
+import { rejectionOf } from '../../support/rejection';
+import { counter, jobOf, untilState, useDetachedAgent } from './detached-agent';
 
 describe('detached jobs, end to end', function () {
   this.timeout(60_000);
-  let workdir: string;
-  let agent: AgentProcess | undefined;
-  const clients: AgentClient[] = [];
-
-  const start = async (args: string[] = []): Promise<AgentProcess> => {
-    agent = await startAgent({ workdir, args: ['--workers', '1', ...args] });
-    return agent;
-  };
-  const client = async (): Promise<AgentClient> => {
-    const c = await connect(agent!.endpoint);
-    clients.push(c);
-    return c;
-  };
-
-  beforeEach(async () => {
-    workdir = (await tmp.dir({ unsafeCleanup: true, prefix: 'detached-' })).path;
-  });
-
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => c.close()));
-    if (agent && agent.process.exitCode === null && agent.process.signalCode === null) await agent.stop();
-    agent = undefined;
-  });
+  const ctx = useDetachedAgent();
 
   it('runs on after its client closes; a later client replays its output and gets its result', async () => {
     // A grace far shorter than the job: an ordinary call of a closed client would be cancelled after it.
-    await start(['--client-grace-ms', '100']);
-    const first = await client();
+    await ctx.start(['--client-grace-ms', '100']);
+    const first = await ctx.client();
     const started = await first.detach(counter, [5, 150], { name: 'count' });
     expect(started).to.include({ name: 'count', kind: 'pickle' });
     expect(started.state).to.be.oneOf(['queued', 'running']);
     await first.close();
 
-    const second = await client();
+    const second = await ctx.client();
     const running = await untilState(second, started.id, 'running');
     expect(running.worker).to.equal(0);
     const output: string[] = [];
@@ -102,8 +46,8 @@ describe('detached jobs, end to end', function () {
   });
 
   it('keeps displays with the output, in order, and replays them; a client without onDisplay gets their text', async () => {
-    await start();
-    const c = await client();
+    await ctx.start();
+    const c = await ctx.client();
     const job = await c.detach(() => {
       type Show = (message: unknown, update: boolean) => void;
       const show = (globalThis as unknown as Record<symbol, Show>)[Symbol.for('tslab-remote.display')]!;
@@ -133,19 +77,19 @@ describe('detached jobs, end to end', function () {
   });
 
   it('keeps a finished result across an agent restart, and reports a job its dead agent ran as lost with its output', async () => {
-    await start();
-    let c = await client();
+    await ctx.start();
+    let c = await ctx.client();
     const finished = await c.detach(() => 'kept', [], { name: 'quick' });
     await untilState(c, finished.id, 'done');
     const cut = await c.detach(counter, [1_000, 50], { name: 'cut' });
     // Output reaches the disk every 200 ms: by line 10 (500 ms in), lines 1 to 3 are there.
     await waitFor(async () => (await jobOf(c, cut.id))?.lastLine === 'line 10', 15_000, 'output of the job');
-    agent!.process.kill('SIGKILL');
-    await new Promise((resolve) => agent!.process.once('exit', resolve));
-    await Promise.all(clients.splice(0).map((old) => old.close()));
+    ctx.agent!.process.kill('SIGKILL');
+    await new Promise((resolve) => ctx.agent!.process.once('exit', resolve));
+    await ctx.closeClients();
 
-    await start();
-    c = await client();
+    await ctx.start();
+    c = await ctx.client();
     expect(await c.attach('quick')).to.equal('kept');
     const lost = (await jobOf(c, cut.id))!;
     expect(lost.state).to.equal('lost');
@@ -157,8 +101,8 @@ describe('detached jobs, end to end', function () {
   });
 
   it('reports a job whose worker dies as lost, and the agent goes on', async () => {
-    await start();
-    const c = await client();
+    await ctx.start();
+    const c = await ctx.client();
     const job = await c.detach(() => {
       console.log('about to die');
       setTimeout(() => process.kill(process.pid, 'SIGKILL'), 100);
@@ -171,21 +115,21 @@ describe('detached jobs, end to end', function () {
   });
 
   it('survives a disk that fails under a running job: the job fails saying so, the agent and its other jobs go on', async () => {
-    await start();
-    const c = await client();
+    await ctx.start();
+    const c = await ctx.client();
     const job = await c.detach(counter, [20, 50], {});
     await untilState(c, job.id, 'running');
-    fs.rmSync(path.join(workdir, 'jobs', job.id), { recursive: true, force: true }); // every write of the job now fails
+    fs.rmSync(path.join(ctx.workdir, 'jobs', job.id), { recursive: true, force: true }); // every write of the job now fails
     const failed = await untilState(c, job.id, 'failed');
     expect(failed.error?.code).to.equal('DISK_FULL');
     expect(failed.error?.message).to.match(/could not keep this job's result: ENOENT/);
-    expect(agent!.process.exitCode).to.equal(null);
+    expect(ctx.agent!.process.exitCode).to.equal(null);
     expect(await c.attach((await c.detach(() => 'next', [])).id)).to.equal('next');
   });
 
   it('keeps the newest output within --job-output-mb and says how much was dropped', async () => {
-    await start(['--job-output-mb', '1']);
-    const c = await client();
+    await ctx.start(['--job-output-mb', '1']);
+    const c = await ctx.client();
     // 3,000 lines of 1,000 bytes: about 3 MB, three times the bound.
     const job = await c.detach(() => {
       for (let i = 0; i < 3_000; i++) process.stdout.write(`${String(i).padStart(5, '0')}${'.'.repeat(994)}\n`);
@@ -209,8 +153,8 @@ describe('detached jobs, end to end', function () {
   });
 
   it('fails a job whose result is over --job-result-mb, and forgets ended jobs after --job-ttl-hours', async () => {
-    await start(['--job-result-mb', '1', '--job-ttl-hours', '0.001']); // 3.6 s
-    const c = await client();
+    await ctx.start(['--job-result-mb', '1', '--job-ttl-hours', '0.001']); // 3.6 s
+    const c = await ctx.client();
     const big = await c.detach(() => 'x'.repeat(2 * 1024 * 1024), []);
     const failed = await untilState(c, big.id, 'failed');
     expect(failed.error?.code).to.equal('TOO_LARGE');
@@ -226,8 +170,8 @@ describe('detached jobs, end to end', function () {
   });
 
   it('cancels a job by name, and stops watching without stopping the job', async () => {
-    await start();
-    const c = await client();
+    await ctx.start();
+    const c = await ctx.client();
     const watched = await c.detach(counter, [400, 50], { name: 'watched' });
     await untilState(c, watched.id, 'running');
     const stop = new AbortController();
@@ -245,8 +189,8 @@ describe('detached jobs, end to end', function () {
   });
 
   it('counts an attach among the calls a client may have open (--max-jobs-per-client)', async () => {
-    await start(['--max-jobs-per-client', '1']);
-    const c = await client();
+    await ctx.start(['--max-jobs-per-client', '1']);
+    const c = await ctx.client();
     const job = await c.detach(() => new Promise((resolve) => setTimeout(() => resolve('late'), 60_000)), []);
     const stop = new AbortController();
     const watching = c.attach(job.id, { signal: stop.signal });
@@ -260,8 +204,8 @@ describe('detached jobs, end to end', function () {
   });
 
   it('refuses an unknown job by name with what to do', async () => {
-    await start();
-    const c = await client();
+    await ctx.start();
+    const c = await ctx.client();
     const error = await rejectionOf(c.attach('no-such-job'), RemoteError);
     expect(error.code).to.equal('JOB_UNKNOWN');
     expect(error.message).to.include('%remote_jobs lists yours');
@@ -273,12 +217,12 @@ describe('detached jobs, end to end', function () {
     expect(refused.code).to.equal('BAD_MESSAGE');
     expect(refused.message).to.match(/worker 7/);
     expect(await c.detachedJobs()).to.deep.equal([]);
-    expect(fs.readdirSync(path.join(workdir, 'jobs'))).to.deep.equal([]);
+    expect(fs.readdirSync(path.join(ctx.workdir, 'jobs'))).to.deep.equal([]);
   });
 
   it('keeps its snapshot while it runs, however many snapshots come after it', async () => {
-    await start(['--disk-budget', '1']);
-    const c = await client();
+    await ctx.start(['--disk-budget', '1']);
+    const c = await ctx.client();
     const trees = await Promise.all(['a', 'b', 'c'].map((fill) => makeTree({ 'data.txt': fill.repeat(600_000) })));
     const first = await snapshotDirectory(trees[0]!);
     await c.upload(first);
@@ -296,79 +240,5 @@ describe('detached jobs, end to end', function () {
     for (const tree of trees.slice(1)) await c.upload(await snapshotDirectory(tree));
     expect((await c.status()).store.evicted).to.be.at.least(1);
     expect(await c.attach(job.id)).to.equal('aaa');
-  });
-
-  it('shows a job only to the key that started it, on an agent with keys', async () => {
-    const keys = (await tmp.dir({ unsafeCleanup: true, prefix: 'keys-' })).path;
-    const agentKey = writeKeyPair(keys, 'agent').publicKey;
-    for (const name of ['alice', 'bob']) writeKeyPair(keys, name);
-    await start(['--keys', keys, '--allow', path.join(keys, 'alice.pub'), '--allow', path.join(keys, 'bob.pub')]);
-    const as = async (name: string): Promise<AgentClient> => {
-      const c = await connect(agent!.endpoint, { curve: { serverKey: agentKey, ...readKeyPair(keys, name) } });
-      clients.push(c);
-      return c;
-    };
-    const alice = await as('alice');
-    const job = await alice.detach(() => 'for alice', [], { name: 'mine' });
-    const bob = await as('bob');
-    expect(await bob.detachedJobs()).to.deep.equal([]);
-    for (const ref of [job.id, 'mine'])
-      expect((await rejectionOf(bob.attach(ref), RemoteError)).code).to.equal('JOB_UNKNOWN');
-    expect((await rejectionOf(bob.cancelDetached(job.id), RemoteError)).code).to.equal('JOB_UNKNOWN');
-    // A later connection with alice's key (a restarted kernel) sees it.
-    await alice.close();
-    const aliceAgain = await as('alice');
-    expect((await aliceAgain.detachedJobs()).map((j) => j.id)).to.deep.equal([job.id]);
-    expect(await aliceAgain.attach('mine')).to.equal('for alice');
-  });
-
-  it('gives nothing to another key on the routing id alice proved hers on: the key is proven on each request', async () => {
-    const keys = (await tmp.dir({ unsafeCleanup: true, prefix: 'keys-' })).path;
-    const agentKey = writeKeyPair(keys, 'agent').publicKey;
-    for (const name of ['alice', 'bob']) writeKeyPair(keys, name);
-    await start(['--keys', keys, '--allow', path.join(keys, 'alice.pub'), '--allow', path.join(keys, 'bob.pub')]);
-    const routingId = 'tslab-remote-shared-route';
-    const alice = await connect(agent!.endpoint, {
-      curve: { serverKey: agentKey, ...readKeyPair(keys, 'alice') },
-      routingId,
-    });
-    await alice.detach(() => 'for alice', [], { name: 'mine' });
-    await alice.close();
-    // Bob, allowed on the agent, connects on alice's routing id and asks without proving a key, then with his own.
-    const bobKeys = readKeyPair(keys, 'bob');
-    const dealer = (): zmq.Dealer => {
-      const socket = new zmq.Dealer({ routingId, linger: 0, receiveTimeout: 1_000, curveServerKey: agentKey });
-      socket.curvePublicKey = bobKeys.publicKey;
-      socket.curveSecretKey = bobKeys.secretKey;
-      socket.connect(agent!.endpoint);
-      return socket;
-    };
-    const ask = async (socket: zmq.Dealer, header: object): Promise<Record<string, unknown>> => {
-      await socket.send(encodeMessage({ v: PROTOCOL_VERSION, ...header }));
-      const [reply] = await socket.receive();
-      return JSON.parse(reply!.toString()) as Record<string, unknown>;
-    };
-    // Until the agent has seen alice's connection close, its ROUTER leaves a second connection on her routing id
-    // unrouted: connect again until a reply comes.
-    let bob = dealer();
-    try {
-      let unproven: Record<string, unknown> | undefined;
-      for (let attempt = 1; !unproven; attempt++) {
-        unproven = await ask(bob, { type: 'jobs', id: `b-1-${attempt}` }).catch((error: unknown) => {
-          if (attempt === 10) throw error;
-          bob.close();
-          bob = dealer();
-          return undefined;
-        });
-      }
-      expect(unproven).to.deep.include({ type: 'error' });
-      expect((unproven.error as { code: string }).code).to.equal('AUTH_FAILED');
-      const key = { publicKey: bobKeys.publicKey, proof: keyProof(bobKeys.secretKey, agentKey, routingId) };
-      expect(await ask(bob, { type: 'jobs', id: 'b-2', key })).to.deep.include({ type: 'jobs', jobs: [] });
-      const attach = await ask(bob, { type: 'attach', id: 'b-3', job: 'mine', key });
-      expect((attach.error as { code: string }).code).to.equal('JOB_UNKNOWN');
-    } finally {
-      bob.close();
-    }
   });
 });
