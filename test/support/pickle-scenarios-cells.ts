@@ -3,7 +3,7 @@
 // one scope share it. Remotely it must be the same, also when two scopes' variables hold equal values. Run with the
 // rest of the matrix (test/support/pickle-scenarios.ts describes the fields).
 
-import type { PickleScenario } from './pickle-scenarios';
+import type { PickleScenario } from './pickle-scenario';
 
 export const closureCellScenarios: PickleScenario[] = [
   {

@@ -5,7 +5,7 @@
 
 import * as assert from 'node:assert/strict';
 
-import type { PickleScenario } from './pickle-scenarios';
+import type { PickleScenario } from './pickle-scenario';
 
 export const resultScenarios: PickleScenario[] = [
   {
@@ -199,6 +199,57 @@ export const resultScenarios: PickleScenario[] = [
           return [o.twice(4), o.wrapped(4)];
         },
         check: (r, call) => assert.equal((r as { twice: unknown }).twice, call.refs!.twice),
+      };
+    },
+  },
+  {
+    name: 'errors come back as errors: name, message, cause and own properties',
+    make() {
+      class ValidationError extends Error {
+        constructor(
+          message: string,
+          readonly field: string,
+        ) {
+          super(message, { cause: new TypeError('not a number') });
+          this.name = 'ValidationError';
+        }
+      }
+      return {
+        fn: () => new ValidationError('bad input', 'age'),
+        digest: (r) => {
+          const e = r as ValidationError;
+          return [e.name, e.message, e.field, (e.cause as Error).message, e.cause instanceof TypeError];
+        },
+        check: (r, call) =>
+          assert.ok(r instanceof (call.refs!.ValidationError as Function), 'an instance of the notebook class'),
+        refs: { ValidationError },
+      };
+    },
+  },
+  {
+    name: 'results: a notebook class instance comes back as an instance of that class; a function as itself',
+    make() {
+      class Point {
+        constructor(
+          readonly x: number,
+          readonly y: number,
+        ) {}
+        norm() {
+          return Math.hypot(this.x, this.y);
+        }
+      }
+      const double = (p: Point) => new Point(p.x * 2, p.y * 2);
+      return {
+        fn: (p: Point) => ({ doubled: double(p), fn: double, cls: Point }),
+        args: [new Point(3, 4)],
+        digest: (r) => (r as { doubled: Point }).doubled.norm(),
+        check: (r, call) => {
+          const result = r as { doubled: unknown; fn: unknown; cls: unknown };
+          assert.ok(result.doubled instanceof (call.refs!.Point as Function));
+          assert.equal(result.cls, call.refs!.Point, 'the class comes back as the notebook class itself');
+          assert.equal(result.fn, call.refs!.double, 'the function comes back as the notebook function itself');
+        },
+        refs: { Point, double },
       };
     },
   },
