@@ -31,23 +31,26 @@ export function refFor(id: string): ModuleRef {
 
 const versionCache = new Map<string, string | undefined>();
 
+/** The version in `dir`/package.json, read once per directory; undefined when it has none or cannot be read. */
+export function packageVersionIn(dir: string): string | undefined {
+  if (versionCache.has(dir)) return versionCache.get(dir);
+  let version: string | undefined;
+  try {
+    const json = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version?: unknown };
+    version = typeof json.version === 'string' ? json.version : undefined;
+  } catch {
+    version = undefined; // no readable package.json: no version to compare
+  }
+  versionCache.set(dir, version);
+  return version;
+}
+
 /** The version in the package.json of the loaded copy of package `name`, found through require.cache. */
 export function installedVersion(name: string): string | undefined {
   const needle = `${path.sep}node_modules${path.sep}${name.split('/').join(path.sep)}${path.sep}`;
   for (const filename of Object.keys(require.cache)) {
     const at = filename.lastIndexOf(needle);
-    if (at < 0) continue;
-    const dir = filename.slice(0, at + needle.length - 1);
-    if (versionCache.has(dir)) return versionCache.get(dir);
-    let version: string | undefined;
-    try {
-      const json = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version?: unknown };
-      version = typeof json.version === 'string' ? json.version : undefined;
-    } catch {
-      version = undefined;
-    }
-    versionCache.set(dir, version);
-    return version;
+    if (at >= 0) return packageVersionIn(filename.slice(0, at + needle.length - 1));
   }
   return undefined;
 }

@@ -12,7 +12,9 @@ import * as fs from 'node:fs';
 import Module = require('node:module');
 import * as path from 'node:path';
 
+import { HASH_PATTERN } from '../protocol/manifest';
 import type { ModuleRef } from './format';
+import { packageVersionIn } from './module-refs';
 
 interface LoadedModule {
   filename?: string;
@@ -49,13 +51,7 @@ const packageInfoCache = new Map<string, { name: string; version?: string; main:
 function readPackageInfo(dir: string, name: string): { name: string; version?: string; main: string | null } {
   let info = packageInfoCache.get(dir);
   if (info) return info;
-  let version: string | undefined;
-  try {
-    const json = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version?: unknown };
-    if (typeof json.version === 'string') version = json.version;
-  } catch {
-    // No readable package.json: no version to compare.
-  }
+  const version = packageVersionIn(dir);
   let main: string | null = null;
   try {
     // Resolve the bare name from the node_modules folder that holds the package.
@@ -110,17 +106,15 @@ export function classifyModuleFile(filename: string, codeRoot: string | null): {
   return null;
 }
 
-const SNAPSHOT_DIR = /^[0-9a-f]{64}$/;
-
 /**
  * On an agent the code root is a snapshot directory, <snapshots>/<hash>, and a worker keeps unchanged modules of
  * an earlier snapshot loaded across an edit: such a module is local too, at its path inside its own snapshot.
  */
 function snapshotOfFile(codeRoot: string, filename: string): string | null {
-  if (!SNAPSHOT_DIR.test(path.basename(codeRoot))) return null;
+  if (!HASH_PATTERN.test(path.basename(codeRoot))) return null;
   const snapshots = path.dirname(codeRoot);
   const [hash] = path.relative(snapshots, filename).split(path.sep, 1);
-  return hash && SNAPSHOT_DIR.test(hash) ? path.join(snapshots, hash) : null;
+  return hash && HASH_PATTERN.test(hash) ? path.join(snapshots, hash) : null;
 }
 
 function withVersion(ref: ModuleRef, version: string | undefined): ModuleRef {
