@@ -162,9 +162,7 @@ export type Values<O extends ParseArgsConfig['options']> = ReturnType<
 type ServeValues = Values<typeof SERVE_OPTIONS>;
 
 /** The agent options serve's flags set, besides keys, GPUs and logging; a malformed number is a UsageError. */
-export function agentOptionsOf(
-  values: ServeValues,
-): Omit<AgentOptions, 'curve' | 'gpus' | 'log'> & { workdir: string } {
+export function agentOptionsOf(values: ServeValues): Omit<AgentOptions, 'curve' | 'gpus' | 'log'> {
   return {
     bind: values.bind,
     workdir: path.resolve(values.workdir ?? defaultWorkdir()),
