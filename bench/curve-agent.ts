@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 
-import type { ClientCurve } from '../kernel-ext/client/agent-client';
+import type { ClientCurve } from '../kernel-ext/client/client-options';
 import { LocalAgent, startLocalAgent } from '../kernel-ext/client/local-agent';
 import { readKeyFile, readKeyPair, writeKeyPair } from '../common/key-files';
 

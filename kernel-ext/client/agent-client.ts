@@ -27,7 +27,6 @@ import type { LocalSnapshot } from './snapshot';
 import { Uploads } from './upload';
 import { keyProof } from '../../common/key-proof';
 
-export { UPLOAD_BATCH_BYTES } from './client-options';
 export type {
   CallOptions,
   ClientCurve,

@@ -8,7 +8,8 @@
 //   console.log(await agent.call(train, [0.1], { snapshot: snapshot.hash, codeRoot: process.cwd() }).result);
 //   await agent.close();
 
-export { connect, AgentClient, UPLOAD_BATCH_BYTES } from './agent-client';
+export { connect, AgentClient } from './agent-client';
+export { UPLOAD_BATCH_BYTES } from './client-options';
 export type {
   CallOptions,
   ClientCurve,
@@ -19,7 +20,7 @@ export type {
   UploadOptions,
   UploadProgress,
   UploadReport,
-} from './agent-client';
+} from './client-options';
 export { detach, jobs, attach, cancel } from './detached-api';
 export type { AttachOptions } from './detached';
 export type { DetachedJobInfo, DetachedState } from '../../protocol/job-messages';

@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import * as tmp from 'tmp-promise';
 import * as zmq from 'zeromq';
 
-import { ClientCurve, connect } from '../../kernel-ext/client/agent-client';
+import { connect } from '../../kernel-ext/client/agent-client';
+import type { ClientCurve } from '../../kernel-ext/client/client-options';
 import { readKeyFile, readKeyPair } from '../../common/key-files';
 import { RemoteError } from '../../protocol/errors';
 import { AgentProcess, startAgent, waitFor } from '../support/agent-process';

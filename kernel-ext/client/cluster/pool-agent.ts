@@ -1,7 +1,8 @@
 // One agent of a pool: its connection, what it has (workers), and what the pool has it doing.
 
 import { abortable, AbortError } from '../abort';
-import { AgentClient, connect, ConnectOptions } from '../agent-client';
+import { AgentClient, connect } from '../agent-client';
+import type { ConnectOptions } from '../client-options';
 import type { LocalSnapshot } from '../snapshot';
 import type { AgentEndpoint, SessionCurve } from './types';
 

@@ -2,7 +2,8 @@
 // over every worker of every agent, `all` runs one call on each agent, `on` is one agent's client. Functions travel
 // exactly as `AgentClient.call` pickles them, with the code root's snapshot uploaded to each agent in parallel.
 
-import type { AgentClient, CallOptions, ConnectOptions } from '../agent-client';
+import type { AgentClient } from '../agent-client';
+import type { CallOptions, ConnectOptions } from '../client-options';
 import type { LocalSnapshot } from '../snapshot';
 import { MapRun, MapRunOptions } from './map-run';
 import { AgentListing, PoolAgent } from './pool-agent';

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 
-import { UploadProgress } from '../../../../kernel-ext/client/agent-client';
+import type { UploadProgress } from '../../../../kernel-ext/client/client-options';
 import { snapshot, StatCache } from '../../../../kernel-ext/client/snapshot';
 import { agentWithClient, makeTree } from '../../../support/agent-process';
 
