@@ -17,6 +17,8 @@ import { snapshot, StatCache } from '../kernel-ext/client/snapshot';
 import { startLocalAgent } from '../kernel-ext/client/local-agent';
 import { startCurveAgent } from './curve-agent';
 import { median, percentile, table, timeMany } from './stats';
+// Its temp directories are removed when the process exits, through process.exit() and after a failure too.
+import '../test/support/temp-cleanup';
 
 const ROUND_TRIPS = Number(process.env.BENCH_ROUND_TRIPS ?? 1000);
 const EDITS = Number(process.env.BENCH_EDITS ?? 7);

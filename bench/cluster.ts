@@ -18,6 +18,8 @@ import { LocalAgent, startLocalAgent } from '../kernel-ext/client/local-agent';
 import { snapshotDirectory } from '../kernel-ext/client/snapshot';
 import { TcpProxy } from '../test/support/tcp-proxy';
 import { median, table } from './stats';
+// Its temp directories are removed when the process exits, through process.exit() and after a failure too.
+import '../test/support/temp-cleanup';
 
 const RUNS = Number(process.env.BENCH_CLUSTER_RUNS ?? 3);
 const QUICKSTART = path.join(__dirname, '..', '..', 'notebooks', 'quickstart');

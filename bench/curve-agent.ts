@@ -6,6 +6,8 @@ import * as tmp from 'tmp-promise';
 import type { ClientCurve } from '../kernel-ext/client/client-options';
 import { LocalAgent, startLocalAgent } from '../kernel-ext/client/local-agent';
 import { readKeyFile, readKeyPair, writeKeyPair } from '../common/key-files';
+// Its temp directories are removed when the process exits, through process.exit() and after a failure too.
+import '../test/support/temp-cleanup';
 
 export async function startCurveAgent(args: string[] = []): Promise<{ agent: LocalAgent; curve: ClientCurve }> {
   const keys = (await tmp.dir({ unsafeCleanup: true, prefix: 'bench-keys-' })).path;

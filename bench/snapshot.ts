@@ -13,6 +13,8 @@ import * as tmp from 'tmp-promise';
 
 import { snapshot, StatCache, zipFiles } from '../kernel-ext/client/snapshot';
 import { median, table, timeMany } from './stats';
+// Its temp directories are removed when the process exits, through process.exit() and after a failure too.
+import '../test/support/temp-cleanup';
 
 const FILES = Number(process.env.BENCH_FILES ?? 2000);
 const TOTAL_BYTES = Number(process.env.BENCH_BYTES ?? 20_000_000);
