@@ -79,6 +79,12 @@ async function serve(values: Values<typeof SERVE_OPTIONS>): Promise<number> {
   }
   const options = agentOptionsOf(values);
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  // All set before the agent starts, so that nothing can end us without the clean-up: a signal in the moment after
+  // the endpoint is printed (a parent may stop the agent as soon as it listens), a second signal ("now"), a parent
+  // gone while we write the log (EPIPE on stdout and stderr, which nobody reads any more).
+  const stopped = untilStopped(values['exit-with-parent']);
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+  if (values.ephemeral) process.once('exit', () => fs.rmSync(options.workdir, { recursive: true, force: true }));
   let agent: Agent;
   try {
     agent = await Agent.start({ ...options, curve, gpus, log });
@@ -105,15 +111,11 @@ async function serve(values: Values<typeof SERVE_OPTIONS>): Promise<number> {
     `remote-agent ${PACKAGE_VERSION} (node ${process.version}), workdir ${options.workdir}, ${agent.info.workers} worker(s)` +
       (gpus ? `, pinned to GPU(s) ${gpus.join(' | ')}` : ''),
   );
-  const why = await untilStopped(values['exit-with-parent']);
-  // A parent that is gone no longer reads our stdout and stderr: writing the log there must not end us (EPIPE) before
-  // the shutdown below has ended the workers and removed an ephemeral workdir.
-  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+  const why = await stopped;
   log(`shutting down (${why}): cancelling jobs and ending workers`);
   endpointFile?.remove();
   await agent.stop();
-  if (values.ephemeral) fs.rmSync(options.workdir, { recursive: true, force: true });
-  log('stopped');
+  log(values.ephemeral ? `stopped; removing ${options.workdir}` : 'stopped');
   return 0;
 }
 

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 import { connect } from '../../../kernel-ext/client/agent-client';
 import { LocalAgent, startLocalAgent } from '../../../kernel-ext/client/local-agent';
-import { isAlive, waitFor } from '../../support/agent-process';
+import { isAlive, untilBusy, waitFor } from '../../support/agent-process';
 
 const LOCAL_AGENT_JS = path.resolve(__dirname, '..', '..', '..', 'kernel-ext', 'client', 'local-agent.js');
 
@@ -134,6 +134,39 @@ describe('kernel-ext/local-agent', function () {
       }
     });
   }
+
+  // The kernel's private agent (--ephemeral, in a group of its own) must clean up after itself: its owner may be gone.
+  it('removes an --ephemeral workdir itself when stopped the moment it listens, and on a second signal ("now")', async () => {
+    for (const signals of [1, 2]) {
+      // A workdir given by the caller: only the agent's --ephemeral removes it, not this process.
+      const workdir = fs.mkdtempSync(path.join(os.tmpdir(), 'ephemeral-'));
+      const own = await startLocalAgent({
+        workdir,
+        ephemeral: true,
+        args: ['--workers', '1', '--cancel-grace-ms', '60000'],
+      });
+      const ended = new Promise<[number | null, string | null]>((resolve) =>
+        own.process.once('exit', (code, signal) => resolve([code, signal])),
+      );
+      let workers: number[] = [];
+      if (signals === 2) {
+        // A job that a cancel cannot stop (a thread blocked in Atomics.wait) holds the shutdown up for the grace.
+        const client = await connect(own.endpoint);
+        workers = (await client.status()).workers.map((w) => w.pid!);
+        void client
+          .run({ source: '() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 8_000)' })
+          .catch(() => undefined);
+        await untilBusy(client);
+        own.process.kill('SIGTERM');
+        await waitFor(() => /shutting down \(SIGTERM\)/.test(own.log()), 5_000, 'the agent to start shutting down');
+        await client.close();
+      }
+      own.process.kill('SIGTERM');
+      expect(await ended, `${signals} SIGTERM`).to.deep.equal(signals === 1 ? [0, null] : [143, null]);
+      expect(fs.existsSync(workdir), `the workdir after ${signals} SIGTERM`).to.equal(false);
+      await waitFor(() => workers.every((pid) => !isAlive(pid)), 20_000, 'the workers of the stopped agent to exit');
+    }
+  });
 
   it('keeps only the last 256 KiB of its log', async () => {
     agent = await startLocalAgent({ args: ['--workers', '1'] });
