@@ -10,7 +10,8 @@ import * as util from 'node:util';
 import { readKeyFile, readKeyPair } from '../common/key-files';
 import { parseFlags, UsageError } from '../common/cli';
 import { RemoteError } from '../protocol/errors';
-import { AgentClient, ClientCurve, connect } from './client/agent-client';
+import { AgentClient, connect } from './client/agent-client';
+import type { ClientCurve } from './client/client-options';
 import { jobTable } from './client/job-table';
 
 export const JOBS_USAGE = 'tslab-remote jobs [--agent ENDPOINT] [--key DIR] [attach JOB | cancel JOB]';

@@ -27,18 +27,6 @@ import type { LocalSnapshot } from './snapshot';
 import { Uploads } from './upload';
 import { keyProof } from '../../common/key-proof';
 
-export type {
-  CallOptions,
-  ClientCurve,
-  ConnectOptions,
-  JobRequest,
-  JobSettings,
-  RunningJob,
-  UploadOptions,
-  UploadProgress,
-  UploadReport,
-} from './client-options';
-
 /**
  * Connects to an agent and waits for its welcome; fails with AGENT_UNREACHABLE when none answers in time, and with an
  * AbortError when `options.signal` aborts first.

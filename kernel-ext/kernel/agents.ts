@@ -4,7 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { AgentClient, ClientCurve, connect } from '../client/agent-client';
+import { AgentClient, connect } from '../client/agent-client';
+import type { ClientCurve } from '../client/client-options';
 import { LocalAgent, startLocalAgent } from '../client/local-agent';
 import { readKeyFile, readKeyPair } from '../../common/key-files';
 import { userPath } from './code-root';

@@ -3,7 +3,7 @@
 // its result (an interrupt stops watching, not the job), `%remote_cancel` cancels it. A job lives on its agent, so it
 // outlives the kernel; a private agent does not, and is refused.
 
-import type { CallOptions } from '../client/agent-client';
+import type { CallOptions } from '../client/client-options';
 import type { DetachedJobInfo } from '../../protocol/job-messages';
 import { RemoteError } from '../../protocol/errors';
 import type { Agent } from './agents';

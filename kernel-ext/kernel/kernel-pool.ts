@@ -3,7 +3,7 @@
 // `%remote_cluster down` and the kernel's end stop. `%remote --on NAME` and `--all` call its members through the
 // runner's ordinary call path (remote.ts), so a pool agent gets exactly what a `%remote` agent gets.
 
-import type { ClientCurve } from '../client/agent-client';
+import type { ClientCurve } from '../client/client-options';
 import { AgentPool } from '../client/cluster/pool';
 import type { AgentListing } from '../client/cluster/pool-agent';
 import type { AgentEndpoint, LaunchedAgents, SessionCurve } from '../client/cluster/types';

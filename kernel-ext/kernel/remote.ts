@@ -3,7 +3,8 @@
 
 import * as path from 'node:path';
 
-import { AgentClient, CallOptions, RunningJob } from '../client/agent-client';
+import { AgentClient } from '../client/agent-client';
+import type { CallOptions, RunningJob } from '../client/client-options';
 import { SnapshotResult } from '../client/snapshot';
 import { RemoteError } from '../../protocol/errors';
 import { Agent, AgentRegistry, AgentSpec } from './agents';
